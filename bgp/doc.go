@@ -1,0 +1,16 @@
+// Package bgp is petrel's BGP speaker: an embedded GoBGP server behind
+// petrel's own types.
+//
+// It owns the GoBGP BgpServer (one per process), the peer set, the export and
+// import policies, the prefixes this node originates, and a view of the
+// best/multipath routes that it publishes to subscribers (kernel sync, the
+// gRPC route watch). It is the only package that imports GoBGP; everything
+// outside speaks netip.Prefix, netip.Addr and the structs in this package.
+//
+// It never touches the kernel: installing routes is kernelsync's job.
+//
+// Export rule (calico_export_to_bgp_peers): only routes that this node put
+// into the RIB itself (originated blocks, later learned kernel routes) and
+// that fall inside the exportable set ever leave; a route learned from a
+// peer is never re-advertised.
+package bgp

@@ -1,0 +1,116 @@
+package bgp
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func peer(addr string, asn uint32) PeerConfig {
+	return PeerConfig{Address: mustAddr(addr), ASN: asn, GracefulRestart: true}.WithDefaults()
+}
+
+func TestPlanPeers(t *testing.T) {
+	a, b, c := peer("10.0.0.1", 64512), peer("10.0.0.2", 64512), peer("10.0.0.3", 64513)
+	bChanged := b
+	bChanged.Password = "secret"
+	running := map[netip.Addr]PeerConfig{a.Address: a, b.Address: b}
+
+	tests := []struct {
+		name                 string
+		desired              []PeerConfig
+		add, remove, replace []string
+		wantErr              string
+	}{
+		{name: "unchanged set touches nothing", desired: []PeerConfig{a, b}},
+		{name: "defaults are applied before comparing", desired: []PeerConfig{{Address: a.Address, ASN: 64512, GracefulRestart: true}, b}},
+		{name: "new peer only added", desired: []PeerConfig{a, b, c}, add: []string{"10.0.0.3"}},
+		{name: "missing peer removed", desired: []PeerConfig{a}, remove: []string{"10.0.0.2"}},
+		{name: "changed peer replaced, others untouched", desired: []PeerConfig{a, bChanged}, replace: []string{"10.0.0.2"}},
+		{
+			name:    "invalid update of a running peer keeps the running one",
+			desired: []PeerConfig{a, {Address: b.Address, ASN: 0}},
+			wantErr: "peer 10.0.0.2: asNumber is not set",
+		},
+		{
+			name:    "invalid new peer is skipped, the rest applied",
+			desired: []PeerConfig{a, b, {Address: c.Address}},
+			wantErr: "peer 10.0.0.3: asNumber is not set",
+		},
+		{
+			name:    "duplicate address keeps the first",
+			desired: []PeerConfig{a, b, func() PeerConfig { x := a; x.Name = "other"; return x }()},
+			wantErr: "configured twice",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, want, err := planPeers(running, tt.desired)
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			check := func(what string, got []PeerConfig, want []string) {
+				t.Helper()
+				var g []string
+				for _, p := range got {
+					g = append(g, p.Address.String())
+				}
+				if strings.Join(g, ",") != strings.Join(want, ",") {
+					t.Errorf("%s = %v, want %v", what, g, want)
+				}
+			}
+			check("add", plan.add, tt.add)
+			check("remove", plan.remove, tt.remove)
+			check("replace", plan.replace, tt.replace)
+			if _, ok := want[a.Address]; !ok {
+				t.Errorf("desired set lost the valid peer %s", a.Address)
+			}
+		})
+	}
+}
+
+func TestDefaultPeerName(t *testing.T) {
+	for _, tt := range []struct{ typ, addr, want string }{
+		{PeerTypeMesh, "10.0.0.5", "Mesh_10_0_0_5"},
+		{PeerTypeGlobal, "fd00::1", "Global_fd00__1"},
+		{PeerTypeNodeSpecific, "192.168.1.1", "Node_192_168_1_1"},
+	} {
+		if got := DefaultPeerName(tt.typ, mustAddr(tt.addr)); got != tt.want {
+			t.Errorf("DefaultPeerName(%q, %s) = %q, want %q", tt.typ, tt.addr, got, tt.want)
+		}
+	}
+}
+
+func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
+	p := peer("10.0.0.9", 64512)
+	p.AddPaths = true
+	p.Multihop = 5
+	p.SourceAddress = mustAddr("10.0.0.1")
+	p.RestartTime = 90 * time.Second
+	ap := toAPIPeer(p, true)
+	if !ap.GracefulRestart.Enabled || ap.GracefulRestart.RestartTime != 90 || !ap.GracefulRestart.LocalRestarting {
+		t.Errorf("peer-level graceful restart = %+v", ap.GracefulRestart)
+	}
+	if !ap.AfiSafis[0].MpGracefulRestart.Config.Enabled {
+		t.Error("per-family graceful restart not enabled: the capability would carry no families")
+	}
+	if ap.AfiSafis[0].AddPaths.Config.SendMax == 0 || !ap.AfiSafis[0].AddPaths.Config.Receive {
+		t.Error("add-paths not negotiated in both directions")
+	}
+	if ap.Timers.Config.ConnectRetry != 5 {
+		t.Errorf("connect retry = %d, want Calico's 5 s (GoBGP's default is 120 s)", ap.Timers.Config.ConnectRetry)
+	}
+	if !ap.EbgpMultihop.Enabled || ap.EbgpMultihop.MultihopTtl != 5 || ap.Transport.LocalAddress != "10.0.0.1" {
+		t.Errorf("multihop/source not rendered: %+v %+v", ap.EbgpMultihop, ap.Transport)
+	}
+	v6 := toAPIPeer(peer("fd00::2", 64512), false)
+	if v6.AfiSafis[0].Config.Family.Afi.String() != "AFI_IP6" {
+		t.Errorf("IPv6 peer family = %v", v6.AfiSafis[0].Config.Family)
+	}
+}

@@ -1,0 +1,472 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/petrel-net/petrel/internal/coalesce"
+)
+
+// Config is the speaker's global configuration; it cannot change while the
+// speaker runs (BIRD needs a restart for these too).
+type Config struct {
+	RouterID netip.Addr
+	ASN      uint32 // 0 = DefaultASN
+	// ListenAddresses restricts the listener; empty = all addresses.
+	ListenAddresses []netip.Addr
+	// ListenPort: 0 = 179; -1 = no listener (active sessions only).
+	ListenPort int32
+	// Restarting marks every peer added during the first RestartWindow as
+	// "local restarting" (RFC 4724): we came back with routes still in the
+	// kernel and defer our updates until the peers' End-of-RIB.
+	Restarting bool
+	Logger     *slog.Logger
+}
+
+// Speaker is petrel's BGP speaker. Its methods are safe for concurrent use.
+type Speaker struct {
+	cfg    Config
+	log    *slog.Logger
+	server *server.BgpServer
+	cancel context.CancelFunc
+
+	// opMu serialises multi-step changes (peers, originated prefixes and the
+	// export sets they imply) so GoBGP always sees them in a consistent order.
+	opMu       sync.Mutex
+	originated map[netip.Prefix]bool
+	exportable map[exportRange]bool
+	extra      map[exportRange]bool // export ranges beyond originated prefixes
+
+	mu    sync.Mutex // guards peers and peerSubs
+	peers map[netip.Addr]*peerEntry
+
+	peerSubs map[*coalesce.Queue[netip.Addr, PeerEvent]]struct{}
+	table    *routeTable
+}
+
+type peerEntry struct {
+	cfg    PeerConfig
+	state  SessionState
+	since  time.Time
+	reason string
+	flaps  uint32
+}
+
+// New creates a speaker; Start brings it up.
+func New(cfg Config) (*Speaker, error) {
+	if !cfg.RouterID.Is4() {
+		return nil, fmt.Errorf("bgp: routerID %q must be an IPv4 address", cfg.RouterID)
+	}
+	if cfg.ASN == 0 {
+		cfg.ASN = DefaultASN
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Speaker{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "bgp"),
+		originated: map[netip.Prefix]bool{},
+		exportable: map[exportRange]bool{},
+		extra:      map[exportRange]bool{},
+		peers:      map[netip.Addr]*peerEntry{},
+		peerSubs:   map[*coalesce.Queue[netip.Addr, PeerEvent]]struct{}{},
+		table:      newRouteTable(),
+	}
+	return s, nil
+}
+
+// Start runs the embedded GoBGP server, installs the export policy and the
+// watches that feed the route table. ctx bounds the watches.
+func (s *Speaker) Start(ctx context.Context) error {
+	logger := &gobgpLogger{log: s.log.With("lib", "gobgp"), onReason: s.setReason}
+	s.server = server.NewBgpServer(server.LoggerOption(logger))
+	go s.server.Serve()
+
+	ctx, s.cancel = context.WithCancel(ctx)
+	listen := make([]string, 0, len(s.cfg.ListenAddresses))
+	for _, a := range s.cfg.ListenAddresses {
+		listen = append(listen, a.String())
+	}
+	err := s.server.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn:              s.cfg.ASN,
+		RouterId:         s.cfg.RouterID.String(),
+		ListenPort:       s.cfg.ListenPort,
+		ListenAddresses:  listen,
+		UseMultiplePaths: true, // BIRD's "merge paths on"
+	}})
+	if err != nil {
+		return fmt.Errorf("bgp: start (AS %d, router id %s, port %d): %w", s.cfg.ASN, s.cfg.RouterID, s.cfg.ListenPort, err)
+	}
+	if err := s.installPolicy(ctx); err != nil {
+		return err
+	}
+	return s.watch(ctx)
+}
+
+func (s *Speaker) installPolicy(ctx context.Context) error {
+	for _, set := range prefixSets(nil) {
+		if err := s.server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
+			return fmt.Errorf("bgp: export prefix set %s: %w", set.Name, err)
+		}
+	}
+	if err := s.server.AddPolicy(ctx, &api.AddPolicyRequest{Policy: exportPolicy(), ReferExistingStatements: false}); err != nil {
+		return fmt.Errorf("bgp: export policy: %w", err)
+	}
+	if err := s.server.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: exportAssignment()}); err != nil {
+		return fmt.Errorf("bgp: export policy assignment: %w", err)
+	}
+	return nil
+}
+
+func (s *Speaker) watch(ctx context.Context) error {
+	err := s.server.WatchEvent(ctx, &api.WatchEventRequest{
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
+			{Type: api.WatchEventRequest_Table_Filter_EOR},
+		}},
+		Peer: &api.WatchEventRequest_Peer{},
+	}, s.onEvent)
+	if err != nil {
+		return fmt.Errorf("bgp: watch: %w", err)
+	}
+	return nil
+}
+
+// onEvent runs on GoBGP's watcher goroutine; it must stay quick.
+func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
+	switch e := ev.Event.(type) {
+	case *api.WatchEventResponse_Table:
+		var routes []*api.Path
+		for _, p := range e.Table.Paths {
+			if p.Nlri == nil { // End-of-RIB marker
+				if addr, err := netip.ParseAddr(p.NeighborIp); err == nil {
+					s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.EndOfRIB = true; return ev })
+				}
+				continue
+			}
+			routes = append(routes, p)
+		}
+		if len(routes) > 0 {
+			s.table.apply(routes)
+		}
+	case *api.WatchEventResponse_Peer:
+		if e.Peer.Type != api.WatchEventResponse_PeerEvent_STATE || e.Peer.Peer == nil || e.Peer.Peer.State == nil {
+			return
+		}
+		addr, err := netip.ParseAddr(e.Peer.Peer.State.NeighborAddress)
+		if err != nil {
+			return
+		}
+		state := SessionState(e.Peer.Peer.State.SessionState)
+		s.setState(addr, state)
+		s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State = state; return ev })
+	}
+}
+
+func (s *Speaker) setState(addr netip.Addr, state SessionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pe, ok := s.peers[addr]
+	if !ok || pe.state == state {
+		return
+	}
+	if pe.state == StateEstablished {
+		pe.flaps++
+	}
+	if state == StateEstablished {
+		pe.reason = ""
+	}
+	pe.state, pe.since = state, time.Now()
+	s.log.Info("peer state", "peer", pe.cfg.Name, "address", addr, "state", state)
+}
+
+func (s *Speaker) setReason(addr netip.Addr, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pe, ok := s.peers[addr]; ok {
+		pe.reason = reason
+	}
+}
+
+func (s *Speaker) publishPeer(addr netip.Addr, fold func(PeerEvent) PeerEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	state := StateUnknown
+	if pe, ok := s.peers[addr]; ok {
+		state = pe.state
+	}
+	for q := range s.peerSubs {
+		q.Merge(addr, func(old PeerEvent, had bool) PeerEvent {
+			if !had {
+				old = PeerEvent{Address: addr, State: state}
+			}
+			ev := fold(old)
+			ev.At = time.Now()
+			return ev
+		})
+	}
+}
+
+// SubscribePeers returns a queue of peer events coalesced per peer: the
+// latest state, with EndOfRIB kept until drained.
+func (s *Speaker) SubscribePeers() (q *coalesce.Queue[netip.Addr, PeerEvent], cancel func()) {
+	q = coalesce.New[netip.Addr, PeerEvent]()
+	s.mu.Lock()
+	s.peerSubs[q] = struct{}{}
+	s.mu.Unlock()
+	return q, func() {
+		s.mu.Lock()
+		delete(s.peerSubs, q)
+		s.mu.Unlock()
+		q.Close()
+	}
+}
+
+// SubscribeRoutes returns a subscription that first replays every current
+// route and then follows changes.
+func (s *Speaker) SubscribeRoutes() *RouteSubscription { return s.table.subscribe() }
+
+// Routes returns the current best/multipath table, sorted by prefix.
+func (s *Speaker) Routes() []Route { return s.table.snapshot() }
+
+// Route returns the current decision for one prefix.
+func (s *Speaker) Route(p netip.Prefix) (Route, bool) { return s.table.get(p.Masked()) }
+
+// RouteCount is the number of prefixes with at least one path.
+func (s *Speaker) RouteCount() int { return s.table.len() }
+
+// SetPeers makes the running peer set equal to desired. Peers whose
+// configuration is unchanged are not touched, so their sessions stay up.
+// Invalid entries are skipped and reported; everything valid is applied.
+func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+
+	s.mu.Lock()
+	running := make(map[netip.Addr]PeerConfig, len(s.peers))
+	for a, pe := range s.peers {
+		running[a] = pe.cfg
+	}
+	s.mu.Unlock()
+
+	plan, _, planErr := planPeers(running, desired)
+	errs := []error{planErr}
+	for _, p := range append(slices.Clone(plan.remove), plan.replace...) {
+		if err := s.server.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: delete: %w", p.Address, err))
+			continue
+		}
+		s.mu.Lock()
+		delete(s.peers, p.Address)
+		s.mu.Unlock()
+		s.log.Info("peer removed", "peer", p.Name, "address", p.Address)
+	}
+	for _, p := range append(slices.Clone(plan.replace), plan.add...) {
+		// Register before AddPeer so the first state events find the entry.
+		s.mu.Lock()
+		s.peers[p.Address] = &peerEntry{cfg: p, state: StateIdle, since: time.Now()}
+		s.mu.Unlock()
+		if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, s.cfg.Restarting)}); err != nil {
+			s.mu.Lock()
+			delete(s.peers, p.Address)
+			s.mu.Unlock()
+			errs = append(errs, fmt.Errorf("peer %s: add: %w", p.Address, err))
+			continue
+		}
+		s.log.Info("peer added", "peer", p.Name, "address", p.Address, "asn", p.ASN)
+	}
+	return errors.Join(errs...)
+}
+
+// Peers returns the status of every configured peer, sorted by address.
+func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
+	counts := map[netip.Addr]*api.Peer{}
+	err := s.server.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
+			counts[a] = p
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bgp: list peers: %w", err)
+	}
+	s.mu.Lock()
+	out := make([]PeerStatus, 0, len(s.peers))
+	for addr, pe := range s.peers {
+		st := PeerStatus{Config: pe.cfg, State: pe.state, Since: pe.since, Flaps: pe.flaps, Info: pe.state.String()}
+		if pe.state != StateEstablished && pe.reason != "" {
+			st.Info += "  " + pe.reason
+		}
+		if ap, ok := counts[addr]; ok {
+			st.RemoteRouterID = ap.GetState().GetRouterId()
+			for _, af := range ap.AfiSafis {
+				if af.State != nil {
+					st.PrefixesReceived += af.State.Received
+					st.PrefixesAccepted += af.State.Accepted
+					st.PrefixesAdvertised += af.State.Advertised
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Config.Address.Compare(b.Config.Address) })
+	return out, nil
+}
+
+// SetOriginated makes the set of prefixes this node originates equal to
+// prefixes: new ones are announced, missing ones withdrawn, the rest left
+// alone. Each originated prefix is exported exactly (not its subnets).
+func (s *Speaker) SetOriginated(ctx context.Context, prefixes []netip.Prefix) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	want := map[netip.Prefix]bool{}
+	for _, p := range prefixes {
+		if !p.IsValid() {
+			return fmt.Errorf("bgp: originate: invalid prefix %q", p)
+		}
+		want[p.Masked()] = true
+	}
+	var add, remove []netip.Prefix
+	for p := range want {
+		if !s.originated[p] {
+			add = append(add, p)
+		}
+	}
+	for p := range s.originated {
+		if !want[p] {
+			remove = append(remove, p)
+		}
+	}
+	var errs []error
+	for _, p := range remove {
+		if err := s.server.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: familyOf(p.Addr()), Path: localPath(p)}); err != nil {
+			errs = append(errs, fmt.Errorf("bgp: withdraw %s: %w", p, err))
+			continue
+		}
+		delete(s.originated, p)
+	}
+	// The export set must admit a prefix before its path is added, and lose
+	// it only after the path is gone.
+	if err := s.syncExportSetLocked(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range add {
+		s.originated[p] = true
+	}
+	if err := s.syncExportSetLocked(ctx); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, p := range add {
+		if _, err := s.server.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: localPath(p)}); err != nil {
+			delete(s.originated, p)
+			errs = append(errs, fmt.Errorf("bgp: originate %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Originated returns the prefixes this node currently originates.
+func (s *Speaker) Originated() []netip.Prefix {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	out := make([]netip.Prefix, 0, len(s.originated))
+	for p := range s.originated {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, comparePrefix)
+	return out
+}
+
+// SetExportRanges sets the ranges (pools) inside which locally injected
+// routes of any length may be exported, on top of the originated prefixes.
+// GoBGP does not re-run export policy when a set changes, so a change is
+// followed by a soft reset out: routes now allowed are sent, routes no
+// longer allowed are withdrawn, and no session is reset.
+func (s *Speaker) SetExportRanges(ctx context.Context, ranges []netip.Prefix) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	extra := map[exportRange]bool{}
+	for _, r := range ranges {
+		extra[within(r)] = true
+	}
+	if maps.Equal(extra, s.extra) {
+		return nil
+	}
+	s.extra = extra
+	if err := s.syncExportSetLocked(ctx); err != nil {
+		return err
+	}
+	if err := s.server.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_OUT}); err != nil {
+		return fmt.Errorf("bgp: re-evaluate export policy: %w", err)
+	}
+	return nil
+}
+
+func (s *Speaker) syncExportSetLocked(ctx context.Context) error {
+	want := map[exportRange]bool{}
+	for p := range s.originated {
+		want[exactly(p)] = true
+	}
+	for r := range s.extra {
+		want[r] = true
+	}
+	add, remove := diffRanges(s.exportable, want)
+	if len(add) > 0 {
+		for _, set := range prefixSets(add) {
+			if err := s.server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
+				return fmt.Errorf("bgp: export set add: %w", err)
+			}
+		}
+	}
+	if len(remove) > 0 {
+		for _, set := range prefixSets(remove) {
+			if err := s.server.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: set, All: false}); err != nil {
+				return fmt.Errorf("bgp: export set remove: %w", err)
+			}
+		}
+	}
+	s.exportable = want
+	return nil
+}
+
+// localPath builds the path petrel originates for p: origin IGP, next hop
+// unspecified so GoBGP fills in the session's local address.
+func localPath(p netip.Prefix) *api.Path {
+	nlri, _ := anypb.New(&api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())})
+	origin, _ := anypb.New(&api.OriginAttribute{Origin: 0})
+	var nh *anypb.Any
+	if p.Addr().Is4() {
+		nh, _ = anypb.New(&api.NextHopAttribute{NextHop: "0.0.0.0"})
+	} else {
+		nh, _ = anypb.New(&api.MpReachNLRIAttribute{Family: familyOf(p.Addr()), NextHops: []string{"::"}, Nlris: []*anypb.Any{nlri}})
+	}
+	return &api.Path{Family: familyOf(p.Addr()), Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}
+}
+
+// Shutdown deconfigures every peer with a Cease, so peers drop our routes at
+// once. Use it for a deliberate removal; a restart should simply exit and
+// let graceful restart keep the routes.
+func (s *Speaker) Shutdown(ctx context.Context) error {
+	defer s.cancel()
+	return s.server.StopBgp(ctx, &api.StopBgpRequest{})
+}
+
+// Close stops the watches without telling peers anything: the process is
+// about to exit and graceful restart will keep our routes at the peers.
+func (s *Speaker) Close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+}

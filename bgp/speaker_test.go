@@ -1,0 +1,255 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests run real GoBGP speakers over real TCP on loopback addresses
+// (127.0.0.0/8 needs no setup and no root): each speaker listens on its own
+// 127.0.0.x address and a free port.
+
+type testNode struct {
+	s    *Speaker
+	addr netip.Addr
+	port uint16
+	asn  uint32
+}
+
+func freePort(t *testing.T, addr netip.Addr) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+func startNode(t *testing.T, ip string, asn uint32) *testNode {
+	t.Helper()
+	addr := netip.MustParseAddr(ip)
+	port := freePort(t, addr)
+	level := slog.LevelWarn
+	if os.Getenv("PETREL_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	s, err := New(Config{
+		RouterID: addr, ASN: asn, ListenAddresses: []netip.Addr{addr}, ListenPort: int32(port),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", ip),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = s.Shutdown(sctx)
+		cancel()
+	})
+	return &testNode{s: s, addr: addr, port: port, asn: asn}
+}
+
+// peerTo describes n as a peer seen from "from".
+func (n *testNode) peerTo(from *testNode) PeerConfig {
+	return PeerConfig{Address: n.addr, ASN: n.asn, Port: n.port, SourceAddress: from.addr, GracefulRestart: true, AddPaths: true}
+}
+
+func connect(t *testing.T, a, b *testNode) {
+	t.Helper()
+	add := func(x, y *testNode) {
+		var peers []PeerConfig
+		x.s.mu.Lock()
+		for _, pe := range x.s.peers {
+			peers = append(peers, pe.cfg)
+		}
+		x.s.mu.Unlock()
+		if err := x.s.SetPeers(context.Background(), append(peers, y.peerTo(x))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(a, b)
+	add(b, a)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %v", what, err)
+}
+
+func established(n *testNode, peer netip.Addr) func() error {
+	return func() error {
+		ps, err := n.s.Peers(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if p.Config.Address == peer {
+				if p.State == StateEstablished {
+					return nil
+				}
+				return fmt.Errorf("%s -> %s is %s", n.addr, peer, p.Info)
+			}
+		}
+		return fmt.Errorf("%s has no peer %s", n.addr, peer)
+	}
+}
+
+func hasRoute(n *testNode, prefix string, want bool) func() error {
+	return func() error {
+		_, ok := n.s.Route(netip.MustParsePrefix(prefix))
+		if ok != want {
+			return fmt.Errorf("%s: route %s present=%v, want %v", n.addr, prefix, ok, want)
+		}
+		return nil
+	}
+}
+
+func TestSpeakersExchangeOriginatedPrefixes(t *testing.T) {
+	a := startNode(t, "127.0.10.1", 64512)
+	b := startNode(t, "127.0.10.2", 64512)
+	sub := b.s.SubscribeRoutes()
+	defer sub.Close()
+	connect(t, a, b)
+	waitFor(t, 15*time.Second, "iBGP session", established(a, b.addr))
+
+	if err := a.s.SetOriginated(context.Background(), []netip.Prefix{netip.MustParsePrefix("192.168.10.0/26")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "originated prefix at b", hasRoute(b, "192.168.10.0/26", true))
+	r, _ := b.s.Route(netip.MustParsePrefix("192.168.10.0/26"))
+	if best, _ := r.Best(); best.NextHop != a.addr || best.Peer != a.addr || best.Local {
+		t.Errorf("b's path = %+v, want next hop and peer %s", best, a.addr)
+	}
+
+	select {
+	case <-sub.Ready():
+	case <-time.After(2 * time.Second):
+		t.Fatal("subscriber not woken by the new route")
+	}
+	var got []Route
+	sub.Drain(func(r Route) { got = append(got, r) })
+	if len(got) != 1 || got[0].Prefix.String() != "192.168.10.0/26" || got[0].Withdrawn() {
+		t.Fatalf("subscriber got %+v", got)
+	}
+
+	if err := a.s.SetOriginated(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "withdrawal at b", hasRoute(b, "192.168.10.0/26", false))
+	waitFor(t, 2*time.Second, "withdrawal event", func() error {
+		var w []Route
+		sub.Drain(func(r Route) { w = append(w, r) })
+		if len(w) == 1 && w[0].Withdrawn() {
+			return nil
+		}
+		return fmt.Errorf("events %+v", w)
+	})
+
+	ps, _ := a.s.Peers(context.Background())
+	if ps[0].Config.Name != "Node_127_0_10_2" || ps[0].Info != "Established" {
+		t.Errorf("status row = %+v", ps[0])
+	}
+}
+
+// TestNoRouteLeaks: a route learned from one eBGP peer is never passed to
+// another, though plain BGP would re-advertise it.
+func TestNoRouteLeaks(t *testing.T) {
+	a := startNode(t, "127.0.11.1", 65001)
+	b := startNode(t, "127.0.11.2", 65002)
+	c := startNode(t, "127.0.11.3", 65003)
+	connect(t, a, b)
+	connect(t, b, c)
+	waitFor(t, 15*time.Second, "a-b", established(a, b.addr))
+	waitFor(t, 15*time.Second, "b-c", established(c, b.addr))
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(a.s.SetOriginated(context.Background(), []netip.Prefix{netip.MustParsePrefix("10.11.1.0/24")}))
+	must(b.s.SetOriginated(context.Background(), []netip.Prefix{netip.MustParsePrefix("10.11.2.0/24")}))
+	waitFor(t, 5*time.Second, "a's prefix at b", hasRoute(b, "10.11.1.0/24", true))
+	waitFor(t, 5*time.Second, "b's prefix at c", hasRoute(c, "10.11.2.0/24", true))
+	// b's own prefix made it to c, so b's updates to c are flowing; a's
+	// must not follow.
+	time.Sleep(time.Second)
+	must(hasRoute(c, "10.11.1.0/24", false)())
+
+	// An export range covering a's prefix must still not let a learned
+	// route out: only locally injected routes qualify.
+	must(b.s.SetExportRanges(context.Background(), []netip.Prefix{netip.MustParsePrefix("10.11.0.0/16")}))
+	time.Sleep(time.Second)
+	must(hasRoute(c, "10.11.1.0/24", false)())
+}
+
+func TestSetPeersLeavesUnchangedSessionsUp(t *testing.T) {
+	a := startNode(t, "127.0.12.1", 64512)
+	b := startNode(t, "127.0.12.2", 64512)
+	c := startNode(t, "127.0.12.3", 64512)
+	connect(t, a, b)
+	waitFor(t, 15*time.Second, "a-b", established(a, b.addr))
+	before, _ := a.s.Peers(context.Background())
+
+	// Re-applying the same set, then adding a peer, must not reset a-b.
+	if err := a.s.SetPeers(context.Background(), []PeerConfig{b.peerTo(a)}); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, a, c)
+	waitFor(t, 15*time.Second, "a-c", established(a, c.addr))
+	after, _ := a.s.Peers(context.Background())
+	if after[0].Config.Address != b.addr || !after[0].Since.Equal(before[0].Since) || after[0].Flaps != 0 {
+		t.Fatalf("a-b session was disturbed: before %+v after %+v", before[0], after[0])
+	}
+
+	// A broken peer in the desired set is refused, and the others stay.
+	err := a.s.SetPeers(context.Background(), []PeerConfig{b.peerTo(a), c.peerTo(a), {Address: netip.MustParseAddr("127.0.12.9")}})
+	if err == nil {
+		t.Fatal("peer without AS accepted")
+	}
+	final, _ := a.s.Peers(context.Background())
+	if len(final) != 2 || final[0].State != StateEstablished || final[1].State != StateEstablished {
+		t.Fatalf("valid sessions disturbed by a broken peer: %+v", final)
+	}
+}
+
+func TestUnreachablePeerShowsReason(t *testing.T) {
+	a := startNode(t, "127.0.13.1", 64512)
+	// Nothing listens on 127.0.13.2 at this port: connection refused.
+	dead := PeerConfig{Address: netip.MustParseAddr("127.0.13.2"), ASN: 64512, Port: freePort(t, netip.MustParseAddr("127.0.13.2")), SourceAddress: a.addr}
+	if err := a.s.SetPeers(context.Background(), []PeerConfig{dead}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a reason for the failed session", func() error {
+		ps, _ := a.s.Peers(context.Background())
+		if len(ps) == 1 && ps[0].State != StateEstablished && ps[0].Info != ps[0].State.String() {
+			return nil
+		}
+		return fmt.Errorf("status %+v", ps)
+	})
+	ps, _ := a.s.Peers(context.Background())
+	if want := "Socket: connection refused"; !strings.Contains(ps[0].Info, want) {
+		t.Errorf("info = %q, want it to contain %q", ps[0].Info, want)
+	}
+}

@@ -1,0 +1,194 @@
+package bgp
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Defaults that match calico-node's bird.cfg.
+const (
+	DefaultASN              = 64512
+	DefaultPort             = 179
+	DefaultRestartTime      = 120 * time.Second // nodeMeshMaxRestartTime
+	DefaultConnectRetry     = 5 * time.Second   // "connect retry time 5"
+	DefaultHoldTime         = 90 * time.Second
+	DefaultKeepaliveTime    = 30 * time.Second
+	DefaultIdleHoldAfterErr = 5 * time.Second // "error wait time 5,30"
+	addPathsSendMax         = 8
+)
+
+// Peer types as `calicoctl node status` prints them.
+const (
+	PeerTypeMesh         = "node-to-node mesh"
+	PeerTypeGlobal       = "global"
+	PeerTypeNodeSpecific = "node specific"
+)
+
+// PeerConfig is one desired BGP session. Two PeerConfigs that compare equal
+// describe the same session: SetPeers leaves such a session untouched.
+type PeerConfig struct {
+	// Name is the BIRD-style protocol name (Mesh_10_0_0_2, Global_…, Node_…).
+	Name    string
+	Type    string
+	Address netip.Addr
+	ASN     uint32
+	// LocalASN overrides the speaker's AS for this session (0 = speaker's).
+	LocalASN uint32
+	Port     uint16 // 0 = 179
+	Password string // TCP MD5
+	// Multihop is the eBGP multihop TTL; 0 = directly connected.
+	Multihop uint8
+	// SourceAddress pins the local end of the TCP session.
+	SourceAddress netip.Addr
+	Passive       bool
+	// GracefulRestart enables RFC 4724 (restarting speaker and helper) with
+	// RestartTime advertised to the peer.
+	GracefulRestart bool
+	RestartTime     time.Duration
+	AddPaths        bool
+	KeepaliveTime   time.Duration // 0 = DefaultKeepaliveTime
+	// RouteReflectorClient marks the peer as our RR client with ClusterID.
+	RouteReflectorClient bool
+	ClusterID            netip.Addr
+}
+
+// WithDefaults fills zero values with petrel's defaults.
+func (p PeerConfig) WithDefaults() PeerConfig {
+	if p.Port == 0 {
+		p.Port = DefaultPort
+	}
+	if p.RestartTime == 0 {
+		p.RestartTime = DefaultRestartTime
+	}
+	if p.KeepaliveTime == 0 {
+		p.KeepaliveTime = DefaultKeepaliveTime
+	}
+	if p.Type == "" {
+		p.Type = PeerTypeNodeSpecific
+	}
+	if p.Name == "" {
+		p.Name = DefaultPeerName(p.Type, p.Address)
+	}
+	return p
+}
+
+// Validate reports the first field that cannot work, naming the peer.
+func (p PeerConfig) Validate() error {
+	switch {
+	case !p.Address.IsValid():
+		return fmt.Errorf("peer %q: address is not set", p.Name)
+	case p.ASN == 0:
+		return fmt.Errorf("peer %s: asNumber is not set", p.Address)
+	case p.SourceAddress.IsValid() && p.SourceAddress.Is4() != p.Address.Is4():
+		return fmt.Errorf("peer %s: sourceAddress %s is not of the peer's address family", p.Address, p.SourceAddress)
+	case len(p.Password) > 80:
+		return fmt.Errorf("peer %s: password longer than the 80 bytes TCP MD5 allows", p.Address)
+	}
+	return nil
+}
+
+// DefaultPeerName builds Calico's protocol name: Mesh_/Global_/Node_ + the
+// address with '.' and ':' replaced by '_'.
+func DefaultPeerName(peerType string, addr netip.Addr) string {
+	prefix := "Node_"
+	switch peerType {
+	case PeerTypeMesh:
+		prefix = "Mesh_"
+	case PeerTypeGlobal:
+		prefix = "Global_"
+	}
+	b := []byte(addr.String())
+	for i, c := range b {
+		if c == '.' || c == ':' {
+			b[i] = '_'
+		}
+	}
+	return prefix + string(b)
+}
+
+// SessionState is the BGP FSM state (RFC 4271), named as BIRD prints it.
+type SessionState int
+
+const (
+	StateUnknown SessionState = iota
+	StateIdle
+	StateConnect
+	StateActive
+	StateOpenSent
+	StateOpenConfirm
+	StateEstablished
+)
+
+func (s SessionState) String() string {
+	switch s {
+	case StateIdle:
+		return "Idle"
+	case StateConnect:
+		return "Connect"
+	case StateActive:
+		return "Active"
+	case StateOpenSent:
+		return "OpenSent"
+	case StateOpenConfirm:
+		return "OpenConfirm"
+	case StateEstablished:
+		return "Established"
+	}
+	return "Unknown"
+}
+
+// PeerStatus is one row of `petrel status`.
+type PeerStatus struct {
+	Config PeerConfig
+	State  SessionState
+	// Since is when the session entered State (or was configured).
+	Since time.Time
+	// Info is BIRD's info column: "Established", or the state with the last
+	// error ("Connect  Socket: connection refused").
+	Info string
+	// RemoteRouterID is the peer's BGP identifier once OPEN was received.
+	RemoteRouterID                                       string
+	PrefixesReceived, PrefixesAccepted, PrefixesAdvertised uint64
+	Flaps                                                uint32
+}
+
+// Path is one candidate route to a prefix.
+type Path struct {
+	NextHop netip.Addr
+	// Peer is the neighbour the path came from; invalid for local paths.
+	Peer      netip.Addr
+	PeerASN   uint32
+	ID        uint32 // add-path identifier
+	ASPath    []uint32
+	LocalPref uint32
+	Local     bool // originated by this node
+	Stale     bool // kept by graceful restart, not yet refreshed
+}
+
+// Route is the speaker's current decision for one prefix: the best path
+// and, with multipath, every equal-cost path (Best included). A Route with
+// no paths means the prefix was withdrawn.
+type Route struct {
+	Prefix netip.Prefix
+	Paths  []Path // Paths[0] is the best path
+}
+
+// Withdrawn reports whether the prefix no longer has any path.
+func (r Route) Withdrawn() bool { return len(r.Paths) == 0 }
+
+// Best returns the best path; ok is false for a withdrawn route.
+func (r Route) Best() (p Path, ok bool) {
+	if len(r.Paths) == 0 {
+		return Path{}, false
+	}
+	return r.Paths[0], true
+}
+
+// PeerEvent reports a session state change, or End-of-RIB from a peer.
+type PeerEvent struct {
+	Address  netip.Addr
+	State    SessionState
+	EndOfRIB bool // the peer finished its initial update (or GR refresh)
+	At       time.Time
+}

@@ -1,0 +1,89 @@
+// Package coalesce provides a keyed queue that keeps only the latest value per
+// key until the consumer drains it.
+//
+// Producers never block and memory is bounded by the number of distinct keys,
+// so a slow consumer (a kernel writer, a gRPC stream) can never throttle the
+// producer (the BGP event loop) or grow an unbounded backlog: a burst of
+// updates to one prefix collapses into one.
+package coalesce
+
+import "sync"
+
+// Queue is safe for concurrent use by many producers and one consumer.
+type Queue[K comparable, V any] struct {
+	mu      sync.Mutex
+	pending map[K]V
+	order   []K // first-seen order, so consumers see keys roughly in arrival order
+	ready   chan struct{}
+	closed  bool
+}
+
+// New returns an empty queue.
+func New[K comparable, V any]() *Queue[K, V] {
+	return &Queue[K, V]{pending: make(map[K]V), ready: make(chan struct{}, 1)}
+}
+
+// Put records v as the latest value for k and wakes the consumer.
+// It is a no-op after Close.
+func (q *Queue[K, V]) Put(k K, v V) {
+	q.Merge(k, func(V, bool) V { return v })
+}
+
+// Merge sets k's pending value to fn(old, hadOld), so a producer can fold a
+// new event into one the consumer has not seen yet (a flag that must not be
+// overwritten, say). It is a no-op after Close.
+func (q *Queue[K, V]) Merge(k K, fn func(old V, hadOld bool) V) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	old, had := q.pending[k]
+	if !had {
+		q.order = append(q.order, k)
+	}
+	q.pending[k] = fn(old, had)
+	q.wakeLocked()
+}
+
+// Ready is signalled (at most one token) whenever the queue has become
+// non-empty since the last Drain, and closed by Close.
+func (q *Queue[K, V]) Ready() <-chan struct{} { return q.ready }
+
+// Drain removes and returns every pending key with its latest value, in
+// first-seen order. fn is called without the lock held.
+func (q *Queue[K, V]) Drain(fn func(K, V)) int {
+	q.mu.Lock()
+	pending, order := q.pending, q.order
+	q.pending, q.order = make(map[K]V, len(pending)), nil
+	q.mu.Unlock()
+	for _, k := range order {
+		fn(k, pending[k])
+	}
+	return len(order)
+}
+
+// Len is the number of keys waiting.
+func (q *Queue[K, V]) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.order)
+}
+
+// Close wakes the consumer for good; later Puts are dropped.
+func (q *Queue[K, V]) Close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.ready)
+	}
+}
+
+// wakeLocked must run under mu so it never sends on a channel Close closed.
+func (q *Queue[K, V]) wakeLocked() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
