@@ -114,3 +114,25 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 		t.Errorf("IPv6 peer family = %v", v6.AfiSafis[0].Config.Family)
 	}
 }
+
+func TestExportRangeAdmits(t *testing.T) {
+	block := exactly(netip.MustParsePrefix("192.168.0.192/26"))
+	pool := within(netip.MustParsePrefix("192.168.0.0/16"))
+	for _, tt := range []struct {
+		r      exportRange
+		prefix string
+		want   bool
+	}{
+		{block, "192.168.0.192/26", true},
+		{block, "192.168.0.192/27", false},
+		{block, "192.168.0.0/26", false},
+		{pool, "192.168.5.7/32", true},
+		{pool, "192.168.0.0/16", true},
+		{pool, "192.0.0.0/8", false},
+		{pool, "10.0.0.0/26", false},
+	} {
+		if got := tt.r.admits(netip.MustParsePrefix(tt.prefix)); got != tt.want {
+			t.Errorf("%+v admits %s = %v, want %v", tt.r, tt.prefix, got, tt.want)
+		}
+	}
+}

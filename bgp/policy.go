@@ -63,6 +63,11 @@ type exportRange struct {
 	minLen, maxLen int
 }
 
+// admits mirrors GoBGP's prefix-set match for one entry.
+func (r exportRange) admits(p netip.Prefix) bool {
+	return r.prefix.Contains(p.Addr()) && p.Bits() >= r.minLen && p.Bits() <= r.maxLen
+}
+
 // exactly exports only the prefix itself (an originated block).
 func exactly(p netip.Prefix) exportRange {
 	return exportRange{prefix: p.Masked(), minLen: p.Bits(), maxLen: p.Bits()}

@@ -48,13 +48,17 @@ func (s *RouteSubscription) Close() {
 	s.q.Close()
 }
 
-// subscribe registers a subscriber and queues the whole current table for
-// it, under the lock so that no update slips between replay and live feed.
-func (t *routeTable) subscribe() *RouteSubscription {
+// subscribe registers a subscriber and, with replay, queues the whole
+// current table for it, under the lock so that no update slips between
+// replay and live feed.
+func (t *routeTable) subscribe(replay bool) *RouteSubscription {
 	s := &RouteSubscription{q: coalesce.New[netip.Prefix, Route](), table: t}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for p, paths := range t.routes {
+		if !replay {
+			break
+		}
 		s.q.Put(p, Route{Prefix: p, Paths: paths})
 	}
 	t.subs[s] = struct{}{}
@@ -194,12 +198,12 @@ func decodeAttr(attr *anypb.Any, p *Path) {
 	case "apipb.NextHopAttribute":
 		var nh api.NextHopAttribute
 		if attr.UnmarshalTo(&nh) == nil {
-			p.NextHop, _ = netip.ParseAddr(nh.NextHop)
+			p.NextHop = parseNextHop(nh.NextHop)
 		}
 	case "apipb.MpReachNLRIAttribute":
 		var mp api.MpReachNLRIAttribute
 		if attr.UnmarshalTo(&mp) == nil && len(mp.NextHops) > 0 {
-			p.NextHop, _ = netip.ParseAddr(mp.NextHops[0])
+			p.NextHop = parseNextHop(mp.NextHops[0])
 		}
 	case "apipb.LocalPrefAttribute":
 		var lp api.LocalPrefAttribute
@@ -214,6 +218,16 @@ func decodeAttr(attr *anypb.Any, p *Path) {
 			}
 		}
 	}
+}
+
+// parseNextHop returns the next hop, or the zero Addr for the unspecified
+// address that marks a route this node originates.
+func parseNextHop(s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a
 }
 
 func comparePrefix(a, b netip.Prefix) int {

@@ -27,9 +27,9 @@ type Config struct {
 	ListenAddresses []netip.Addr
 	// ListenPort: 0 = 179; -1 = no listener (active sessions only).
 	ListenPort int32
-	// Restarting marks every peer added during the first RestartWindow as
-	// "local restarting" (RFC 4724): we came back with routes still in the
-	// kernel and defer our updates until the peers' End-of-RIB.
+	// Restarting marks the peers as "local restarting" (RFC 4724): we came
+	// back with routes still in the kernel and defer our updates until the
+	// peers' End-of-RIB. GoBGP cannot detect this itself.
 	Restarting bool
 	Logger     *slog.Logger
 }
@@ -234,9 +234,12 @@ func (s *Speaker) SubscribePeers() (q *coalesce.Queue[netip.Addr, PeerEvent], ca
 	}
 }
 
-// SubscribeRoutes returns a subscription that first replays every current
-// route and then follows changes.
-func (s *Speaker) SubscribeRoutes() *RouteSubscription { return s.table.subscribe() }
+// SubscribeRoutes returns a subscription that follows route changes; with
+// replay it first delivers every current route.
+func (s *Speaker) SubscribeRoutes(replay bool) *RouteSubscription { return s.table.subscribe(replay) }
+
+// Config returns the speaker's global configuration.
+func (s *Speaker) Config() Config { return s.cfg }
 
 // Routes returns the current best/multipath table, sorted by prefix.
 func (s *Speaker) Routes() []Route { return s.table.snapshot() }
@@ -301,6 +304,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)
 	}
+	exported := s.exportedCount()
 	s.mu.Lock()
 	out := make([]PeerStatus, 0, len(s.peers))
 	for addr, pe := range s.peers {
@@ -314,15 +318,35 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 				if af.State != nil {
 					st.PrefixesReceived += af.State.Received
 					st.PrefixesAccepted += af.State.Accepted
-					st.PrefixesAdvertised += af.State.Advertised
 				}
 			}
+		}
+		if pe.state == StateEstablished {
+			st.PrefixesAdvertised = exported[pe.cfg.Address.Is4()]
 		}
 		out = append(out, st)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Config.Address.Compare(b.Config.Address) })
 	return out, nil
+}
+
+// exportedCount counts, per family (true = IPv4), the routes the export
+// policy lets out: best paths this node injected whose prefix is in the
+// exportable set. GoBGP's own "advertised" counter is taken before export
+// policy and would overstate it; every peer gets the same set, so one count
+// serves all.
+func (s *Speaker) exportedCount() map[bool]uint64 {
+	s.opMu.Lock()
+	ranges := slices.Collect(maps.Keys(s.exportable))
+	s.opMu.Unlock()
+	counts := map[bool]uint64{}
+	for _, r := range s.table.snapshot() {
+		if best, ok := r.Best(); ok && best.Local && slices.ContainsFunc(ranges, func(er exportRange) bool { return er.admits(r.Prefix) }) {
+			counts[r.Prefix.Addr().Is4()]++
+		}
+	}
+	return counts
 }
 
 // SetOriginated makes the set of prefixes this node originates equal to

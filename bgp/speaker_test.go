@@ -127,7 +127,7 @@ func hasRoute(n *testNode, prefix string, want bool) func() error {
 func TestSpeakersExchangeOriginatedPrefixes(t *testing.T) {
 	a := startNode(t, "127.0.10.1", 64512)
 	b := startNode(t, "127.0.10.2", 64512)
-	sub := b.s.SubscribeRoutes()
+	sub := b.s.SubscribeRoutes(true)
 	defer sub.Close()
 	connect(t, a, b)
 	waitFor(t, 15*time.Second, "iBGP session", established(a, b.addr))
@@ -139,6 +139,12 @@ func TestSpeakersExchangeOriginatedPrefixes(t *testing.T) {
 	r, _ := b.s.Route(netip.MustParsePrefix("192.168.10.0/26"))
 	if best, _ := r.Best(); best.NextHop != a.addr || best.Peer != a.addr || best.Local {
 		t.Errorf("b's path = %+v, want next hop and peer %s", best, a.addr)
+	}
+	aPeers, _ := a.s.Peers(context.Background())
+	bPeers, _ := b.s.Peers(context.Background())
+	if aPeers[0].PrefixesAdvertised != 1 || bPeers[0].PrefixesReceived != 1 || bPeers[0].PrefixesAdvertised != 0 {
+		t.Errorf("counters: a advertised %d, b received %d, b advertised %d; want 1, 1, 0",
+			aPeers[0].PrefixesAdvertised, bPeers[0].PrefixesReceived, bPeers[0].PrefixesAdvertised)
 	}
 
 	select {

@@ -1,0 +1,50 @@
+# petrel — build, test and benchmark targets. `make test` is what CI runs.
+GO        ?= go
+BIN       := bin/petrel
+PKGS      := ./...
+GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+
+.PHONY: all build test unit e2e bench proto lint deps demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/petrel
+
+# deps installs the Debian packages the e2e tests and the demo need (root).
+deps:
+	./hack/install-deps.sh
+
+# test = lint + unit tests + end-to-end tests (root; they skip without it).
+test: deps lint build
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+e2e: deps build
+	$(GO) test -count=1 -timeout 20m -v ./e2e/...
+
+bench: deps build
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/...
+
+proto:
+	$(GO) install $(PROTOC_GEN_GO)
+	$(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(GOBIN_DIR):$$PATH" protoc -I proto \
+		--go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+		proto/petrel.proto
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+demo: deps build
+	./hack/demo.sh
+
+clean:
+	rm -rf bin

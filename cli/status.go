@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	petrelpb "github.com/petrel-net/petrel/proto"
+)
+
+// PeerRow is one peer as `petrel status -o json` prints it.
+type PeerRow struct {
+	Address            string    `json:"peerAddress"`
+	Name               string    `json:"name"`
+	Type               string    `json:"peerType"`
+	State              string    `json:"state"`
+	BGPState           string    `json:"bgpState"`
+	Since              time.Time `json:"since"`
+	Info               string    `json:"info"`
+	ASNumber           uint32    `json:"asNumber"`
+	PrefixesReceived   uint64    `json:"prefixesReceived"`
+	PrefixesAccepted   uint64    `json:"prefixesAccepted"`
+	PrefixesAdvertised uint64    `json:"prefixesAdvertised"`
+}
+
+func peerRows(peers []*petrelpb.Peer) []PeerRow {
+	rows := make([]PeerRow, 0, len(peers))
+	for _, p := range peers {
+		rows = append(rows, PeerRow{
+			Address: p.Address, Name: p.Name, Type: p.Type,
+			State:    birdState(p.State),
+			BGPState: p.State, Since: p.Since.AsTime().Local(), Info: p.Info, ASNumber: p.AsNumber,
+			PrefixesReceived: p.PrefixesReceived, PrefixesAccepted: p.PrefixesAccepted, PrefixesAdvertised: p.PrefixesAdvertised,
+		})
+	}
+	return rows
+}
+
+// birdState is BIRD's protocol state column, which calicoctl shows: "up"
+// once the session is established, "start" while it is being brought up.
+func birdState(bgpState string) string {
+	if bgpState == "Established" {
+		return "up"
+	}
+	return "start"
+}
+
+// WriteStatusJSON prints the peers as a JSON array.
+func WriteStatusJSON(w io.Writer, peers []*petrelpb.Peer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(peerRows(peers))
+}
+
+// WriteStatus prints the table calicoctl node status users know, one
+// section per address family.
+func WriteStatus(w io.Writer, peers []*petrelpb.Peer, now time.Time) {
+	fmt.Fprintln(w, "petrel process is running.")
+	for _, family := range []string{"IPv4", "IPv6"} {
+		var rows [][]string
+		for _, r := range peerRows(peers) {
+			if strings.Contains(r.Address, ":") != (family == "IPv6") {
+				continue
+			}
+			rows = append(rows, []string{r.Address, r.Type, r.State, since(r.Since, now), r.Info})
+		}
+		fmt.Fprintf(w, "\n%s BGP status\n", family)
+		if len(rows) == 0 {
+			fmt.Fprintf(w, "No %s peers found.\n", family)
+			continue
+		}
+		writeBoxTable(w, []string{"PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"}, rows)
+	}
+}
+
+// since formats like BIRD: the time of day for today, else the date.
+func since(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	y1, m1, d1 := t.Date()
+	y2, m2, d2 := now.Date()
+	if y1 == y2 && m1 == m2 && d1 == d2 {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02")
+}
+
+// writeBoxTable draws the +---+ bordered table calicoctl uses.
+func writeBoxTable(w io.Writer, header []string, rows [][]string) {
+	widths := make([]int, len(header))
+	for i, h := range header {
+		widths[i] = len(h)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	line := func() {
+		for _, wd := range widths {
+			fmt.Fprint(w, "+", strings.Repeat("-", wd+2))
+		}
+		fmt.Fprintln(w, "+")
+	}
+	row := func(cells []string, center bool) {
+		for i, c := range cells {
+			pad := widths[i] - len(c)
+			left := 0
+			if center {
+				left = pad / 2
+			}
+			fmt.Fprint(w, "| ", strings.Repeat(" ", left), c, strings.Repeat(" ", pad-left), " ")
+		}
+		fmt.Fprintln(w, "|")
+	}
+	line()
+	row(header, true)
+	line()
+	for _, r := range rows {
+		row(r, false)
+	}
+	line()
+}

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/petrel-net/petrel/config"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "petrel",
+		Short:         "BGP routing daemon for Kubernetes nodes",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("socket", config.DefaultSocket, "path of the daemon's control socket")
+	root.AddCommand(newDaemonCmd(), newStatusCmd(), newRoutesCmd(), newVersionCmd())
+	return root
+}
+
+func socketFlag(cmd *cobra.Command) string {
+	s, _ := cmd.Flags().GetString("socket")
+	return s
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/petrel-net/petrel/cli"
+	petrelpb "github.com/petrel-net/petrel/proto"
+)
+
+func newStatusCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show BGP sessions, like calicoctl node status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, err := cli.Dial(cmd.Context(), socketFlag(cmd))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := c.ListPeers(cmd.Context(), &petrelpb.ListPeersRequest{})
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return cli.WriteStatusJSON(cmd.OutOrStdout(), resp.Peers)
+			}
+			cli.WriteStatus(cmd.OutOrStdout(), resp.Peers, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newRoutesCmd() *cobra.Command {
+	var output, within string
+	cmd := &cobra.Command{
+		Use:   "routes",
+		Short: "Show the RIB: prefix, next hops, source peer, best/multipath",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, err := cli.Dial(cmd.Context(), socketFlag(cmd))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			stream, err := c.ListRoutes(cmd.Context(), &petrelpb.ListRoutesRequest{Within: within})
+			if err != nil {
+				return err
+			}
+			var routes []*petrelpb.Route
+			for {
+				batch, err := stream.Recv()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				routes = append(routes, batch.Routes...)
+			}
+			if output == "json" {
+				return cli.WriteRoutesJSON(cmd.OutOrStdout(), routes)
+			}
+			return cli.WriteRoutes(cmd.OutOrStdout(), routes)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVar(&within, "within", "", "only prefixes inside this CIDR")
+	return cmd
+}
+
+func checkOutput(o string) error {
+	if o != "table" && o != "json" {
+		return fmt.Errorf("--output %q: must be table or json", o)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+// Package config reads petrel's standalone configuration file: the
+// datastore-free mode in which petrel runs the way a bird.cfg user runs
+// BIRD, with peers and originated prefixes listed in one YAML file.
+//
+// It only parses and validates; it never starts anything. Every error names
+// the key (with its path, e.g. peers[1].address) and the offending value.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/petrel-net/petrel/bgp"
+)
+
+// Defaults for the kernel section (calico-node's bird.cfg).
+const (
+	DefaultSocket         = "/var/run/petrel/petrel.sock"
+	DefaultKernelProtocol = 12 // RTPROT_BIRD, as calico-node's routes
+	DefaultKernelTable    = 254
+	DefaultScanTime       = 2 * time.Second
+)
+
+// File is the YAML document as written by the user. Field names are the
+// keys; Parse turns it into a validated Config.
+type File struct {
+	NodeName  string     `json:"nodeName"`
+	RouterID  string     `json:"routerID"`
+	ASNumber  uint32     `json:"asNumber"`
+	Listen    ListenFile `json:"listen"`
+	Socket    string     `json:"socket"`
+	LogLevel  string     `json:"logLevel"`
+	Peers     []PeerFile `json:"peers"`
+	Originate []string   `json:"originate"`
+	Kernel    KernelFile `json:"kernel"`
+}
+
+// ListenFile is the `listen` section.
+type ListenFile struct {
+	Address string `json:"address"`
+	Port    int32  `json:"port"`
+}
+
+// PeerFile is one entry of `peers`.
+type PeerFile struct {
+	Name            string `json:"name"`
+	Address         string `json:"address"`
+	ASNumber        uint32 `json:"asNumber"`
+	Port            uint16 `json:"port"`
+	Password        string `json:"password"`
+	Multihop        uint8  `json:"multihop"`
+	SourceAddress   string `json:"sourceAddress"`
+	Passive         bool   `json:"passive"`
+	GracefulRestart *bool  `json:"gracefulRestart"`
+	RestartTime     string `json:"restartTime"`
+	AddPaths        *bool  `json:"addPaths"`
+	KeepaliveTime   string `json:"keepaliveTime"`
+}
+
+// KernelFile is the `kernel` section, used by kernel sync.
+type KernelFile struct {
+	Protocol int    `json:"protocol"`
+	Table    uint32 `json:"table"`
+	ScanTime string `json:"scanTime"`
+}
+
+// Config is a validated standalone configuration.
+type Config struct {
+	NodeName      string
+	RouterID      netip.Addr
+	ASN           uint32
+	ListenAddress netip.Addr // invalid = all addresses
+	ListenPort    int32
+	Socket        string
+	LogLevel      slog.Level
+	Peers         []bgp.PeerConfig
+	Originate     []netip.Prefix
+	Kernel        Kernel
+}
+
+// Kernel holds the kernel sync settings.
+type Kernel struct {
+	Protocol int
+	Table    uint32
+	ScanTime time.Duration
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse validates a YAML document.
+func Parse(data []byte) (*Config, error) {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	var generic any
+	if err := json.Unmarshal(js, &generic); err != nil {
+		return nil, err
+	}
+	if generic == nil {
+		generic = map[string]any{}
+	}
+	if err := checkShape(generic, fileType, ""); err != nil {
+		return nil, err
+	}
+	var f File
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, err // checkShape has already explained every error users make
+	}
+	return f.validate()
+}

@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/petrel-net/petrel/bgp"
+	"github.com/petrel-net/petrel/internal/version"
+	petrelpb "github.com/petrel-net/petrel/proto"
+)
+
+// routeBatch bounds one streamed message: 1000 routes stay far below gRPC's
+// 4 MB default message size.
+const routeBatch = 1000
+
+// apiServer serves petrel.v1.Petrel from the speaker's state.
+type apiServer struct {
+	petrelpb.UnimplementedPetrelServer
+	speaker  *bgp.Speaker
+	nodeName string
+	mode     string
+	started  time.Time
+}
+
+// newGRPCServer builds the server with the Petrel service, the standard
+// health service and reflection.
+func newGRPCServer(api *apiServer) (*grpc.Server, *health.Server) {
+	srv := grpc.NewServer()
+	petrelpb.RegisterPetrelServer(srv, api)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(petrelpb.Petrel_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+	return srv, hs
+}
+
+func (a *apiServer) GetInfo(ctx context.Context, _ *petrelpb.GetInfoRequest) (*petrelpb.GetInfoResponse, error) {
+	cfg := a.speaker.Config()
+	resp := &petrelpb.GetInfoResponse{
+		NodeName: a.nodeName,
+		RouterId: cfg.RouterID.String(),
+		AsNumber: cfg.ASN,
+		Version:  version.String(),
+		Started:  timestamppb.New(a.started),
+		Mode:     a.mode,
+	}
+	for _, p := range a.speaker.Originated() {
+		resp.Originated = append(resp.Originated, p.String())
+	}
+	return resp, nil
+}
+
+func (a *apiServer) ListPeers(ctx context.Context, _ *petrelpb.ListPeersRequest) (*petrelpb.ListPeersResponse, error) {
+	peers, err := a.speaker.Peers(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &petrelpb.ListPeersResponse{}
+	for _, p := range peers {
+		resp.Peers = append(resp.Peers, &petrelpb.Peer{
+			Address:            p.Config.Address.String(),
+			Name:               p.Config.Name,
+			Type:               p.Config.Type,
+			State:              p.State.String(),
+			Since:              timestamppb.New(p.Since),
+			Info:               p.Info,
+			AsNumber:           p.Config.ASN,
+			Port:               uint32(p.Config.Port),
+			Passive:            p.Config.Passive,
+			RouterId:           p.RemoteRouterID,
+			PrefixesReceived:   p.PrefixesReceived,
+			PrefixesAccepted:   p.PrefixesAccepted,
+			PrefixesAdvertised: p.PrefixesAdvertised,
+			Flaps:              p.Flaps,
+		})
+	}
+	return resp, nil
+}
+
+func (a *apiServer) ListRoutes(req *petrelpb.ListRoutesRequest, stream grpc.ServerStreamingServer[petrelpb.ListRoutesResponse]) error {
+	var within netip.Prefix
+	if req.Within != "" {
+		var err error
+		if within, err = netip.ParsePrefix(req.Within); err != nil {
+			return status.Errorf(codes.InvalidArgument, "within: %q is not a CIDR prefix", req.Within)
+		}
+	}
+	batch := &petrelpb.ListRoutesResponse{}
+	for _, r := range a.speaker.Routes() {
+		if within.IsValid() && !(within.Contains(r.Prefix.Addr()) && r.Prefix.Bits() >= within.Bits()) {
+			continue
+		}
+		batch.Routes = append(batch.Routes, routeToProto(r))
+		if len(batch.Routes) == routeBatch {
+			if err := stream.Send(batch); err != nil {
+				return err
+			}
+			batch = &petrelpb.ListRoutesResponse{}
+		}
+	}
+	if len(batch.Routes) > 0 {
+		return stream.Send(batch)
+	}
+	return nil
+}
+
+func (a *apiServer) WatchRoutes(req *petrelpb.WatchRoutesRequest, stream grpc.ServerStreamingServer[petrelpb.WatchRoutesResponse]) error {
+	sub := a.speaker.SubscribeRoutes(req.Replay)
+	defer sub.Close()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case _, ok := <-sub.Ready():
+			if !ok {
+				return nil
+			}
+		}
+		batch := &petrelpb.WatchRoutesResponse{}
+		var sendErr error
+		sub.Drain(func(r bgp.Route) {
+			if sendErr != nil {
+				return
+			}
+			batch.Routes = append(batch.Routes, routeToProto(r))
+			if len(batch.Routes) == routeBatch {
+				sendErr = stream.Send(batch)
+				batch = &petrelpb.WatchRoutesResponse{}
+			}
+		})
+		if sendErr == nil && len(batch.Routes) > 0 {
+			sendErr = stream.Send(batch)
+		}
+		if sendErr != nil {
+			return sendErr
+		}
+	}
+}
+
+func routeToProto(r bgp.Route) *petrelpb.Route {
+	out := &petrelpb.Route{Prefix: r.Prefix.String()}
+	for i, p := range r.Paths {
+		pp := &petrelpb.Path{
+			PeerAs:    p.PeerASN,
+			AsPath:    p.ASPath,
+			LocalPref: p.LocalPref,
+			Local:     p.Local,
+			Best:      i == 0,
+			Stale:     p.Stale,
+		}
+		if p.NextHop.IsValid() {
+			pp.NextHop = p.NextHop.String()
+		}
+		if p.Peer.IsValid() {
+			pp.Peer = p.Peer.String()
+		}
+		out.Paths = append(out.Paths, pp)
+	}
+	return out
+}
