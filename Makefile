@@ -10,8 +10,11 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
 all: build
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/petrel-net/petrel/internal/version.Version=$(VERSION)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/petrel
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/petrel
 
 # deps installs the Debian packages the e2e tests and the demo need (root).
 deps:
