@@ -23,9 +23,12 @@ type gobgpLogger struct {
 // GetLevel always answers Debug so that GoBGP emits the debug-only
 // "failed to connect" record we need; slog's own level decides what is
 // printed.
-func (l *gobgpLogger) GetLevel() gobgplog.LogLevel        { return gobgplog.DebugLevel }
-func (l *gobgpLogger) SetLevel(gobgplog.LogLevel)         {}
-func (l *gobgpLogger) Panic(msg string, f gobgplog.Fields) { l.emit(slog.LevelError, msg, f); panic(msg) }
+func (l *gobgpLogger) GetLevel() gobgplog.LogLevel { return gobgplog.DebugLevel }
+func (l *gobgpLogger) SetLevel(gobgplog.LogLevel)  {}
+func (l *gobgpLogger) Panic(msg string, f gobgplog.Fields) {
+	l.emit(slog.LevelError, msg, f)
+	panic(msg)
+}
 func (l *gobgpLogger) Fatal(msg string, f gobgplog.Fields) { l.emit(slog.LevelError, msg, f) }
 func (l *gobgpLogger) Error(msg string, f gobgplog.Fields) { l.emit(slog.LevelError, msg, f) }
 func (l *gobgpLogger) Warn(msg string, f gobgplog.Fields)  { l.emit(slog.LevelWarn, msg, f) }

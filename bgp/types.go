@@ -148,9 +148,9 @@ type PeerStatus struct {
 	// error ("Connect  Socket: connection refused").
 	Info string
 	// RemoteRouterID is the peer's BGP identifier once OPEN was received.
-	RemoteRouterID                                       string
+	RemoteRouterID                                         string
 	PrefixesReceived, PrefixesAccepted, PrefixesAdvertised uint64
-	Flaps                                                uint32
+	Flaps                                                  uint32
 }
 
 // Path is one candidate route to a prefix.

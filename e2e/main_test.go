@@ -1,0 +1,228 @@
+// Package e2e holds petrel's end-to-end tests: real petrel daemons in
+// network namespaces, peering with each other and with BIRD 2, FRR and
+// gobgpd. They need root; without it every test skips with a message.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/petrel-net/petrel/cli"
+	"github.com/petrel-net/petrel/e2e/harness"
+	petrelpb "github.com/petrel-net/petrel/proto"
+)
+
+// petrelBin is the daemon binary built once for the whole run.
+var petrelBin string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		dir, err := os.MkdirTemp("", "petrel-e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		petrelBin = filepath.Join(dir, "petrel")
+		build := exec.Command("go", "build", "-o", petrelBin, "github.com/petrel-net/petrel/cmd/petrel")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: building petrel:", err)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// peerSpec is one entry of a petrel config's peers list.
+type peerSpec struct {
+	Address string
+	AS      uint32
+	Extra   string // more YAML keys for the entry, e.g. "port: 1179"
+}
+
+// petrelConfig renders a standalone config file.
+func petrelConfig(name, routerID string, as uint32, peers []peerSpec, originate ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "nodeName: %s\nrouterID: %s\nasNumber: %d\nlogLevel: debug\npeers:\n", name, routerID, as)
+	for _, p := range peers {
+		fmt.Fprintf(&b, "  - address: %s\n    asNumber: %d\n", p.Address, p.AS)
+		if p.Extra != "" {
+			fmt.Fprintf(&b, "    %s\n", p.Extra)
+		}
+	}
+	if len(peers) == 0 {
+		b.WriteString("  []\n")
+	}
+	fmt.Fprintf(&b, "originate: [%s]\n", strings.Join(originate, ", "))
+	return b.String()
+}
+
+// petrelNode is a petrel daemon running in a lab node.
+type petrelNode struct {
+	*harness.Node
+	t      testing.TB
+	proc   *harness.Process
+	config string
+	socket string
+}
+
+// startPetrel writes cfg and runs `petrel daemon` in n until its API answers.
+func startPetrel(t testing.TB, lab *harness.Lab, n *harness.Node, cfg string) *petrelNode {
+	t.Helper()
+	p := &petrelNode{
+		Node:   n,
+		t:      t,
+		config: filepath.Join(lab.Dir(), n.Name+".yaml"),
+		socket: filepath.Join(lab.Dir(), n.Name+".sock"),
+	}
+	p.writeConfig(cfg)
+	p.start()
+	return p
+}
+
+func (p *petrelNode) writeConfig(cfg string) {
+	p.t.Helper()
+	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *petrelNode) start() {
+	p.t.Helper()
+	p.proc = p.Start(p.t, "petrel", petrelBin, "daemon", "--config", p.config, "--socket", p.socket)
+	harness.Eventually(p.t, 10*time.Second, 50*time.Millisecond, func() error {
+		if p.proc.Exited() {
+			return fmt.Errorf("petrel exited:\n%s", p.proc.Log())
+		}
+		c, err := cli.Dial(context.Background(), p.socket)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}, "petrel API on %s", p.Name)
+}
+
+func (p *petrelNode) client() *cli.Client {
+	p.t.Helper()
+	c, err := cli.Dial(context.Background(), p.socket)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// peer returns petrel's status row for addr.
+func (p *petrelNode) peer(addr string) (*petrelpb.Peer, error) {
+	c, err := cli.Dial(context.Background(), p.socket)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	resp, err := c.ListPeers(context.Background(), &petrelpb.ListPeersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	for _, peer := range resp.Peers {
+		if peer.Address == addr {
+			return peer, nil
+		}
+	}
+	return nil, fmt.Errorf("%s has no peer %s", p.Name, addr)
+}
+
+// PeerState is petrel's BGP state for addr, in the shape the harness's
+// peer daemons use (state, error).
+func (p *petrelNode) PeerState(addr string) (string, error) {
+	peer, err := p.peer(addr)
+	if err != nil {
+		return "", err
+	}
+	return peer.State, nil
+}
+
+// Routes lists petrel's RIB as prefix -> next hops (best first), the shape
+// the harness's peer daemons use.
+func (p *petrelNode) Routes() (map[string][]string, error) {
+	c, err := cli.Dial(context.Background(), p.socket)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	stream, err := c.ListRoutes(context.Background(), &petrelpb.ListRoutesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for {
+		batch, err := stream.Recv()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range batch.Routes {
+			for _, path := range r.Paths {
+				out[r.Prefix] = append(out[r.Prefix], path.NextHop)
+			}
+		}
+	}
+}
+
+// established waits until state(addr) says Established.
+func established(t testing.TB, who string, state func(string) (string, error), addr string) {
+	t.Helper()
+	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
+		s, err := state(addr)
+		if err != nil {
+			return err
+		}
+		if !strings.EqualFold(s, "Established") {
+			return fmt.Errorf("%s: session to %s is %s", who, addr, s)
+		}
+		return nil
+	}, "%s: session to %s Established", who, addr)
+}
+
+// hasRoute waits until routes() holds prefix, via nextHop when given.
+func hasRoute(t testing.TB, who string, routes func() (map[string][]string, error), prefix, nextHop string) {
+	t.Helper()
+	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		rs, err := routes()
+		if err != nil {
+			return err
+		}
+		hops, ok := rs[prefix]
+		if !ok {
+			return fmt.Errorf("%s: no route %s (have %v)", who, prefix, rs)
+		}
+		if nextHop != "" && !slices.Contains(hops, nextHop) {
+			return fmt.Errorf("%s: %s via %v, want via %s", who, prefix, hops, nextHop)
+		}
+		return nil
+	}, "%s has %s", who, prefix)
+}
+
+// lacksRoute fails if routes() holds prefix.
+func lacksRoute(t testing.TB, who string, routes func() (map[string][]string, error), prefix string) {
+	t.Helper()
+	rs, err := routes()
+	if err != nil {
+		t.Fatalf("%s: %v", who, err)
+	}
+	if hops, ok := rs[prefix]; ok {
+		t.Fatalf("%s leaked: it has %s via %v", who, prefix, hops)
+	}
+}
