@@ -69,16 +69,16 @@ func TestTwoPetrelNodesExchangePrefixes(t *testing.T) {
 	}
 }
 
-// TestInteropBIRD: petrel and BIRD 2 establish iBGP; each sees the other's
-// prefix, checked with birdc on BIRD's side.
+// TestInteropBIRD: petrel and BIRD 2 establish iBGP with a TCP MD5
+// password; each sees the other's prefix, checked with birdc on BIRD's side.
 func TestInteropBIRD(t *testing.T) {
 	harness.RequireRoot(t)
 	lab := harness.New(t)
 	p, bn := lab.Node("petrel"), lab.Node("bird")
 	lab.Link(p, "eth1", "10.0.1.1/24", bn, "eth1", "10.0.1.2/24")
 
-	bird := harness.StartBird(t, bn, birdConfig("10.0.1.2", 64512, []string{"10.98.2.0/24"}, map[string]string{"petrel": "10.0.1.1 as 64512"}))
-	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.1.1", 64512, []peerSpec{{Address: "10.0.1.2", AS: 64512}}, "10.98.1.0/24"))
+	bird := harness.StartBird(t, bn, birdConfig("10.0.1.2", 64512, []string{"10.98.2.0/24"}, map[string]string{"petrel": "10.0.1.1 as 64512;\n  password \"pEtr3l\""}))
+	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.1.1", 64512, []peerSpec{{Address: "10.0.1.2", AS: 64512, Extra: "password: pEtr3l"}}, "10.98.1.0/24"))
 
 	established(t, "bird", bird.ProtocolState, "petrel")
 	established(t, "petrel", pn.PeerState, "10.0.1.2")
