@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -55,4 +56,24 @@ func (c *Client) explain(err error) error {
 		return fmt.Errorf("socket %s: permission denied (the socket is mode 0600: run as the daemon's user, usually root)", c.socket)
 	}
 	return err
+}
+
+// Routes collects the whole streamed RIB (only prefixes inside within, when
+// set).
+func (c *Client) Routes(ctx context.Context, within string) ([]*petrelpb.Route, error) {
+	stream, err := c.ListRoutes(ctx, &petrelpb.ListRoutesRequest{Within: within})
+	if err != nil {
+		return nil, err
+	}
+	var routes []*petrelpb.Route
+	for {
+		batch, err := stream.Recv()
+		if err == io.EOF {
+			return routes, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, batch.Routes...)
+	}
 }

@@ -6,7 +6,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,24 +112,23 @@ func (p *petrelNode) start() {
 	}, "petrel API on %s", p.Name)
 }
 
-func (p *petrelNode) client() *cli.Client {
-	p.t.Helper()
+// withClient runs fn with a fresh API connection (the daemon may have
+// restarted since the last call).
+func withClient[T any](p *petrelNode, fn func(*cli.Client) (T, error)) (T, error) {
 	c, err := cli.Dial(context.Background(), p.socket)
 	if err != nil {
-		p.t.Fatal(err)
+		var zero T
+		return zero, err
 	}
-	p.t.Cleanup(func() { c.Close() })
-	return c
+	defer c.Close()
+	return fn(c)
 }
 
 // peer returns petrel's status row for addr.
 func (p *petrelNode) peer(addr string) (*petrelpb.Peer, error) {
-	c, err := cli.Dial(context.Background(), p.socket)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	resp, err := c.ListPeers(context.Background(), &petrelpb.ListPeersRequest{})
+	resp, err := withClient(p, func(c *cli.Client) (*petrelpb.ListPeersResponse, error) {
+		return c.ListPeers(context.Background(), &petrelpb.ListPeersRequest{})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -155,30 +153,21 @@ func (p *petrelNode) PeerState(addr string) (string, error) {
 // Routes lists petrel's RIB as prefix -> next hops (best first), the shape
 // the harness's peer daemons use.
 func (p *petrelNode) Routes() (map[string][]string, error) {
-	c, err := cli.Dial(context.Background(), p.socket)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	stream, err := c.ListRoutes(context.Background(), &petrelpb.ListRoutesRequest{})
+	return withClient(p, listRoutes)
+}
+
+func listRoutes(c *cli.Client) (map[string][]string, error) {
+	routes, err := c.Routes(context.Background(), "")
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]string{}
-	for {
-		batch, err := stream.Recv()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range batch.Routes {
-			for _, path := range r.Paths {
-				out[r.Prefix] = append(out[r.Prefix], path.NextHop)
-			}
+	for _, r := range routes {
+		for _, path := range r.Paths {
+			out[r.Prefix] = append(out[r.Prefix], path.NextHop)
 		}
 	}
+	return out, nil
 }
 
 // established waits until state(addr) says Established.

@@ -69,82 +69,94 @@ func TestTwoPetrelNodesExchangePrefixes(t *testing.T) {
 	}
 }
 
-// TestInteropBIRD: petrel and BIRD 2 establish iBGP with a TCP MD5
-// password; each sees the other's prefix, checked with birdc on BIRD's side.
-func TestInteropBIRD(t *testing.T) {
-	harness.RequireRoot(t)
-	lab := harness.New(t)
-	p, bn := lab.Node("petrel"), lab.Node("bird")
-	lab.Link(p, "eth1", "10.0.1.1/24", bn, "eth1", "10.0.1.2/24")
-
-	bird := harness.StartBird(t, bn, birdConfig("10.0.1.2", 64512, []string{"10.98.2.0/24"}, map[string]string{"petrel": "10.0.1.1 as 64512;\n  password \"pEtr3l\""}))
-	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.1.1", 64512, []peerSpec{{Address: "10.0.1.2", AS: 64512, Extra: "password: pEtr3l"}}, "10.98.1.0/24"))
-
-	established(t, "bird", bird.ProtocolState, "petrel")
-	established(t, "petrel", pn.PeerState, "10.0.1.2")
-	hasRoute(t, "bird", bird.Routes, "10.98.1.0/24", "10.0.1.1")
-	hasRoute(t, "petrel", pn.Routes, "10.98.2.0/24", "10.0.1.2")
+// interopPeer is a foreign BGP daemon under test: how to start it in its
+// node, and how to read its own view of the session and its routes.
+type interopPeer struct {
+	name      string
+	as        uint32
+	petrelKey string // extra YAML for petrel's peer entry
+	// start runs the daemon at NET.2 peering with petrel at NET.1 and
+	// advertising theirs.
+	start func(t *testing.T, n *harness.Node, net, theirs string) peerView
 }
 
-// TestInteropFRR: petrel and FRR bgpd establish eBGP; checked with vtysh.
-func TestInteropFRR(t *testing.T) {
-	harness.RequireRoot(t)
-	lab := harness.New(t)
-	p, fn := lab.Node("petrel"), lab.Node("frr")
-	lab.Link(p, "eth1", "10.0.2.1/24", fn, "eth1", "10.0.2.2/24")
+// peerView reads a daemon's own view: session state by key, and its RIB.
+type peerView struct {
+	state  func(key string) (string, error)
+	key    string
+	routes func() (map[string][]string, error)
+}
 
-	frr := harness.StartFRR(t, fn, `
+// TestInterop: petrel establishes a session with each daemon users run
+// today — BIRD 2 (iBGP, TCP MD5), FRR bgpd (eBGP), Debian's older gobgpd
+// (iBGP) — and prefixes flow both ways, checked with the daemon's own CLI
+// (birdc, vtysh, gobgp) as well as petrel's API.
+func TestInterop(t *testing.T) {
+	harness.RequireRoot(t)
+	for i, peer := range []interopPeer{
+		{name: "bird", as: 64512, petrelKey: "password: pEtr3l", start: startInteropBird},
+		{name: "frr", as: 65002, start: startInteropFRR},
+		{name: "gobgpd", as: 64512, start: startInteropGoBGPD},
+	} {
+		t.Run(peer.name, func(t *testing.T) {
+			net := fmt.Sprintf("10.0.%d", i+1)
+			ours, theirs := fmt.Sprintf("10.98.%d.0/24", 2*i+1), fmt.Sprintf("10.98.%d.0/24", 2*i+2)
+			lab := harness.New(t)
+			p, n := lab.Node("petrel"), lab.Node(peer.name)
+			lab.Link(p, "eth1", net+".1/24", n, "eth1", net+".2/24")
+
+			view := peer.start(t, n, net, theirs)
+			pn := startPetrel(t, lab, p, petrelConfig("petrel", net+".1", 64512, []peerSpec{{Address: net + ".2", AS: peer.as, Extra: peer.petrelKey}}, ours))
+
+			established(t, peer.name, view.state, view.key)
+			established(t, "petrel", pn.PeerState, net+".2")
+			hasRoute(t, peer.name, view.routes, ours, net+".1")
+			hasRoute(t, "petrel", pn.Routes, theirs, net+".2")
+		})
+	}
+}
+
+func startInteropBird(t *testing.T, n *harness.Node, net, theirs string) peerView {
+	bird := harness.StartBird(t, n, birdConfig(net+".2", 64512, []string{theirs}, map[string]string{"petrel": net + ".1 as 64512;\n  password \"pEtr3l\""}))
+	return peerView{state: bird.ProtocolState, key: "petrel", routes: bird.Routes}
+}
+
+func startInteropFRR(t *testing.T, n *harness.Node, net, theirs string) peerView {
+	frr := harness.StartFRR(t, n, fmt.Sprintf(`
 frr defaults traditional
 hostname frr
-ip route 10.98.4.0/24 blackhole
+ip route %[2]s blackhole
 router bgp 65002
- bgp router-id 10.0.2.2
+ bgp router-id %[1]s.2
  no bgp ebgp-requires-policy
  timers bgp 3 9
- neighbor 10.0.2.1 remote-as 64512
- neighbor 10.0.2.1 timers connect 1
+ neighbor %[1]s.1 remote-as 64512
+ neighbor %[1]s.1 timers connect 1
  address-family ipv4 unicast
-  network 10.98.4.0/24
+  network %[2]s
  exit-address-family
-`)
-	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.2.1", 64512, []peerSpec{{Address: "10.0.2.2", AS: 65002}}, "10.98.3.0/24"))
-
-	established(t, "frr", frr.NeighborState, "10.0.2.1")
-	established(t, "petrel", pn.PeerState, "10.0.2.2")
-	hasRoute(t, "frr", frr.Routes, "10.98.3.0/24", "10.0.2.1")
-	hasRoute(t, "petrel", pn.Routes, "10.98.4.0/24", "10.0.2.2")
+`, net, theirs))
+	return peerView{state: frr.NeighborState, key: net + ".1", routes: frr.Routes}
 }
 
-// TestInteropGoBGPD: petrel and Debian's (older) gobgpd establish iBGP;
-// checked with the gobgp CLI.
-func TestInteropGoBGPD(t *testing.T) {
-	harness.RequireRoot(t)
-	lab := harness.New(t)
-	p, gn := lab.Node("petrel"), lab.Node("gobgpd")
-	lab.Link(p, "eth1", "10.0.3.1/24", gn, "eth1", "10.0.3.2/24")
-
-	gobgp := harness.StartGoBGPD(t, gn, `
+func startInteropGoBGPD(t *testing.T, n *harness.Node, net, theirs string) peerView {
+	gobgp := harness.StartGoBGPD(t, n, fmt.Sprintf(`
 [global.config]
   as = 64512
-  router-id = "10.0.3.2"
+  router-id = "%[1]s.2"
 [[neighbors]]
   [neighbors.config]
-    neighbor-address = "10.0.3.1"
+    neighbor-address = "%[1]s.1"
     peer-as = 64512
   [neighbors.timers.config]
     connect-retry = 1
     hold-time = 9
     keepalive-interval = 3
-`)
-	if out, err := gobgp.CLI("global", "rib", "add", "10.98.6.0/24", "-a", "ipv4"); err != nil {
+`, net))
+	if out, err := gobgp.CLI("global", "rib", "add", theirs, "-a", "ipv4"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.3.1", 64512, []peerSpec{{Address: "10.0.3.2", AS: 64512}}, "10.98.5.0/24"))
-
-	established(t, "gobgpd", gobgp.NeighborState, "10.0.3.1")
-	established(t, "petrel", pn.PeerState, "10.0.3.2")
-	hasRoute(t, "gobgpd", gobgp.Routes, "10.98.5.0/24", "10.0.3.1")
-	hasRoute(t, "petrel", pn.Routes, "10.98.6.0/24", "10.0.3.2")
+	return peerView{state: gobgp.NeighborState, key: net + ".1", routes: gobgp.Routes}
 }
 
 // TestNoLeakAcrossNodes: BIRD (AS 65001) -- petrel p1 -- petrel p2 (iBGP,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,23 +17,17 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show BGP sessions, like calicoctl node status",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := cli.Dial(cmd.Context(), socketFlag(cmd))
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			resp, err := c.ListPeers(cmd.Context(), &petrelpb.ListPeersRequest{})
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return cli.WriteStatusJSON(cmd.OutOrStdout(), resp.Peers)
-			}
-			cli.WriteStatus(cmd.OutOrStdout(), resp.Peers, time.Now())
-			return nil
+			return withDaemon(cmd, output, func(c *cli.Client) error {
+				resp, err := c.ListPeers(cmd.Context(), &petrelpb.ListPeersRequest{})
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return cli.WriteStatusJSON(cmd.OutOrStdout(), resp.Peers)
+				}
+				cli.WriteStatus(cmd.OutOrStdout(), resp.Peers, time.Now())
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
@@ -48,33 +41,16 @@ func newRoutesCmd() *cobra.Command {
 		Short: "Show the RIB: prefix, next hops, source peer, best/multipath",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := cli.Dial(cmd.Context(), socketFlag(cmd))
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			stream, err := c.ListRoutes(cmd.Context(), &petrelpb.ListRoutesRequest{Within: within})
-			if err != nil {
-				return err
-			}
-			var routes []*petrelpb.Route
-			for {
-				batch, err := stream.Recv()
-				if err == io.EOF {
-					break
-				}
+			return withDaemon(cmd, output, func(c *cli.Client) error {
+				routes, err := c.Routes(cmd.Context(), within)
 				if err != nil {
 					return err
 				}
-				routes = append(routes, batch.Routes...)
-			}
-			if output == "json" {
-				return cli.WriteRoutesJSON(cmd.OutOrStdout(), routes)
-			}
-			return cli.WriteRoutes(cmd.OutOrStdout(), routes)
+				if output == "json" {
+					return cli.WriteRoutesJSON(cmd.OutOrStdout(), routes)
+				}
+				return cli.WriteRoutes(cmd.OutOrStdout(), routes)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
@@ -82,9 +58,15 @@ func newRoutesCmd() *cobra.Command {
 	return cmd
 }
 
-func checkOutput(o string) error {
-	if o != "table" && o != "json" {
-		return fmt.Errorf("--output %q: must be table or json", o)
+// withDaemon checks the output flag, connects to the daemon and runs fn.
+func withDaemon(cmd *cobra.Command, output string, fn func(*cli.Client) error) error {
+	if output != "table" && output != "json" {
+		return fmt.Errorf("--output %q: must be table or json", output)
 	}
-	return nil
+	c, err := cli.Dial(cmd.Context(), socketFlag(cmd))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
 }
