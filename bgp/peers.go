@@ -110,6 +110,10 @@ func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 			Enabled:         true,
 			RestartTime:     uint32(p.RestartTime.Seconds()),
 			LocalRestarting: localRestarting,
+			// GoBGP's API leaves the selection deferral at 0; a restarting
+			// speaker waiting for a peer that never sends End-of-RIB must
+			// still send its routes well before the peers' restart timers.
+			DeferralTime: uint32(selectionDeferral.Seconds()),
 		}
 		peer.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 	}

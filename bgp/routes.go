@@ -92,20 +92,15 @@ func (t *routeTable) len() int {
 // apply folds one BEST watch batch into the table and fans the changed
 // prefixes out to subscribers.
 //
-// GoBGP sends, per changed prefix, either the whole multipath set or (when
-// only the best path changed and the set did not) the best path alone; a
-// withdrawn prefix arrives as one path with IsWithdraw. A lone path that is
-// already a member of a larger set therefore updates that member instead of
-// shrinking the set.
+// With multipath on, GoBGP sends for each changed prefix its whole new
+// multipath set (best first); a withdrawn prefix arrives as one path with
+// IsWithdraw. Each group therefore replaces the prefix's paths.
 func (t *routeTable) apply(batch []*api.Path) {
 	groups := groupByPrefix(batch)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, g := range groups {
 		next := g.paths
-		if len(next) == 1 {
-			next = replaceMember(t.routes[g.prefix], next[0])
-		}
 		if len(next) == 0 {
 			delete(t.routes, g.prefix)
 		} else {
@@ -115,23 +110,6 @@ func (t *routeTable) apply(batch []*api.Path) {
 			s.q.Put(g.prefix, Route{Prefix: g.prefix, Paths: next})
 		}
 	}
-}
-
-// replaceMember returns current with the path from p's source replaced by p,
-// or just [p] when p is not a member (a new best that replaces the set).
-func replaceMember(current []Path, p Path) []Path {
-	for i, c := range current {
-		if c.sameSource(p) && len(current) > 1 {
-			out := slices.Clone(current)
-			out[i] = p
-			return out
-		}
-	}
-	return []Path{p}
-}
-
-func (p Path) sameSource(o Path) bool {
-	return p.Peer == o.Peer && p.ID == o.ID && p.Local == o.Local
 }
 
 // prefixGroup is one prefix's share of a watch batch: its live paths, or

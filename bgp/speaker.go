@@ -45,6 +45,7 @@ type Speaker struct {
 	// export sets they imply) so GoBGP always sees them in a consistent order.
 	opMu       sync.Mutex
 	originated map[netip.Prefix]bool
+	injected   map[netip.Prefix]map[string]bool // prefix -> sources injecting it
 	exportable map[exportRange]bool
 	extra      map[exportRange]bool // export ranges beyond originated prefixes
 
@@ -61,6 +62,7 @@ type peerEntry struct {
 	since  time.Time
 	reason string
 	flaps  uint32
+	eor    bool // End-of-RIB received at least once since the peer was added
 }
 
 // New creates a speaker; Start brings it up.
@@ -78,6 +80,7 @@ func New(cfg Config) (*Speaker, error) {
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "bgp"),
 		originated: map[netip.Prefix]bool{},
+		injected:   map[netip.Prefix]map[string]bool{},
 		exportable: map[exportRange]bool{},
 		extra:      map[exportRange]bool{},
 		peers:      map[netip.Addr]*peerEntry{},
@@ -152,6 +155,7 @@ func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
 		for _, p := range e.Table.Paths {
 			if p.Nlri == nil { // End-of-RIB marker
 				if addr, err := netip.ParseAddr(p.NeighborIp); err == nil {
+					s.markEndOfRIB(addr)
 					s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.EndOfRIB = true; return ev })
 				}
 				continue
@@ -190,6 +194,43 @@ func (s *Speaker) setState(addr netip.Addr, state SessionState) {
 	}
 	pe.state, pe.since = state, time.Now()
 	s.log.Info("peer state", "peer", pe.cfg.Name, "address", addr, "state", state)
+}
+
+func (s *Speaker) markEndOfRIB(addr netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pe, ok := s.peers[addr]; ok {
+		pe.eor = true
+	}
+}
+
+// InitialSyncDone reports whether every configured peer has sent its
+// End-of-RIB: the RIB then holds everything the peers have, and routes
+// that were not refreshed by now are truly gone. True with no peers.
+func (s *Speaker) InitialSyncDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, pe := range s.peers {
+		if !pe.eor {
+			return false
+		}
+	}
+	return true
+}
+
+// ResetPeer tears the session to addr down at once (a hard reset: its
+// routes are flushed without waiting for graceful restart); GoBGP then
+// tries to reconnect on its own.
+func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr, why string) error {
+	s.setReason(addr, why)
+	return s.server.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: why})
+}
+
+// PeerAddresses lists the configured peers.
+func (s *Speaker) PeerAddresses() []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.peers))
 }
 
 func (s *Speaker) setReason(addr netip.Addr, reason string) {
@@ -349,54 +390,87 @@ func (s *Speaker) exportedCount() map[bool]uint64 {
 	return counts
 }
 
+// Sources of locally injected routes.
+const (
+	SourceOriginate = "originate" // the node's own blocks
+	SourceKernel    = "kernel"    // alien kernel routes (BIRD's "learn")
+	SourceDirect    = "direct"    // connected prefixes (BIRD's protocol direct)
+)
+
 // SetOriginated makes the set of prefixes this node originates equal to
 // prefixes: new ones are announced, missing ones withdrawn, the rest left
 // alone. Each originated prefix is exported exactly (not its subnets).
 func (s *Speaker) SetOriginated(ctx context.Context, prefixes []netip.Prefix) error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	want := map[netip.Prefix]bool{}
-	for _, p := range prefixes {
-		if !p.IsValid() {
-			return fmt.Errorf("bgp: originate: invalid prefix %q", p)
-		}
-		want[p.Masked()] = true
-	}
-	var add, remove []netip.Prefix
-	for p := range want {
-		if !s.originated[p] {
-			add = append(add, p)
-		}
-	}
-	for p := range s.originated {
-		if !want[p] {
-			remove = append(remove, p)
-		}
-	}
-	var errs []error
-	for _, p := range remove {
-		if err := s.server.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: familyOf(p.Addr()), Path: localPath(p)}); err != nil {
-			errs = append(errs, fmt.Errorf("bgp: withdraw %s: %w", p, err))
-			continue
-		}
-		delete(s.originated, p)
+	want, err := prefixSet(prefixes)
+	if err != nil {
+		return err
 	}
 	// The export set must admit a prefix before its path is added, and lose
 	// it only after the path is gone.
-	if err := s.syncExportSetLocked(ctx); err != nil {
-		errs = append(errs, err)
+	maps.Copy(s.originated, want)
+	errs := []error{s.syncExportSetLocked(ctx), s.setInjectedLocked(ctx, SourceOriginate, want)}
+	s.originated = want
+	errs = append(errs, s.syncExportSetLocked(ctx))
+	return errors.Join(errs...)
+}
+
+// SetInjected makes the routes that source injects into the RIB equal to
+// prefixes. Injected routes are local: the export policy lets them out only
+// inside the exportable set, and kernel sync never installs them. A prefix
+// injected by several sources is one path, withdrawn with its last source.
+func (s *Speaker) SetInjected(ctx context.Context, source string, prefixes []netip.Prefix) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	want, err := prefixSet(prefixes)
+	if err != nil {
+		return err
 	}
-	for _, p := range add {
-		s.originated[p] = true
-	}
-	if err := s.syncExportSetLocked(ctx); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	for _, p := range add {
-		if _, err := s.server.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: localPath(p)}); err != nil {
-			delete(s.originated, p)
-			errs = append(errs, fmt.Errorf("bgp: originate %s: %w", p, err))
+	return s.setInjectedLocked(ctx, source, want)
+}
+
+func prefixSet(prefixes []netip.Prefix) (map[netip.Prefix]bool, error) {
+	set := make(map[netip.Prefix]bool, len(prefixes))
+	for _, p := range prefixes {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("bgp: invalid prefix %q", p)
 		}
+		set[p.Masked()] = true
+	}
+	return set, nil
+}
+
+func (s *Speaker) setInjectedLocked(ctx context.Context, source string, want map[netip.Prefix]bool) error {
+	var errs []error
+	for p, sources := range s.injected {
+		if !sources[source] || want[p] {
+			continue
+		}
+		if len(sources) == 1 {
+			if err := s.server.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: familyOf(p.Addr()), Path: localPath(p)}); err != nil {
+				errs = append(errs, fmt.Errorf("bgp: withdraw %s: %w", p, err))
+				continue
+			}
+			delete(s.injected, p)
+			continue
+		}
+		delete(sources, source)
+	}
+	for p := range want {
+		sources := s.injected[p]
+		if sources[source] {
+			continue
+		}
+		if len(sources) == 0 {
+			if _, err := s.server.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: localPath(p)}); err != nil {
+				errs = append(errs, fmt.Errorf("bgp: inject %s (%s): %w", p, source, err))
+				continue
+			}
+			sources = map[string]bool{}
+			s.injected[p] = sources
+		}
+		sources[source] = true
 	}
 	return errors.Join(errs...)
 }

@@ -16,6 +16,7 @@ const (
 	DefaultKeepaliveTime    = 30 * time.Second
 	DefaultIdleHoldAfterErr = 5 * time.Second // "error wait time 5,30"
 	addPathsSendMax         = 8
+	selectionDeferral       = 30 * time.Second
 )
 
 // Peer types as `calicoctl node status` prints them.

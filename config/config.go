@@ -26,7 +26,11 @@ const (
 	DefaultKernelProtocol = 12 // RTPROT_BIRD, as calico-node's routes
 	DefaultKernelTable    = 254
 	DefaultScanTime       = 2 * time.Second
+	DefaultRestartWait    = 120 * time.Second
 )
+
+// DefaultInterfaces is calico-node's protocol direct interface list.
+var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "*"}
 
 // File is the YAML document as written by the user. Field names are the
 // keys; Parse turns it into a validated Config.
@@ -39,6 +43,7 @@ type File struct {
 	LogLevel  string     `json:"logLevel"`
 	Peers     []PeerFile `json:"peers"`
 	Originate []string   `json:"originate"`
+	Export    []string   `json:"export"`
 	Kernel    KernelFile `json:"kernel"`
 }
 
@@ -66,9 +71,13 @@ type PeerFile struct {
 
 // KernelFile is the `kernel` section, used by kernel sync.
 type KernelFile struct {
-	Protocol int    `json:"protocol"`
-	Table    uint32 `json:"table"`
-	ScanTime string `json:"scanTime"`
+	Enabled     *bool    `json:"enabled"`
+	Protocol    int      `json:"protocol"`
+	Table       uint32   `json:"table"`
+	ScanTime    string   `json:"scanTime"`
+	Learn       *bool    `json:"learn"`
+	Interfaces  []string `json:"interfaces"`
+	RestartWait string   `json:"restartWait"`
 }
 
 // Config is a validated standalone configuration.
@@ -82,14 +91,21 @@ type Config struct {
 	LogLevel      slog.Level
 	Peers         []bgp.PeerConfig
 	Originate     []netip.Prefix
-	Kernel        Kernel
+	// Export lists ranges inside which locally learned routes (kernel,
+	// direct) may be advertised, on top of the originated prefixes.
+	Export []netip.Prefix
+	Kernel Kernel
 }
 
 // Kernel holds the kernel sync settings.
 type Kernel struct {
-	Protocol int
-	Table    uint32
-	ScanTime time.Duration
+	Enabled     bool
+	Protocol    int
+	Table       uint32
+	ScanTime    time.Duration
+	Learn       bool
+	Interfaces  []string // protocol direct's ordered patterns
+	RestartWait time.Duration
 }
 
 // Load reads and validates the file at path.

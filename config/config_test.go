@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,8 @@ peers:
     gracefulRestart: false
     addPaths: false
 originate: [192.168.0.192/26, 192.168.1.0/26]
-kernel: {protocol: 44, table: 100, scanTime: 5s}
+export: [192.168.0.0/16]
+kernel: {protocol: 44, table: 100, scanTime: 5s, learn: false, interfaces: ["-veth*", "eth*"], restartWait: 30s}
 `
 
 func TestParseFull(t *testing.T) {
@@ -53,8 +55,11 @@ func TestParseFull(t *testing.T) {
 	if len(c.Originate) != 2 || c.Originate[0].String() != "192.168.0.192/26" {
 		t.Errorf("originate = %v", c.Originate)
 	}
-	if c.Kernel != (Kernel{Protocol: 44, Table: 100, ScanTime: 5 * time.Second}) {
+	if !reflect.DeepEqual(c.Kernel, Kernel{Enabled: true, Protocol: 44, Table: 100, ScanTime: 5 * time.Second, Interfaces: []string{"-veth*", "eth*"}, RestartWait: 30 * time.Second}) {
 		t.Errorf("kernel = %+v", c.Kernel)
+	}
+	if len(c.Export) != 1 || c.Export[0].String() != "192.168.0.0/16" {
+		t.Errorf("export = %v", c.Export)
 	}
 }
 
@@ -66,7 +71,8 @@ func TestParseDefaults(t *testing.T) {
 	if c.ASN != 64512 || c.ListenPort != 179 || c.Socket != DefaultSocket || c.NodeName == "" {
 		t.Errorf("defaults = %+v", c)
 	}
-	if c.Kernel != (Kernel{Protocol: 12, Table: 254, ScanTime: 2 * time.Second}) {
+	want := Kernel{Enabled: true, Protocol: 12, Table: 254, ScanTime: 2 * time.Second, Learn: true, Interfaces: []string{"-cali*", "-kube-ipvs*", "*"}, RestartWait: 120 * time.Second}
+	if !reflect.DeepEqual(c.Kernel, want) {
 		t.Errorf("kernel defaults = %+v", c.Kernel)
 	}
 	if c, err := Parse([]byte("listen: {address: 10.9.9.9}\n")); err != nil || c.RouterID.String() != "10.9.9.9" {
@@ -98,6 +104,9 @@ func TestParseErrorsNameKeyAndValue(t *testing.T) {
 		{"routerID: 10.0.0.1\nkernel: {protocol: 4}\n", "kernel.protocol: 4 must be 5-255"},
 		{"routerID: 10.0.0.1\nkernel: {scanTime: -1s}\n", `kernel.scanTime: "-1s" is not a positive duration`},
 		{"routerID: 10.0.0.1\nlogLevel: loud\n", `logLevel: "loud" is not one of`},
+		{"routerID: 10.0.0.1\nexport: [10.0.0.0/33]\n", `export[0]: "10.0.0.0/33" is not a CIDR prefix`},
+		{"routerID: 10.0.0.1\nkernel: {interfaces: [\"[eth\"]}\n", `kernel.interfaces[0]: "[eth" is not an interface pattern`},
+		{"routerID: 10.0.0.1\nkernel: {restartWait: forever}\n", `kernel.restartWait: "forever" is not a positive duration`},
 		{"routerID: [10.0.0.1\n", "not valid YAML"},
 	} {
 		_, err := Parse([]byte(tt.doc))

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -20,7 +21,12 @@ func (f *File) validate() (*Config, error) {
 		NodeName: f.NodeName,
 		ASN:      f.ASNumber,
 		Socket:   f.Socket,
-		Kernel:   Kernel{Protocol: f.Kernel.Protocol, Table: f.Kernel.Table},
+		Kernel: Kernel{
+			Enabled:  f.Kernel.Enabled == nil || *f.Kernel.Enabled,
+			Protocol: f.Kernel.Protocol,
+			Table:    f.Kernel.Table,
+			Learn:    f.Kernel.Learn == nil || *f.Kernel.Learn,
+		},
 	}
 	if c.NodeName == "" {
 		c.NodeName, _ = os.Hostname()
@@ -54,7 +60,10 @@ func (f *File) validate() (*Config, error) {
 	if err := c.setPeers(f.Peers); err != nil {
 		return nil, err
 	}
-	if err := c.setOriginate(f.Originate); err != nil {
+	if c.Originate, err = parsePrefixes("originate", f.Originate); err != nil {
+		return nil, err
+	}
+	if c.Export, err = parsePrefixes("export", f.Export); err != nil {
 		return nil, err
 	}
 	if err := c.setKernel(f.Kernel); err != nil {
@@ -146,19 +155,20 @@ func (pf PeerFile) peerConfig(key string) (bgp.PeerConfig, error) {
 	return p.WithDefaults(), nil
 }
 
-func (c *Config) setOriginate(list []string) error {
+func parsePrefixes(key string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
 	for i, s := range list {
-		key := fmt.Sprintf("originate[%d]", i)
+		key := fmt.Sprintf("%s[%d]", key, i)
 		p, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("%s: %q is not a CIDR prefix (like 192.168.0.0/26)", key, s)
+			return nil, fmt.Errorf("%s: %q is not a CIDR prefix (like 192.168.0.0/26)", key, s)
 		}
 		if p != p.Masked() {
-			return fmt.Errorf("%s: %q has host bits set; did you mean %s?", key, s, p.Masked())
+			return nil, fmt.Errorf("%s: %q has host bits set; did you mean %s?", key, s, p.Masked())
 		}
-		c.Originate = append(c.Originate, p)
+		out = append(out, p)
 	}
-	return nil
+	return out, nil
 }
 
 func (c *Config) setKernel(k KernelFile) error {
@@ -174,8 +184,22 @@ func (c *Config) setKernel(k KernelFile) error {
 		c.Kernel.Table = DefaultKernelTable
 	}
 	var err error
-	c.Kernel.ScanTime, err = parseDuration("kernel.scanTime", k.ScanTime, DefaultScanTime)
-	return err
+	if c.Kernel.ScanTime, err = parseDuration("kernel.scanTime", k.ScanTime, DefaultScanTime); err != nil {
+		return err
+	}
+	if c.Kernel.RestartWait, err = parseDuration("kernel.restartWait", k.RestartWait, DefaultRestartWait); err != nil {
+		return err
+	}
+	c.Kernel.Interfaces = DefaultInterfaces
+	if k.Interfaces != nil {
+		c.Kernel.Interfaces = k.Interfaces
+	}
+	for i, pat := range c.Kernel.Interfaces {
+		if _, err := path.Match(strings.TrimPrefix(pat, "-"), ""); err != nil || strings.TrimPrefix(pat, "-") == "" {
+			return fmt.Errorf("kernel.interfaces[%d]: %q is not an interface pattern (like \"eth*\" or \"-cali*\")", i, pat)
+		}
+	}
+	return nil
 }
 
 func parseAddr(key, s string) (netip.Addr, error) {

@@ -37,6 +37,8 @@ func runDaemon(t *testing.T, config string) (socket, configPath string, reload c
 	dir := t.TempDir()
 	socket = filepath.Join(dir, "petrel.sock")
 	configPath = filepath.Join(dir, "petrel.yaml")
+	// These tests run in the host's namespace: never touch its routes.
+	config += "kernel: {enabled: false}\n"
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +202,7 @@ func TestReloadAppliesOriginateChangesAndRefusesBrokenFiles(t *testing.T) {
 		t.Fatalf("originated = %q, want %q", originated(), want)
 	}
 
-	os.WriteFile(configPath, []byte("routerID: 127.0.31.1\n"+listen+"originate: [192.168.41.0/26]\n"), 0o644)
+	os.WriteFile(configPath, []byte("routerID: 127.0.31.1\n"+listen+"originate: [192.168.41.0/26]\nkernel: {enabled: false}\n"), 0o644)
 	reload <- struct{}{}
 	waitOriginated("192.168.41.0/26")
 
@@ -214,7 +216,7 @@ func TestSecondDaemonOnSameSocketIsRefused(t *testing.T) {
 	socket, _, _ := runDaemon(t, fmt.Sprintf("routerID: 127.0.32.1\nlisten: {address: 127.0.32.1, port: %d}\n", freePort(t, "127.0.32.1")))
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "b.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("routerID: 127.0.32.2\nlisten: {address: 127.0.32.2, port: %d}\n", freePort(t, "127.0.32.2"))), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("routerID: 127.0.32.2\nlisten: {address: 127.0.32.2, port: %d}\nkernel: {enabled: false}\n", freePort(t, "127.0.32.2"))), 0o644)
 	err := RunStandalone(context.Background(), StandaloneOptions{ConfigPath: cfg, Socket: socket})
 	if err == nil || !strings.Contains(err.Error(), "another petrel daemon") {
 		t.Fatalf("second daemon: %v", err)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"time"
 
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/config"
+	"github.com/petrel-net/petrel/kernelsync"
 )
 
 // StandaloneOptions configure RunStandalone.
@@ -45,7 +47,22 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 		cfg.Socket = opts.Socket
 	}
 
-	speakerCfg := bgp.Config{RouterID: cfg.RouterID, ASN: cfg.ASN, ListenPort: cfg.ListenPort, Logger: log}
+	// Adopt the routes a previous run left in the kernel before any peer
+	// connects, and tell the peers we are restarting if there were any.
+	var kernel *kernelsync.Sync
+	restarting := false
+	if cfg.Kernel.Enabled {
+		if kernel, err = kernelsync.New(kernelConfig(cfg, log)); err != nil {
+			return err
+		}
+		adopted, err := kernel.Adopt()
+		if err != nil {
+			return err
+		}
+		restarting = adopted > 0
+	}
+
+	speakerCfg := bgp.Config{RouterID: cfg.RouterID, ASN: cfg.ASN, ListenPort: cfg.ListenPort, Logger: log, Restarting: restarting}
 	if cfg.ListenAddress.IsValid() {
 		speakerCfg.ListenAddresses = []netip.Addr{cfg.ListenAddress}
 	}
@@ -73,6 +90,10 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 	if err := applyStandalone(ctx, speaker, cfg); err != nil {
 		log.Error("applying configuration", "config", opts.ConfigPath, "err", err)
 	}
+	kernelErr := make(chan error, 1)
+	if kernel != nil {
+		go func() { kernelErr <- kernel.Run(ctx, speaker) }()
+	}
 	log.Info("petrel running", "node", cfg.NodeName, "routerID", cfg.RouterID, "as", cfg.ASN,
 		"peers", len(cfg.Peers), "originated", len(cfg.Originate), "socket", cfg.Socket)
 	if opts.Ready != nil {
@@ -86,6 +107,10 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 			return nil
 		case err := <-serveErr:
 			return fmt.Errorf("api server: %w", err)
+		case err := <-kernelErr:
+			if err != nil {
+				return err
+			}
 		case <-opts.Reload:
 			next, err := config.Load(opts.ConfigPath)
 			if err != nil {
@@ -104,7 +129,7 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 			if err := applyStandalone(ctx, speaker, next); err != nil {
 				log.Error("reload", "err", err)
 			}
-			cfg.Peers, cfg.Originate = next.Peers, next.Originate
+			cfg.Peers, cfg.Originate, cfg.Export = next.Peers, next.Originate, next.Export
 			log.Info("configuration reloaded", "peers", len(next.Peers), "originated", len(next.Originate))
 		}
 	}
@@ -112,9 +137,18 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 
 func applyStandalone(ctx context.Context, speaker *bgp.Speaker, cfg *config.Config) error {
 	return errors.Join(
+		speaker.SetExportRanges(ctx, cfg.Export),
 		speaker.SetOriginated(ctx, cfg.Originate),
 		speaker.SetPeers(ctx, cfg.Peers),
 	)
+}
+
+func kernelConfig(cfg *config.Config, log *slog.Logger) kernelsync.Config {
+	k := cfg.Kernel
+	return kernelsync.Config{
+		Protocol: k.Protocol, Table: int(k.Table), ScanTime: k.ScanTime, Learn: k.Learn,
+		Interfaces: k.Interfaces, RestartWait: k.RestartWait, Logger: log,
+	}
 }
 
 // restartOnly reports settings that differ but cannot change at run time,
@@ -122,7 +156,7 @@ func applyStandalone(ctx context.Context, speaker *bgp.Speaker, cfg *config.Conf
 func restartOnly(old, next *config.Config) error {
 	var errs []error
 	check := func(key string, a, b any) {
-		if a != b {
+		if !reflect.DeepEqual(a, b) {
 			errs = append(errs, fmt.Errorf("%s: %v -> %v takes effect after a restart", key, a, b))
 		}
 	}

@@ -20,7 +20,7 @@ func birdConfig(routerID string, as uint32, static []string, peers map[string]st
 	var b strings.Builder
 	b.WriteString("log stderr all;\nrouter id " + routerID + ";\nprotocol device { scan time 1; }\nprotocol direct { ipv4; interface \"eth*\"; }\n")
 	if len(static) > 0 {
-		b.WriteString("protocol static { ipv4;\n")
+		b.WriteString("protocol static blocks { ipv4;\n")
 		for _, s := range static {
 			b.WriteString("  route " + s + " blackhole;\n")
 		}

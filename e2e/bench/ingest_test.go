@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/petrel-net/petrel/e2e/harness"
+)
+
+const (
+	ingestN       = 100_000
+	ingestTimeout = 120 * time.Second
+	// ingestPoll is the resolution of the ingest time. Polls read
+	// fib_triestat (~1 ms at 100k routes) rather than dumping the routes
+	// (~40 ms), so polling hardly slows down the daemon being measured.
+	ingestPoll = 100 * time.Millisecond
+)
+
+// ingestBase holds the advertised /26s: 100k of them span 10.0.0.0 to
+// 10.97.167.192, clear of the link subnet.
+var (
+	ingestBase = netip.MustParsePrefix("10.0.0.0/9")
+	ingestLink = netip.MustParsePrefix("10.200.0.0/24")
+)
+
+// BenchmarkIngest100k: a tor BIRD advertises 100,000 /26s over iBGP; how
+// long does the node daemon take, from its process start, until all of them
+// are routes in the node's kernel (main table, protocol 12)? Also its peak
+// RSS and the CPU it used until then.
+func BenchmarkIngest100k(b *testing.B) {
+	prefixes, err := genPrefixes(ingestBase, 26, ingestN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if overlapsAny(prefixes, ingestLink) {
+		b.Fatalf("generated prefixes overlap the link %v", ingestLink)
+	}
+	compare(b, "ingest of 100k /26 routes into the kernel", func(b *testing.B, kind string) result {
+		return ingest(b, kind, prefixes)
+	})
+}
+
+func ingest(b *testing.B, kind string, prefixes []netip.Prefix) result {
+	lab := harness.New(b)
+	tor, node := lab.Node("tor"), lab.Node("node")
+	lab.Link(tor, "eth0", "10.200.0.1/24", node, "eth0", "10.200.0.2/24")
+
+	// The tor must have all routes before the node starts, so that the
+	// clock measures the node only.
+	t0 := time.Now()
+	torBird := harness.StartBird(b, tor, torBirdConfig("10.200.0.1", []string{"10.200.0.2"}, prefixes))
+	waitBirdRoutes(b, torBird, len(prefixes), 60*time.Second)
+	b.Logf("%s: tor BIRD loaded %d static routes in %v", kind, len(prefixes), time.Since(t0).Round(time.Millisecond))
+
+	nl, err := dialNetlink(node.NS, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nl.Close()
+	fib, err := openFibStat(node.NS)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fib.Close()
+	if n, err := nl.CountRoutes(tableMain, protoBird, -1); err != nil || n != 0 {
+		b.Fatalf("node has %d proto-12 routes before the daemon starts (err %v)", n, err)
+	}
+	baseline, err := fib.Routes("Main")
+	if err != nil {
+		b.Fatal(err)
+	}
+	counter := &routeCounter{NL: nl, Fib: fib, Proto: protoBird, DstLen: 26, Want: len(prefixes), Baseline: baseline}
+
+	start := time.Now()
+	d := startNode(b, lab, node, kind, nodeSpec{RouterID: "10.200.0.2", Peers: []string{"10.200.0.1"}})
+	res, err := pollUntilCount(start, ingestTimeout, ingestPoll, len(prefixes), counter.Count, d.Alive)
+	// Sample CPU right away: it is the cost of getting here.
+	cpu, cpuErr := procCPU(d.Pid())
+	if err != nil {
+		first := "no route at all"
+		if res.First > 0 {
+			first = "first route after " + res.First.Round(time.Millisecond).String()
+		}
+		b.Fatalf("%s did not install all routes: %v (%s; about %d of %d installed)", kind, err, first, res.Last, len(prefixes))
+	}
+	if cpuErr != nil {
+		b.Fatal(cpuErr)
+	}
+	requireComm(b, d.Pid(), d.Comm())
+	hwm, err := procStatusBytes(d.Pid(), "VmHWM")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// What polling costs, with all routes in place.
+	t1 := time.Now()
+	all, err := nl.CountRoutes(tableMain, protoBird, -1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t2 := time.Now()
+	if _, err := fib.Routes("Main"); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%s: a netlink dump of the %d proto-12 routes takes %v, a fib_triestat read %v",
+		kind, all, t2.Sub(t1).Round(time.Microsecond), time.Since(t2).Round(time.Microsecond))
+	if all > len(prefixes) {
+		b.Logf("%s: also installed: %s", kind, strings.TrimSpace(node.MustRun(b, "sh", "-c", "ip route show table main proto 12 | grep -v '/26 '")))
+	}
+	// Show one installed route, to make plain what was counted.
+	sample := strings.TrimSpace(node.MustRun(b, "ip", "route", "show", "table", "main", prefixes[len(prefixes)/2].String()))
+	b.Logf("%s: all %d routes after %v (first after %v, last poll counted %d); e.g. %s",
+		kind, len(prefixes), res.Done.Round(time.Millisecond), res.First.Round(time.Millisecond), res.Last, sample)
+
+	return result{
+		{"ingest", "s", seconds(res.Done), false},
+		{"first", "s", seconds(res.First), false},
+		{"rss", "MB", megabytes(hwm), false},
+		{"cpu", "s", seconds(cpu), false},
+	}
+}

@@ -1,0 +1,58 @@
+package kernelsync
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config tunes the kernel sync.
+type Config struct {
+	// Protocol marks petrel's routes (default 12, as BIRD's in calico-node).
+	Protocol int
+	// Table is the routing table petrel programs (default 254, main).
+	Table int
+	// ScanTime is the period of the full reconcile safety net (default 2 s).
+	ScanTime time.Duration
+	// Learn imports alien kernel routes into the speaker.
+	Learn bool
+	// Interfaces is the ordered pattern list of protocol direct: the first
+	// matching pattern decides, "-" excludes ("-cali*"), no match excludes.
+	Interfaces []string
+	// RestartWait bounds how long routes adopted at start wait to be
+	// refreshed by the peers before they are swept (graceful restart).
+	RestartWait time.Duration
+	Logger      *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultProtocol    = 12
+	DefaultTable       = 254
+	DefaultScanTime    = 2 * time.Second
+	DefaultRestartWait = 120 * time.Second
+)
+
+// DefaultInterfaces are calico-node's protocol direct interfaces.
+var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "*"}
+
+func (c Config) withDefaults() Config {
+	if c.Protocol == 0 {
+		c.Protocol = DefaultProtocol
+	}
+	if c.Table == 0 {
+		c.Table = DefaultTable
+	}
+	if c.ScanTime == 0 {
+		c.ScanTime = DefaultScanTime
+	}
+	if c.RestartWait == 0 {
+		c.RestartWait = DefaultRestartWait
+	}
+	if c.Interfaces == nil {
+		c.Interfaces = DefaultInterfaces
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

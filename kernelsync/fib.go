@@ -1,0 +1,95 @@
+package kernelsync
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// nexthop is one gateway of a FIB route.
+type nexthop struct {
+	gw      netip.Addr
+	ifindex int
+}
+
+func compareNexthop(a, b nexthop) int {
+	if c := a.gw.Compare(b.gw); c != 0 {
+		return c
+	}
+	return a.ifindex - b.ifindex
+}
+
+// fibEqual compares two sorted next-hop sets.
+func fibEqual(a, b []nexthop) bool { return slices.Equal(a, b) }
+
+// nexthopsOf reads the gateways of a kernel route, sorted; nil for a route
+// without gateways (blackhole, device route).
+func nexthopsOf(r *netlink.Route) []nexthop {
+	var out []nexthop
+	if len(r.MultiPath) > 0 {
+		for _, mp := range r.MultiPath {
+			if gw, ok := netip.AddrFromSlice(mp.Gw); ok {
+				out = append(out, nexthop{gw: gw.Unmap(), ifindex: mp.LinkIndex})
+			}
+		}
+	} else if gw, ok := netip.AddrFromSlice(r.Gw); ok {
+		out = append(out, nexthop{gw: gw.Unmap(), ifindex: r.LinkIndex})
+	}
+	slices.SortFunc(out, compareNexthop)
+	return out
+}
+
+// prefixOf returns the destination of a kernel route (the default route
+// has a nil Dst).
+func prefixOf(r *netlink.Route) (netip.Prefix, bool) {
+	if r.Dst == nil {
+		switch r.Family {
+		case unix.AF_INET:
+			return netip.PrefixFrom(netip.IPv4Unspecified(), 0), true
+		case unix.AF_INET6:
+			return netip.PrefixFrom(netip.IPv6Unspecified(), 0), true
+		}
+		return netip.Prefix{}, false
+	}
+	addr, ok := netip.AddrFromSlice(r.Dst.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := r.Dst.Mask.Size()
+	return netip.PrefixFrom(addr.Unmap(), ones).Masked(), true
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func family(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+// kernelRoute renders a desired route: a plain gateway route for one next
+// hop, one RTA_MULTIPATH route for several, so a set that changes is
+// replaced in place and never deleted first.
+func (s *Sync) kernelRoute(p netip.Prefix, nhs []nexthop) *netlink.Route {
+	r := &netlink.Route{
+		Dst:      ipNet(p),
+		Family:   family(p),
+		Protocol: netlink.RouteProtocol(s.cfg.Protocol),
+		Table:    s.cfg.Table,
+		Type:     unix.RTN_UNICAST,
+	}
+	if len(nhs) == 1 {
+		r.Gw, r.LinkIndex = nhs[0].gw.AsSlice(), nhs[0].ifindex
+		return r
+	}
+	for _, nh := range nhs {
+		r.MultiPath = append(r.MultiPath, &netlink.NexthopInfo{Gw: nh.gw.AsSlice(), LinkIndex: nh.ifindex})
+	}
+	return r
+}
