@@ -12,7 +12,7 @@ import (
 // Netlink events are bursty (our own 100k writes echo back); big channel
 // and socket buffers keep the kernel from dropping them.
 const (
-	eventQueue    = 65536
+	eventQueue    = 4096
 	receiveBuffer = 32 << 20
 )
 

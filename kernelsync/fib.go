@@ -1,7 +1,6 @@
 package kernelsync
 
 import (
-	"net"
 	"net/netip"
 	"slices"
 
@@ -62,34 +61,9 @@ func prefixOf(r *netlink.Route) (netip.Prefix, bool) {
 	return netip.PrefixFrom(addr.Unmap(), ones).Masked(), true
 }
 
-func ipNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
 func family(p netip.Prefix) int {
 	if p.Addr().Is4() {
 		return unix.AF_INET
 	}
 	return unix.AF_INET6
-}
-
-// kernelRoute renders a desired route: a plain gateway route for one next
-// hop, one RTA_MULTIPATH route for several, so a set that changes is
-// replaced in place and never deleted first.
-func (s *Sync) kernelRoute(p netip.Prefix, nhs []nexthop) *netlink.Route {
-	r := &netlink.Route{
-		Dst:      ipNet(p),
-		Family:   family(p),
-		Protocol: netlink.RouteProtocol(s.cfg.Protocol),
-		Table:    s.cfg.Table,
-		Type:     unix.RTN_UNICAST,
-	}
-	if len(nhs) == 1 {
-		r.Gw, r.LinkIndex = nhs[0].gw.AsSlice(), nhs[0].ifindex
-		return r
-	}
-	for _, nh := range nhs {
-		r.MultiPath = append(r.MultiPath, &netlink.NexthopInfo{Gw: nh.gw.AsSlice(), LinkIndex: nh.ifindex})
-	}
-	return r
 }

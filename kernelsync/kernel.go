@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -47,7 +48,10 @@ type Sync struct {
 	Stats   Stats
 
 	// Everything below is owned by Run's goroutine.
-	bgpRoutes map[netip.Prefix]bgp.Route // the speaker's decisions, unfiltered
+	// gateways holds the speaker's decisions, unfiltered: the next hops of
+	// each prefix's multipath set (nothing else is needed to re-filter
+	// when links change, and 100k full routes would double the memory).
+	gateways map[netip.Prefix][]netip.Addr
 	desired   map[netip.Prefix][]nexthop // what the FIB should hold
 	installed map[netip.Prefix][]nexthop // our routes in the kernel, as last seen or written
 	stale     map[netip.Prefix]bool      // adopted at start, not yet refreshed
@@ -59,6 +63,8 @@ type Sync struct {
 	graceful  bool
 	dirty     map[netip.Prefix]struct{}
 	learned   map[netip.Prefix]bool
+	writer    *batchWriter
+	ops       []routeOp // reused between flushes
 	// learnedDirty and directDirty say the speaker has not been told yet.
 	learnedDirty, directDirty bool
 	dev                       *devices
@@ -71,11 +77,17 @@ func New(cfg Config) (*Sync, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernelsync: netlink: %w", err)
 	}
+	writer, err := newBatchWriter(cfg.Protocol, cfg.Table)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
 	return &Sync{
+		writer:    writer,
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "kernel"),
 		h:         h,
-		bgpRoutes: map[netip.Prefix]bgp.Route{},
+		gateways:  map[netip.Prefix][]netip.Addr{},
 		desired:   map[netip.Prefix][]nexthop{},
 		installed: map[netip.Prefix][]nexthop{},
 		stale:     map[netip.Prefix]bool{},
@@ -110,6 +122,7 @@ func (s *Sync) Adopt() (int, error) {
 // the kernel when it returns (BIRD's "persist").
 func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 	defer s.h.Close()
+	defer s.writer.Close()
 	s.speaker = speaker
 	routeSub := speaker.SubscribeRoutes(true)
 	defer routeSub.Close()
@@ -128,6 +141,10 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 	defer scan.Stop()
 	restartDeadline := time.NewTimer(s.cfg.RestartWait)
 	defer restartDeadline.Stop()
+	batch := time.NewTimer(time.Hour)
+	batch.Stop()
+	batchArmed := false
+	var lastFlush time.Time
 
 	for {
 		select {
@@ -164,10 +181,25 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 			s.checkRestartDone("every peer sent End-of-RIB")
 		case <-restartDeadline.C:
 			s.endGracefulRestart("restart wait expired")
+		case <-batch.C:
+			batchArmed = false
 		}
-		s.flush(ctx)
+		// Write at once when the writer has been idle, so a lone change
+		// reaches the kernel in microseconds; during a burst, let changes
+		// gather for flushGap so they go out in large batches.
+		if since := time.Since(lastFlush); since >= flushGap {
+			s.flush(ctx)
+			lastFlush = time.Now()
+		} else if !batchArmed {
+			batch.Reset(flushGap - since)
+			batchArmed = true
+		}
 	}
 }
+
+// flushGap is how long changes may gather during a burst before they are
+// written.
+const flushGap = 2 * time.Millisecond
 
 // drainKernelEvents folds every netlink route event already queued, so a
 // burst (our own 100k writes echoing back) costs one flush.
@@ -185,31 +217,33 @@ func (s *Sync) drainKernelEvents(ev *subscriptions) {
 	}
 }
 
-// onBGPRoute records the speaker's new decision for one prefix.
+// onBGPRoute records the speaker's new decision for one prefix. Routes
+// this node injected itself (its own blocks, learned and direct routes)
+// are already where they belong and are never programmed.
 func (s *Sync) onBGPRoute(r bgp.Route) {
-	if r.Withdrawn() {
-		delete(s.bgpRoutes, r.Prefix)
+	if best, ok := r.Best(); !ok || best.Local {
+		delete(s.gateways, r.Prefix)
 	} else {
-		s.bgpRoutes[r.Prefix] = r
+		gws := make([]netip.Addr, len(r.Paths))
+		for i, path := range r.Paths {
+			gws[i] = path.NextHop
+		}
+		s.gateways[r.Prefix] = gws
 	}
 	s.updateDesired(r.Prefix)
 }
 
-// updateDesired applies the kernel-programming filter to one prefix:
-// nothing for routes this node injected itself (its own blocks, learned and
-// direct routes are already where they belong), next hops that are our own
-// addresses or behind a down link are dropped, the rest becomes one
-// (multipath) route.
+// updateDesired applies the kernel-programming filter to one prefix: next
+// hops that are our own addresses or behind a down link are dropped, the
+// rest becomes one (multipath) route.
 func (s *Sync) updateDesired(p netip.Prefix) {
 	var want []nexthop
-	if r, ok := s.bgpRoutes[p]; ok && !r.Paths[0].Local {
-		for _, path := range r.Paths {
-			if nh, ok := s.dev.resolve(s.h, path.NextHop); ok && !slices.Contains(want, nh) {
-				want = append(want, nh)
-			}
+	for _, gw := range s.gateways[p] {
+		if nh, ok := s.dev.resolve(s.h, gw); ok && !slices.Contains(want, nh) {
+			want = append(want, nh)
 		}
-		slices.SortFunc(want, compareNexthop)
 	}
+	slices.SortFunc(want, compareNexthop)
 	if have, had := s.desired[p]; fibEqual(want, have) && (want != nil) == had {
 		return
 	}
@@ -224,11 +258,11 @@ func (s *Sync) updateDesired(p netip.Prefix) {
 // redesireAll re-runs the filter for every prefix after a link or address
 // change moved what next hops are usable.
 func (s *Sync) redesireAll() {
-	for p := range s.bgpRoutes {
+	for p := range s.gateways {
 		s.updateDesired(p)
 	}
 	for p := range s.desired {
-		if _, ok := s.bgpRoutes[p]; !ok {
+		if _, ok := s.gateways[p]; !ok {
 			s.updateDesired(p)
 		}
 	}
@@ -308,69 +342,70 @@ func (s *Sync) inject(ctx context.Context, source string, set map[netip.Prefix]b
 }
 
 func (s *Sync) writeDirty() {
+	ops := s.ops[:0]
 	for p := range s.dirty {
 		delete(s.dirty, p)
-		want, have := s.desired[p], s.installed[p]
-		_, isInstalled := s.installed[p]
+		want := s.desired[p]
+		have, isInstalled := s.installed[p]
 		switch {
 		case want != nil && isInstalled && fibEqual(want, have):
 			delete(s.stale, p) // refreshed without a write
 		case want != nil:
-			if err := s.install(p, want, isInstalled); err != nil {
-				continue
+			// A route of ours (or one taken from us) is replaced in place; a
+			// new one is created exclusively, so a foreign route holding the
+			// key is never overwritten.
+			kind := opAdd
+			if isInstalled || s.clobbered[p] {
+				kind = opReplace
 			}
-			s.installed[p] = want
-			delete(s.stale, p)
+			ops = append(ops, routeOp{prefix: p, kind: kind, nexthop: want})
 		case isInstalled && s.graceful && s.stale[p]:
 			// Adopted and not refreshed yet: keep it until restart ends.
 		case isInstalled:
-			if err := s.h.RouteDel(s.kernelRoute(p, have)); err != nil && !errors.Is(err, unix.ESRCH) {
-				s.writeFailed(p, "delete", err)
-				continue
-			}
-			s.Stats.Writes.Add(1)
-			delete(s.installed, p)
-			delete(s.stale, p)
+			ops = append(ops, routeOp{prefix: p, kind: opDelete})
 		}
 	}
-	s.Stats.FIBRoutes.Store(int64(len(s.installed)))
+	s.writer.run(ops)
+	for _, op := range ops {
+		s.applied(op)
+	}
+	s.ops = ops[:0]
 }
 
-// install writes one route. A route of ours (or one taken from us) is
-// replaced in place; a new one is created exclusively, so a foreign route
-// with the same key is never overwritten.
-func (s *Sync) install(p netip.Prefix, want []nexthop, ours bool) error {
-	r := s.kernelRoute(p, want)
-	var err error
+// applied records the outcome of one write.
+func (s *Sync) applied(op routeOp) {
+	p := op.prefix
 	switch {
-	case ours || s.clobbered[p]:
-		err = s.h.RouteReplace(r)
-		if err == nil && s.clobbered[p] {
-			s.Stats.Repairs.Add(1)
-		}
-	default:
-		err = s.h.RouteAdd(r)
-	}
-	switch {
-	case errors.Is(err, unix.EEXIST):
+	case op.kind == opAdd && errors.Is(op.err, unix.EEXIST):
 		s.log.Debug("prefix held by a route of another protocol; not overriding it", "prefix", p)
-		return err
-	case err != nil:
-		s.writeFailed(p, "install", err)
-		return err
+		return
+	case op.kind == opDelete && errors.Is(op.err, unix.ESRCH):
+		// Already gone.
+	case op.err != nil:
+		s.writeFailed(p, op.kind, op.err)
+		return
 	}
-	delete(s.clobbered, p)
 	s.Stats.Writes.Add(1)
-	return nil
+	delete(s.stale, p)
+	if op.kind == opDelete {
+		delete(s.installed, p)
+		return
+	}
+	s.installed[p] = op.nexthop
+	if s.clobbered[p] {
+		delete(s.clobbered, p)
+		s.Stats.Repairs.Add(1)
+	}
 }
 
 // writeFailed counts and logs a failed write; the next scan retries it.
-func (s *Sync) writeFailed(p netip.Prefix, op string, err error) {
+func (s *Sync) writeFailed(p netip.Prefix, op opKind, err error) {
 	s.Stats.WriteErrors.Add(1)
-	s.log.Warn("kernel route write failed; retrying at the next scan", "prefix", p, "op", op, "err", err)
+	s.log.Warn("kernel route write failed; retrying at the next scan", "prefix", p, "op", op.String(), "err", err)
 }
 
-// reconcile is the safety net: re-read the kernel and make it match.
+// reconcile is the safety net: re-read the kernel and mark every prefix
+// whose kernel state differs from the desired one.
 func (s *Sync) reconcile(ctx context.Context) {
 	if err := s.scanDevices(ctx); err != nil {
 		s.log.Warn("device scan", "err", err)
@@ -380,41 +415,51 @@ func (s *Sync) reconcile(ctx context.Context) {
 		s.log.Warn("route scan", "err", err)
 		return
 	}
-	for p := range before {
-		s.markDirty(p)
-	}
-	for p := range s.installed {
-		s.markDirty(p)
+	for p, nhs := range s.installed {
+		if want, ok := s.desired[p]; !ok || !fibEqual(want, nhs) {
+			s.markDirty(p)
+		}
 	}
 	for p := range s.desired {
-		s.markDirty(p)
+		if _, ok := s.installed[p]; !ok {
+			s.markDirty(p)
+		}
+	}
+	for p := range before {
+		if _, ok := s.installed[p]; !ok {
+			s.markDirty(p)
+		}
 	}
 	s.Stats.Reconciles.Add(1)
 }
 
-// scanRoutes reads petrel's routes and the learnable alien ones.
+// scanRoutes reads petrel's routes and the learnable alien ones. It walks
+// the dump without collecting it: at 100k routes a slice of them is tens
+// of megabytes of garbage every scan.
 func (s *Sync) scanRoutes() error {
-	routes, err := s.h.RouteListFiltered(unix.AF_UNSPEC, &netlink.Route{Table: s.cfg.Table}, netlink.RT_FILTER_TABLE)
+	installed := make(map[netip.Prefix][]nexthop, len(s.installed))
+	learned := map[netip.Prefix]bool{}
+	err := s.h.RouteListFilteredIter(unix.AF_UNSPEC, &netlink.Route{Table: s.cfg.Table}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+		p, ok := prefixOf(&r)
+		switch {
+		case !ok:
+		case int(r.Protocol) == s.cfg.Protocol:
+			nhs := nexthopsOf(&r)
+			if old, ok := s.installed[p]; ok && fibEqual(old, nhs) {
+				nhs = old // keep the existing slice: no garbage for unchanged routes
+			}
+			installed[p] = nhs
+		case s.cfg.Learn && s.learnable(&r):
+			learned[p] = true
+		}
+		return true
+	})
 	if err != nil {
 		return fmt.Errorf("kernelsync: list routes: %w", err)
 	}
-	installed := make(map[netip.Prefix][]nexthop, len(s.installed))
-	learned := map[netip.Prefix]bool{}
-	for i := range routes {
-		r := &routes[i]
-		p, ok := prefixOf(r)
-		if !ok {
-			continue
-		}
-		if int(r.Protocol) == s.cfg.Protocol {
-			installed[p] = nexthopsOf(r)
-		} else if s.cfg.Learn && s.learnable(r) {
-			learned[p] = true
-		}
-	}
 	s.installed = installed
 	s.Stats.FIBRoutes.Store(int64(len(installed)))
-	if !mapsEqual(learned, s.learned) {
+	if !maps.Equal(learned, s.learned) {
 		s.learned = learned
 		s.learnedDirty = true
 	}
@@ -444,16 +489,4 @@ func (s *Sync) endGracefulRestart(why string) {
 	}
 	s.Stats.StaleSwept.Add(int64(swept))
 	s.log.Info("graceful restart finished; sweeping routes nobody refreshed", "reason", why, "stale", swept)
-}
-
-func mapsEqual(a, b map[netip.Prefix]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
 }

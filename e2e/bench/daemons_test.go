@@ -61,8 +61,9 @@ func torBirdConfig(routerID string, neighbors []string, static []netip.Prefix) s
 // kernel and device scans every 2 s, routes programmed with protocol 12,
 // workload interfaces (cali*) excluded from protocol direct, iBGP with
 // recursive next-hop resolution through the link routes protocol direct
-// provides. Timers are shortened where calico's would only add idle waiting
-// (its connect delay of 2 s) to the measurements.
+// provides, and calico's BGP timers (connect delay 2 s, connect retry 5 s,
+// error wait 5-30 s) — petrel's GoBGP waits a random 1-2 s before its first
+// connect, so both contenders pay their real start-up delay.
 func birdNodeConfig(s nodeSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "router id %s;\n", s.RouterID)
@@ -91,9 +92,9 @@ protocol direct { ipv4; interface -"cali*", "*"; }
 		fmt.Fprintf(&b, `protocol bgp peer%d {
   local as %d;
   neighbor %s as %d;
-  connect delay time 1;
-  connect retry time 1;
-  error wait time 1, 5;
+  connect delay time 2;
+  connect retry time 5;
+  error wait time 5, 30;
   graceful restart;
   ipv4 { import all; export filter bench_export; next hop self; gateway recursive; add paths on; };
 }
