@@ -84,3 +84,16 @@ func TestWriteRoutesShowsMultipathUnderBest(t *testing.T) {
 		t.Error("multipath line repeats the prefix")
 	}
 }
+
+func TestWriteKernel(t *testing.T) {
+	var b bytes.Buffer
+	WriteKernel(&b, &petrelpb.KernelStatus{FibRoutes: 10, Protocol: 12, Table: 254, Writes: 12, Repairs: 1, GracefulRestart: true})
+	if want := "Kernel: 10 routes (protocol 12, table 254), 12 writes, 1 repairs, 0 write errors, graceful restart in progress"; !strings.Contains(b.String(), want) {
+		t.Errorf("got %q", b.String())
+	}
+	b.Reset()
+	WriteKernel(&b, nil)
+	if !strings.Contains(b.String(), "disabled") {
+		t.Errorf("got %q", b.String())
+	}
+}

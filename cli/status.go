@@ -124,3 +124,17 @@ func writeBoxTable(w io.Writer, header []string, rows [][]string) {
 	}
 	line()
 }
+
+// WriteKernel prints kernel sync's one-line summary.
+func WriteKernel(w io.Writer, k *petrelpb.KernelStatus) {
+	if k == nil {
+		fmt.Fprintln(w, "\nKernel sync is disabled.")
+		return
+	}
+	fmt.Fprintf(w, "\nKernel: %d routes (protocol %d, table %d), %d writes, %d repairs, %d write errors",
+		k.FibRoutes, k.Protocol, k.Table, k.Writes, k.Repairs, k.WriteErrors)
+	if k.GracefulRestart {
+		fmt.Fprint(w, ", graceful restart in progress")
+	}
+	fmt.Fprintln(w)
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/internal/version"
+	"github.com/petrel-net/petrel/kernelsync"
 	petrelpb "github.com/petrel-net/petrel/proto"
 )
 
@@ -26,6 +27,7 @@ const routeBatch = 1000
 type apiServer struct {
 	petrelpb.UnimplementedPetrelServer
 	speaker  *bgp.Speaker
+	kernel   *kernelsync.Sync // nil when kernel sync is off
 	nodeName string
 	mode     string
 	started  time.Time
@@ -56,6 +58,20 @@ func (a *apiServer) GetInfo(ctx context.Context, _ *petrelpb.GetInfoRequest) (*p
 	}
 	for _, p := range a.speaker.Originated() {
 		resp.Originated = append(resp.Originated, p.String())
+	}
+	if k := a.kernel; k != nil {
+		cfg, st := k.Config(), &k.Stats
+		resp.Kernel = &petrelpb.KernelStatus{
+			Protocol:        uint32(cfg.Protocol),
+			Table:           uint32(cfg.Table),
+			FibRoutes:       uint64(st.FIBRoutes.Load()),
+			Writes:          uint64(st.Writes.Load()),
+			WriteErrors:     uint64(st.WriteErrors.Load()),
+			Repairs:         uint64(st.Repairs.Load()),
+			Reconciles:      uint64(st.Reconciles.Load()),
+			GracefulRestart: st.GracefulRestart.Load(),
+			StaleSwept:      uint64(st.StaleSwept.Load()),
+		}
 	}
 	return resp, nil
 }

@@ -82,7 +82,7 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 	}
 	defer speaker.Close()
 
-	srv, _ := newGRPCServer(&apiServer{speaker: speaker, nodeName: cfg.NodeName, mode: "standalone", started: time.Now()})
+	srv, _ := newGRPCServer(&apiServer{speaker: speaker, kernel: kernel, nodeName: cfg.NodeName, mode: "standalone", started: time.Now()})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	defer srv.Stop()

@@ -174,7 +174,7 @@ func TestKernelRepairsOutsideChanges(t *testing.T) {
 	lab.Link(other, "eth1", "10.202.1.1/24", node, "eth2", "10.202.1.2/24")
 	const prefix = "10.91.0.0/24"
 	harness.StartBird(t, tor, birdConfig("10.202.0.1", 64512, []string{prefix}, map[string]string{"node": "10.202.0.2 as 64512"}))
-	startPetrel(t, lab, node, petrelConfig("node", "10.202.0.2", 64512, []peerSpec{{Address: "10.202.0.1", AS: 64512}}))
+	pn := startPetrel(t, lab, node, petrelConfig("node", "10.202.0.2", 64512, []peerSpec{{Address: "10.202.0.1", AS: 64512}}))
 	waitFIBCount(t, node, 1, 20*time.Second)
 
 	repaired := func(what string, change ...string) {
@@ -197,6 +197,9 @@ func TestKernelRepairsOutsideChanges(t *testing.T) {
 	repaired("delete", "ip", "route", "del", prefix)
 	repaired("change next hop", "ip", "route", "replace", prefix, "via", "10.202.1.1", "proto", "12")
 	repaired("replace by a static route", "ip", "route", "replace", prefix, "via", "10.202.1.1", "proto", "static")
+	if out := node.MustRun(t, petrelBin, "status", "--socket", pn.socket); !strings.Contains(out, "Kernel: 1 routes (protocol 12, table 254)") || !strings.Contains(out, "3 repairs") {
+		t.Errorf("petrel status does not report the repairs:\n%s", out)
+	}
 }
 
 // TestKernelPersistAndGracefulRestart: kill -9 leaves the FIB as it was; on

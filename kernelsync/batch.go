@@ -31,6 +31,12 @@ const (
 	opDelete
 )
 
+// routeWriter performs route writes and records each one's result.
+type routeWriter interface {
+	run(ops []routeOp)
+	Close() error
+}
+
 // batchWriter sends route requests many to a sendmsg on its own netlink
 // socket and matches the acks back to them. One request per syscall
 // (what vishvananda/netlink does) costs more than the kernel's own work at

@@ -18,6 +18,8 @@ import (
 // and the next-hop resolutions that depend on them.
 type devices struct {
 	patterns []string
+	// lookup asks the kernel how it would reach an address (RouteGet).
+	lookup   func(netip.Addr) ([]netlink.Route, error)
 	links    map[int]linkState
 	addrs    map[int][]netip.Prefix // ifindex -> addresses (as configured, with prefix length)
 	resolved map[netip.Addr]resolution
@@ -33,8 +35,8 @@ type resolution struct {
 	ok bool
 }
 
-func newDevices(patterns []string) *devices {
-	return &devices{patterns: patterns, links: map[int]linkState{}, addrs: map[int][]netip.Prefix{}, resolved: map[netip.Addr]resolution{}}
+func newDevices(patterns []string, lookup func(netip.Addr) ([]netlink.Route, error)) *devices {
+	return &devices{patterns: patterns, lookup: lookup, links: map[int]linkState{}, addrs: map[int][]netip.Prefix{}, resolved: map[netip.Addr]resolution{}}
 }
 
 // isUp is BIRD's notion of a usable link: administratively up with a
@@ -61,19 +63,19 @@ func (d *devices) isLocal(a netip.Addr) bool {
 // subnet of an up link, else through whatever route the kernel would use
 // ("gateway recursive"). Our own addresses and next hops behind down links
 // are not usable.
-func (d *devices) resolve(h *netlink.Handle, gw netip.Addr) (nexthop, bool) {
+func (d *devices) resolve(gw netip.Addr) (nexthop, bool) {
 	if !gw.IsValid() || gw.IsUnspecified() {
 		return nexthop{}, false
 	}
 	if r, ok := d.resolved[gw]; ok {
 		return r.nh, r.ok
 	}
-	r := d.resolveUncached(h, gw)
+	r := d.resolveUncached(gw)
 	d.resolved[gw] = r
 	return r.nh, r.ok
 }
 
-func (d *devices) resolveUncached(h *netlink.Handle, gw netip.Addr) resolution {
+func (d *devices) resolveUncached(gw netip.Addr) resolution {
 	if d.isLocal(gw) {
 		return resolution{}
 	}
@@ -91,7 +93,7 @@ func (d *devices) resolveUncached(h *netlink.Handle, gw netip.Addr) resolution {
 	if bestBits >= 0 {
 		return resolution{nh: nexthop{gw: gw, ifindex: bestIndex}, ok: true}
 	}
-	routes, err := h.RouteGet(gw.AsSlice())
+	routes, err := d.lookup(gw)
 	if err != nil || len(routes) == 0 || !d.links[routes[0].LinkIndex].up {
 		return resolution{}
 	}
@@ -103,8 +105,8 @@ func (d *devices) resolveUncached(h *netlink.Handle, gw netip.Addr) resolution {
 }
 
 // reachable reports whether a peer can still be reached over an up link.
-func (d *devices) reachable(h *netlink.Handle, peer netip.Addr) bool {
-	routes, err := h.RouteGet(peer.AsSlice())
+func (d *devices) reachable(peer netip.Addr) bool {
+	routes, err := d.lookup(peer)
 	return err == nil && len(routes) > 0 && d.links[routes[0].LinkIndex].up
 }
 
@@ -205,7 +207,7 @@ func (s *Sync) scanDevices(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kernelsync: list addresses: %w", err)
 	}
-	next := newDevices(s.cfg.Interfaces)
+	next := newDevices(s.cfg.Interfaces, s.dev.lookup)
 	for _, l := range links {
 		next.links[l.Attrs().Index] = linkState{name: l.Attrs().Name, up: isUp(l)}
 	}
@@ -253,7 +255,7 @@ func (s *Sync) devicesChanged(ctx context.Context, lost bool) {
 		return
 	}
 	for _, peer := range s.speaker.PeerAddresses() {
-		if s.dev.reachable(s.h, peer) {
+		if s.dev.reachable(peer) {
 			continue
 		}
 		s.log.Info("peer unreachable after an interface change; bringing its session down", "peer", peer)

@@ -51,7 +51,7 @@ type Sync struct {
 	// gateways holds the speaker's decisions, unfiltered: the next hops of
 	// each prefix's multipath set (nothing else is needed to re-filter
 	// when links change, and 100k full routes would double the memory).
-	gateways map[netip.Prefix][]netip.Addr
+	gateways  map[netip.Prefix][]netip.Addr
 	desired   map[netip.Prefix][]nexthop // what the FIB should hold
 	installed map[netip.Prefix][]nexthop // our routes in the kernel, as last seen or written
 	stale     map[netip.Prefix]bool      // adopted at start, not yet refreshed
@@ -63,7 +63,7 @@ type Sync struct {
 	graceful  bool
 	dirty     map[netip.Prefix]struct{}
 	learned   map[netip.Prefix]bool
-	writer    *batchWriter
+	writer    routeWriter
 	ops       []routeOp // reused between flushes
 	// learnedDirty and directDirty say the speaker has not been told yet.
 	learnedDirty, directDirty bool
@@ -94,9 +94,14 @@ func New(cfg Config) (*Sync, error) {
 		clobbered: map[netip.Prefix]bool{},
 		dirty:     map[netip.Prefix]struct{}{},
 		learned:   map[netip.Prefix]bool{},
-		dev:       newDevices(cfg.Interfaces),
+		dev: newDevices(cfg.Interfaces, func(a netip.Addr) ([]netlink.Route, error) {
+			return h.RouteGet(a.AsSlice())
+		}),
 	}, nil
 }
+
+// Config returns the effective configuration (defaults filled in).
+func (s *Sync) Config() Config { return s.cfg }
 
 // Adopt reads the routes a previous petrel left in the kernel and keeps
 // them, marked stale, instead of deleting and re-adding them: traffic keeps
@@ -239,7 +244,7 @@ func (s *Sync) onBGPRoute(r bgp.Route) {
 func (s *Sync) updateDesired(p netip.Prefix) {
 	var want []nexthop
 	for _, gw := range s.gateways[p] {
-		if nh, ok := s.dev.resolve(s.h, gw); ok && !slices.Contains(want, nh) {
+		if nh, ok := s.dev.resolve(gw); ok && !slices.Contains(want, nh) {
 			want = append(want, nh)
 		}
 	}

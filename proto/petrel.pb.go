@@ -70,8 +70,10 @@ type GetInfoResponse struct {
 	Version  string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
 	Started  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started,proto3" json:"started,omitempty"`
 	// "standalone" (config file) or the datastore type.
-	Mode          string   `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
-	Originated    []string `protobuf:"bytes,7,rep,name=originated,proto3" json:"originated,omitempty"`
+	Mode       string   `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
+	Originated []string `protobuf:"bytes,7,rep,name=originated,proto3" json:"originated,omitempty"`
+	// Kernel sync; absent when it is disabled.
+	Kernel        *KernelStatus `protobuf:"bytes,8,opt,name=kernel,proto3" json:"kernel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -155,6 +157,124 @@ func (x *GetInfoResponse) GetOriginated() []string {
 	return nil
 }
 
+func (x *GetInfoResponse) GetKernel() *KernelStatus {
+	if x != nil {
+		return x.Kernel
+	}
+	return nil
+}
+
+type KernelStatus struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Protocol uint32                 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Table    uint32                 `protobuf:"varint,2,opt,name=table,proto3" json:"table,omitempty"`
+	// petrel's routes in the kernel now.
+	FibRoutes   uint64 `protobuf:"varint,3,opt,name=fib_routes,json=fibRoutes,proto3" json:"fib_routes,omitempty"`
+	Writes      uint64 `protobuf:"varint,4,opt,name=writes,proto3" json:"writes,omitempty"`
+	WriteErrors uint64 `protobuf:"varint,5,opt,name=write_errors,json=writeErrors,proto3" json:"write_errors,omitempty"`
+	// Outside changes to petrel's routes that were undone.
+	Repairs    uint64 `protobuf:"varint,6,opt,name=repairs,proto3" json:"repairs,omitempty"`
+	Reconciles uint64 `protobuf:"varint,7,opt,name=reconciles,proto3" json:"reconciles,omitempty"`
+	// Routes adopted at start are still waiting for the peers' End-of-RIB.
+	GracefulRestart bool   `protobuf:"varint,8,opt,name=graceful_restart,json=gracefulRestart,proto3" json:"graceful_restart,omitempty"`
+	StaleSwept      uint64 `protobuf:"varint,9,opt,name=stale_swept,json=staleSwept,proto3" json:"stale_swept,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *KernelStatus) Reset() {
+	*x = KernelStatus{}
+	mi := &file_petrel_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KernelStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KernelStatus) ProtoMessage() {}
+
+func (x *KernelStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KernelStatus.ProtoReflect.Descriptor instead.
+func (*KernelStatus) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KernelStatus) GetProtocol() uint32 {
+	if x != nil {
+		return x.Protocol
+	}
+	return 0
+}
+
+func (x *KernelStatus) GetTable() uint32 {
+	if x != nil {
+		return x.Table
+	}
+	return 0
+}
+
+func (x *KernelStatus) GetFibRoutes() uint64 {
+	if x != nil {
+		return x.FibRoutes
+	}
+	return 0
+}
+
+func (x *KernelStatus) GetWrites() uint64 {
+	if x != nil {
+		return x.Writes
+	}
+	return 0
+}
+
+func (x *KernelStatus) GetWriteErrors() uint64 {
+	if x != nil {
+		return x.WriteErrors
+	}
+	return 0
+}
+
+func (x *KernelStatus) GetRepairs() uint64 {
+	if x != nil {
+		return x.Repairs
+	}
+	return 0
+}
+
+func (x *KernelStatus) GetReconciles() uint64 {
+	if x != nil {
+		return x.Reconciles
+	}
+	return 0
+}
+
+func (x *KernelStatus) GetGracefulRestart() bool {
+	if x != nil {
+		return x.GracefulRestart
+	}
+	return false
+}
+
+func (x *KernelStatus) GetStaleSwept() uint64 {
+	if x != nil {
+		return x.StaleSwept
+	}
+	return 0
+}
+
 type ListPeersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -163,7 +283,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_petrel_proto_msgTypes[2]
+	mi := &file_petrel_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +295,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[2]
+	mi := &file_petrel_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +308,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{2}
+	return file_petrel_proto_rawDescGZIP(), []int{3}
 }
 
 type ListPeersResponse struct {
@@ -200,7 +320,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_petrel_proto_msgTypes[3]
+	mi := &file_petrel_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -212,7 +332,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[3]
+	mi := &file_petrel_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -225,7 +345,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{3}
+	return file_petrel_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -260,7 +380,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_petrel_proto_msgTypes[4]
+	mi := &file_petrel_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -272,7 +392,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[4]
+	mi := &file_petrel_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -285,7 +405,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{4}
+	return file_petrel_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Peer) GetAddress() string {
@@ -396,7 +516,7 @@ type ListRoutesRequest struct {
 
 func (x *ListRoutesRequest) Reset() {
 	*x = ListRoutesRequest{}
-	mi := &file_petrel_proto_msgTypes[5]
+	mi := &file_petrel_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +528,7 @@ func (x *ListRoutesRequest) String() string {
 func (*ListRoutesRequest) ProtoMessage() {}
 
 func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[5]
+	mi := &file_petrel_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -421,7 +541,7 @@ func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ListRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{5}
+	return file_petrel_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListRoutesRequest) GetWithin() string {
@@ -440,7 +560,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_petrel_proto_msgTypes[6]
+	mi := &file_petrel_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +572,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[6]
+	mi := &file_petrel_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +585,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{6}
+	return file_petrel_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -487,7 +607,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_petrel_proto_msgTypes[7]
+	mi := &file_petrel_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +619,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[7]
+	mi := &file_petrel_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +632,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{7}
+	return file_petrel_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Route) GetPrefix() string {
@@ -546,7 +666,7 @@ type Path struct {
 
 func (x *Path) Reset() {
 	*x = Path{}
-	mi := &file_petrel_proto_msgTypes[8]
+	mi := &file_petrel_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +678,7 @@ func (x *Path) String() string {
 func (*Path) ProtoMessage() {}
 
 func (x *Path) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[8]
+	mi := &file_petrel_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +691,7 @@ func (x *Path) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Path.ProtoReflect.Descriptor instead.
 func (*Path) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{8}
+	return file_petrel_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Path) GetNextHop() string {
@@ -640,7 +760,7 @@ type WatchRoutesRequest struct {
 
 func (x *WatchRoutesRequest) Reset() {
 	*x = WatchRoutesRequest{}
-	mi := &file_petrel_proto_msgTypes[9]
+	mi := &file_petrel_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +772,7 @@ func (x *WatchRoutesRequest) String() string {
 func (*WatchRoutesRequest) ProtoMessage() {}
 
 func (x *WatchRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[9]
+	mi := &file_petrel_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +785,7 @@ func (x *WatchRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRoutesRequest.ProtoReflect.Descriptor instead.
 func (*WatchRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{9}
+	return file_petrel_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchRoutesRequest) GetReplay() bool {
@@ -684,7 +804,7 @@ type WatchRoutesResponse struct {
 
 func (x *WatchRoutesResponse) Reset() {
 	*x = WatchRoutesResponse{}
-	mi := &file_petrel_proto_msgTypes[10]
+	mi := &file_petrel_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +816,7 @@ func (x *WatchRoutesResponse) String() string {
 func (*WatchRoutesResponse) ProtoMessage() {}
 
 func (x *WatchRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[10]
+	mi := &file_petrel_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +829,7 @@ func (x *WatchRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRoutesResponse.ProtoReflect.Descriptor instead.
 func (*WatchRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{10}
+	return file_petrel_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchRoutesResponse) GetRoutes() []*Route {
@@ -724,7 +844,7 @@ var File_petrel_proto protoreflect.FileDescriptor
 const file_petrel_proto_rawDesc = "" +
 	"\n" +
 	"\fpetrel.proto\x12\tpetrel.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n" +
-	"\x0eGetInfoRequest\"\xec\x01\n" +
+	"\x0eGetInfoRequest\"\x9d\x02\n" +
 	"\x0fGetInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1b\n" +
 	"\trouter_id\x18\x02 \x01(\tR\brouterId\x12\x1b\n" +
@@ -734,7 +854,22 @@ const file_petrel_proto_rawDesc = "" +
 	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x1e\n" +
 	"\n" +
 	"originated\x18\a \x03(\tR\n" +
-	"originated\"\x12\n" +
+	"originated\x12/\n" +
+	"\x06kernel\x18\b \x01(\v2\x17.petrel.v1.KernelStatusR\x06kernel\"\xa0\x02\n" +
+	"\fKernelStatus\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x14\n" +
+	"\x05table\x18\x02 \x01(\rR\x05table\x12\x1d\n" +
+	"\n" +
+	"fib_routes\x18\x03 \x01(\x04R\tfibRoutes\x12\x16\n" +
+	"\x06writes\x18\x04 \x01(\x04R\x06writes\x12!\n" +
+	"\fwrite_errors\x18\x05 \x01(\x04R\vwriteErrors\x12\x18\n" +
+	"\arepairs\x18\x06 \x01(\x04R\arepairs\x12\x1e\n" +
+	"\n" +
+	"reconciles\x18\a \x01(\x04R\n" +
+	"reconciles\x12)\n" +
+	"\x10graceful_restart\x18\b \x01(\bR\x0fgracefulRestart\x12\x1f\n" +
+	"\vstale_swept\x18\t \x01(\x04R\n" +
+	"staleSwept\"\x12\n" +
 	"\x10ListPeersRequest\":\n" +
 	"\x11ListPeersResponse\x12%\n" +
 	"\x05peers\x18\x01 \x03(\v2\x0f.petrel.v1.PeerR\x05peers\"\xad\x03\n" +
@@ -794,41 +929,43 @@ func file_petrel_proto_rawDescGZIP() []byte {
 	return file_petrel_proto_rawDescData
 }
 
-var file_petrel_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_petrel_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_petrel_proto_goTypes = []any{
 	(*GetInfoRequest)(nil),        // 0: petrel.v1.GetInfoRequest
 	(*GetInfoResponse)(nil),       // 1: petrel.v1.GetInfoResponse
-	(*ListPeersRequest)(nil),      // 2: petrel.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),     // 3: petrel.v1.ListPeersResponse
-	(*Peer)(nil),                  // 4: petrel.v1.Peer
-	(*ListRoutesRequest)(nil),     // 5: petrel.v1.ListRoutesRequest
-	(*ListRoutesResponse)(nil),    // 6: petrel.v1.ListRoutesResponse
-	(*Route)(nil),                 // 7: petrel.v1.Route
-	(*Path)(nil),                  // 8: petrel.v1.Path
-	(*WatchRoutesRequest)(nil),    // 9: petrel.v1.WatchRoutesRequest
-	(*WatchRoutesResponse)(nil),   // 10: petrel.v1.WatchRoutesResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*KernelStatus)(nil),          // 2: petrel.v1.KernelStatus
+	(*ListPeersRequest)(nil),      // 3: petrel.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),     // 4: petrel.v1.ListPeersResponse
+	(*Peer)(nil),                  // 5: petrel.v1.Peer
+	(*ListRoutesRequest)(nil),     // 6: petrel.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),    // 7: petrel.v1.ListRoutesResponse
+	(*Route)(nil),                 // 8: petrel.v1.Route
+	(*Path)(nil),                  // 9: petrel.v1.Path
+	(*WatchRoutesRequest)(nil),    // 10: petrel.v1.WatchRoutesRequest
+	(*WatchRoutesResponse)(nil),   // 11: petrel.v1.WatchRoutesResponse
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_petrel_proto_depIdxs = []int32{
-	11, // 0: petrel.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
-	4,  // 1: petrel.v1.ListPeersResponse.peers:type_name -> petrel.v1.Peer
-	11, // 2: petrel.v1.Peer.since:type_name -> google.protobuf.Timestamp
-	7,  // 3: petrel.v1.ListRoutesResponse.routes:type_name -> petrel.v1.Route
-	8,  // 4: petrel.v1.Route.paths:type_name -> petrel.v1.Path
-	7,  // 5: petrel.v1.WatchRoutesResponse.routes:type_name -> petrel.v1.Route
-	0,  // 6: petrel.v1.Petrel.GetInfo:input_type -> petrel.v1.GetInfoRequest
-	2,  // 7: petrel.v1.Petrel.ListPeers:input_type -> petrel.v1.ListPeersRequest
-	5,  // 8: petrel.v1.Petrel.ListRoutes:input_type -> petrel.v1.ListRoutesRequest
-	9,  // 9: petrel.v1.Petrel.WatchRoutes:input_type -> petrel.v1.WatchRoutesRequest
-	1,  // 10: petrel.v1.Petrel.GetInfo:output_type -> petrel.v1.GetInfoResponse
-	3,  // 11: petrel.v1.Petrel.ListPeers:output_type -> petrel.v1.ListPeersResponse
-	6,  // 12: petrel.v1.Petrel.ListRoutes:output_type -> petrel.v1.ListRoutesResponse
-	10, // 13: petrel.v1.Petrel.WatchRoutes:output_type -> petrel.v1.WatchRoutesResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 0: petrel.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
+	2,  // 1: petrel.v1.GetInfoResponse.kernel:type_name -> petrel.v1.KernelStatus
+	5,  // 2: petrel.v1.ListPeersResponse.peers:type_name -> petrel.v1.Peer
+	12, // 3: petrel.v1.Peer.since:type_name -> google.protobuf.Timestamp
+	8,  // 4: petrel.v1.ListRoutesResponse.routes:type_name -> petrel.v1.Route
+	9,  // 5: petrel.v1.Route.paths:type_name -> petrel.v1.Path
+	8,  // 6: petrel.v1.WatchRoutesResponse.routes:type_name -> petrel.v1.Route
+	0,  // 7: petrel.v1.Petrel.GetInfo:input_type -> petrel.v1.GetInfoRequest
+	3,  // 8: petrel.v1.Petrel.ListPeers:input_type -> petrel.v1.ListPeersRequest
+	6,  // 9: petrel.v1.Petrel.ListRoutes:input_type -> petrel.v1.ListRoutesRequest
+	10, // 10: petrel.v1.Petrel.WatchRoutes:input_type -> petrel.v1.WatchRoutesRequest
+	1,  // 11: petrel.v1.Petrel.GetInfo:output_type -> petrel.v1.GetInfoResponse
+	4,  // 12: petrel.v1.Petrel.ListPeers:output_type -> petrel.v1.ListPeersResponse
+	7,  // 13: petrel.v1.Petrel.ListRoutes:output_type -> petrel.v1.ListRoutesResponse
+	11, // 14: petrel.v1.Petrel.WatchRoutes:output_type -> petrel.v1.WatchRoutesResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_petrel_proto_init() }
@@ -842,7 +979,7 @@ func file_petrel_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_petrel_proto_rawDesc), len(file_petrel_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

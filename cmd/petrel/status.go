@@ -26,6 +26,11 @@ func newStatusCmd() *cobra.Command {
 					return cli.WriteStatusJSON(cmd.OutOrStdout(), resp.Peers)
 				}
 				cli.WriteStatus(cmd.OutOrStdout(), resp.Peers, time.Now())
+				info, err := c.GetInfo(cmd.Context(), &petrelpb.GetInfoRequest{})
+				if err != nil {
+					return err
+				}
+				cli.WriteKernel(cmd.OutOrStdout(), info.Kernel)
 				return nil
 			})
 		},

@@ -1,0 +1,295 @@
+package kernelsync
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/petrel-net/petrel/bgp"
+)
+
+// fakeWriter records ops and fails the ones listed in fail.
+type fakeWriter struct {
+	ops  []routeOp
+	fail map[netip.Prefix]error
+}
+
+func (w *fakeWriter) run(ops []routeOp) {
+	for i := range ops {
+		ops[i].err = w.fail[ops[i].prefix]
+		w.ops = append(w.ops, ops[i])
+	}
+}
+func (w *fakeWriter) Close() error { return nil }
+
+func (w *fakeWriter) take() []routeOp {
+	ops := w.ops
+	w.ops = nil
+	slices.SortFunc(ops, func(a, b routeOp) int { return a.prefix.Addr().Compare(b.prefix.Addr()) })
+	return ops
+}
+
+var (
+	pfxA = netip.MustParsePrefix("10.1.0.0/26")
+	pfxB = netip.MustParsePrefix("10.1.0.64/26")
+	gw1  = netip.MustParseAddr("10.0.0.1")
+	gw2  = netip.MustParseAddr("10.0.1.1")
+)
+
+// newTestSync is a Sync with two up links, eth1 (10.0.0.2/24) and eth2
+// (10.0.1.2/24), and a fake writer: the kernel loop's decisions without a
+// kernel.
+func newTestSync() (*Sync, *fakeWriter) {
+	w := &fakeWriter{fail: map[netip.Prefix]error{}}
+	s := &Sync{
+		cfg:       Config{}.withDefaults(),
+		log:       slog.New(slog.DiscardHandler),
+		writer:    w,
+		gateways:  map[netip.Prefix][]netip.Addr{},
+		desired:   map[netip.Prefix][]nexthop{},
+		installed: map[netip.Prefix][]nexthop{},
+		stale:     map[netip.Prefix]bool{},
+		clobbered: map[netip.Prefix]bool{},
+		dirty:     map[netip.Prefix]struct{}{},
+		learned:   map[netip.Prefix]bool{},
+		dev: newDevices(DefaultInterfaces, func(netip.Addr) ([]netlink.Route, error) {
+			return nil, unix.ENETUNREACH // no routes beyond the connected ones
+		}),
+	}
+	s.dev.setLink(2, linkState{name: "eth1", up: true}, false)
+	s.dev.setLink(3, linkState{name: "eth2", up: true}, false)
+	s.dev.setAddr(2, netip.MustParsePrefix("10.0.0.2/24"), true)
+	s.dev.setAddr(3, netip.MustParsePrefix("10.0.1.2/24"), true)
+	return s, w
+}
+
+func route(p netip.Prefix, gws ...netip.Addr) bgp.Route {
+	r := bgp.Route{Prefix: p}
+	for _, gw := range gws {
+		r.Paths = append(r.Paths, bgp.Path{NextHop: gw, Peer: gw})
+	}
+	return r
+}
+
+func TestMultipathBecomesOneRouteAndShrinksInPlace(t *testing.T) {
+	s, w := newTestSync()
+	s.onBGPRoute(route(pfxA, gw1, gw2))
+	s.writeDirty()
+	ops := w.take()
+	if len(ops) != 1 || ops[0].kind != opAdd || len(ops[0].nexthop) != 2 {
+		t.Fatalf("ops = %+v, want one add with two next hops", ops)
+	}
+	if ops[0].nexthop[0] != (nexthop{gw: gw1, ifindex: 2}) || ops[0].nexthop[1] != (nexthop{gw: gw2, ifindex: 3}) {
+		t.Errorf("next hops = %+v", ops[0].nexthop)
+	}
+	s.onBGPRoute(route(pfxA, gw2))
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 1 || ops[0].kind != opReplace || len(ops[0].nexthop) != 1 {
+		t.Fatalf("shrink ops = %+v, want one replace (never a delete first)", ops)
+	}
+	s.onBGPRoute(bgp.Route{Prefix: pfxA})
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 1 || ops[0].kind != opDelete {
+		t.Fatalf("withdraw ops = %+v", ops)
+	}
+	if len(s.installed) != 0 {
+		t.Errorf("installed = %v", s.installed)
+	}
+}
+
+func TestFilterSkipsLocalRoutesOwnAddressesAndDownLinks(t *testing.T) {
+	s, w := newTestSync()
+	local := route(pfxA, gw1)
+	local.Paths[0].Local = true
+	s.onBGPRoute(local)
+	s.onBGPRoute(route(pfxB, netip.MustParseAddr("10.0.0.2"))) // our own address
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 0 {
+		t.Fatalf("programmed %+v", ops)
+	}
+	s.onBGPRoute(route(pfxB, gw1, gw2))
+	s.writeDirty()
+	w.take()
+	// eth2 goes down: its next hop leaves the set.
+	s.dev.setLink(3, linkState{name: "eth2", up: false}, false)
+	s.dev.forgetResolutions()
+	s.redesireAll()
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 1 || ops[0].kind != opReplace || len(ops[0].nexthop) != 1 || ops[0].nexthop[0].gw != gw1 {
+		t.Fatalf("after link down ops = %+v", ops)
+	}
+}
+
+func TestNoRewriteWhenKernelAlreadyMatches(t *testing.T) {
+	s, w := newTestSync()
+	s.installed[pfxA] = []nexthop{{gw: gw1, ifindex: 2}}
+	s.stale[pfxA] = true
+	s.onBGPRoute(route(pfxA, gw1))
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 0 {
+		t.Fatalf("rewrote an adopted route that was already right: %+v", ops)
+	}
+	if s.stale[pfxA] {
+		t.Error("adopted route not marked refreshed")
+	}
+}
+
+func TestGracefulRestartKeepsStaleRoutesUntilItEnds(t *testing.T) {
+	s, w := newTestSync()
+	s.installed[pfxA] = []nexthop{{gw: gw1, ifindex: 2}}
+	s.stale[pfxA] = true
+	s.graceful = true
+	s.markDirty(pfxA)
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 0 {
+		t.Fatalf("stale route touched during graceful restart: %+v", ops)
+	}
+	s.speaker = syncedSpeaker{}
+	s.checkRestartDone("test")
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 1 || ops[0].kind != opDelete || ops[0].prefix != pfxA {
+		t.Fatalf("after restart ops = %+v, want the stale route deleted", ops)
+	}
+	if s.Stats.StaleSwept.Load() != 1 {
+		t.Errorf("StaleSwept = %d", s.Stats.StaleSwept.Load())
+	}
+}
+
+func TestForeignRoutesAreNotOverriddenUnlessTheyTookOurs(t *testing.T) {
+	s, w := newTestSync()
+	w.fail[pfxA] = unix.EEXIST // a connected or operator route holds the key
+	s.onBGPRoute(route(pfxA, gw1))
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 1 || ops[0].kind != opAdd {
+		t.Fatalf("ops = %+v, want an exclusive add", ops)
+	}
+	if _, ok := s.installed[pfxA]; ok || s.Stats.WriteErrors.Load() != 0 {
+		t.Fatal("EEXIST on an exclusive add must leave the foreign route alone, without an error")
+	}
+
+	// Our route at pfxB is replaced by someone's static route: take it back.
+	delete(w.fail, pfxA)
+	s.installed[pfxB] = []nexthop{{gw: gw1, ifindex: 2}}
+	s.onBGPRoute(route(pfxB, gw1))
+	s.onKernelRoute(netlink.RouteUpdate{Type: unix.RTM_NEWROUTE, Route: netlink.Route{
+		Dst: &net.IPNet{IP: net.IP{10, 1, 0, 64}, Mask: net.CIDRMask(26, 32)}, Gw: net.IP{10, 0, 1, 1}, LinkIndex: 3,
+		Protocol: unix.RTPROT_STATIC, Table: 254, Type: unix.RTN_UNICAST, Family: unix.AF_INET,
+	}})
+	s.writeDirty()
+	ops := w.take()
+	if len(ops) != 1 || ops[0].prefix != pfxB || ops[0].kind != opReplace {
+		t.Fatalf("ops = %+v, want pfxB replaced back", ops)
+	}
+	if s.Stats.Repairs.Load() != 1 || s.learned[pfxB] {
+		t.Errorf("repairs = %d, learned = %v", s.Stats.Repairs.Load(), s.learned)
+	}
+}
+
+type syncedSpeaker struct{ Speaker }
+
+func (syncedSpeaker) InitialSyncDone() bool { return true }
+
+func TestNexthopsOfAndPrefixOf(t *testing.T) {
+	r := &netlink.Route{Family: unix.AF_INET, MultiPath: []*netlink.NexthopInfo{
+		{Gw: net.IP{10, 0, 1, 1}, LinkIndex: 3}, {Gw: net.IP{10, 0, 0, 1}, LinkIndex: 2},
+	}}
+	if got := nexthopsOf(r); !slices.Equal(got, []nexthop{{gw1, 2}, {gw2, 3}}) {
+		t.Errorf("multipath = %+v", got)
+	}
+	if got := nexthopsOf(&netlink.Route{Gw: net.ParseIP("10.0.0.1"), LinkIndex: 2}); !slices.Equal(got, []nexthop{{gw1, 2}}) {
+		t.Errorf("16-byte IPv4 gateway = %+v", got)
+	}
+	if p, ok := prefixOf(&netlink.Route{Family: unix.AF_INET}); !ok || p.String() != "0.0.0.0/0" {
+		t.Errorf("default route = %v", p)
+	}
+	if p, ok := prefixOf(&netlink.Route{Dst: &net.IPNet{IP: net.ParseIP("fd00::5"), Mask: net.CIDRMask(64, 128)}}); !ok || p.String() != "fd00::/64" {
+		t.Errorf("v6 = %v", p)
+	}
+}
+
+func TestDirectInterfacePatterns(t *testing.T) {
+	d := newDevices(DefaultInterfaces, nil)
+	for name, want := range map[string]bool{"eth0": true, "cali1234567890a": false, "kube-ipvs0": false, "vxlan.calico": true} {
+		if got := d.matchInterface(name); got != want {
+			t.Errorf("matchInterface(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if newDevices([]string{"eth*"}, nil).matchInterface("ens3") {
+		t.Error("no matching pattern must exclude")
+	}
+	d.setLink(2, linkState{name: "eth0", up: true}, false)
+	d.setLink(3, linkState{name: "cali0", up: true}, false)
+	d.setLink(4, linkState{name: "eth1", up: false}, false)
+	d.setAddr(2, netip.MustParsePrefix("10.0.0.5/24"), true)
+	d.setAddr(3, netip.MustParsePrefix("169.254.1.1/32"), true)
+	d.setAddr(4, netip.MustParsePrefix("10.9.0.5/24"), true)
+	if got := d.directPrefixes(); len(got) != 1 || !got[netip.MustParsePrefix("10.0.0.0/24")] {
+		t.Errorf("direct = %v, want only eth0's connected prefix", got)
+	}
+}
+
+func TestLearnable(t *testing.T) {
+	s, _ := newTestSync()
+	for _, tt := range []struct {
+		r    netlink.Route
+		want bool
+	}{
+		{netlink.Route{Protocol: unix.RTPROT_STATIC, Type: unix.RTN_UNICAST}, true},
+		{netlink.Route{Protocol: unix.RTPROT_BOOT, Type: unix.RTN_BLACKHOLE}, true},
+		{netlink.Route{Protocol: unix.RTPROT_KERNEL, Type: unix.RTN_UNICAST}, false},
+		{netlink.Route{Protocol: 12, Type: unix.RTN_UNICAST}, false},
+		{netlink.Route{Protocol: unix.RTPROT_STATIC, Type: unix.RTN_LOCAL}, false},
+	} {
+		if got := s.learnable(&tt.r); got != tt.want {
+			t.Errorf("learnable(proto %d type %d) = %v", tt.r.Protocol, tt.r.Type, got)
+		}
+	}
+}
+
+// TestBatchMessagesParseBack decodes what the batch writer would send.
+func TestBatchMessagesParseBack(t *testing.T) {
+	w := &batchWriter{protocol: 12, table: 1000}
+	var buf []byte
+	buf = append(buf, w.message(7, &routeOp{prefix: pfxA, kind: opAdd, nexthop: []nexthop{{gw1, 2}}})...)
+	buf = append(buf, w.message(8, &routeOp{prefix: pfxB, kind: opReplace, nexthop: []nexthop{{gw1, 2}, {gw2, 3}}})...)
+	buf = append(buf, w.message(9, &routeOp{prefix: pfxB, kind: opDelete})...)
+	msgs, err := syscall.ParseNetlinkMessage(buf)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("parse: %v, %d messages", err, len(msgs))
+	}
+	wantFlags := []uint16{
+		unix.NLM_F_REQUEST | unix.NLM_F_ACK | unix.NLM_F_CREATE | unix.NLM_F_EXCL,
+		unix.NLM_F_REQUEST | unix.NLM_F_ACK | unix.NLM_F_CREATE | unix.NLM_F_REPLACE,
+		unix.NLM_F_REQUEST | unix.NLM_F_ACK,
+	}
+	for i, m := range msgs {
+		if m.Header.Seq != uint32(7+i) || m.Header.Flags != wantFlags[i] {
+			t.Errorf("message %d: seq %d flags %#x", i, m.Header.Seq, m.Header.Flags)
+		}
+		rt := nl.DeserializeRtMsg(m.Data)
+		if rt.Protocol != 12 || rt.Dst_len != 26 || rt.Table != unix.RT_TABLE_UNSPEC {
+			t.Errorf("message %d: rtmsg %+v", i, rt)
+		}
+		attrs, _ := nl.ParseRouteAttr(m.Data[unix.SizeofRtMsg:])
+		kinds := map[uint16]bool{}
+		for _, a := range attrs {
+			kinds[a.Attr.Type] = true
+		}
+		if !kinds[unix.RTA_DST] || !kinds[unix.RTA_TABLE] {
+			t.Errorf("message %d lacks dst or table: %v", i, kinds)
+		}
+		if i == 1 && !kinds[unix.RTA_MULTIPATH] {
+			t.Errorf("multipath route without RTA_MULTIPATH")
+		}
+	}
+	if msgs[2].Header.Type != unix.RTM_DELROUTE {
+		t.Errorf("delete type = %d", msgs[2].Header.Type)
+	}
+}
