@@ -55,10 +55,10 @@ type Sync struct {
 	desired   map[netip.Prefix][]nexthop // what the FIB should hold
 	installed map[netip.Prefix][]nexthop // our routes in the kernel, as last seen or written
 	stale     map[netip.Prefix]bool      // adopted at start, not yet refreshed
-	// clobbered marks prefixes where someone replaced our route with one of
-	// another protocol: we take the key back. Anywhere else a foreign route
-	// holds the key (a connected route, an operator's static route that was
-	// there first) petrel does not override it.
+	// clobbered marks prefixes whose route someone else deleted, changed or
+	// replaced with one of another protocol: we put ours back. Anywhere else
+	// a foreign route holds the key (a connected route, an operator's static
+	// route that was there first) petrel does not override it.
 	clobbered map[netip.Prefix]bool
 	graceful  bool
 	dirty     map[netip.Prefix]struct{}
@@ -289,7 +289,13 @@ func (s *Sync) onKernelRoute(u netlink.RouteUpdate) {
 	if int(u.Protocol) == s.cfg.Protocol {
 		if u.Type == unix.RTM_DELROUTE {
 			delete(s.installed, p)
+			if _, wanted := s.desired[p]; wanted {
+				s.clobbered[p] = true // deleted by someone else: put it back
+			}
 		} else {
+			if want, wanted := s.desired[p]; wanted && !fibEqual(want, nexthopsOf(&u.Route)) {
+				s.clobbered[p] = true // changed by someone else
+			}
 			s.installed[p] = nexthopsOf(&u.Route)
 			if s.learned[p] && u.Priority == 0 {
 				// Ours replaced an alien route, and netlink reports no delete.
@@ -352,6 +358,9 @@ func (s *Sync) writeDirty() {
 		delete(s.dirty, p)
 		want := s.desired[p]
 		have, isInstalled := s.installed[p]
+		if want == nil {
+			delete(s.clobbered, p) // nothing of ours to put back
+		}
 		switch {
 		case want != nil && isInstalled && fibEqual(want, have):
 			delete(s.stale, p) // refreshed without a write
@@ -375,6 +384,7 @@ func (s *Sync) writeDirty() {
 		s.applied(op)
 	}
 	s.ops = ops[:0]
+	s.Stats.FIBRoutes.Store(int64(len(s.installed)))
 }
 
 // applied records the outcome of one write.
