@@ -202,6 +202,9 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 	}
 }
 
+// deviceScanEvery is how many route scans pass between device scans.
+const deviceScanEvery = 5
+
 // flushGap is how long changes may gather during a burst before they are
 // written.
 const flushGap = 2 * time.Millisecond
@@ -422,8 +425,13 @@ func (s *Sync) writeFailed(p netip.Prefix, op opKind, err error) {
 // reconcile is the safety net: re-read the kernel and mark every prefix
 // whose kernel state differs from the desired one.
 func (s *Sync) reconcile(ctx context.Context) {
-	if err := s.scanDevices(ctx); err != nil {
-		s.log.Warn("device scan", "err", err)
+	// Links and addresses change rarely and arrive as events; dumping
+	// thousands of links (with all their attributes) is most of an idle
+	// node's CPU, so their scan runs every deviceScanEvery route scans.
+	if s.Stats.Reconciles.Load()%deviceScanEvery == 0 {
+		if err := s.scanDevices(ctx); err != nil {
+			s.log.Warn("device scan", "err", err)
+		}
 	}
 	before := s.installed
 	if err := s.scanRoutes(); err != nil {
