@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,26 +21,7 @@ import (
 // petrelBin is the daemon binary built once for the whole run.
 var petrelBin string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		dir, err := os.MkdirTemp("", "petrel-e2e-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		petrelBin = filepath.Join(dir, "petrel")
-		build := exec.Command("go", "build", "-o", petrelBin, "github.com/petrel-net/petrel/cmd/petrel")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: building petrel:", err)
-			os.Exit(1)
-		}
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(harness.RunWithPetrel(m, &petrelBin)) }
 
 // peerSpec is one entry of a petrel config's peers list.
 type peerSpec struct {

@@ -82,11 +82,17 @@ func New(cfg Config) (*Sync, error) {
 		h.Close()
 		return nil, err
 	}
+	s := newSync(cfg, writer, func(a netip.Addr) ([]netlink.Route, error) { return h.RouteGet(a.AsSlice()) })
+	s.h = h
+	return s, nil
+}
+
+// newSync builds the loop state around a writer and a route lookup.
+func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.Route, error)) *Sync {
 	return &Sync{
-		writer:    writer,
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "kernel"),
-		h:         h,
+		writer:    writer,
 		gateways:  map[netip.Prefix][]netip.Addr{},
 		desired:   map[netip.Prefix][]nexthop{},
 		installed: map[netip.Prefix][]nexthop{},
@@ -94,10 +100,8 @@ func New(cfg Config) (*Sync, error) {
 		clobbered: map[netip.Prefix]bool{},
 		dirty:     map[netip.Prefix]struct{}{},
 		learned:   map[netip.Prefix]bool{},
-		dev: newDevices(cfg.Interfaces, func(a netip.Addr) ([]netlink.Route, error) {
-			return h.RouteGet(a.AsSlice())
-		}),
-	}, nil
+		dev:       newDevices(cfg.Interfaces, lookup),
+	}
 }
 
 // Config returns the effective configuration (defaults filled in).

@@ -48,21 +48,9 @@ var (
 // kernel.
 func newTestSync() (*Sync, *fakeWriter) {
 	w := &fakeWriter{fail: map[netip.Prefix]error{}}
-	s := &Sync{
-		cfg:       Config{}.withDefaults(),
-		log:       slog.New(slog.DiscardHandler),
-		writer:    w,
-		gateways:  map[netip.Prefix][]netip.Addr{},
-		desired:   map[netip.Prefix][]nexthop{},
-		installed: map[netip.Prefix][]nexthop{},
-		stale:     map[netip.Prefix]bool{},
-		clobbered: map[netip.Prefix]bool{},
-		dirty:     map[netip.Prefix]struct{}{},
-		learned:   map[netip.Prefix]bool{},
-		dev: newDevices(DefaultInterfaces, func(netip.Addr) ([]netlink.Route, error) {
-			return nil, unix.ENETUNREACH // no routes beyond the connected ones
-		}),
-	}
+	s := newSync(Config{Logger: slog.New(slog.DiscardHandler)}.withDefaults(), w, func(netip.Addr) ([]netlink.Route, error) {
+		return nil, unix.ENETUNREACH // no routes beyond the connected ones
+	})
 	s.dev.setLink(2, linkState{name: "eth1", up: true}, false)
 	s.dev.setLink(3, linkState{name: "eth2", up: true}, false)
 	s.dev.setAddr(2, netip.MustParsePrefix("10.0.0.2/24"), true)

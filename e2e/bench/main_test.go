@@ -13,38 +13,13 @@
 package bench
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/petrel-net/petrel/e2e/harness"
 )
 
 // petrelBin is the daemon binary under test.
 var petrelBin string
 
-func TestMain(m *testing.M) {
-	// Without root every benchmark skips, so there is nothing to build.
-	if os.Geteuid() != 0 {
-		os.Exit(m.Run())
-	}
-	if petrelBin = os.Getenv("PETREL_BIN"); petrelBin != "" {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "petrel-bench-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	petrelBin = filepath.Join(dir, "petrel")
-	build := exec.Command("go", "build", "-o", petrelBin, "github.com/petrel-net/petrel/cmd/petrel")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench: building petrel:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(harness.RunWithPetrel(m, &petrelBin)) }
