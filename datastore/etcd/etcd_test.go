@@ -1,0 +1,27 @@
+package etcd
+
+import (
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/datastore/datastoretest"
+	"github.com/petrel-net/petrel/internal/testenv/etcdserver"
+)
+
+func TestContract(t *testing.T) {
+	srv := etcdserver.Start(t)
+	datastoretest.Run(t, func(t *testing.T) datastore.Backend {
+		// Each case gets a fresh store: a key space of its own is not
+		// possible with a fixed layout, so wipe the prefix instead.
+		b, err := New(srv.Endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.c.Delete(t.Context(), prefix, clientv3.WithPrefix()); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
