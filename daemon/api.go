@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -31,6 +33,21 @@ type apiServer struct {
 	nodeName string
 	mode     string
 	started  time.Time
+
+	mu       sync.Mutex
+	problems []string // datastore objects skipped, for status
+}
+
+// setProblems records the current problems; it reports whether they
+// changed, so that each is logged once and not on every recompute.
+func (a *apiServer) setProblems(p []string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if slices.Equal(a.problems, p) {
+		return false
+	}
+	a.problems = p
+	return true
 }
 
 // newGRPCServer builds the server with the Petrel service, the standard
@@ -59,6 +76,9 @@ func (a *apiServer) GetInfo(ctx context.Context, _ *petrelpb.GetInfoRequest) (*p
 	for _, p := range a.speaker.Originated() {
 		resp.Originated = append(resp.Originated, p.String())
 	}
+	a.mu.Lock()
+	resp.Problems = slices.Clone(a.problems)
+	a.mu.Unlock()
 	if k := a.kernel; k != nil {
 		cfg, st := k.Config(), &k.Stats
 		resp.Kernel = &petrelpb.KernelStatus{

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"reflect"
-	"time"
 
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/config"
-	"github.com/petrel-net/petrel/kernelsync"
 )
 
 // StandaloneOptions configure RunStandalone.
@@ -47,53 +44,18 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 		cfg.Socket = opts.Socket
 	}
 
-	// Adopt the routes a previous run left in the kernel before any peer
-	// connects, and tell the peers we are restarting if there were any.
-	var kernel *kernelsync.Sync
-	restarting := false
-	if cfg.Kernel.Enabled {
-		if kernel, err = kernelsync.New(kernelConfig(cfg, log)); err != nil {
-			return err
-		}
-		adopted, err := kernel.Adopt()
-		if err != nil {
-			return err
-		}
-		restarting = adopted > 0
-	}
-
-	speakerCfg := bgp.Config{RouterID: cfg.RouterID, ASN: cfg.ASN, ListenPort: cfg.ListenPort, Logger: log, Restarting: restarting}
-	if cfg.ListenAddress.IsValid() {
-		speakerCfg.ListenAddresses = []netip.Addr{cfg.ListenAddress}
-	}
-	speaker, err := bgp.New(speakerCfg)
+	a, err := startAgent(ctx, agentConfig{
+		NodeName: cfg.NodeName, Mode: "standalone", RouterID: cfg.RouterID, ASN: cfg.ASN,
+		ListenAddress: cfg.ListenAddress, ListenPort: cfg.ListenPort, Socket: cfg.Socket, Kernel: cfg.Kernel, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	// Listen first: a second daemon on the same node must fail before it
-	// opens BGP sessions.
-	lis, err := listenUnix(cfg.Socket)
-	if err != nil {
-		return err
-	}
-	if err := speaker.Start(ctx); err != nil {
-		lis.Close()
-		return err
-	}
-	defer speaker.Close()
-
-	srv, _ := newGRPCServer(&apiServer{speaker: speaker, kernel: kernel, nodeName: cfg.NodeName, mode: "standalone", started: time.Now()})
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lis) }()
-	defer srv.Stop()
-
-	if err := applyStandalone(ctx, speaker, cfg); err != nil {
+	defer a.stop()
+	if err := applyStandalone(ctx, a.speaker, cfg); err != nil {
 		log.Error("applying configuration", "config", opts.ConfigPath, "err", err)
 	}
-	kernelErr := make(chan error, 1)
-	if kernel != nil {
-		go func() { kernelErr <- kernel.Run(ctx, speaker) }()
-	}
+	a.runKernel(ctx)
 	log.Info("petrel running", "node", cfg.NodeName, "routerID", cfg.RouterID, "as", cfg.ASN,
 		"peers", len(cfg.Peers), "originated", len(cfg.Originate), "socket", cfg.Socket)
 	if opts.Ready != nil {
@@ -103,14 +65,10 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 	for {
 		select {
 		case <-ctx.Done():
-			log.Info("stopping; BGP sessions close without Cease so peers keep our routes (graceful restart)")
+			log.Info(stopMessage)
 			return nil
-		case err := <-serveErr:
-			return fmt.Errorf("api server: %w", err)
-		case err := <-kernelErr:
-			if err != nil {
-				return err
-			}
+		case err := <-a.done:
+			return err
 		case <-opts.Reload:
 			next, err := config.Load(opts.ConfigPath)
 			if err != nil {
@@ -126,7 +84,7 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 			if opts.Level != nil {
 				opts.Level.Set(next.LogLevel)
 			}
-			if err := applyStandalone(ctx, speaker, next); err != nil {
+			if err := applyStandalone(ctx, a.speaker, next); err != nil {
 				log.Error("reload", "err", err)
 			}
 			cfg.Peers, cfg.Originate, cfg.Export = next.Peers, next.Originate, next.Export
@@ -141,14 +99,6 @@ func applyStandalone(ctx context.Context, speaker *bgp.Speaker, cfg *config.Conf
 		speaker.SetOriginated(ctx, cfg.Originate),
 		speaker.SetPeers(ctx, cfg.Peers),
 	)
-}
-
-func kernelConfig(cfg *config.Config, log *slog.Logger) kernelsync.Config {
-	k := cfg.Kernel
-	return kernelsync.Config{
-		Protocol: k.Protocol, Table: int(k.Table), ScanTime: k.ScanTime, Learn: k.Learn,
-		Interfaces: k.Interfaces, RestartWait: k.RestartWait, Logger: log,
-	}
 }
 
 // restartOnly reports settings that differ but cannot change at run time,

@@ -73,7 +73,9 @@ type GetInfoResponse struct {
 	Mode       string   `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
 	Originated []string `protobuf:"bytes,7,rep,name=originated,proto3" json:"originated,omitempty"`
 	// Kernel sync; absent when it is disabled.
-	Kernel        *KernelStatus `protobuf:"bytes,8,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	Kernel *KernelStatus `protobuf:"bytes,8,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	// Datastore objects that were skipped, each naming the object and why.
+	Problems      []string `protobuf:"bytes,9,rep,name=problems,proto3" json:"problems,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +162,13 @@ func (x *GetInfoResponse) GetOriginated() []string {
 func (x *GetInfoResponse) GetKernel() *KernelStatus {
 	if x != nil {
 		return x.Kernel
+	}
+	return nil
+}
+
+func (x *GetInfoResponse) GetProblems() []string {
+	if x != nil {
+		return x.Problems
 	}
 	return nil
 }
@@ -844,7 +853,7 @@ var File_petrel_proto protoreflect.FileDescriptor
 const file_petrel_proto_rawDesc = "" +
 	"\n" +
 	"\fpetrel.proto\x12\tpetrel.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n" +
-	"\x0eGetInfoRequest\"\x9d\x02\n" +
+	"\x0eGetInfoRequest\"\xb9\x02\n" +
 	"\x0fGetInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1b\n" +
 	"\trouter_id\x18\x02 \x01(\tR\brouterId\x12\x1b\n" +
@@ -855,7 +864,8 @@ const file_petrel_proto_rawDesc = "" +
 	"\n" +
 	"originated\x18\a \x03(\tR\n" +
 	"originated\x12/\n" +
-	"\x06kernel\x18\b \x01(\v2\x17.petrel.v1.KernelStatusR\x06kernel\"\xa0\x02\n" +
+	"\x06kernel\x18\b \x01(\v2\x17.petrel.v1.KernelStatusR\x06kernel\x12\x1a\n" +
+	"\bproblems\x18\t \x03(\tR\bproblems\"\xa0\x02\n" +
 	"\fKernelStatus\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\rR\x05table\x12\x1d\n" +

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -11,60 +10,92 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/petrel-net/petrel/config"
 	"github.com/petrel-net/petrel/daemon"
+	"github.com/petrel-net/petrel/datastore/backends"
 )
 
 func newDaemonCmd() *cobra.Command {
 	var configPath string
 	cmd := &cobra.Command{
-		Use:   "daemon --config FILE.yaml",
-		Short: "Run the node agent (standalone: peers and prefixes from a config file)",
+		Use:   "daemon [--config FILE.yaml]",
+		Short: "Run the node agent (from the datastore, or standalone from a config file)",
 		Long: `Run the petrel node agent.
+
+Without --config it runs as calico-node does: NODENAME, IP (an address, or
+autodetect), DATASTORE_TYPE (etcdv3 with ETCD_ENDPOINTS, or kubernetes with
+KUBECONFIG) select the node and the datastore; the node registers its Node
+and follows Nodes, BGPPeers and BGPConfigurations live.
 
 With --config it runs standalone, the way a bird.cfg user runs BIRD: peers
 and originated prefixes come from the YAML file. SIGHUP re-reads the file and
-applies the difference without resetting unchanged sessions. SIGTERM stops
-without withdrawing anything, so peers keep the routes (graceful restart).`,
+applies the difference without resetting unchanged sessions.
+
+SIGTERM stops without withdrawing anything, so peers keep the routes
+(graceful restart) while petrel comes back.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configPath == "" {
-				return errors.New("daemon: --config is required (datastore mode arrives with the datastore)")
-			}
-			level := new(slog.LevelVar)
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			slog.SetDefault(logger)
+	}
+	store := datastoreFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		level := new(slog.LevelVar)
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		slog.SetDefault(logger)
 
-			defer startProfiling()()
-			if os.Getenv("GOGC") == "" {
-				// Most of the daemon's peak memory at 100k routes is garbage
-				// from route churn, not live data: collect at 50% heap growth
-				// instead of 100% (measured in docs/BENCHMARKS.md).
-				debug.SetGCPercent(50)
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			reload := make(chan struct{}, 1)
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			go func() {
-				for range hup {
-					select {
-					case reload <- struct{}{}:
-					default: // a reload is already pending
-					}
+		defer startProfiling()()
+		if os.Getenv("GOGC") == "" {
+			// Most of the daemon's peak memory at 100k routes is garbage
+			// from route churn, not live data: collect at 50% heap growth
+			// instead of 100% (measured in docs/BENCHMARKS.md).
+			debug.SetGCPercent(50)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		reload := make(chan struct{}, 1)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is already pending
 				}
-			}()
-
-			socket := ""
-			if cmd.Flags().Changed("socket") {
-				socket = socketFlag(cmd)
 			}
-			return daemon.RunStandalone(ctx, daemon.StandaloneOptions{
-				ConfigPath: configPath, Socket: socket, Logger: logger, Level: level, Reload: reload,
-			})
-		},
+		}()
+
+		if configPath == "" {
+			return runDatastore(ctx, cmd, store, logger)
+		}
+		socket := ""
+		if cmd.Flags().Changed("socket") {
+			socket = socketFlag(cmd)
+		}
+		return daemon.RunStandalone(ctx, daemon.StandaloneOptions{
+			ConfigPath: configPath, Socket: socket, Logger: logger, Level: level, Reload: reload,
+		})
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "standalone configuration file (YAML)")
 	return cmd
+}
+
+// runDatastore runs the agent from calico-node's environment.
+func runDatastore(ctx context.Context, cmd *cobra.Command, store *backends.Settings, log *slog.Logger) error {
+	nodeName := os.Getenv("NODENAME")
+	if nodeName == "" {
+		nodeName, _ = os.Hostname()
+	}
+	b, typ, err := backends.Open(*store)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	// Kernel settings are the standalone file's defaults.
+	defaults, err := config.Parse([]byte("routerID: 0.0.0.1\n"))
+	if err != nil {
+		return err
+	}
+	return daemon.RunDatastore(ctx, daemon.DatastoreOptions{
+		NodeName: nodeName, Backend: b, Mode: typ, IP: os.Getenv("IP"),
+		Socket: socketFlag(cmd), Kernel: defaults.Kernel, Logger: log,
+	})
 }

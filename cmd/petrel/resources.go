@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/petrel-net/petrel/cli"
+	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/datastore/backends"
+)
+
+// datastoreFlags are calico-node's settings, as flags defaulting to the
+// environment, shared by the daemon and the resource commands.
+func datastoreFlags(cmd *cobra.Command) *backends.Settings {
+	s := backends.FromEnv()
+	cmd.Flags().StringVar(&s.Type, "datastore-type", s.Type, "etcdv3 or kubernetes ($DATASTORE_TYPE)")
+	cmd.Flags().StringVar(&s.EtcdEndpoints, "etcd-endpoints", s.EtcdEndpoints, "etcd URLs, comma-separated ($ETCD_ENDPOINTS)")
+	cmd.Flags().StringVar(&s.Kubeconfig, "kubeconfig", s.Kubeconfig, "kubeconfig file ($KUBECONFIG)")
+	return &s
+}
+
+func withBackend(s *backends.Settings, fn func(datastore.Backend) error) error {
+	b, _, err := backends.Open(*s)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return fn(b)
+}
+
+func newApplyCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or update resources from YAML or JSON (several documents, or - for stdin)",
+		Args:  cobra.NoArgs,
+	}
+	s := datastoreFlags(cmd)
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "file with resources (- for stdin)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		var data []byte
+		var err error
+		switch file {
+		case "":
+			return fmt.Errorf("apply: -f FILE is required")
+		case "-":
+			data, err = io.ReadAll(os.Stdin)
+		default:
+			data, err = os.ReadFile(file)
+		}
+		if err != nil {
+			return err
+		}
+		objs, err := datastore.Decode(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err) // nothing is written when any object is invalid
+		}
+		return withBackend(s, func(b datastore.Backend) error { return cli.Apply(cmd.Context(), b, objs, cmd.OutOrStdout()) })
+	}
+	return cmd
+}
+
+func newGetCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME]",
+		Short: "Show resources (-o yaml|json|wide)",
+		Args:  cobra.RangeArgs(1, 2),
+	}
+	s := datastoreFlags(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		kind, err := datastore.ParseKind(args[0])
+		if err != nil {
+			return err
+		}
+		return withBackend(s, func(b datastore.Backend) error {
+			var objs []datastore.Object
+			if len(args) == 2 {
+				o, err := b.Get(cmd.Context(), kind, args[1])
+				if err != nil {
+					return err
+				}
+				objs = []datastore.Object{o}
+			} else if objs, _, err = b.List(cmd.Context(), kind); err != nil {
+				return err
+			}
+			return cli.WriteObjects(cmd.OutOrStdout(), objs, output)
+		})
+	}
+	return cmd
+}
+
+func newDeleteCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "delete KIND NAME",
+		Short: "Delete a resource",
+		Args:  cobra.ExactArgs(2),
+	}
+	s := datastoreFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		kind, err := datastore.ParseKind(args[0])
+		if err != nil {
+			return err
+		}
+		return withBackend(s, func(b datastore.Backend) error {
+			if err := b.Delete(cmd.Context(), kind, args[1], ""); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %q deleted\n", kind, args[1])
+			return nil
+		})
+	}
+	return cmd
+}

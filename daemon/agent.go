@@ -1,0 +1,115 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/petrel-net/petrel/bgp"
+	"github.com/petrel-net/petrel/config"
+	"github.com/petrel-net/petrel/kernelsync"
+)
+
+// agentConfig is what both modes (standalone and datastore) need to bring
+// a node up.
+type agentConfig struct {
+	NodeName      string
+	Mode          string // "standalone", "etcdv3", "kubernetes"
+	RouterID      netip.Addr
+	ASN           uint32
+	ListenAddress netip.Addr
+	ListenPort    int32
+	Socket        string
+	Kernel        config.Kernel
+	Logger        *slog.Logger
+}
+
+// agent is a running speaker with its kernel sync and API server.
+type agent struct {
+	speaker *bgp.Speaker
+	kernel  *kernelsync.Sync
+	api     *apiServer
+	// done delivers the first fatal error of the API server or kernel sync.
+	done chan error
+	stop func()
+}
+
+// startAgent brings a node up in the order that keeps traffic flowing
+// through a restart: adopt the kernel routes a previous run left (and so
+// learn whether we are restarting), refuse to run beside another daemon,
+// start the speaker, serve the API. The caller then configures peers and
+// prefixes and starts kernel sync with runKernel.
+func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
+	log := cfg.Logger
+	var kernel *kernelsync.Sync
+	restarting := false
+	if cfg.Kernel.Enabled {
+		var err error
+		if kernel, err = kernelsync.New(kernelConfig(cfg.Kernel, log)); err != nil {
+			return nil, err
+		}
+		adopted, err := kernel.Adopt()
+		if err != nil {
+			return nil, err
+		}
+		restarting = adopted > 0
+	}
+	speakerCfg := bgp.Config{RouterID: cfg.RouterID, ASN: cfg.ASN, ListenPort: cfg.ListenPort, Logger: log, Restarting: restarting}
+	if cfg.ListenAddress.IsValid() {
+		speakerCfg.ListenAddresses = []netip.Addr{cfg.ListenAddress}
+	}
+	speaker, err := bgp.New(speakerCfg)
+	if err != nil {
+		return nil, err
+	}
+	// Listen first: a second daemon on the same node must fail before it
+	// opens BGP sessions.
+	lis, err := listenUnix(cfg.Socket)
+	if err != nil {
+		return nil, err
+	}
+	if err := speaker.Start(ctx); err != nil {
+		lis.Close()
+		return nil, err
+	}
+	a := &agent{
+		speaker: speaker,
+		kernel:  kernel,
+		api:     &apiServer{speaker: speaker, kernel: kernel, nodeName: cfg.NodeName, mode: cfg.Mode, started: time.Now()},
+		done:    make(chan error, 2),
+	}
+	srv, _ := newGRPCServer(a.api)
+	go func() { a.done <- fmt.Errorf("api server: %w", srv.Serve(lis)) }()
+	var once sync.Once
+	a.stop = func() {
+		once.Do(func() {
+			srv.Stop()
+			speaker.Close()
+		})
+	}
+	return a, nil
+}
+
+// runKernel starts kernel sync, once the speaker has its peers.
+func (a *agent) runKernel(ctx context.Context) {
+	if a.kernel == nil {
+		return
+	}
+	go func() {
+		if err := a.kernel.Run(ctx, a.speaker); err != nil {
+			a.done <- err
+		}
+	}()
+}
+
+func kernelConfig(k config.Kernel, log *slog.Logger) kernelsync.Config {
+	return kernelsync.Config{
+		Protocol: k.Protocol, Table: int(k.Table), ScanTime: k.ScanTime, Learn: k.Learn,
+		Interfaces: k.Interfaces, RestartWait: k.RestartWait, Logger: log,
+	}
+}
+
+const stopMessage = "stopping; BGP sessions close without Cease so peers keep our routes (graceful restart)"

@@ -1,0 +1,268 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/petrel-net/petrel/config"
+	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/mesh"
+)
+
+// DatastoreOptions configure RunDatastore; the command fills them from
+// calico-node's environment (NODENAME, DATASTORE_TYPE, IP, ...).
+type DatastoreOptions struct {
+	NodeName string
+	Backend  datastore.Backend
+	Mode     string // the datastore type, for status
+	// IP is the node's IPv4 address: "autodetect", "10.0.0.5" or
+	// "10.0.0.5/24" (the prefix length is looked up when missing).
+	IP     string
+	Socket string
+	Kernel config.Kernel
+	Logger *slog.Logger
+	Ready  chan<- struct{}
+}
+
+// watchedKinds are the resources that decide the peer set.
+var watchedKinds = []datastore.Kind{datastore.KindNode, datastore.KindBGPPeer, datastore.KindBGPConfiguration}
+
+// RunDatastore runs a node whose BGP configuration comes from the
+// datastore, as calico-node's does: it registers its Node, then follows
+// Nodes, BGPPeers and BGPConfigurations and keeps the peer set equal to
+// what they describe. A datastore outage changes nothing; the node
+// resyncs when the store returns.
+func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ip, err := nodeIP(opts.IP)
+	if err != nil {
+		return err
+	}
+	if err := registerNode(ctx, opts.Backend, opts.NodeName, ip, log); err != nil {
+		return err
+	}
+	st := newStoreState(ctx, opts.Backend, log)
+	log.Info("waiting for the datastore's Nodes, BGPPeers and BGPConfigurations")
+	if err := st.waitSynced(ctx); err != nil {
+		return err
+	}
+	first := mesh.Desired(st.input(opts.NodeName))
+
+	a, err := startAgent(ctx, agentConfig{
+		NodeName: opts.NodeName, Mode: opts.Mode, RouterID: ip.Addr(), ASN: first.ASN,
+		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer a.stop()
+	apply := func(res mesh.Result) {
+		problems := make([]string, 0, len(res.Problems))
+		for _, p := range res.Problems {
+			problems = append(problems, p.Error())
+		}
+		if changed := a.api.setProblems(problems); changed {
+			for _, p := range problems {
+				log.Error("datastore object skipped", "problem", p)
+			}
+		}
+		if err := a.speaker.SetPeers(ctx, res.Peers); err != nil {
+			log.Error("applying peers", "err", err)
+		}
+		if res.ASN != first.ASN || res.ListenPort != first.ListenPort {
+			log.Warn("AS number or listen port changed; takes effect after a restart", "as", res.ASN, "listenPort", res.ListenPort)
+		}
+	}
+	apply(first)
+	a.runKernel(ctx)
+	log.Info("petrel running", "node", opts.NodeName, "routerID", ip.Addr(), "as", first.ASN, "datastore", opts.Mode, "peers", len(first.Peers), "socket", opts.Socket)
+	if opts.Ready != nil {
+		close(opts.Ready)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info(stopMessage)
+			return nil
+		case err := <-a.done:
+			return err
+		case <-st.changed:
+			apply(mesh.Desired(st.input(opts.NodeName)))
+		}
+	}
+}
+
+// storeState holds the latest snapshot of each watched kind.
+type storeState struct {
+	mu      sync.Mutex
+	snaps   map[datastore.Kind]datastore.Snapshot
+	changed chan struct{} // one token: something changed since the last read
+}
+
+func newStoreState(ctx context.Context, b datastore.Backend, log *slog.Logger) *storeState {
+	st := &storeState{snaps: map[datastore.Kind]datastore.Snapshot{}, changed: make(chan struct{}, 1)}
+	for _, kind := range watchedKinds {
+		go datastore.Follow(ctx, b, kind, log.With("component", "datastore"), func(s datastore.Snapshot) {
+			st.mu.Lock()
+			st.snaps[kind] = s
+			st.mu.Unlock()
+			select {
+			case st.changed <- struct{}{}:
+			default:
+			}
+		})
+	}
+	return st
+}
+
+// waitSynced waits until every kind has been listed once.
+func (st *storeState) waitSynced(ctx context.Context) error {
+	for {
+		st.mu.Lock()
+		n := len(st.snaps)
+		st.mu.Unlock()
+		if n == len(watchedKinds) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-st.changed:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (st *storeState) input(node string) mesh.Input {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	in := mesh.Input{NodeName: node}
+	for _, o := range sorted(st.snaps[datastore.KindNode]) {
+		in.Nodes = append(in.Nodes, o.(*datastore.Node))
+	}
+	for _, o := range sorted(st.snaps[datastore.KindBGPPeer]) {
+		in.Peers = append(in.Peers, o.(*datastore.BGPPeer))
+	}
+	for _, o := range sorted(st.snaps[datastore.KindBGPConfiguration]) {
+		in.Configs = append(in.Configs, o.(*datastore.BGPConfiguration))
+	}
+	return in
+}
+
+func sorted(s datastore.Snapshot) []datastore.Object {
+	out := make([]datastore.Object, 0, len(s))
+	for _, o := range s {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b datastore.Object) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// registerNode creates or updates this node's Node object with its BGP
+// address, keeping every other field as it is (compare-and-swap, retried).
+func registerNode(ctx context.Context, b datastore.Backend, name string, ip netip.Prefix, log *slog.Logger) error {
+	for attempt := 0; ; attempt++ {
+		obj, err := b.Get(ctx, datastore.KindNode, name)
+		switch {
+		case errors.Is(err, datastore.ErrNotFound):
+			o, _ := datastore.New(datastore.KindNode)
+			n := o.(*datastore.Node)
+			n.Name = name
+			n.Spec.BGP = &datastore.NodeBGPSpec{IPv4Address: ip.String()}
+			if _, err = b.Create(ctx, n); err == nil {
+				log.Info("registered node", "node", name, "ipv4Address", ip)
+				return nil
+			}
+		case err == nil:
+			n := obj.(*datastore.Node)
+			if n.Spec.BGP == nil {
+				n.Spec.BGP = &datastore.NodeBGPSpec{}
+			}
+			if n.Spec.BGP.IPv4Address == ip.String() {
+				return nil
+			}
+			n.Spec.BGP.IPv4Address = ip.String()
+			if _, err = b.Update(ctx, n); err == nil {
+				log.Info("updated node address", "node", name, "ipv4Address", ip)
+				return nil
+			}
+		}
+		if attempt >= 10 || (!errors.Is(err, datastore.ErrConflict) && !errors.Is(err, datastore.ErrExists) && ctx.Err() != nil) {
+			return fmt.Errorf("registering node %q: %w", name, err)
+		}
+		log.Warn("registering node; retrying", "node", name, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+}
+
+// nodeIP resolves the IP setting: an explicit address (with its prefix
+// length looked up on the local interfaces when missing) or "autodetect",
+// the first global IPv4 address of an interface that is not a workload's
+// (Calico's first-found).
+func nodeIP(setting string) (netip.Prefix, error) {
+	addrs, err := localPrefixes()
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if setting == "" || setting == "autodetect" {
+		for _, p := range addrs {
+			if p.Addr().Is4() && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
+				return p, nil
+			}
+		}
+		return netip.Prefix{}, errors.New("IP=autodetect: no IPv4 address on any interface (set IP)")
+	}
+	if p, err := netip.ParsePrefix(setting); err == nil && p.Addr().Is4() {
+		return p, nil
+	}
+	a, err := netip.ParseAddr(setting)
+	if err != nil || !a.Is4() {
+		return netip.Prefix{}, fmt.Errorf("IP=%q: not an IPv4 address (or autodetect)", setting)
+	}
+	for _, p := range addrs {
+		if p.Addr() == a {
+			return p, nil
+		}
+	}
+	return netip.PrefixFrom(a, 32), nil
+}
+
+// localPrefixes lists the addresses of up interfaces, skipping Calico's
+// workload interfaces, in interface order.
+func localPrefixes() ([]netip.Prefix, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || strings.HasPrefix(ifc.Name, "cali") {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+					ones, _ := ipn.Mask.Size()
+					out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+				}
+			}
+		}
+	}
+	return out, nil
+}
