@@ -6,7 +6,7 @@ GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
-.PHONY: all build test unit e2e bench proto lint deps demo clean
+.PHONY: all build test unit e2e bench proto lint deps demo clean kube-apiserver
 
 all: build
 
@@ -20,8 +20,13 @@ build:
 deps:
 	./hack/install-deps.sh
 
+# kube-apiserver builds the API server the kubernetes datastore tests need,
+# once, into $$PETREL_CACHE (default /var/cache/petrel); warm runs are instant.
+kube-apiserver:
+	./hack/kube-apiserver.sh
+
 # test = lint + unit tests + end-to-end tests (root; they skip without it).
-test: deps lint build
+test: deps lint build kube-apiserver
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 unit:

@@ -1,48 +1,50 @@
 package bgp
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 
 	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
 )
 
-// Names of the GoBGP objects that make up petrel's export policy. GoBGP's
-// prefix sets hold one address family each, hence one set per family.
+// Purposes of petrel's prefix sets. GoBGP's prefix sets hold one address
+// family each, so each purpose has a -v4 and a -v6 set.
 const (
-	exportSetV4      = "petrel-exportable-v4"
-	exportSetV6      = "petrel-exportable-v6"
+	setExportable    = "petrel-exportable"  // local routes that may leave
+	setReflectable   = "petrel-reflectable" // iBGP routes a route reflector passes on
 	exportPolicyName = "calico_export_to_bgp_peers"
 )
-
-func exportSetFor(p netip.Prefix) string {
-	if p.Addr().Is4() {
-		return exportSetV4
-	}
-	return exportSetV6
-}
 
 // exportPolicy is the one export rule petrel installs, assigned globally
 // (GoBGP's per-peer assignments only work for route-server clients):
 //
-//	if the route was put into the RIB by this node (route type LOCAL)
-//	and its prefix is in the exportable set  -> accept
-//	anything else                            -> reject (default action)
+//	route put into the RIB by this node, prefix in the exportable set  -> accept
+//	route learned over iBGP, prefix in the reflectable set             -> accept
+//	anything else                                                      -> reject
 //
-// A route learned from any peer is therefore never re-advertised, whatever
-// its prefix. The exportable sets are edited in place (Append/Remove, never
-// Replace: the policy keeps a pointer to the set object it was built with),
-// so changing what leaves never touches a session.
+// The reflectable set is empty unless this node is a route reflector, so a
+// route learned from a peer is otherwise never re-advertised, whatever its
+// prefix. The sets are edited in place (Append/Remove, never Replace: the
+// policy keeps a pointer to the set object it was built with), so changing
+// what leaves never touches a session.
 func exportPolicy() *api.Policy {
 	policy := &api.Policy{Name: exportPolicyName}
-	for _, set := range []string{exportSetV4, exportSetV6} {
-		policy.Statements = append(policy.Statements, &api.Statement{
-			Name: set + "-local",
-			Conditions: &api.Conditions{
-				PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: set},
-				RouteType: api.Conditions_ROUTE_TYPE_LOCAL,
-			},
-			Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
-		})
+	for _, family := range []string{"-v4", "-v6"} {
+		for _, st := range []struct {
+			purpose string
+			typ     api.Conditions_RouteType
+		}{{setExportable, api.Conditions_ROUTE_TYPE_LOCAL}, {setReflectable, api.Conditions_ROUTE_TYPE_INTERNAL}} {
+			policy.Statements = append(policy.Statements, &api.Statement{
+				Name: st.purpose + family,
+				Conditions: &api.Conditions{
+					PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: st.purpose + family},
+					RouteType: st.typ,
+				},
+				Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+			})
+		}
 	}
 	return policy
 }
@@ -80,13 +82,14 @@ func within(p netip.Prefix) exportRange {
 
 // prefixSets groups ranges into one defined set per family; an empty input
 // yields the two empty sets that exist from start-up.
-func prefixSets(ranges []exportRange) []*api.DefinedSet {
-	sets := map[string]*api.DefinedSet{}
-	for _, name := range []string{exportSetV4, exportSetV6} {
-		sets[name] = &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: name}
-	}
+func prefixSets(purpose string, ranges []exportRange) []*api.DefinedSet {
+	v4 := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: purpose + "-v4"}
+	v6 := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: purpose + "-v6"}
 	for _, r := range ranges {
-		set := sets[exportSetFor(r.prefix)]
+		set := v6
+		if r.prefix.Addr().Is4() {
+			set = v4
+		}
 		set.Prefixes = append(set.Prefixes, &api.Prefix{
 			IpPrefix:      r.prefix.String(),
 			MaskLengthMin: uint32(r.minLen),
@@ -94,12 +97,39 @@ func prefixSets(ranges []exportRange) []*api.DefinedSet {
 		})
 	}
 	var out []*api.DefinedSet
-	for _, name := range []string{exportSetV4, exportSetV6} {
-		if len(ranges) == 0 || len(sets[name].Prefixes) > 0 {
-			out = append(out, sets[name])
+	for _, set := range []*api.DefinedSet{v4, v6} {
+		if len(ranges) == 0 || len(set.Prefixes) > 0 {
+			out = append(out, set)
 		}
 	}
 	return out
+}
+
+// rangeSet is one purpose's prefix sets as GoBGP holds them.
+type rangeSet struct {
+	purpose string
+	have    map[exportRange]bool
+}
+
+// sync edits GoBGP's sets so they hold exactly want.
+func (rs *rangeSet) sync(ctx context.Context, server *server.BgpServer, want map[exportRange]bool) error {
+	add, remove := diffRanges(rs.have, want)
+	if len(add) > 0 {
+		for _, set := range prefixSets(rs.purpose, add) {
+			if err := server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
+				return fmt.Errorf("bgp: %s set add: %w", rs.purpose, err)
+			}
+		}
+	}
+	if len(remove) > 0 {
+		for _, set := range prefixSets(rs.purpose, remove) {
+			if err := server.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: set, All: false}); err != nil {
+				return fmt.Errorf("bgp: %s set remove: %w", rs.purpose, err)
+			}
+		}
+	}
+	rs.have = want
+	return nil
 }
 
 // diffRanges returns what must be added to and removed from have to get want.

@@ -43,11 +43,13 @@ type Speaker struct {
 
 	// opMu serialises multi-step changes (peers, originated prefixes and the
 	// export sets they imply) so GoBGP always sees them in a consistent order.
-	opMu       sync.Mutex
-	originated map[netip.Prefix]bool
-	injected   map[netip.Prefix]map[string]bool // prefix -> sources injecting it
-	exportable map[exportRange]bool
-	extra      map[exportRange]bool // export ranges beyond originated prefixes
+	opMu        sync.Mutex
+	originated  map[netip.Prefix]bool
+	injected    map[netip.Prefix]map[string]bool // prefix -> sources injecting it
+	exportable  rangeSet
+	reflectable rangeSet
+	extra       map[exportRange]bool // export ranges beyond originated prefixes
+	reflect     bool                 // route reflector: pass iBGP routes in extra on
 
 	mu    sync.Mutex // guards peers and peerSubs
 	peers map[netip.Addr]*peerEntry
@@ -77,15 +79,16 @@ func New(cfg Config) (*Speaker, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Speaker{
-		cfg:        cfg,
-		log:        cfg.Logger.With("component", "bgp"),
-		originated: map[netip.Prefix]bool{},
-		injected:   map[netip.Prefix]map[string]bool{},
-		exportable: map[exportRange]bool{},
-		extra:      map[exportRange]bool{},
-		peers:      map[netip.Addr]*peerEntry{},
-		peerSubs:   map[*coalesce.Queue[netip.Addr, PeerEvent]]struct{}{},
-		table:      newRouteTable(),
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "bgp"),
+		originated:  map[netip.Prefix]bool{},
+		injected:    map[netip.Prefix]map[string]bool{},
+		exportable:  rangeSet{purpose: setExportable, have: map[exportRange]bool{}},
+		reflectable: rangeSet{purpose: setReflectable, have: map[exportRange]bool{}},
+		extra:       map[exportRange]bool{},
+		peers:       map[netip.Addr]*peerEntry{},
+		peerSubs:    map[*coalesce.Queue[netip.Addr, PeerEvent]]struct{}{},
+		table:       newRouteTable(),
 	}
 	return s, nil
 }
@@ -119,7 +122,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 }
 
 func (s *Speaker) installPolicy(ctx context.Context) error {
-	for _, set := range prefixSets(nil) {
+	for _, set := range append(prefixSets(setExportable, nil), prefixSets(setReflectable, nil)...) {
 		if err := s.server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
 			return fmt.Errorf("bgp: export prefix set %s: %w", set.Name, err)
 		}
@@ -379,7 +382,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 // serves all.
 func (s *Speaker) exportedCount() map[bool]uint64 {
 	s.opMu.Lock()
-	ranges := slices.Collect(maps.Keys(s.exportable))
+	ranges := slices.Collect(maps.Keys(s.exportable.have))
 	s.opMu.Unlock()
 	counts := map[bool]uint64{}
 	for _, r := range s.table.snapshot() {
@@ -487,6 +490,19 @@ func (s *Speaker) Originated() []netip.Prefix {
 	return out
 }
 
+// SetReflect makes this node a route reflector's exporter (or not): routes
+// learned over iBGP inside the export ranges are passed on, as Calico's
+// route reflectors do for pool routes. Off, nothing learned ever leaves.
+func (s *Speaker) SetReflect(ctx context.Context, on bool) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if s.reflect == on {
+		return nil
+	}
+	s.reflect = on
+	return s.resyncExportLocked(ctx)
+}
+
 // SetExportRanges sets the ranges (pools) inside which locally injected
 // routes of any length may be exported, on top of the originated prefixes.
 // GoBGP does not re-run export policy when a set changes, so a change is
@@ -503,6 +519,10 @@ func (s *Speaker) SetExportRanges(ctx context.Context, ranges []netip.Prefix) er
 		return nil
 	}
 	s.extra = extra
+	return s.resyncExportLocked(ctx)
+}
+
+func (s *Speaker) resyncExportLocked(ctx context.Context) error {
 	if err := s.syncExportSetLocked(ctx); err != nil {
 		return err
 	}
@@ -513,30 +533,15 @@ func (s *Speaker) SetExportRanges(ctx context.Context, ranges []netip.Prefix) er
 }
 
 func (s *Speaker) syncExportSetLocked(ctx context.Context) error {
-	want := map[exportRange]bool{}
+	want := maps.Clone(s.extra)
 	for p := range s.originated {
 		want[exactly(p)] = true
 	}
-	for r := range s.extra {
-		want[r] = true
+	reflect := map[exportRange]bool{}
+	if s.reflect {
+		reflect = maps.Clone(s.extra)
 	}
-	add, remove := diffRanges(s.exportable, want)
-	if len(add) > 0 {
-		for _, set := range prefixSets(add) {
-			if err := s.server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
-				return fmt.Errorf("bgp: export set add: %w", err)
-			}
-		}
-	}
-	if len(remove) > 0 {
-		for _, set := range prefixSets(remove) {
-			if err := s.server.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: set, All: false}); err != nil {
-				return fmt.Errorf("bgp: export set remove: %w", err)
-			}
-		}
-	}
-	s.exportable = want
-	return nil
+	return errors.Join(s.exportable.sync(ctx, s.server, want), s.reflectable.sync(ctx, s.server, reflect))
 }
 
 // localPath builds the path petrel originates for p: origin IGP, next hop

@@ -259,3 +259,46 @@ func TestUnreachablePeerShowsReason(t *testing.T) {
 		t.Errorf("info = %q, want it to contain %q", ps[0].Info, want)
 	}
 }
+
+// TestRouteReflectorPassesPoolRoutesOnlyWhenReflecting: a route reflector
+// passes iBGP routes inside the export ranges to its clients; any other
+// node (and the reflector before SetReflect) passes nothing on.
+func TestRouteReflectorPassesPoolRoutesOnlyWhenReflecting(t *testing.T) {
+	a := startNode(t, "127.0.14.1", 64512)
+	rr := startNode(t, "127.0.14.2", 64512)
+	c := startNode(t, "127.0.14.3", 64512)
+	client := func(n *testNode) PeerConfig {
+		p := n.peerTo(rr)
+		p.RouteReflectorClient, p.ClusterID = true, netip.MustParseAddr("224.0.0.1")
+		return p
+	}
+	if err := rr.s.SetPeers(context.Background(), []PeerConfig{client(a), client(c)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*testNode{a, c} {
+		if err := n.s.SetPeers(context.Background(), []PeerConfig{rr.peerTo(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 15*time.Second, "a-rr", established(a, rr.addr))
+	waitFor(t, 15*time.Second, "c-rr", established(c, rr.addr))
+	pool := []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}
+	if err := rr.s.SetExportRanges(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.s.SetOriginated(context.Background(), []netip.Prefix{netip.MustParsePrefix("192.168.1.0/26")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a's block at the reflector", hasRoute(rr, "192.168.1.0/26", true))
+	time.Sleep(time.Second)
+	if err := hasRoute(c, "192.168.1.0/26", false)(); err != nil {
+		t.Fatal("reflected before SetReflect:", err)
+	}
+	if err := rr.s.SetReflect(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a's block reflected to c", hasRoute(c, "192.168.1.0/26", true))
+	if r, _ := c.s.Route(netip.MustParsePrefix("192.168.1.0/26")); r.Paths[0].NextHop != a.addr {
+		t.Errorf("reflected next hop = %s, want the originator %s", r.Paths[0].NextHop, a.addr)
+	}
+}

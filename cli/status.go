@@ -138,3 +138,14 @@ func WriteKernel(w io.Writer, k *petrelpb.KernelStatus) {
 	}
 	fmt.Fprintln(w)
 }
+
+// WriteProblems lists datastore objects the daemon skipped, if any.
+func WriteProblems(w io.Writer, problems []string) {
+	if len(problems) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nProblems (objects skipped, everything else applied):")
+	for _, p := range problems {
+		fmt.Fprintln(w, "  "+p)
+	}
+}

@@ -32,8 +32,9 @@ type DatastoreOptions struct {
 	Ready  chan<- struct{}
 }
 
-// watchedKinds are the resources that decide the peer set.
-var watchedKinds = []datastore.Kind{datastore.KindNode, datastore.KindBGPPeer, datastore.KindBGPConfiguration}
+// watchedKinds are the resources that decide the peer set and what may be
+// advertised.
+var watchedKinds = []datastore.Kind{datastore.KindNode, datastore.KindBGPPeer, datastore.KindBGPConfiguration, datastore.KindIPPool}
 
 // RunDatastore runs a node whose BGP configuration comes from the
 // datastore, as calico-node's does: it registers its Node, then follows
@@ -68,6 +69,12 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	}
 	defer a.stop()
 	apply := func(res mesh.Result) {
+		if err := a.speaker.SetExportRanges(ctx, st.exportRanges()); err != nil {
+			log.Error("applying pool export ranges", "err", err)
+		}
+		if err := a.speaker.SetReflect(ctx, st.isReflector(opts.NodeName)); err != nil {
+			log.Error("applying route reflection", "err", err)
+		}
 		problems := make([]string, 0, len(res.Problems))
 		for _, p := range res.Problems {
 			problems = append(problems, p.Error())
@@ -158,6 +165,32 @@ func (st *storeState) input(node string) mesh.Input {
 		in.Configs = append(in.Configs, o.(*datastore.BGPConfiguration))
 	}
 	return in
+}
+
+// exportRanges are the enabled pools that allow BGP export: routes this
+// node learns inside them may be advertised (calico_export_to_bgp_peers).
+func (st *storeState) exportRanges() []netip.Prefix {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []netip.Prefix
+	for _, o := range sorted(st.snaps[datastore.KindIPPool]) {
+		pool := o.(*datastore.IPPool)
+		if pool.Spec.Disabled || pool.Spec.DisableBGPExport {
+			continue
+		}
+		if p, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// isReflector reports whether this node is a route reflector.
+func (st *storeState) isReflector(node string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n, ok := st.snaps[datastore.KindNode][node].(*datastore.Node)
+	return ok && n.Spec.BGP != nil && n.Spec.BGP.RouteReflectorClusterID != ""
 }
 
 func sorted(s datastore.Snapshot) []datastore.Object {

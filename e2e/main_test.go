@@ -54,6 +54,7 @@ type petrelNode struct {
 	proc   *harness.Process
 	config string
 	socket string
+	args   []string // the command that starts the daemon in the node
 }
 
 // startPetrel writes cfg and runs `petrel daemon` in n until its API answers.
@@ -65,7 +66,18 @@ func startPetrel(t testing.TB, lab *harness.Lab, n *harness.Node, cfg string) *p
 		config: filepath.Join(lab.Dir(), n.Name+".yaml"),
 		socket: filepath.Join(lab.Dir(), n.Name+".sock"),
 	}
+	p.args = []string{petrelBin, "daemon", "--config", p.config, "--socket", p.socket}
 	p.writeConfig(cfg)
+	p.start()
+	return p
+}
+
+// startPetrelFromDatastore runs `petrel daemon` in datastore mode, with
+// calico-node's environment (NODENAME, IP, DATASTORE_TYPE, ...).
+func startPetrelFromDatastore(t testing.TB, lab *harness.Lab, n *harness.Node, env ...string) *petrelNode {
+	t.Helper()
+	p := &petrelNode{Node: n, t: t, socket: filepath.Join(lab.Dir(), n.Name+".sock")}
+	p.args = append(append([]string{"env"}, env...), petrelBin, "daemon", "--socket", p.socket)
 	p.start()
 	return p
 }
@@ -79,7 +91,7 @@ func (p *petrelNode) writeConfig(cfg string) {
 
 func (p *petrelNode) start() {
 	p.t.Helper()
-	p.proc = p.Start(p.t, "petrel", petrelBin, "daemon", "--config", p.config, "--socket", p.socket)
+	p.proc = p.Start(p.t, "petrel", p.args...)
 	harness.Eventually(p.t, 10*time.Second, 50*time.Millisecond, func() error {
 		if p.proc.Exited() {
 			return fmt.Errorf("petrel exited:\n%s", p.proc.Log())
@@ -195,3 +207,8 @@ func lacksRoute(t testing.TB, who string, routes func() (map[string][]string, er
 		t.Fatalf("%s leaked: it has %s via %v", who, prefix, hops)
 	}
 }
+
+// clientT and bg keep the e2e helpers short.
+type clientT = cli.Client
+
+func bg() context.Context { return context.Background() }

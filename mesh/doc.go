@@ -1,0 +1,65 @@
+// Package mesh computes the BGP sessions one node should have, the way
+// calico-node's confd renders them into bird.cfg: the node-to-node mesh,
+// global and node-specific BGPPeers, peerSelector peerings and their reverse
+// side, and route-reflector clients.
+//
+// It owns only that computation: Desired is a pure function from datastore
+// objects (Nodes, BGPPeers, BGPConfigurations) to a list of bgp.PeerConfig.
+// It never reads the datastore, never talks to the BGP speaker and never
+// touches the network or the kernel; the daemon's reconciler feeds it
+// snapshots and hands the result to bgp.Speaker.SetPeers, which leaves
+// unchanged sessions alone.
+//
+// One bad object never stops the others: an invalid Node, BGPPeer or
+// BGPConfiguration, an unparseable selector, an unresolvable password or a
+// duplicate address is skipped and reported in Result.Problems, each error
+// naming the object it concerns.
+//
+// Choices where Calico's behaviour is ambiguous or petrel cannot match it
+// exactly:
+//
+//   - Passive mesh side: the session is passive when the peer's IPv4 address,
+//     as a dotted string, is greater than ours (confd's template compares
+//     strings, so "10.0.0.10" < "10.0.0.9"). Both ends compute the same
+//     order, so exactly one side connects. Only mesh sessions are passive.
+//   - ttlSecurity N is rendered as Multihop N (outgoing TTL N). BIRD's
+//     "ttl security on" additionally drops packets that arrive with a TTL
+//     below 256-N (GTSM); bgp.PeerConfig has no field for that, so the
+//     incoming check is not done. Without ttlSecurity, confd renders a bare
+//     "multihop" for every peer; for eBGP peers that is BIRD's default TTL
+//     64 (DefaultMultihopTTL); iBGP sessions are not TTL-limited anyway.
+//   - Passwords live in Secrets (secretKeyRef). Input.Secret resolves them;
+//     when it is nil or fails, the peer (or, for nodeMeshPassword, every
+//     mesh peer) is skipped with a Problem, because a session configured
+//     without the password its peer expects would never come up and would
+//     only hide the misconfiguration.
+//   - Per-node BGPConfiguration "node.<name>" overrides "default" for
+//     nodeToNodeMeshEnabled, listenPort, nodeMeshPassword and
+//     nodeMeshMaxRestartTime when it sets them. The AS number comes from
+//     the Node (spec.bgp.asNumber) or "default" only.
+//   - A node that is a peer (mesh or peerSelector) is reached on its own
+//     listen port: its node.<name> listenPort, else default's, else 179.
+//   - peerSelector peerings are typed like the BGPPeer's scope (global when
+//     it has neither node nor nodeSelector, else node specific); the reverse
+//     side, on the selected node, is always node specific (confd stores it
+//     under the selected host). The reverse session's remote AS is the
+//     BGPPeer's localASNumber when set (that is the AS the other side
+//     presents), else the remote node's AS; the reverse side keeps its own
+//     local AS.
+//   - An explicit peerIP that belongs to a Calico node takes that node's
+//     routeReflectorClusterID when deciding whether it is an RR client.
+//   - Duplicate addresses: candidates are ordered mesh, global, node
+//     specific (then BGPPeer name, then address); the first wins. A
+//     duplicate produced by the same source (e.g. a peerSelector peering and
+//     its reverse between two route reflectors) is dropped silently; one
+//     from a different source is reported as a Problem. This includes
+//     Calico's rule that a node-specific peer to an address that already
+//     has a global peering is dropped.
+//   - Peers to this node's own address are silently skipped, as confd does.
+//   - Only IPv4 mesh sessions are computed. A BGPPeer with an IPv6 peerIP
+//     is configured with the node's IPv6 BGP address as source (skipped with
+//     a Problem if the node has none, unless sourceAddress is None).
+//   - Not represented in bgp.PeerConfig and ignored here: nextHopMode /
+//     keepOriginalNextHop, numAllowedLocalASNumbers, reachableBy, filters,
+//     localWorkloadSelector.
+package mesh

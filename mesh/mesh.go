@@ -1,0 +1,472 @@
+package mesh
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/petrel-net/petrel/bgp"
+	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/selector"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultMultihopTTL is the TTL BIRD uses for a bare "multihop", which
+// confd renders for every peer without ttlSecurity.
+const DefaultMultihopTTL = 64
+
+// Input is a snapshot of what Desired reads.
+type Input struct {
+	// NodeName is this node's name.
+	NodeName string
+	Nodes    []*datastore.Node
+	Peers    []*datastore.BGPPeer
+	// Configs holds "default" and any "node.<name>" BGPConfigurations.
+	Configs []*datastore.BGPConfiguration
+	// NodeLabels gives each node's labels (selectors match on them); the
+	// Node objects' own labels are used when this is nil.
+	NodeLabels map[string]map[string]string
+	// Secret resolves a password's secretKeyRef (Secret name, key) to the
+	// password. Nil means passwords are unsupported: peers that need one
+	// are skipped with a Problem.
+	Secret func(name, key string) (string, error)
+}
+
+// Result is this node's desired BGP setup.
+type Result struct {
+	// Peers is sorted by address, at most one per address.
+	Peers []bgp.PeerConfig
+	// ASN is this node's AS: Node spec.bgp.asNumber, else the "default"
+	// BGPConfiguration's asNumber, else 64512.
+	ASN uint32
+	// ListenPort is node.<name> listenPort, else default's, else 179.
+	ListenPort uint16
+	// Problems lists the objects skipped (each error names its object).
+	Problems []error
+}
+
+// Order of candidate classes: the first peering of an address wins.
+const (
+	classMesh = iota
+	classGlobal
+	classNode
+)
+
+type nodeInfo struct {
+	name      string
+	addr      netip.Addr // IPv4 BGP address; invalid when none
+	addr6     netip.Addr // IPv6 BGP address; invalid when none
+	asn       uint32
+	clusterID netip.Addr // invalid when not a route reflector
+	labels    map[string]string
+	port      uint16
+}
+
+type candidate struct {
+	peer   bgp.PeerConfig
+	class  int
+	order  string // BGPPeer name; "" for the mesh
+	source string // the object that produced it, for Problems
+}
+
+// target is the remote end of a session before per-peer options.
+type target struct {
+	addr      netip.Addr
+	port      uint16
+	asn       uint32
+	clusterID netip.Addr
+}
+
+type computation struct {
+	in        Input
+	problems  []error
+	defCfg    *datastore.BGPConfiguration
+	nodeCfgs  map[string]*datastore.BGPConfiguration // by node name
+	globalASN uint32
+	nodes     []*nodeInfo // valid nodes, sorted by name
+	byName    map[string]*nodeInfo
+	byAddr    map[netip.Addr]*nodeInfo
+	self      *nodeInfo
+	cands     []candidate
+}
+
+func (c *computation) problem(err error) { c.problems = append(c.problems, err) }
+
+// Desired computes this node's desired BGP peers from the datastore
+// contents. It never fails as a whole: objects it cannot use are skipped
+// and reported in Result.Problems.
+func Desired(in Input) Result {
+	c := &computation{in: in, nodeCfgs: map[string]*datastore.BGPConfiguration{}, byName: map[string]*nodeInfo{}, byAddr: map[netip.Addr]*nodeInfo{}}
+	c.loadConfigs()
+	c.loadNodes()
+
+	res := Result{ASN: c.globalASN, ListenPort: c.listenPort(in.NodeName)}
+	self := c.byName[in.NodeName]
+	switch {
+	case self == nil:
+		if !c.invalidNode(in.NodeName) {
+			c.problem(fmt.Errorf("Node %q: not found; this node has no BGP peers", in.NodeName))
+		}
+	case !self.addr.IsValid():
+		res.ASN = self.asn
+		c.problem(fmt.Errorf("Node %q: no IPv4 BGP address (spec.bgp.ipv4Address); this node has no BGP peers", in.NodeName))
+	default:
+		res.ASN = self.asn
+		c.self = self
+		c.mesh()
+		for _, p := range sortedPeers(in.Peers) {
+			if err := c.bgpPeer(p); err != nil {
+				c.problem(err)
+			}
+		}
+		res.Peers = c.dedupe()
+	}
+	res.Problems = c.problems
+	return res
+}
+
+// invalidNode reports whether a Node of that name was present but
+// rejected (its Problem is already recorded).
+func (c *computation) invalidNode(name string) bool {
+	for _, n := range c.in.Nodes {
+		if n != nil && n.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *computation) loadConfigs() {
+	c.globalASN = bgp.DefaultASN
+	seen := map[string]bool{}
+	for _, cfg := range c.in.Configs {
+		if cfg == nil {
+			continue
+		}
+		if err := cfg.Validate(); err != nil {
+			c.problem(fmt.Errorf("%w; ignored", err))
+			continue
+		}
+		if seen[cfg.Name] {
+			c.problem(fmt.Errorf("BGPConfiguration %q: listed twice; the first is used", cfg.Name))
+			continue
+		}
+		seen[cfg.Name] = true
+		if cfg.Name == "default" {
+			c.defCfg = cfg
+			if cfg.Spec.ASNumber != nil {
+				c.globalASN = *cfg.Spec.ASNumber
+			}
+		} else {
+			c.nodeCfgs[strings.TrimPrefix(cfg.Name, "node.")] = cfg
+		}
+	}
+}
+
+func (c *computation) listenPort(node string) uint16 {
+	if cfg := c.nodeCfgs[node]; cfg != nil && cfg.Spec.ListenPort != 0 {
+		return cfg.Spec.ListenPort
+	}
+	if c.defCfg != nil && c.defCfg.Spec.ListenPort != 0 {
+		return c.defCfg.Spec.ListenPort
+	}
+	return bgp.DefaultPort
+}
+
+func (c *computation) loadNodes() {
+	for _, n := range c.in.Nodes {
+		if n == nil {
+			continue
+		}
+		if err := n.Validate(); err != nil {
+			c.problem(fmt.Errorf("%w; node skipped", err))
+			continue
+		}
+		if c.byName[n.Name] != nil {
+			c.problem(fmt.Errorf("Node %q: listed twice; the first is used", n.Name))
+			continue
+		}
+		ni := &nodeInfo{name: n.Name, asn: c.globalASN, labels: n.Labels, port: c.listenPort(n.Name)}
+		if c.in.NodeLabels != nil {
+			ni.labels = c.in.NodeLabels[n.Name]
+		}
+		if p, ok := n.IPv4(); ok {
+			ni.addr = p.Addr()
+		}
+		if b := n.Spec.BGP; b != nil {
+			if b.ASNumber != nil {
+				ni.asn = *b.ASNumber
+			}
+			if b.RouteReflectorClusterID != "" {
+				ni.clusterID, _ = netip.ParseAddr(b.RouteReflectorClusterID) // validated
+			}
+			if b.IPv6Address != "" {
+				if p, err := netip.ParsePrefix(b.IPv6Address); err == nil {
+					ni.addr6 = p.Addr()
+				} else if a, err := netip.ParseAddr(b.IPv6Address); err == nil {
+					ni.addr6 = a
+				}
+			}
+		}
+		c.byName[n.Name] = ni
+		c.nodes = append(c.nodes, ni)
+	}
+	slices.SortFunc(c.nodes, func(a, b *nodeInfo) int { return cmp.Compare(a.name, b.name) })
+	for _, ni := range c.nodes {
+		if !ni.addr.IsValid() {
+			continue
+		}
+		if other := c.byAddr[ni.addr]; other != nil {
+			c.problem(fmt.Errorf("Node %q: spec.bgp.ipv4Address %s is also Node %q's; peers at that address are taken to be Node %q", ni.name, ni.addr, other.name, other.name))
+			continue
+		}
+		c.byAddr[ni.addr] = ni
+	}
+}
+
+// meshSetting returns the per-node BGPConfiguration's value when it sets
+// one (non-nil), else default's, along with the object's name.
+func meshSetting[T any](c *computation, get func(*datastore.BGPConfigurationSpec) *T) (*T, string) {
+	if cfg := c.nodeCfgs[c.in.NodeName]; cfg != nil {
+		if v := get(&cfg.Spec); v != nil {
+			return v, cfg.Name
+		}
+	}
+	if c.defCfg != nil {
+		if v := get(&c.defCfg.Spec); v != nil {
+			return v, c.defCfg.Name
+		}
+	}
+	return nil, ""
+}
+
+func (c *computation) mesh() {
+	enabled, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *bool { return s.NodeToNodeMeshEnabled })
+	if enabled != nil && !*enabled {
+		return
+	}
+	if c.self.clusterID.IsValid() {
+		return // route reflectors do not join the mesh
+	}
+	restart := bgp.DefaultRestartTime
+	if d, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *metav1.Duration { return s.NodeMeshMaxRestartTime }); d != nil {
+		restart = d.Duration
+	}
+	var password string
+	if pw, from := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *datastore.BGPPassword { return s.NodeMeshPassword }); pw != nil {
+		var err error
+		if password, err = c.resolvePassword(pw); err != nil {
+			c.problem(fmt.Errorf("BGPConfiguration %q: spec.nodeMeshPassword: %w; node-to-node mesh peers skipped", from, err))
+			return
+		}
+	}
+	selfIP := c.self.addr.String()
+	for _, n := range c.nodes {
+		if n == c.self || !n.addr.IsValid() || n.clusterID.IsValid() || n.addr == c.self.addr {
+			continue
+		}
+		p := c.peerConfig(target{addr: n.addr, port: n.port, asn: n.asn, clusterID: n.clusterID}, bgp.PeerTypeMesh, nil)
+		p.Password = password
+		p.RestartTime = restart
+		p.Passive = n.addr.String() > selfIP
+		c.cands = append(c.cands, candidate{peer: p, class: classMesh, source: "node-to-node mesh"})
+	}
+}
+
+// peerConfig builds a session to t with the options every Calico peer has
+// and, when bp is set, the BGPPeer's own options.
+func (c *computation) peerConfig(t target, typ string, bp *datastore.BGPPeer) bgp.PeerConfig {
+	p := bgp.PeerConfig{
+		Name:            bgp.DefaultPeerName(typ, t.addr),
+		Type:            typ,
+		Address:         t.addr,
+		ASN:             t.asn,
+		Port:            cmp.Or(t.port, bgp.DefaultPort),
+		SourceAddress:   c.self.addr,
+		GracefulRestart: true,
+		RestartTime:     bgp.DefaultRestartTime,
+		AddPaths:        true,
+	}
+	if t.addr.Is6() {
+		p.SourceAddress = c.self.addr6
+	}
+	localASN := c.self.asn
+	if bp != nil {
+		s := bp.Spec
+		if s.LocalASNumber != nil {
+			p.LocalASN = *s.LocalASNumber
+			localASN = p.LocalASN
+		}
+		if s.KeepaliveTime != nil {
+			p.KeepaliveTime = s.KeepaliveTime.Duration
+		}
+		if s.MaxRestartTime != nil && s.MaxRestartTime.Duration > 0 {
+			p.RestartTime = s.MaxRestartTime.Duration
+		}
+		if s.SourceAddress == "None" {
+			p.SourceAddress = netip.Addr{}
+		}
+		if s.TTLSecurity != nil && *s.TTLSecurity > 0 {
+			p.Multihop = *s.TTLSecurity
+		}
+	}
+	ibgp := p.ASN == localASN
+	if !ibgp && p.Multihop == 0 {
+		p.Multihop = DefaultMultihopTTL
+	}
+	if ibgp && c.self.clusterID.IsValid() && t.clusterID != c.self.clusterID {
+		p.RouteReflectorClient = true
+		p.ClusterID = c.self.clusterID
+	}
+	return p
+}
+
+func (c *computation) resolvePassword(pw *datastore.BGPPassword) (string, error) {
+	ref := pw.SecretKeyRef
+	if ref == nil {
+		return "", nil // a password with nothing to resolve: none
+	}
+	if c.in.Secret == nil {
+		return "", fmt.Errorf("password from Secret %q key %q: passwords are not supported here (no Secret resolver)", ref.Name, ref.Key)
+	}
+	s, err := c.in.Secret(ref.Name, ref.Key)
+	if err != nil {
+		return "", fmt.Errorf("password from Secret %q key %q: %w", ref.Name, ref.Key, err)
+	}
+	return s, nil
+}
+
+func sortedPeers(ps []*datastore.BGPPeer) []*datastore.BGPPeer {
+	out := make([]*datastore.BGPPeer, 0, len(ps))
+	for _, p := range ps {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *datastore.BGPPeer) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+func parseSelector(bp *datastore.BGPPeer, field, s string) (selector.Selector, error) {
+	if s == "" {
+		return nil, nil
+	}
+	sel, err := selector.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("BGPPeer %q: %s: %w; peer skipped", bp.Name, field, err)
+	}
+	return sel, nil
+}
+
+// bgpPeer adds the sessions one BGPPeer gives this node: forward (the
+// BGPPeer applies to us) and reverse (we are selected by its peerSelector).
+func (c *computation) bgpPeer(bp *datastore.BGPPeer) error {
+	if err := bp.Validate(); err != nil {
+		return fmt.Errorf("%w; peer skipped", err)
+	}
+	nodeSel, err := parseSelector(bp, "spec.nodeSelector", bp.Spec.NodeSelector)
+	if err != nil {
+		return err
+	}
+	peerSel, err := parseSelector(bp, "spec.peerSelector", bp.Spec.PeerSelector)
+	if err != nil {
+		return err
+	}
+	global := bp.Spec.Node == "" && nodeSel == nil
+	appliesTo := func(n *nodeInfo) bool {
+		switch {
+		case global:
+			return true
+		case bp.Spec.Node != "":
+			return n.name == bp.Spec.Node
+		}
+		return nodeSel.Matches(n.labels)
+	}
+	forward := appliesTo(c.self)
+	reverse := peerSel != nil && bp.Spec.ReversePeering != "Manual" && peerSel.Matches(c.self.labels)
+	if !forward && !reverse {
+		return nil
+	}
+
+	var password string
+	if bp.Spec.Password != nil {
+		if password, err = c.resolvePassword(bp.Spec.Password); err != nil {
+			return fmt.Errorf("BGPPeer %q: spec.password: %w; peer skipped", bp.Name, err)
+		}
+	}
+	add := func(t target, typ string, class int, opts *datastore.BGPPeer) {
+		if t.addr == c.self.addr || (c.self.addr6.IsValid() && t.addr == c.self.addr6) {
+			return // never peer with ourselves
+		}
+		if t.addr.Is6() && !c.self.addr6.IsValid() && bp.Spec.SourceAddress != "None" {
+			c.problem(fmt.Errorf("BGPPeer %q: peer %s is IPv6 but Node %q has no IPv6 BGP address (spec.bgp.ipv6Address); peer skipped", bp.Name, t.addr, c.self.name))
+			return
+		}
+		p := c.peerConfig(t, typ, opts)
+		p.Password = password
+		c.cands = append(c.cands, candidate{peer: p, class: class, order: bp.Name, source: fmt.Sprintf("BGPPeer %q", bp.Name)})
+	}
+
+	if forward {
+		typ, class := bgp.PeerTypeNodeSpecific, classNode
+		if global {
+			typ, class = bgp.PeerTypeGlobal, classGlobal
+		}
+		if peerSel == nil {
+			addr, port, _ := datastore.ParsePeerIP(bp.Spec.PeerIP) // validated
+			t := target{addr: addr, port: port, asn: bp.Spec.ASNumber}
+			if n := c.byAddr[addr]; n != nil {
+				t.clusterID = n.clusterID
+			}
+			add(t, typ, class, bp)
+		} else {
+			for _, n := range c.nodes {
+				if n != c.self && n.addr.IsValid() && peerSel.Matches(n.labels) {
+					add(target{addr: n.addr, port: n.port, asn: n.asn, clusterID: n.clusterID}, typ, class, bp)
+				}
+			}
+		}
+	}
+	if reverse {
+		// The other side's options, minus its local AS, which is the AS
+		// it presents to us.
+		opts := *bp
+		opts.Spec.LocalASNumber = nil
+		for _, n := range c.nodes {
+			if n == c.self || !n.addr.IsValid() || !appliesTo(n) {
+				continue
+			}
+			asn := n.asn
+			if bp.Spec.LocalASNumber != nil {
+				asn = *bp.Spec.LocalASNumber
+			}
+			add(target{addr: n.addr, port: n.port, asn: asn, clusterID: n.clusterID}, bgp.PeerTypeNodeSpecific, classNode, &opts)
+		}
+	}
+	return nil
+}
+
+// dedupe keeps the first candidate per address (mesh, global, node
+// specific; then BGPPeer name; then address) and returns them sorted by
+// address.
+func (c *computation) dedupe() []bgp.PeerConfig {
+	slices.SortStableFunc(c.cands, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(a.class, b.class), cmp.Compare(a.order, b.order), a.peer.Address.Compare(b.peer.Address))
+	})
+	kept := map[netip.Addr]candidate{}
+	var out []bgp.PeerConfig
+	for _, cd := range c.cands {
+		if k, dup := kept[cd.peer.Address]; dup {
+			if k.source != cd.source {
+				c.problem(fmt.Errorf("%s: peer %s dropped: already configured as a %s peer by %s", cd.source, cd.peer.Address, k.peer.Type, k.source))
+			}
+			continue
+		}
+		kept[cd.peer.Address] = cd
+		out = append(out, cd.peer)
+	}
+	slices.SortFunc(out, func(a, b bgp.PeerConfig) int { return a.Address.Compare(b.Address) })
+	return out
+}
