@@ -29,6 +29,7 @@ type agentConfig struct {
 
 // agent is a running speaker with its kernel sync and API server.
 type agent struct {
+	log     *slog.Logger
 	speaker *bgp.Speaker
 	kernel  *kernelsync.Sync
 	api     *apiServer
@@ -76,6 +77,7 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 		return nil, err
 	}
 	a := &agent{
+		log:     log,
 		speaker: speaker,
 		kernel:  kernel,
 		api:     &apiServer{speaker: speaker, kernel: kernel, nodeName: cfg.NodeName, mode: cfg.Mode, started: time.Now()},
@@ -93,16 +95,31 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	return a, nil
 }
 
-// runKernel starts kernel sync, once the speaker has its peers.
-func (a *agent) runKernel(ctx context.Context) {
-	if a.kernel == nil {
-		return
+// run starts kernel sync (once the speaker has its peers), signals ready,
+// then calls onEvent for every value on events until ctx ends (nil: a
+// normal stop) or a part of the agent fails.
+func (a *agent) run(ctx context.Context, ready chan<- struct{}, events <-chan struct{}, onEvent func()) error {
+	if a.kernel != nil {
+		go func() {
+			if err := a.kernel.Run(ctx, a.speaker); err != nil {
+				a.done <- err
+			}
+		}()
 	}
-	go func() {
-		if err := a.kernel.Run(ctx, a.speaker); err != nil {
-			a.done <- err
+	if ready != nil {
+		close(ready)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info(stopMessage)
+			return nil
+		case err := <-a.done:
+			return err
+		case <-events:
+			onEvent()
 		}
-	}()
+	}
 }
 
 func kernelConfig(k config.Kernel, log *slog.Logger) kernelsync.Config {

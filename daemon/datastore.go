@@ -14,6 +14,7 @@ import (
 
 	"github.com/petrel-net/petrel/config"
 	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/ipam"
 	"github.com/petrel-net/petrel/mesh"
 )
 
@@ -34,7 +35,10 @@ type DatastoreOptions struct {
 
 // watchedKinds are the resources that decide the peer set and what may be
 // advertised.
-var watchedKinds = []datastore.Kind{datastore.KindNode, datastore.KindBGPPeer, datastore.KindBGPConfiguration, datastore.KindIPPool}
+var watchedKinds = []datastore.Kind{
+	datastore.KindNode, datastore.KindBGPPeer, datastore.KindBGPConfiguration, datastore.KindIPPool,
+	datastore.KindIPAMBlock, datastore.KindBlockAffinity,
+}
 
 // RunDatastore runs a node whose BGP configuration comes from the
 // datastore, as calico-node's does: it registers its Node, then follows
@@ -75,6 +79,19 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		if err := a.speaker.SetReflect(ctx, st.isReflector(opts.NodeName)); err != nil {
 			log.Error("applying route reflection", "err", err)
 		}
+		// The node's confirmed blocks are originated with a blackhole each;
+		// addresses it borrowed from other nodes' blocks go out as /32s.
+		own, borrowed := st.nodeRoutes(opts.NodeName)
+		originate := slices.Clone(own)
+		for _, a := range borrowed {
+			originate = append(originate, netip.PrefixFrom(a, a.BitLen()))
+		}
+		if err := a.speaker.SetOriginated(ctx, originate); err != nil {
+			log.Error("originating the node's blocks", "err", err)
+		}
+		if a.kernel != nil {
+			a.kernel.SetBlackholes(own)
+		}
 		problems := make([]string, 0, len(res.Problems))
 		for _, p := range res.Problems {
 			problems = append(problems, p.Error())
@@ -92,22 +109,8 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		}
 	}
 	apply(first)
-	a.runKernel(ctx)
 	log.Info("petrel running", "node", opts.NodeName, "routerID", ip.Addr(), "as", first.ASN, "datastore", opts.Mode, "peers", len(first.Peers), "socket", opts.Socket)
-	if opts.Ready != nil {
-		close(opts.Ready)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info(stopMessage)
-			return nil
-		case err := <-a.done:
-			return err
-		case <-st.changed:
-			apply(mesh.Desired(st.input(opts.NodeName)))
-		}
-	}
+	return a.run(ctx, opts.Ready, st.changed, func() { apply(mesh.Desired(st.input(opts.NodeName))) })
 }
 
 // storeState holds the latest snapshot of each watched kind.
@@ -183,6 +186,21 @@ func (st *storeState) exportRanges() []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// nodeRoutes are this node's affine blocks and borrowed addresses.
+func (st *storeState) nodeRoutes(node string) ([]netip.Prefix, []netip.Addr) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var blocks []*datastore.IPAMBlock
+	for _, o := range sorted(st.snaps[datastore.KindIPAMBlock]) {
+		blocks = append(blocks, o.(*datastore.IPAMBlock))
+	}
+	var affinities []*datastore.BlockAffinity
+	for _, o := range sorted(st.snaps[datastore.KindBlockAffinity]) {
+		affinities = append(affinities, o.(*datastore.BlockAffinity))
+	}
+	return ipam.NodeRoutes(node, blocks, affinities)
 }
 
 // isReflector reports whether this node is a route reflector.

@@ -55,42 +55,33 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 	if err := applyStandalone(ctx, a.speaker, cfg); err != nil {
 		log.Error("applying configuration", "config", opts.ConfigPath, "err", err)
 	}
-	a.runKernel(ctx)
 	log.Info("petrel running", "node", cfg.NodeName, "routerID", cfg.RouterID, "as", cfg.ASN,
 		"peers", len(cfg.Peers), "originated", len(cfg.Originate), "socket", cfg.Socket)
-	if opts.Ready != nil {
-		close(opts.Ready)
-	}
+	return a.run(ctx, opts.Ready, opts.Reload, func() { reload(ctx, a, cfg, opts, log) })
+}
 
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info(stopMessage)
-			return nil
-		case err := <-a.done:
-			return err
-		case <-opts.Reload:
-			next, err := config.Load(opts.ConfigPath)
-			if err != nil {
-				log.Error("reload refused; keeping the running configuration", "err", err)
-				continue
-			}
-			if opts.Socket != "" {
-				next.Socket = opts.Socket
-			}
-			if err := restartOnly(cfg, next); err != nil {
-				log.Warn("reload: change needs a restart; applying the rest", "err", err)
-			}
-			if opts.Level != nil {
-				opts.Level.Set(next.LogLevel)
-			}
-			if err := applyStandalone(ctx, a.speaker, next); err != nil {
-				log.Error("reload", "err", err)
-			}
-			cfg.Peers, cfg.Originate, cfg.Export = next.Peers, next.Originate, next.Export
-			log.Info("configuration reloaded", "peers", len(next.Peers), "originated", len(next.Originate))
-		}
+// reload re-reads the file and applies what changed; a broken file changes
+// nothing.
+func reload(ctx context.Context, a *agent, cfg *config.Config, opts StandaloneOptions, log *slog.Logger) {
+	next, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		log.Error("reload refused; keeping the running configuration", "err", err)
+		return
 	}
+	if opts.Socket != "" {
+		next.Socket = opts.Socket
+	}
+	if err := restartOnly(cfg, next); err != nil {
+		log.Warn("reload: change needs a restart; applying the rest", "err", err)
+	}
+	if opts.Level != nil {
+		opts.Level.Set(next.LogLevel)
+	}
+	if err := applyStandalone(ctx, a.speaker, next); err != nil {
+		log.Error("reload", "err", err)
+	}
+	cfg.Peers, cfg.Originate, cfg.Export = next.Peers, next.Originate, next.Export
+	log.Info("configuration reloaded", "peers", len(next.Peers), "originated", len(next.Originate))
 }
 
 func applyStandalone(ctx context.Context, speaker *bgp.Speaker, cfg *config.Config) error {

@@ -12,8 +12,9 @@ import (
 	petrelpb "github.com/petrel-net/petrel/proto"
 )
 
-// clusterLab is four petrel nodes, a BIRD router and etcd on one L2
-// segment (a bridge in a "switch" namespace), as a small Calico cluster.
+// clusterLab is petrel nodes (10.0.0.N), optionally a BIRD router, and etcd
+// (10.0.0.100) on one L2 segment — a bridge in a "switch" namespace — as a
+// small Calico cluster.
 type clusterLab struct {
 	lab   *harness.Lab
 	hub   *harness.Node
@@ -24,15 +25,23 @@ type clusterLab struct {
 
 const etcdURL = "http://10.0.0.100:2379"
 
-func newClusterLab(t *testing.T) *clusterLab {
+// seedPool is the seed's IPPool (the seed's IPAMBlock and handle were
+// trimmed in the notes and are not a consistent cluster state).
+const seedPool = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv4-ippool}
+spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Never, natOutgoing: true, nodeSelector: all(), allowedUses: [Workload, Tunnel]}
+`
+
+func newClusterLab(t *testing.T, nodes int) *clusterLab {
 	harness.RequireRoot(t)
 	c := &clusterLab{lab: harness.New(t)}
 	c.hub = c.lab.Node("switch")
 	c.lab.Bridge(c.hub, "br0", "10.0.0.100/24")
 	c.startEtcd(t)
-	c.petrel(t, "apply", "-f", "../datastore/testdata/seed.yaml") // the seed's pool: routes inside it may be advertised
+	c.apply(t, seedPool) // routes inside the pool may be advertised
 
-	for i := 1; i <= 4; i++ {
+	for i := 1; i <= nodes; i++ {
 		n := c.lab.Node(fmt.Sprintf("node%d", i))
 		c.lab.Attach(c.hub, "br0", n, "eth1", fmt.Sprintf("10.0.0.%d/24", i))
 		c.nodes = append(c.nodes, startPetrelFromDatastore(t, c.lab, n,
@@ -164,7 +173,7 @@ func (c *clusterLab) waitRoutesEverywhere(t *testing.T) {
 // real etcd: the full mesh, a global BGPPeer added live, bad BGPPeers,
 // route reflectors instead of the mesh, and an etcd outage.
 func TestDatastoreMeshPeersReflectorsAndOutage(t *testing.T) {
-	c := newClusterLab(t)
+	c := newClusterLab(t, 4)
 	all := []int{1, 2, 3, 4}
 	c.waitSessions(t, map[int][]string{1: others(1, all...), 2: others(2, all...), 3: others(3, all...), 4: others(4, all...)})
 	for i, n := range c.nodes {

@@ -18,6 +18,7 @@ import (
 // fibRoute is one route of `ip -j route`.
 type fibRoute struct {
 	Dst      string `json:"dst"`
+	Type     string `json:"type"` // "blackhole"; absent for unicast
 	Gateway  string `json:"gateway"`
 	Nexthops []struct {
 		Gateway string `json:"gateway"`

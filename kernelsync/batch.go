@@ -136,6 +136,10 @@ func (w *batchWriter) message(seq uint32, op *routeOp) []byte {
 	req.Seq = seq
 	p := op.prefix
 	msg := nl.NewRtMsg()
+	if op.kind == opDelete {
+		// Match any type and scope: a delete must find our blackholes too.
+		msg = nl.NewRtDelMsg()
+	}
 	msg.Family = uint8(family(p))
 	msg.Dst_len = uint8(p.Bits())
 	msg.Protocol = w.protocol
@@ -147,6 +151,8 @@ func (w *batchWriter) message(seq uint32, op *routeOp) []byte {
 		req.AddData(nl.NewRtAttr(unix.RTA_TABLE, nl.Uint32Attr(uint32(w.table))))
 	}
 	switch nhs := op.nexthop; {
+	case isBlackhole(nhs):
+		msg.Type = unix.RTN_BLACKHOLE
 	case len(nhs) == 1:
 		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, nhs[0].gw.AsSlice()))
 		req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(nhs[0].ifindex))))

@@ -8,11 +8,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nexthop is one gateway of a FIB route.
+// nexthop is one gateway of a FIB route. A blackhole route is the route
+// whose only next hop is the zero nexthop: one representation for both
+// kinds keeps comparing, writing and repairing them the same code.
 type nexthop struct {
 	gw      netip.Addr
 	ifindex int
 }
+
+// blackhole is the next-hop set of a blackhole route.
+var blackhole = []nexthop{{}}
+
+func isBlackhole(nhs []nexthop) bool { return len(nhs) == 1 && nhs[0] == nexthop{} }
 
 func compareNexthop(a, b nexthop) int {
 	if c := a.gw.Compare(b.gw); c != 0 {
@@ -27,6 +34,9 @@ func fibEqual(a, b []nexthop) bool { return slices.Equal(a, b) }
 // nexthopsOf reads the gateways of a kernel route, sorted; nil for a route
 // without gateways (blackhole, device route).
 func nexthopsOf(r *netlink.Route) []nexthop {
+	if r.Type == unix.RTN_BLACKHOLE {
+		return blackhole
+	}
 	var out []nexthop
 	if len(r.MultiPath) > 0 {
 		for _, mp := range r.MultiPath {

@@ -63,8 +63,12 @@ type Sync struct {
 	graceful  bool
 	dirty     map[netip.Prefix]struct{}
 	learned   map[netip.Prefix]bool
-	writer    routeWriter
-	ops       []routeOp // reused between flushes
+	// blackholes are the node's own blocks: unknown addresses in them are
+	// dropped here instead of following a less specific route.
+	blackholes   map[netip.Prefix]bool
+	blackholeReq chan map[netip.Prefix]bool // from SetBlackholes to Run
+	writer       routeWriter
+	ops          []routeOp // reused between flushes
 	// learnedDirty and directDirty say the speaker has not been told yet.
 	learnedDirty, directDirty bool
 	dev                       *devices
@@ -90,22 +94,56 @@ func New(cfg Config) (*Sync, error) {
 // newSync builds the loop state around a writer and a route lookup.
 func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.Route, error)) *Sync {
 	return &Sync{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "kernel"),
-		writer:    writer,
-		gateways:  map[netip.Prefix][]netip.Addr{},
-		desired:   map[netip.Prefix][]nexthop{},
-		installed: map[netip.Prefix][]nexthop{},
-		stale:     map[netip.Prefix]bool{},
-		clobbered: map[netip.Prefix]bool{},
-		dirty:     map[netip.Prefix]struct{}{},
-		learned:   map[netip.Prefix]bool{},
-		dev:       newDevices(cfg.Interfaces, lookup),
+		cfg:          cfg,
+		log:          cfg.Logger.With("component", "kernel"),
+		writer:       writer,
+		gateways:     map[netip.Prefix][]netip.Addr{},
+		desired:      map[netip.Prefix][]nexthop{},
+		installed:    map[netip.Prefix][]nexthop{},
+		stale:        map[netip.Prefix]bool{},
+		clobbered:    map[netip.Prefix]bool{},
+		dirty:        map[netip.Prefix]struct{}{},
+		learned:      map[netip.Prefix]bool{},
+		blackholes:   map[netip.Prefix]bool{},
+		blackholeReq: make(chan map[netip.Prefix]bool, 1),
+		dev:          newDevices(cfg.Interfaces, lookup),
 	}
 }
 
 // Config returns the effective configuration (defaults filled in).
 func (s *Sync) Config() Config { return s.cfg }
+
+// SetBlackholes makes the blackhole routes petrel keeps in the kernel equal
+// to prefixes (the node's affine blocks). Safe from any goroutine; the
+// latest call wins.
+func (s *Sync) SetBlackholes(prefixes []netip.Prefix) {
+	want := make(map[netip.Prefix]bool, len(prefixes))
+	for _, p := range prefixes {
+		want[p.Masked()] = true
+	}
+	for {
+		select {
+		case s.blackholeReq <- want:
+			return
+		default:
+			select { // replace a request Run has not taken yet
+			case <-s.blackholeReq:
+			default:
+			}
+		}
+	}
+}
+
+func (s *Sync) onBlackholes(want map[netip.Prefix]bool) {
+	old := s.blackholes
+	s.blackholes = want
+	for p := range old {
+		s.updateDesired(p)
+	}
+	for p := range want {
+		s.updateDesired(p)
+	}
+}
 
 // Adopt reads the routes a previous petrel left in the kernel and keeps
 // them, marked stale, instead of deleting and re-adding them: traffic keeps
@@ -162,6 +200,8 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 			return nil
 		case <-routeSub.Ready():
 			routeSub.Drain(s.onBGPRoute)
+		case want := <-s.blackholeReq:
+			s.onBlackholes(want)
 		case <-peerQ.Ready():
 			peerQ.Drain(func(netip.Addr, bgp.PeerEvent) {})
 			s.checkRestartDone("every peer sent End-of-RIB")
@@ -250,12 +290,16 @@ func (s *Sync) onBGPRoute(r bgp.Route) {
 // rest becomes one (multipath) route.
 func (s *Sync) updateDesired(p netip.Prefix) {
 	var want []nexthop
-	for _, gw := range s.gateways[p] {
-		if nh, ok := s.dev.resolve(gw); ok && !slices.Contains(want, nh) {
-			want = append(want, nh)
+	if s.blackholes[p] {
+		want = blackhole // the node's own block, whatever BGP says
+	} else {
+		for _, gw := range s.gateways[p] {
+			if nh, ok := s.dev.resolve(gw); ok && !slices.Contains(want, nh) {
+				want = append(want, nh)
+			}
 		}
+		slices.SortFunc(want, compareNexthop)
 	}
-	slices.SortFunc(want, compareNexthop)
 	if have, had := s.desired[p]; fibEqual(want, have) && (want != nil) == had {
 		return
 	}
@@ -274,7 +318,7 @@ func (s *Sync) redesireAll() {
 		s.updateDesired(p)
 	}
 	for p := range s.desired {
-		if _, ok := s.gateways[p]; !ok {
+		if _, ok := s.gateways[p]; !ok && !s.blackholes[p] {
 			s.updateDesired(p)
 		}
 	}

@@ -280,4 +280,29 @@ func TestBatchMessagesParseBack(t *testing.T) {
 	if msgs[2].Header.Type != unix.RTM_DELROUTE {
 		t.Errorf("delete type = %d", msgs[2].Header.Type)
 	}
+	if rt := nl.DeserializeRtMsg(msgs[2].Data); rt.Type != unix.RTN_UNSPEC {
+		t.Errorf("delete matches only route type %d: it would miss our blackholes", rt.Type)
+	}
+}
+
+func TestBlackholesForOwnBlocks(t *testing.T) {
+	s, w := newTestSync()
+	s.onBlackholes(map[netip.Prefix]bool{pfxA: true})
+	s.writeDirty()
+	ops := w.take()
+	if len(ops) != 1 || ops[0].kind != opAdd || !isBlackhole(ops[0].nexthop) {
+		t.Fatalf("ops = %+v, want one blackhole add", ops)
+	}
+	msg := (&batchWriter{protocol: 12, table: 254}).message(1, &ops[0])
+	if rt := nl.DeserializeRtMsg(msg[unix.SizeofNlMsghdr:]); rt.Type != unix.RTN_BLACKHOLE {
+		t.Errorf("rtmsg type = %d, want blackhole", rt.Type)
+	}
+	if got := nexthopsOf(&netlink.Route{Type: unix.RTN_BLACKHOLE}); !isBlackhole(got) {
+		t.Errorf("kernel blackhole reads back as %+v", got)
+	}
+	s.onBlackholes(map[netip.Prefix]bool{})
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 1 || ops[0].kind != opDelete {
+		t.Fatalf("ops = %+v, want the blackhole deleted", ops)
+	}
 }

@@ -14,7 +14,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("socket", config.DefaultSocket, "path of the daemon's control socket")
-	root.AddCommand(newDaemonCmd(), newStatusCmd(), newRoutesCmd(), newVersionCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd())
+	root.AddCommand(newDaemonCmd(), newStatusCmd(), newRoutesCmd(), newVersionCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newIPAMCmd())
 	return root
 }
 
