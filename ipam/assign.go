@@ -1,0 +1,436 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/petrel-net/petrel/datastore"
+)
+
+// AssignArgs says what AutoAssign allocates.
+type AssignArgs struct {
+	Node   string // the node the addresses are for
+	Handle string // the handle id the addresses belong to (a pod's "k8s-pod-network.<container id>")
+	Num4   int    // IPv4 addresses wanted
+	Num6   int    // IPv6 addresses wanted
+	// Attrs is stored as the allocations' secondary attributes
+	// (namespace, node, pod, timestamp…); "node" defaults to Node, which
+	// is what NodeRoutes reads for borrowed addresses.
+	Attrs map[string]string
+	// Pools, if set, restricts allocation to these pools (ignoring their
+	// node selectors, as Calico does).
+	Pools []netip.Prefix
+	Use   string // UseWorkload (default) or UseTunnel
+}
+
+func (a *AssignArgs) check() error {
+	switch {
+	case a.Node == "":
+		return errors.New("ipam: no node given")
+	case a.Handle == "":
+		return errors.New("ipam: no handle given")
+	case a.Num4 < 0 || a.Num6 < 0:
+		return fmt.Errorf("ipam: negative address count (%d IPv4, %d IPv6)", a.Num4, a.Num6)
+	}
+	if a.Use == "" {
+		a.Use = UseWorkload
+	}
+	if a.Use != UseWorkload && a.Use != UseTunnel {
+		return fmt.Errorf("ipam: use %q: want %s or %s", a.Use, UseWorkload, UseTunnel)
+	}
+	attrs := maps.Clone(a.Attrs)
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	if attrs["node"] == "" {
+		attrs["node"] = a.Node
+	}
+	a.Attrs = attrs
+	return nil
+}
+
+// AutoAssign allocates Num4 IPv4 and Num6 IPv6 addresses for a node:
+// first from the blocks affine to it, then from new blocks it claims, then
+// (unless strictAffinity) from other nodes' blocks. It gets them all or
+// none.
+func (c *Client) AutoAssign(ctx context.Context, a AssignArgs) ([]netip.Addr, error) {
+	if err := a.check(); err != nil {
+		return nil, err
+	}
+	cfg, err := c.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all, err := c.pools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, fam := range []struct {
+		n  int
+		v6 bool
+	}{{a.Num4, false}, {a.Num6, true}} {
+		if fam.n == 0 {
+			continue
+		}
+		pools, err := c.selectPools(ctx, all, a, fam.v6)
+		if err == nil {
+			var got []netip.Addr
+			got, err = c.assignFamily(ctx, a, cfg, pools, fam.n)
+			out = append(out, got...)
+		}
+		if err != nil {
+			if _, rerr := c.ReleaseIPs(context.WithoutCancel(ctx), out...); rerr != nil {
+				err = fmt.Errorf("%w (and releasing the %d addresses taken: %v)", err, len(out), rerr)
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// assignFamily allocates n addresses from pools (all of one family).
+func (c *Client) assignFamily(ctx context.Context, a AssignArgs, cfg datastore.IPAMConfigSpec, pools []pool, n int) ([]netip.Addr, error) {
+	var got []netip.Addr
+	take := func(cidr netip.Prefix, mine bool) error {
+		ips, err := c.allocate(ctx, cidr, a.Handle, a.Attrs, func(b block) ([]int, error) {
+			if b.Spec.Deleted || (mine && b.node() != a.Node) || (!mine && (b.node() == a.Node || b.Spec.StrictAffinity)) {
+				return nil, nil
+			}
+			return b.Spec.Unallocated[:min(n-len(got), b.free())], nil
+		})
+		got = append(got, ips...)
+		return err
+	}
+	var why []string
+	for len(got) < n {
+		// 1. Blocks affine to the node.
+		affs, err := c.listAffinities(ctx, a.Node)
+		if err != nil {
+			return got, err
+		}
+		mine := 0
+		for _, af := range affs {
+			if _, ok := poolOf(pools, af.cidr); !ok || af.Spec.State == "pendingDeletion" {
+				continue
+			}
+			mine++
+			if !af.confirmed() && !c.confirm(ctx, af) {
+				continue // a claim in progress, or abandoned (Check reports it)
+			}
+			if err := take(af.cidr, true); err != nil {
+				return got, err
+			}
+			if len(got) == n {
+				return got, nil
+			}
+		}
+		// 2. A new block.
+		if !cfg.AutoAllocateBlocks {
+			why = append(why, "autoAllocateBlocks is false")
+			break
+		}
+		if cfg.MaxBlocksPerHost > 0 && mine >= cfg.MaxBlocksPerHost {
+			why = append(why, fmt.Sprintf("node %s has reached maxBlocksPerHost %d", a.Node, cfg.MaxBlocksPerHost))
+			break
+		}
+		claimed, err := c.claimFreeBlock(ctx, a.Node, pools, cfg.StrictAffinity)
+		if err != nil {
+			return got, err
+		}
+		if !claimed {
+			break
+		}
+	}
+	// 3. Borrow from other nodes' blocks.
+	if len(got) < n && cfg.StrictAffinity {
+		why = append(why, "strictAffinity forbids borrowing")
+	} else if len(got) < n {
+		blocks, err := c.listBlocks(ctx)
+		if err != nil {
+			return got, err
+		}
+		for _, b := range blocks {
+			if _, ok := poolOf(pools, b.cidr); !ok || b.free() == 0 || b.node() == a.Node {
+				continue
+			}
+			if err := take(b.cidr, false); err != nil {
+				return got, err
+			}
+			if len(got) == n {
+				break
+			}
+		}
+	}
+	if len(got) < n {
+		err := exhausted(pools)
+		if len(why) > 0 {
+			err = fmt.Errorf("%w (%s)", err, strings.Join(why, "; "))
+		}
+		return got, fmt.Errorf("ipam: %d of %d addresses for node %s: %w", len(got), n, a.Node, err)
+	}
+	return got, nil
+}
+
+// AssignIP allocates a given address to a handle. The address must be in
+// an enabled pool; if its block does not exist yet, node claims it.
+func (c *Client) AssignIP(ctx context.Context, node string, ip netip.Addr, handle string, attrs map[string]string) error {
+	a := AssignArgs{Node: node, Handle: handle, Attrs: attrs}
+	if err := a.check(); err != nil {
+		return err
+	}
+	ip = ip.Unmap()
+	all, err := c.pools(ctx)
+	if err != nil {
+		return err
+	}
+	p, ok := poolOf(all, netip.PrefixFrom(ip, ip.BitLen()))
+	if !ok {
+		return fmt.Errorf("ipam: %s %w", ip, ErrNotInPool)
+	}
+	if p.spec.Disabled {
+		return fmt.Errorf("ipam: %s is in disabled pool %s", ip, p.cidr)
+	}
+	cidr := blockOf(ip, p.blockBits)
+	for range c.retries {
+		ips, err := c.allocate(ctx, cidr, a.Handle, a.Attrs, func(b block) ([]int, error) {
+			ord, _ := ordinal(b.cidr, ip)
+			if b.Spec.Allocations[ord] != nil {
+				return nil, fmt.Errorf("ipam: %s %w (handle %s)", ip, ErrAllocated, b.handleOf(ord))
+			}
+			if !slices.Contains(b.Spec.Unallocated, ord) {
+				return nil, fmt.Errorf("ipam: %s is not free in block %s (neither allocated nor unallocated; see Check)", ip, b.cidr)
+			}
+			return []int{ord}, nil
+		})
+		if err != nil || len(ips) == 1 {
+			return err
+		}
+		// No block yet: claim it for node (or lose it to another node,
+		// whose block then holds the address).
+		cfg, err := c.config(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := c.claim(ctx, node, cidr, cfg.StrictAffinity); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("ipam: assign %s: %w", ip, ErrTooManyRetry)
+}
+
+// allocate assigns the ordinals pick chooses in a block to a handle. The
+// handle is counted first (see the package doc); if the block write then
+// takes fewer addresses than counted, the count is corrected. A missing
+// block or an empty pick allocates nothing.
+func (c *Client) allocate(ctx context.Context, cidr netip.Prefix, handle string, attrs map[string]string, pick func(block) ([]int, error)) ([]netip.Addr, error) {
+	var counted int
+	var ips []netip.Addr
+	err := c.retry("allocate in block "+cidr.String(), func() error {
+		b, err := c.getBlock(ctx, cidr)
+		if errors.Is(err, datastore.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ords, err := pick(b)
+		if err != nil || len(ords) == 0 {
+			return err
+		}
+		ords = slices.Clone(ords)
+		if counted < len(ords) {
+			if err := c.adjustHandle(ctx, handle, cidr, len(ords)-counted); err != nil {
+				return err
+			}
+			counted = len(ords)
+		}
+		b.assign(ords, handle, attrs)
+		if err := c.updateBlock(ctx, b); err != nil {
+			return err
+		}
+		for _, o := range ords {
+			ips = append(ips, addrAt(cidr, o))
+		}
+		return nil
+	})
+	if counted > len(ips) {
+		if aerr := c.adjustHandle(context.WithoutCancel(ctx), handle, cidr, len(ips)-counted); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	return ips, err
+}
+
+// updateBlock writes a block back; a block deleted since it was read is a
+// conflict too, so that the caller reads it again (and finds it gone).
+func (c *Client) updateBlock(ctx context.Context, b block) error {
+	_, err := c.b.Update(ctx, b.IPAMBlock)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return fmt.Errorf("%w: block %s deleted", datastore.ErrConflict, b.cidr)
+	}
+	return err
+}
+
+// adjustHandle adds delta to a handle's count for a block, creating the
+// handle at its first address and deleting it at its last.
+func (c *Client) adjustHandle(ctx context.Context, handleID string, cidr netip.Prefix, delta int) error {
+	name, key := HandleName(handleID), cidr.String()
+	return c.retry("update handle "+handleID, func() error {
+		o, err := c.b.Get(ctx, datastore.KindIPAMHandle, name)
+		if errors.Is(err, datastore.ErrNotFound) {
+			if delta <= 0 {
+				return nil // nothing to take from: an orphan allocation
+			}
+			o, _ = datastore.New(datastore.KindIPAMHandle)
+			h := o.(*datastore.IPAMHandle)
+			h.Name = name
+			h.Spec = datastore.IPAMHandleSpec{HandleID: handleID, Block: map[string]int{key: delta}}
+			_, err = c.b.Create(ctx, h)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		h := o.(*datastore.IPAMHandle)
+		if h.Spec.Block == nil {
+			h.Spec.Block = map[string]int{}
+		}
+		if n := h.Spec.Block[key] + delta; n > 0 {
+			h.Spec.Block[key] = n
+		} else {
+			delete(h.Spec.Block, key)
+		}
+		if len(h.Spec.Block) == 0 {
+			err = c.b.Delete(ctx, datastore.KindIPAMHandle, name, h.ResourceVersion)
+			if errors.Is(err, datastore.ErrNotFound) {
+				return datastore.ErrConflict // deleted under us: look again
+			}
+			return err
+		}
+		_, err = c.b.Update(ctx, h)
+		return err
+	})
+}
+
+// claimFreeBlock claims for node the first block, in the node's candidate
+// order, that no one has; false when every pool is full.
+func (c *Client) claimFreeBlock(ctx context.Context, node string, pools []pool, strict bool) (bool, error) {
+	blocks, err := c.listBlocks(ctx)
+	if err != nil {
+		return false, err
+	}
+	taken := map[netip.Prefix]bool{}
+	for _, b := range blocks {
+		taken[b.cidr] = true
+	}
+	for _, p := range pools {
+		inPool := 0
+		for cidr := range taken {
+			if p.cidr.Contains(cidr.Addr()) {
+				inPool++
+			}
+		}
+		if numBlocks(p.cidr, p.blockBits).IsInt64() && int64(inPool) >= numBlocks(p.cidr, p.blockBits).Int64() {
+			continue
+		}
+		for cidr := range candidateBlocks(p.cidr, p.blockBits, node) {
+			if taken[cidr] {
+				continue
+			}
+			ok, err := c.claim(ctx, node, cidr, strict)
+			if ok || err != nil {
+				return ok, err
+			}
+			taken[cidr] = true
+		}
+	}
+	return false, nil
+}
+
+// claim makes node the owner of a block in two phases, as Calico: a
+// pending BlockAffinity, then the block (whose creation decides between
+// racing nodes), then the affinity confirmed. If another node's block
+// already exists, the pending affinity is withdrawn and claim says false.
+// An existing affinity or block of node (a claim by another worker, or one
+// cut short by a crash) is taken over.
+func (c *Client) claim(ctx context.Context, node string, cidr netip.Prefix, strict bool) (bool, error) {
+	o, _ := datastore.New(datastore.KindBlockAffinity)
+	aff := o.(*datastore.BlockAffinity)
+	aff.Name = AffinityName(node, cidr)
+	aff.Spec = datastore.BlockAffinitySpec{State: "pending", Node: node, CIDR: cidr.String(), Deleted: "false"}
+	if _, err := c.b.Create(ctx, aff); err != nil && !errors.Is(err, datastore.ErrExists) {
+		return false, fmt.Errorf("ipam: claim %s: %w", cidr, err)
+	}
+	_, err := c.b.Create(ctx, newBlock(cidr, node, strict))
+	if errors.Is(err, datastore.ErrExists) {
+		var b block
+		if b, err = c.getBlock(ctx, cidr); err == nil && b.node() != node {
+			c.withdraw(ctx, aff.Name)
+			return false, nil
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("ipam: claim %s: %w", cidr, err)
+	}
+	return true, c.setAffinityState(ctx, node, cidr, "confirmed")
+}
+
+// withdraw deletes a pending affinity of a claim lost to another node. A
+// failure leaves an affinity without a block, which Check reports and
+// ReleaseEmptyBlocks removes.
+func (c *Client) withdraw(ctx context.Context, name string) {
+	_ = c.retry("withdraw "+name, func() error {
+		o, err := c.b.Get(ctx, datastore.KindBlockAffinity, name)
+		if err != nil || o.(*datastore.BlockAffinity).Spec.State != "pending" {
+			return nil
+		}
+		err = c.b.Delete(ctx, datastore.KindBlockAffinity, name, o.GetResourceVersion())
+		if errors.Is(err, datastore.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+// confirm finishes a pending claim of node's whose block exists and is
+// node's (the claimant crashed or is about to confirm it itself).
+func (c *Client) confirm(ctx context.Context, af affinity) bool {
+	b, err := c.getBlock(ctx, af.cidr)
+	if err != nil || b.node() != af.Spec.Node {
+		return false
+	}
+	return c.setAffinityState(ctx, af.Spec.Node, af.cidr, "confirmed") == nil
+}
+
+// setAffinityState moves node's affinity for a block to state, creating
+// it if it went missing (a confirmed claim must leave an affinity).
+func (c *Client) setAffinityState(ctx context.Context, node string, cidr netip.Prefix, state string) error {
+	name := AffinityName(node, cidr)
+	return c.retry("set "+name+" "+state, func() error {
+		o, err := c.b.Get(ctx, datastore.KindBlockAffinity, name)
+		if errors.Is(err, datastore.ErrNotFound) {
+			o, _ = datastore.New(datastore.KindBlockAffinity)
+			a := o.(*datastore.BlockAffinity)
+			a.Name = name
+			a.Spec = datastore.BlockAffinitySpec{State: state, Node: node, CIDR: cidr.String(), Deleted: "false"}
+			_, err = c.b.Create(ctx, a)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		a := o.(*datastore.BlockAffinity)
+		if a.Spec.State == state {
+			return nil
+		}
+		a.Spec.State = state
+		_, err = c.b.Update(ctx, a)
+		return err
+	})
+}

@@ -1,0 +1,344 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/big"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/petrel-net/petrel/datastore"
+)
+
+// BlockInfo is one of a node's blocks.
+type BlockInfo struct {
+	CIDR  netip.Prefix
+	State string // the BlockAffinity's: pending, confirmed, pendingDeletion
+	// Missing is true when the affinity has no IPAMBlock (a claim in
+	// progress or cut short).
+	Missing    bool
+	Used, Free int
+}
+
+// NodeBlocks lists the blocks node has an affinity for, by CIDR.
+func (c *Client) NodeBlocks(ctx context.Context, node string) ([]BlockInfo, error) {
+	affs, err := c.listAffinities(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	blocks, err := c.blockMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BlockInfo, 0, len(affs))
+	for _, af := range affs {
+		bi := BlockInfo{CIDR: af.cidr, State: af.Spec.State}
+		if b, ok := blocks[af.cidr]; ok {
+			bi.Used, bi.Free = b.used(), b.free()
+		} else {
+			bi.Missing = true
+		}
+		out = append(out, bi)
+	}
+	return out, nil
+}
+
+func (c *Client) blockMap(ctx context.Context) (map[netip.Prefix]block, error) {
+	blocks, err := c.listBlocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[netip.Prefix]block, len(blocks))
+	for _, b := range blocks {
+		m[b.cidr] = b
+	}
+	return m, nil
+}
+
+// PoolUsage is a pool's use, as `calicoctl ipam show` prints it.
+type PoolUsage struct {
+	Name     string
+	CIDR     netip.Prefix
+	Disabled bool
+	Size     *big.Int // addresses in the pool (an IPv6 pool has more than 2^64)
+	Used     int      // addresses allocated
+	Free     *big.Int // Size - Used
+	Blocks   int      // blocks that exist
+	// BlockFree is the free addresses in existing blocks: what nodes can
+	// allocate without claiming a block.
+	BlockFree int
+}
+
+// Usage reports every pool's use, ordered by CIDR.
+func (c *Client) Usage(ctx context.Context) ([]PoolUsage, error) {
+	pools, err := c.pools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	blocks, err := c.listBlocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PoolUsage, len(pools))
+	for i, p := range pools {
+		u := PoolUsage{Name: p.name, CIDR: p.cidr, Disabled: p.spec.Disabled,
+			Size: new(big.Int).Lsh(big.NewInt(1), uint(p.cidr.Addr().BitLen()-p.cidr.Bits()))}
+		for _, b := range blocks {
+			if q, ok := poolOf(pools, b.cidr); ok && q.cidr == p.cidr {
+				u.Blocks++
+				u.Used += b.used()
+				u.BlockFree += b.free()
+			}
+		}
+		u.Free = new(big.Int).Sub(u.Size, big.NewInt(int64(u.Used)))
+		out[i] = u
+	}
+	return out, nil
+}
+
+// ProblemKind classifies an inconsistency Check finds.
+type ProblemKind string
+
+const (
+	// OrdinalBoth: an ordinal is allocated and listed as unallocated.
+	OrdinalBoth ProblemKind = "ordinal-both"
+	// OrdinalLost: an ordinal is neither allocated nor unallocated, so it
+	// can never be used.
+	OrdinalLost ProblemKind = "ordinal-lost"
+	// OrdinalRepeated: an ordinal is listed twice in unallocated.
+	OrdinalRepeated ProblemKind = "ordinal-repeated"
+	// BadAttribute: an allocation points past the attributes.
+	BadAttribute ProblemKind = "bad-attribute"
+	// HandleCount: a handle's count for a block differs from the block's
+	// allocations with that handle (a leak after a crash).
+	HandleCount ProblemKind = "handle-count"
+	// OrphanAllocation: a block holds addresses of a handle that does not
+	// exist (or of no handle).
+	OrphanAllocation ProblemKind = "orphan"
+	// AffinityWithoutBlock: a BlockAffinity whose block does not exist.
+	AffinityWithoutBlock ProblemKind = "affinity-without-block"
+	// AffinityMismatch: a BlockAffinity for a block affine to another node.
+	AffinityMismatch ProblemKind = "affinity-mismatch"
+	// BlockWithoutAffinity: a block affine to a node without a
+	// BlockAffinity for it.
+	BlockWithoutAffinity ProblemKind = "block-without-affinity"
+	// BlockOverlap: two blocks share addresses.
+	BlockOverlap ProblemKind = "block-overlap"
+)
+
+// Problem is one inconsistency.
+type Problem struct {
+	Kind   ProblemKind
+	Object string // "IPAMBlock 10-0-0-0-26", "IPAMHandle h1"…
+	Detail string
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.Kind, p.Object, p.Detail) }
+
+// Report is what Check found; no problems means consistent.
+type Report struct {
+	Blocks, Handles, Affinities int // objects checked
+	Problems                    []Problem
+}
+
+// OK is true when Check found nothing.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+func (r Report) String() string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "%d blocks, %d handles, %d affinities: %d problems", r.Blocks, r.Handles, r.Affinities, len(r.Problems))
+	for _, p := range r.Problems {
+		s.WriteString("\n  " + p.String())
+	}
+	return s.String()
+}
+
+// Kinds counts the problems by kind.
+func (r Report) Kinds() map[ProblemKind]int {
+	m := map[ProblemKind]int{}
+	for _, p := range r.Problems {
+		m[p.Kind]++
+	}
+	return m
+}
+
+// Check reads every block, handle and affinity and reports what does not
+// add up. It changes nothing; on a store in use, a write in progress can
+// show up as a handle count off by its addresses.
+func (c *Client) Check(ctx context.Context) (Report, error) {
+	blocks, err := c.listBlocks(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	hobjs, _, err := c.b.List(ctx, datastore.KindIPAMHandle)
+	if err != nil {
+		return Report{}, fmt.Errorf("ipam: list IPAMHandles: %w", err)
+	}
+	affs, err := c.listAffinities(ctx, "")
+	if err != nil {
+		return Report{}, err
+	}
+	return check(blocks, hobjs, affs), nil
+}
+
+func check(blocks []block, hobjs []datastore.Object, affs []affinity) Report {
+	r := Report{Blocks: len(blocks), Handles: len(hobjs), Affinities: len(affs)}
+	add := func(kind ProblemKind, object, format string, args ...any) {
+		r.Problems = append(r.Problems, Problem{kind, object, fmt.Sprintf(format, args...)})
+	}
+
+	// held[handle][block] counts allocations, for the handle check.
+	held := map[string]map[string]int{}
+	byCIDR := map[netip.Prefix]block{}
+	for i, b := range blocks {
+		obj := "IPAMBlock " + b.Name
+		byCIDR[b.cidr] = b
+		if i > 0 && blocks[i-1].cidr.Overlaps(b.cidr) {
+			add(BlockOverlap, obj, "overlaps block %s", blocks[i-1].cidr)
+		}
+		free := map[int]int{}
+		for _, o := range b.Spec.Unallocated {
+			free[o]++
+		}
+		var both, lost, repeated, bad []int
+		for ord, a := range b.Spec.Allocations {
+			switch {
+			case a != nil && free[ord] > 0:
+				both = append(both, ord)
+			case a == nil && free[ord] == 0:
+				lost = append(lost, ord)
+			}
+			if free[ord] > 1 {
+				repeated = append(repeated, ord)
+			}
+			if a == nil {
+				continue
+			}
+			if b.attr(ord) == nil {
+				bad = append(bad, ord)
+				continue
+			}
+			h := b.handleOf(ord)
+			if held[h] == nil {
+				held[h] = map[string]int{}
+			}
+			held[h][b.cidr.String()]++
+		}
+		for _, p := range []struct {
+			kind ProblemKind
+			ords []int
+			what string
+		}{
+			{OrdinalBoth, both, "allocated and also unallocated"},
+			{OrdinalLost, lost, "neither allocated nor unallocated"},
+			{OrdinalRepeated, repeated, "listed more than once in unallocated"},
+			{BadAttribute, bad, fmt.Sprintf("allocated to an attribute index past the %d attributes", len(b.Spec.Attributes))},
+		} {
+			if len(p.ords) > 0 {
+				add(p.kind, obj, "%d ordinals %s: %s", len(p.ords), p.what, ranges(p.ords))
+			}
+		}
+		if n := b.node(); n != "" && !slices.ContainsFunc(affs, func(a affinity) bool { return a.cidr == b.cidr && a.Spec.Node == n }) {
+			add(BlockWithoutAffinity, obj, "affine to %s, which has no BlockAffinity %s", n, AffinityName(n, b.cidr))
+		}
+	}
+
+	for _, af := range affs {
+		obj := "BlockAffinity " + af.Name
+		b, ok := byCIDR[af.cidr]
+		switch {
+		case !ok:
+			add(AffinityWithoutBlock, obj, "%s has no IPAMBlock %s (state %q)", af.Spec.Node, BlockName(af.cidr), af.Spec.State)
+		case b.node() != af.Spec.Node:
+			add(AffinityMismatch, obj, "block %s is affine to %q, not %s", af.cidr, b.node(), af.Spec.Node)
+		}
+	}
+
+	counted := map[string]bool{}
+	for _, o := range hobjs {
+		h := o.(*datastore.IPAMHandle)
+		id := h.Spec.HandleID
+		counted[id] = true
+		keys := slices.Sorted(maps.Keys(h.Spec.Block))
+		for k := range held[id] {
+			if _, ok := h.Spec.Block[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			add(HandleCount, "IPAMHandle "+h.Name, "counts no address")
+		}
+		for _, k := range keys {
+			if want, got := h.Spec.Block[k], held[id][k]; want != got {
+				add(HandleCount, "IPAMHandle "+h.Name, "counts %d addresses in %s, the block holds %d", want, k, got)
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(held)) {
+		if !counted[id] {
+			obj := "handle " + id
+			if id == "" {
+				obj = "no handle"
+			}
+			add(OrphanAllocation, obj, "%d addresses in blocks %s, no IPAMHandle %s",
+				sum(held[id]), strings.Join(slices.Sorted(maps.Keys(held[id])), ", "), HandleName(id))
+		}
+	}
+	return r
+}
+
+// ranges prints sorted ordinals compactly: "0-1, 3-56, 58-63".
+func ranges(ords []int) string {
+	var parts []string
+	for i := 0; i < len(ords); {
+		j := i
+		for j+1 < len(ords) && ords[j+1] == ords[j]+1 {
+			j++
+		}
+		if i == j {
+			parts = append(parts, fmt.Sprint(ords[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", ords[i], ords[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
+}
+
+// NodeRoutes is what node advertises over BGP, from the blocks and
+// affinities in the store: own, the blocks it holds a confirmed affinity
+// for ("" is confirmed, as old Calico wrote it), and borrowed, the
+// addresses it uses in blocks affine to another node (or to none), which
+// Calico advertises as host routes. It is pure; both lists are sorted.
+func NodeRoutes(node string, blocks []*datastore.IPAMBlock, affinities []*datastore.BlockAffinity) (own []netip.Prefix, borrowed []netip.Addr) {
+	for _, a := range affinities {
+		if a.Spec.Node != node || a.Spec.Deleted == "true" || !(affinity{BlockAffinity: a}).confirmed() {
+			continue
+		}
+		if cidr, err := netip.ParsePrefix(a.Spec.CIDR); err == nil && !slices.Contains(own, cidr.Masked()) {
+			own = append(own, cidr.Masked())
+		}
+	}
+	for _, o := range blocks {
+		// Not parseBlock: it would fill in a missing allocations list of
+		// the caller's object, and such a block allocates nothing anyway.
+		cidr, err := netip.ParsePrefix(o.Spec.CIDR)
+		if err != nil || len(o.Spec.Allocations) != blockLen(cidr) {
+			continue
+		}
+		b := block{o, cidr}
+		if b.node() == node {
+			continue
+		}
+		for ord := range b.Spec.Allocations {
+			if a := b.attr(ord); a != nil && a.Secondary["node"] == node {
+				borrowed = append(borrowed, addrAt(b.cidr, ord))
+			}
+		}
+	}
+	slices.SortFunc(own, cmpPrefix)
+	slices.SortFunc(borrowed, netip.Addr.Compare)
+	return own, borrowed
+}
