@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/petrel-net/petrel/bgp"
+	"github.com/petrel-net/petrel/kernelsync"
 )
 
 // Defaults for the kernel section (calico-node's bird.cfg).
@@ -29,8 +30,8 @@ const (
 	DefaultRestartWait    = 120 * time.Second
 )
 
-// DefaultInterfaces is calico-node's protocol direct interface list.
-var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "*"}
+// DefaultInterfaces is kernel sync's protocol direct list.
+var DefaultInterfaces = kernelsync.DefaultInterfaces
 
 // File is the YAML document as written by the user. Field names are the
 // keys; Parse turns it into a validated Config.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/config"
+	"github.com/petrel-net/petrel/dataplane"
 	"github.com/petrel-net/petrel/kernelsync"
 )
 
@@ -125,7 +126,7 @@ func (a *agent) run(ctx context.Context, ready chan<- struct{}, events <-chan st
 func kernelConfig(k config.Kernel, log *slog.Logger) kernelsync.Config {
 	return kernelsync.Config{
 		Protocol: k.Protocol, Table: int(k.Table), ScanTime: k.ScanTime, Learn: k.Learn,
-		Interfaces: k.Interfaces, RestartWait: k.RestartWait, Logger: log,
+		LearnIgnore: []int{dataplane.RouteProtocol}, Interfaces: k.Interfaces, RestartWait: k.RestartWait, Logger: log,
 	}
 }
 

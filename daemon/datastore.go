@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/petrel-net/petrel/config"
+	"github.com/petrel-net/petrel/dataplane"
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/ipam"
 	"github.com/petrel-net/petrel/mesh"
@@ -72,6 +73,27 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		return err
 	}
 	defer a.stop()
+	// VXLAN: set up on the first pool that needs it, then kept in sync.
+	var tunnel *dataplane.VXLAN
+	syncTunnel := func() {
+		if tunnel == nil && st.vxlanEnabled() {
+			if tunnel, err = setupTunnel(ctx, opts.Backend, opts.NodeName, ip.Addr(), log); err != nil {
+				log.Error("VXLAN setup; retrying on the next change", "err", err)
+				tunnel = nil
+				return
+			}
+		}
+		if tunnel == nil {
+			return
+		}
+		remotes, excluded := st.vxlanPlan(opts.NodeName, ip.Masked())
+		if a.kernel != nil {
+			a.kernel.SetExcluded(excluded)
+		}
+		if err := tunnel.Sync(remotes); err != nil {
+			log.Error("VXLAN sync", "err", err)
+		}
+	}
 	apply := func(res mesh.Result) {
 		if err := a.speaker.SetExportRanges(ctx, st.exportRanges()); err != nil {
 			log.Error("applying pool export ranges", "err", err)
@@ -92,6 +114,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		if a.kernel != nil {
 			a.kernel.SetBlackholes(own)
 		}
+		syncTunnel()
 		problems := make([]string, 0, len(res.Problems))
 		for _, p := range res.Problems {
 			problems = append(problems, p.Error())

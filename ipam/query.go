@@ -342,3 +342,20 @@ func NodeRoutes(node string, blocks []*datastore.IPAMBlock, affinities []*datast
 	slices.SortFunc(borrowed, netip.Addr.Compare)
 	return own, borrowed
 }
+
+// HandleAddrs returns the addresses allocated to a handle, read from the
+// blocks the handle names (every block when the handle object is missing):
+// what makes adding the same workload twice harmless.
+func (c *Client) HandleAddrs(ctx context.Context, handleID string) ([]netip.Addr, error) {
+	blocks, err := c.listBlocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, b := range blocks {
+		for _, ord := range b.ordinalsOf(handleID) {
+			out = append(out, addrAt(b.cidr, ord))
+		}
+	}
+	return out, nil
+}

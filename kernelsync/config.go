@@ -15,6 +15,9 @@ type Config struct {
 	ScanTime time.Duration
 	// Learn imports alien kernel routes into the speaker.
 	Learn bool
+	// LearnIgnore lists protocols never learned: the dataplane's own routes
+	// (workload /32s, VXLAN routes) must not come back as BGP routes.
+	LearnIgnore []int
 	// Interfaces is the ordered pattern list of protocol direct: the first
 	// matching pattern decides, "-" excludes ("-cali*"), no match excludes.
 	Interfaces []string
@@ -32,8 +35,10 @@ const (
 	DefaultRestartWait = 120 * time.Second
 )
 
-// DefaultInterfaces are calico-node's protocol direct interfaces.
-var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "*"}
+// DefaultInterfaces is calico-node's protocol direct list, plus the VXLAN
+// device: Calico's export filter rejects routes through tunnel devices, and
+// leaving the tunnel address out of direct is how petrel does the same.
+var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "-vxlan.calico", "*"}
 
 func (c Config) withDefaults() Config {
 	if c.Protocol == 0 {

@@ -67,8 +67,12 @@ type Sync struct {
 	// dropped here instead of following a less specific route.
 	blackholes   map[netip.Prefix]bool
 	blackholeReq chan map[netip.Prefix]bool // from SetBlackholes to Run
-	writer       routeWriter
-	ops          []routeOp // reused between flushes
+	// excluded prefixes belong to another owner (the VXLAN dataplane):
+	// kernel sync does not program them, whatever BGP says.
+	excluded   map[netip.Prefix]bool
+	excludeReq chan map[netip.Prefix]bool
+	writer     routeWriter
+	ops        []routeOp // reused between flushes
 	// learnedDirty and directDirty say the speaker has not been told yet.
 	learnedDirty, directDirty bool
 	dev                       *devices
@@ -106,6 +110,8 @@ func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.
 		learned:      map[netip.Prefix]bool{},
 		blackholes:   map[netip.Prefix]bool{},
 		blackholeReq: make(chan map[netip.Prefix]bool, 1),
+		excluded:     map[netip.Prefix]bool{},
+		excludeReq:   make(chan map[netip.Prefix]bool, 1),
 		dev:          newDevices(cfg.Interfaces, lookup),
 	}
 }
@@ -116,27 +122,35 @@ func (s *Sync) Config() Config { return s.cfg }
 // SetBlackholes makes the blackhole routes petrel keeps in the kernel equal
 // to prefixes (the node's affine blocks). Safe from any goroutine; the
 // latest call wins.
-func (s *Sync) SetBlackholes(prefixes []netip.Prefix) {
+func (s *Sync) SetBlackholes(prefixes []netip.Prefix) { offer(s.blackholeReq, prefixes) }
+
+// SetExcluded hands prefixes to another owner: kernel sync removes its
+// routes for them and programs none. Safe from any goroutine.
+func (s *Sync) SetExcluded(prefixes []netip.Prefix) { offer(s.excludeReq, prefixes) }
+
+// offer puts the set on ch, replacing a request Run has not taken yet.
+func offer(ch chan map[netip.Prefix]bool, prefixes []netip.Prefix) {
 	want := make(map[netip.Prefix]bool, len(prefixes))
 	for _, p := range prefixes {
 		want[p.Masked()] = true
 	}
 	for {
 		select {
-		case s.blackholeReq <- want:
+		case ch <- want:
 			return
 		default:
-			select { // replace a request Run has not taken yet
-			case <-s.blackholeReq:
+			select {
+			case <-ch:
 			default:
 			}
 		}
 	}
 }
 
-func (s *Sync) onBlackholes(want map[netip.Prefix]bool) {
-	old := s.blackholes
-	s.blackholes = want
+// replaceSet swaps *set for want and re-filters every prefix in either.
+func (s *Sync) replaceSet(set *map[netip.Prefix]bool, want map[netip.Prefix]bool) {
+	old := *set
+	*set = want
 	for p := range old {
 		s.updateDesired(p)
 	}
@@ -201,7 +215,9 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 		case <-routeSub.Ready():
 			routeSub.Drain(s.onBGPRoute)
 		case want := <-s.blackholeReq:
-			s.onBlackholes(want)
+			s.replaceSet(&s.blackholes, want)
+		case want := <-s.excludeReq:
+			s.replaceSet(&s.excluded, want)
 		case <-peerQ.Ready():
 			peerQ.Drain(func(netip.Addr, bgp.PeerEvent) {})
 			s.checkRestartDone("every peer sent End-of-RIB")
@@ -290,9 +306,12 @@ func (s *Sync) onBGPRoute(r bgp.Route) {
 // rest becomes one (multipath) route.
 func (s *Sync) updateDesired(p netip.Prefix) {
 	var want []nexthop
-	if s.blackholes[p] {
+	switch {
+	case s.blackholes[p]:
 		want = blackhole // the node's own block, whatever BGP says
-	} else {
+	case s.excluded[p]:
+		// another owner programs it
+	default:
 		for _, gw := range s.gateways[p] {
 			if nh, ok := s.dev.resolve(gw); ok && !slices.Contains(want, nh) {
 				want = append(want, nh)

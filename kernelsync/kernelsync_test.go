@@ -204,7 +204,7 @@ func TestNexthopsOfAndPrefixOf(t *testing.T) {
 
 func TestDirectInterfacePatterns(t *testing.T) {
 	d := newDevices(DefaultInterfaces, nil)
-	for name, want := range map[string]bool{"eth0": true, "cali1234567890a": false, "kube-ipvs0": false, "vxlan.calico": true} {
+	for name, want := range map[string]bool{"eth0": true, "cali1234567890a": false, "kube-ipvs0": false, "vxlan.calico": false, "eth1": true} {
 		if got := d.matchInterface(name); got != want {
 			t.Errorf("matchInterface(%q) = %v, want %v", name, got, want)
 		}
@@ -287,7 +287,7 @@ func TestBatchMessagesParseBack(t *testing.T) {
 
 func TestBlackholesForOwnBlocks(t *testing.T) {
 	s, w := newTestSync()
-	s.onBlackholes(map[netip.Prefix]bool{pfxA: true})
+	s.replaceSet(&s.blackholes, map[netip.Prefix]bool{pfxA: true})
 	s.writeDirty()
 	ops := w.take()
 	if len(ops) != 1 || ops[0].kind != opAdd || !isBlackhole(ops[0].nexthop) {
@@ -300,9 +300,26 @@ func TestBlackholesForOwnBlocks(t *testing.T) {
 	if got := nexthopsOf(&netlink.Route{Type: unix.RTN_BLACKHOLE}); !isBlackhole(got) {
 		t.Errorf("kernel blackhole reads back as %+v", got)
 	}
-	s.onBlackholes(map[netip.Prefix]bool{})
+	s.replaceSet(&s.blackholes, map[netip.Prefix]bool{})
 	s.writeDirty()
 	if ops := w.take(); len(ops) != 1 || ops[0].kind != opDelete {
 		t.Fatalf("ops = %+v, want the blackhole deleted", ops)
+	}
+}
+
+func TestExcludedPrefixesBelongToAnotherOwner(t *testing.T) {
+	s, w := newTestSync()
+	s.onBGPRoute(route(pfxA, gw1))
+	s.writeDirty()
+	w.take()
+	s.replaceSet(&s.excluded, map[netip.Prefix]bool{pfxA: true})
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 1 || ops[0].kind != opDelete {
+		t.Fatalf("ops = %+v, want our route removed for the other owner", ops)
+	}
+	s.replaceSet(&s.excluded, map[netip.Prefix]bool{})
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 1 || ops[0].kind != opAdd {
+		t.Fatalf("ops = %+v, want the BGP route back", ops)
 	}
 }

@@ -1,6 +1,8 @@
 package kernelsync
 
 import (
+	"slices"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -10,7 +12,8 @@ import (
 // (static, boot, ...), not the kernel's own connected and local routes —
 // those are protocol direct's business.
 func (s *Sync) learnable(r *netlink.Route) bool {
-	if int(r.Protocol) == s.cfg.Protocol || r.Protocol == unix.RTPROT_KERNEL || r.Protocol == unix.RTPROT_REDIRECT {
+	if int(r.Protocol) == s.cfg.Protocol || r.Protocol == unix.RTPROT_KERNEL || r.Protocol == unix.RTPROT_REDIRECT ||
+		slices.Contains(s.cfg.LearnIgnore, int(r.Protocol)) {
 		return false
 	}
 	switch r.Type {

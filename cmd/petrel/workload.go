@@ -1,0 +1,146 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/petrel-net/petrel/dataplane"
+	"github.com/petrel-net/petrel/ipam"
+)
+
+func newWorkloadCmd() *cobra.Command {
+	root := &cobra.Command{Use: "workload", Short: "Plumb pods into this node (what a CNI plugin calls)"}
+	root.AddCommand(newWorkloadAddCmd(), newWorkloadDelCmd())
+	return root
+}
+
+// workloadID names the pod for IPAM: the container id when given, else a
+// stable digest of NAMESPACE/POD, so add and del agree without state.
+func workloadID(name, containerID string) string {
+	if containerID != "" {
+		return containerID
+	}
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:16])
+}
+
+func splitName(name string) (string, string, error) {
+	ns, pod, ok := strings.Cut(name, "/")
+	if !ok || ns == "" || pod == "" {
+		return "", "", fmt.Errorf("--name %q: want NAMESPACE/POD", name)
+	}
+	return ns, pod, nil
+}
+
+// netnsPath accepts a name from `ip netns` or a path.
+func netnsPath(s string) string {
+	if strings.Contains(s, "/") {
+		return s
+	}
+	return filepath.Join("/var/run/netns", s)
+}
+
+func newWorkloadAddCmd() *cobra.Command {
+	var name, netns, containerID string
+	var mtu int
+	cmd := &cobra.Command{
+		Use:   "add --name NAMESPACE/POD --netns NAME|PATH",
+		Short: "Allocate an address and plumb the pod (veth, /32, routes); prints the address",
+		Args:  cobra.NoArgs,
+	}
+	s := datastoreFlags(cmd)
+	node := nodeFlag(cmd)
+	cmd.Flags().StringVar(&name, "name", "", "NAMESPACE/POD (required)")
+	cmd.Flags().StringVar(&netns, "netns", "", "the pod's network namespace: a name under /var/run/netns or a path (required)")
+	cmd.Flags().StringVar(&containerID, "container-id", "", "container id for the IPAM handle (default: derived from --name)")
+	cmd.Flags().IntVar(&mtu, "mtu", 1450, "pod MTU (the parent's minus 50 for VXLAN)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ns, pod, err := splitName(name)
+		if err != nil {
+			return err
+		}
+		path := netnsPath(netns)
+		if netns == "" {
+			return errors.New("add: --netns is required")
+		}
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("--netns %q: %w", netns, err) // before allocating anything
+		}
+		handle := "k8s-pod-network." + workloadID(name, containerID)
+		return withIPAM(s, func(c *ipam.Client) error {
+			ctx := cmd.Context()
+			addrs, err := c.HandleAddrs(ctx, handle)
+			if err != nil {
+				return err
+			}
+			if len(addrs) == 0 { // not added before
+				attrs := map[string]string{"namespace": ns, "pod": pod, "node": *node}
+				if addrs, err = c.AutoAssign(ctx, ipam.AssignArgs{Node: *node, Handle: handle, Num4: 1, Attrs: attrs}); err != nil {
+					return err
+				}
+			}
+			plumber, err := dataplane.NewPlumber("")
+			if err != nil {
+				return err
+			}
+			defer plumber.Close()
+			w := dataplane.Workload{Namespace: ns, Pod: pod, NetNS: path, IPv4: addrs[0], MTU: mtu, RouteProtocol: dataplane.RouteProtocol}
+			if _, err := plumber.Add(ctx, w); err != nil {
+				// Nothing half-made: the plumbing undid itself, give the address back.
+				if _, rerr := c.ReleaseByHandle(ctx, handle); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), addrs[0])
+			return nil
+		})
+	}
+	return cmd
+}
+
+func newWorkloadDelCmd() *cobra.Command {
+	var name, netns, containerID string
+	cmd := &cobra.Command{
+		Use:   "del --name NAMESPACE/POD [--netns NAME|PATH]",
+		Short: "Unplumb the pod and release its address (harmless when already gone)",
+		Args:  cobra.NoArgs,
+	}
+	s := datastoreFlags(cmd)
+	cmd.Flags().StringVar(&name, "name", "", "NAMESPACE/POD (required)")
+	cmd.Flags().StringVar(&netns, "netns", "", "the pod's network namespace, if it still exists")
+	cmd.Flags().StringVar(&containerID, "container-id", "", "container id of the IPAM handle (default: derived from --name)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ns, pod, err := splitName(name)
+		if err != nil {
+			return err
+		}
+		plumber, err := dataplane.NewPlumber("")
+		if err != nil {
+			return err
+		}
+		defer plumber.Close()
+		path := ""
+		if netns != "" {
+			path = netnsPath(netns)
+		}
+		if err := plumber.Del(cmd.Context(), ns, pod, path); err != nil {
+			return err
+		}
+		return withIPAM(s, func(c *ipam.Client) error {
+			n, err := c.ReleaseByHandle(cmd.Context(), "k8s-pod-network."+workloadID(name, containerID))
+			if err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s, released %d address(es)\n", name, n)
+			}
+			return err
+		})
+	}
+	return cmd
+}

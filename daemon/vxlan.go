@@ -1,0 +1,137 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/petrel-net/petrel/dataplane"
+	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/ipam"
+)
+
+// vxlanEnabled reports whether any enabled pool encapsulates with VXLAN.
+func (st *storeState) vxlanEnabled() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, o := range st.snaps[datastore.KindIPPool] {
+		p := o.(*datastore.IPPool)
+		if !p.Spec.Disabled && p.Spec.VXLANMode != "" && p.Spec.VXLANMode != "Never" {
+			return true
+		}
+	}
+	return false
+}
+
+// vxlanPlan decides, for every other node's confirmed block, who programs
+// its route: the VXLAN dataplane when the block's pool encapsulates towards
+// that node (Always, or CrossSubnet and the node is outside our subnet),
+// else kernel sync from BGP. It returns the tunnel peers with their blocks
+// and the prefixes kernel sync must leave alone.
+func (st *storeState) vxlanPlan(self string, ourSubnet netip.Prefix) ([]dataplane.Remote, []netip.Prefix) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var pools []*datastore.IPPool
+	for _, o := range sorted(st.snaps[datastore.KindIPPool]) {
+		pools = append(pools, o.(*datastore.IPPool))
+	}
+	remotes := map[string]*dataplane.Remote{}
+	for _, o := range sorted(st.snaps[datastore.KindNode]) {
+		n := o.(*datastore.Node)
+		ip, ok := n.IPv4()
+		if n.Name == self || !ok || n.Spec.IPv4VXLANTunnelAddr == "" {
+			continue
+		}
+		tun, err1 := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
+		mac, err2 := net.ParseMAC(n.Spec.VXLANTunnelMACAddr)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		remotes[n.Name] = &dataplane.Remote{Node: n.Name, Underlay: ip.Addr(), TunnelAddr: tun, MAC: mac}
+	}
+	var excluded []netip.Prefix
+	for _, o := range sorted(st.snaps[datastore.KindBlockAffinity]) {
+		a := o.(*datastore.BlockAffinity)
+		r, ok := remotes[a.Spec.Node]
+		if !ok || (a.Spec.State != "confirmed" && a.Spec.State != "") || a.Spec.Deleted == "true" {
+			continue
+		}
+		block, err := netip.ParsePrefix(a.Spec.CIDR)
+		if err != nil {
+			continue
+		}
+		for _, p := range pools {
+			cidr, err := netip.ParsePrefix(p.Spec.CIDR)
+			if err == nil && !p.Spec.Disabled && cidr.Contains(block.Addr()) && dataplane.Encapsulate(p.Spec.VXLANMode, ourSubnet, r.Underlay) {
+				r.Blocks = append(r.Blocks, block)
+				excluded = append(excluded, block)
+				break
+			}
+		}
+	}
+	out := make([]dataplane.Remote, 0, len(remotes))
+	for _, o := range sorted(st.snaps[datastore.KindNode]) {
+		if r, ok := remotes[o.GetName()]; ok {
+			out = append(out, *r)
+		}
+	}
+	return out, excluded
+}
+
+// setupTunnel gives this node its VXLAN endpoint: a tunnel address from
+// IPAM (handle vxlan-tunnel-addr-<node>, a Tunnel-use pool) and Calico's
+// MAC, both published on the Node so the other nodes can reach it.
+func setupTunnel(ctx context.Context, b datastore.Backend, node string, underlay netip.Addr, log *slog.Logger) (*dataplane.VXLAN, error) {
+	var tunnel netip.Addr
+	var mac net.HardwareAddr
+	err := updateNode(ctx, b, node, func(n *datastore.Node) (bool, error) {
+		if a, err := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr); err == nil {
+			tunnel = a
+		} else {
+			addrs, err := ipam.New(b).AutoAssign(ctx, ipam.AssignArgs{
+				Node: node, Handle: "vxlan-tunnel-addr-" + node, Num4: 1, Use: "Tunnel",
+				Attrs: map[string]string{"node": node, "type": "vxlanTunnelAddress"},
+			})
+			if err != nil {
+				return false, fmt.Errorf("VXLAN tunnel address: %w", err)
+			}
+			tunnel = addrs[0]
+		}
+		if m, err := net.ParseMAC(n.Spec.VXLANTunnelMACAddr); err == nil {
+			mac = m
+		} else {
+			mac = dataplane.VTEPMAC(node)
+		}
+		changed := n.Spec.IPv4VXLANTunnelAddr != tunnel.String() || n.Spec.VXLANTunnelMACAddr != mac.String()
+		n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr = tunnel.String(), mac.String()
+		return changed, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("VXLAN endpoint", "device", dataplane.VXLANDevice, "tunnelAddress", tunnel, "mac", mac)
+	return dataplane.NewVXLAN(dataplane.VXLANConfig{Underlay: underlay, TunnelAddr: tunnel, MAC: mac})
+}
+
+// updateNode applies change to this node's Node with compare-and-swap,
+// retrying on conflicts; change reports whether it changed anything.
+func updateNode(ctx context.Context, b datastore.Backend, name string, change func(*datastore.Node) (bool, error)) error {
+	for attempt := 0; attempt < 10; attempt++ {
+		obj, err := b.Get(ctx, datastore.KindNode, name)
+		if err != nil {
+			return fmt.Errorf("node %q: %w", name, err)
+		}
+		n := obj.(*datastore.Node)
+		changed, err := change(n)
+		if err != nil || !changed {
+			return err
+		}
+		if _, err = b.Update(ctx, n); !errors.Is(err, datastore.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("node %q: too many conflicting updates", name)
+}
