@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -97,6 +98,7 @@ func (t *routeTable) len() int {
 // IsWithdraw. Each group therefore replaces the prefix's paths.
 func (t *routeTable) apply(batch []*api.Path) {
 	groups := groupByPrefix(batch)
+	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, g := range groups {
@@ -107,7 +109,7 @@ func (t *routeTable) apply(batch []*api.Path) {
 			t.routes[g.prefix] = next
 		}
 		for s := range t.subs {
-			s.q.Put(g.prefix, Route{Prefix: g.prefix, Paths: next})
+			s.q.Put(g.prefix, Route{Prefix: g.prefix, Paths: next, At: now})
 		}
 	}
 }

@@ -229,6 +229,24 @@ func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr, why string) er
 	return s.server.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: why})
 }
 
+// SessionStates returns every configured peer's session state, cheaply
+// (no GoBGP round trip): what readiness probes poll.
+func (s *Speaker) SessionStates() map[netip.Addr]SessionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[netip.Addr]SessionState, len(s.peers))
+	for a, pe := range s.peers {
+		out[a] = pe.state
+	}
+	return out
+}
+
+// Responsive checks that GoBGP's event loop answers within ctx.
+func (s *Speaker) Responsive(ctx context.Context) error {
+	_, err := s.server.GetBgp(ctx, &api.GetBgpRequest{})
+	return err
+}
+
 // PeerAddresses lists the configured peers.
 func (s *Speaker) PeerAddresses() []netip.Addr {
 	s.mu.Lock()

@@ -173,6 +173,9 @@ type Path struct {
 type Route struct {
 	Prefix netip.Prefix
 	Paths  []Path // Paths[0] is the best path
+	// At is when the speaker learned of this change (zero on a replay),
+	// so consumers can measure update-to-FIB latency.
+	At time.Time
 }
 
 // Withdrawn reports whether the prefix no longer has any path.

@@ -26,6 +26,11 @@ type agentConfig struct {
 	Socket        string
 	Kernel        config.Kernel
 	Logger        *slog.Logger
+	// MetricsAddr serves Prometheus metrics ("" = none).
+	MetricsAddr string
+	// IPAMUse reports the node's blocks and addresses in use (datastore
+	// mode only).
+	IPAMUse func() (blocks, used int)
 }
 
 // agent is a running speaker with its kernel sync and API server.
@@ -46,11 +51,14 @@ type agent struct {
 // prefixes and starts kernel sync with runKernel.
 func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	log := cfg.Logger
+	m := newMetrics()
 	var kernel *kernelsync.Sync
 	restarting := false
 	if cfg.Kernel.Enabled {
 		var err error
-		if kernel, err = kernelsync.New(kernelConfig(cfg.Kernel, log)); err != nil {
+		kcfg := kernelConfig(cfg.Kernel, log)
+		kcfg.Observer = m
+		if kernel, err = kernelsync.New(kcfg); err != nil {
 			return nil, err
 		}
 		adopted, err := kernel.Adopt()
@@ -77,15 +85,26 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 		lis.Close()
 		return nil, err
 	}
+	probe := &prober{started: time.Now(), speaker: speaker, kernel: kernel}
 	a := &agent{
 		log:     log,
 		speaker: speaker,
 		kernel:  kernel,
-		api:     &apiServer{speaker: speaker, kernel: kernel, nodeName: cfg.NodeName, mode: cfg.Mode, started: time.Now()},
+		api:     &apiServer{speaker: speaker, kernel: kernel, prober: probe, nodeName: cfg.NodeName, mode: cfg.Mode, started: probe.started},
 		done:    make(chan error, 2),
 	}
-	srv, _ := newGRPCServer(a.api)
+	srv, hs := newGRPCServer(a.api)
 	go func() { a.done <- fmt.Errorf("api server: %w", srv.Serve(lis)) }()
+	go probe.publish(ctx, hs)
+	m.watch(speaker, kernel, cfg.IPAMUse)
+	if cfg.MetricsAddr != "" {
+		go func() {
+			// Metrics are for people; a busy port must not stop routing.
+			if err := m.serve(ctx, cfg.MetricsAddr); err != nil {
+				log.Warn("metrics endpoint not served", "addr", cfg.MetricsAddr, "err", err)
+			}
+		}()
+	}
 	var once sync.Once
 	a.stop = func() {
 		once.Do(func() {

@@ -30,6 +30,7 @@ type apiServer struct {
 	petrelpb.UnimplementedPetrelServer
 	speaker  *bgp.Speaker
 	kernel   *kernelsync.Sync // nil when kernel sync is off
+	prober   *prober
 	nodeName string
 	mode     string
 	started  time.Time
@@ -56,7 +57,8 @@ func newGRPCServer(api *apiServer) (*grpc.Server, *health.Server) {
 	srv := grpc.NewServer()
 	petrelpb.RegisterPetrelServer(srv, api)
 	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	// The API itself serves as soon as it listens; liveness ("") and
+	// readiness (petrel.bgp, petrel.kernel) follow the prober.
 	hs.SetServingStatus(petrelpb.Petrel_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
@@ -181,6 +183,10 @@ func (a *apiServer) WatchRoutes(req *petrelpb.WatchRoutesRequest, stream grpc.Se
 			return sendErr
 		}
 	}
+}
+
+func (a *apiServer) GetHealth(ctx context.Context, _ *petrelpb.GetHealthRequest) (*petrelpb.GetHealthResponse, error) {
+	return a.prober.check(ctx), nil
 }
 
 func routeToProto(r bgp.Route) *petrelpb.Route {

@@ -32,6 +32,8 @@ type DatastoreOptions struct {
 	Kernel config.Kernel
 	Logger *slog.Logger
 	Ready  chan<- struct{}
+	// MetricsAddr serves Prometheus metrics ("" = none).
+	MetricsAddr string
 }
 
 // watchedKinds are the resources that decide the peer set and what may be
@@ -68,6 +70,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	a, err := startAgent(ctx, agentConfig{
 		NodeName: opts.NodeName, Mode: opts.Mode, RouterID: ip.Addr(), ASN: first.ASN,
 		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
+		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) },
 	})
 	if err != nil {
 		return err
@@ -224,6 +227,23 @@ func (st *storeState) nodeRoutes(node string) ([]netip.Prefix, []netip.Addr) {
 		affinities = append(affinities, o.(*datastore.BlockAffinity))
 	}
 	return ipam.NodeRoutes(node, blocks, affinities)
+}
+
+// ipamUse counts this node's affine blocks and the addresses used in them.
+func (st *storeState) ipamUse(node string) (blocks, used int) {
+	own, _ := st.nodeRoutes(node)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, p := range own {
+		if b, ok := st.snaps[datastore.KindIPAMBlock][ipam.BlockName(p)].(*datastore.IPAMBlock); ok {
+			for _, a := range b.Spec.Allocations {
+				if a != nil {
+					used++
+				}
+			}
+		}
+	}
+	return len(own), used
 }
 
 // isReflector reports whether this node is a route reflector.

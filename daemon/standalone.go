@@ -23,6 +23,8 @@ type StandaloneOptions struct {
 	Reload <-chan struct{}
 	// Ready, when set, is closed once the API socket accepts connections.
 	Ready chan<- struct{}
+	// MetricsAddr serves Prometheus metrics ("" = none).
+	MetricsAddr string
 }
 
 // RunStandalone runs a petrel node from a config file until ctx ends. A
@@ -47,6 +49,7 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 	a, err := startAgent(ctx, agentConfig{
 		NodeName: cfg.NodeName, Mode: "standalone", RouterID: cfg.RouterID, ASN: cfg.ASN,
 		ListenAddress: cfg.ListenAddress, ListenPort: cfg.ListenPort, Socket: cfg.Socket, Kernel: cfg.Kernel, Logger: log,
+		MetricsAddr: opts.MetricsAddr,
 	})
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 go mod download
 
-packages=(bird2 frr gobgpd iproute2 iputils-ping iputils-arping tcpdump etcd-server)
+packages=(bird2 frr gobgpd iproute2 iputils-ping iputils-arping tcpdump etcd-server curl)
 need=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -25,7 +25,23 @@ type Config struct {
 	// refreshed by the peers before they are swept (graceful restart).
 	RestartWait time.Duration
 	Logger      *slog.Logger
+	// Observer, when set, is told how long the loop's work takes (metrics
+	// without a metrics library in this package).
+	Observer Observer
 }
+
+// Observer receives kernel sync timings.
+type Observer interface {
+	// Flush: ops routes written in one batch, taking took; sinceUpdate is
+	// the time from the oldest speaker change in the batch to its write.
+	Flush(ops int, took, sinceUpdate time.Duration)
+	Reconcile(took time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Flush(int, time.Duration, time.Duration) {}
+func (nopObserver) Reconcile(time.Duration)                 {}
 
 // Defaults.
 const (
@@ -58,6 +74,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	return c
 }

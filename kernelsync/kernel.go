@@ -37,6 +37,11 @@ type Stats struct {
 	Reconciles      atomic.Int64 // full scans done
 	StaleSwept      atomic.Int64 // adopted routes removed after graceful restart
 	GracefulRestart atomic.Bool  // adopted routes are waiting for refresh
+	// Failing is how many prefixes' last write failed (retried each scan).
+	Failing atomic.Int64
+	// LastLoop is when the loop last did work (unix nanoseconds): the
+	// liveness probe's proof that it is not stuck.
+	LastLoop atomic.Int64
 }
 
 // Sync runs the kernel, device and direct loops for one network namespace.
@@ -72,7 +77,10 @@ type Sync struct {
 	excluded   map[netip.Prefix]bool
 	excludeReq chan map[netip.Prefix]bool
 	writer     routeWriter
-	ops        []routeOp // reused between flushes
+	failing    map[netip.Prefix]bool
+	// oldestUpdate is the earliest speaker change not yet written.
+	oldestUpdate time.Time
+	ops          []routeOp // reused between flushes
 	// learnedDirty and directDirty say the speaker has not been told yet.
 	learnedDirty, directDirty bool
 	dev                       *devices
@@ -111,6 +119,7 @@ func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.
 		blackholes:   map[netip.Prefix]bool{},
 		blackholeReq: make(chan map[netip.Prefix]bool, 1),
 		excluded:     map[netip.Prefix]bool{},
+		failing:      map[netip.Prefix]bool{},
 		excludeReq:   make(chan map[netip.Prefix]bool, 1),
 		dev:          newDevices(cfg.Interfaces, lookup),
 	}
@@ -249,6 +258,7 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 		case <-batch.C:
 			batchArmed = false
 		}
+		s.Stats.LastLoop.Store(time.Now().UnixNano())
 		// Write at once when the writer has been idle, so a lone change
 		// reaches the kernel in microseconds; during a burst, let changes
 		// gather for flushGap so they go out in large batches.
@@ -289,6 +299,9 @@ func (s *Sync) drainKernelEvents(ev *subscriptions) {
 // this node injected itself (its own blocks, learned and direct routes)
 // are already where they belong and are never programmed.
 func (s *Sync) onBGPRoute(r bgp.Route) {
+	if !r.At.IsZero() && (s.oldestUpdate.IsZero() || r.At.Before(s.oldestUpdate)) {
+		s.oldestUpdate = r.At
+	}
 	if best, ok := r.Best(); !ok || best.Local {
 		delete(s.gateways, r.Prefix)
 	} else {
@@ -449,12 +462,22 @@ func (s *Sync) writeDirty() {
 			ops = append(ops, routeOp{prefix: p, kind: opDelete})
 		}
 	}
+	start := time.Now()
 	s.writer.run(ops)
 	for _, op := range ops {
 		s.applied(op)
 	}
+	if len(ops) > 0 {
+		var sinceUpdate time.Duration
+		if !s.oldestUpdate.IsZero() {
+			sinceUpdate = time.Since(s.oldestUpdate)
+		}
+		s.cfg.Observer.Flush(len(ops), time.Since(start), sinceUpdate)
+	}
+	s.oldestUpdate = time.Time{}
 	s.ops = ops[:0]
 	s.Stats.FIBRoutes.Store(int64(len(s.installed)))
+	s.Stats.Failing.Store(int64(len(s.failing)))
 }
 
 // applied records the outcome of one write.
@@ -468,8 +491,10 @@ func (s *Sync) applied(op routeOp) {
 		// Already gone.
 	case op.err != nil:
 		s.writeFailed(p, op.kind, op.err)
+		s.failing[p] = true
 		return
 	}
+	delete(s.failing, p)
 	s.Stats.Writes.Add(1)
 	delete(s.stale, p)
 	if op.kind == opDelete {
@@ -492,6 +517,7 @@ func (s *Sync) writeFailed(p netip.Prefix, op opKind, err error) {
 // reconcile is the safety net: re-read the kernel and mark every prefix
 // whose kernel state differs from the desired one.
 func (s *Sync) reconcile(ctx context.Context) {
+	defer func(start time.Time) { s.cfg.Observer.Reconcile(time.Since(start)) }(time.Now())
 	// Links and addresses change rarely and arrive as events; dumping
 	// thousands of links (with all their attributes) is most of an idle
 	// node's CPU, so their scan runs every deviceScanEvery route scans.

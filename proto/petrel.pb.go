@@ -26,6 +26,126 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetHealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHealthRequest) Reset() {
+	*x = GetHealthRequest{}
+	mi := &file_petrel_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHealthRequest) ProtoMessage() {}
+
+func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
+func (*GetHealthRequest) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{0}
+}
+
+type GetHealthResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BgpReady      bool                   `protobuf:"varint,1,opt,name=bgp_ready,json=bgpReady,proto3" json:"bgp_ready,omitempty"`
+	BgpReason     string                 `protobuf:"bytes,2,opt,name=bgp_reason,json=bgpReason,proto3" json:"bgp_reason,omitempty"`
+	KernelReady   bool                   `protobuf:"varint,3,opt,name=kernel_ready,json=kernelReady,proto3" json:"kernel_ready,omitempty"`
+	KernelReason  string                 `protobuf:"bytes,4,opt,name=kernel_reason,json=kernelReason,proto3" json:"kernel_reason,omitempty"`
+	Live          bool                   `protobuf:"varint,5,opt,name=live,proto3" json:"live,omitempty"`
+	LiveReason    string                 `protobuf:"bytes,6,opt,name=live_reason,json=liveReason,proto3" json:"live_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHealthResponse) Reset() {
+	*x = GetHealthResponse{}
+	mi := &file_petrel_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHealthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHealthResponse) ProtoMessage() {}
+
+func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
+func (*GetHealthResponse) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetHealthResponse) GetBgpReady() bool {
+	if x != nil {
+		return x.BgpReady
+	}
+	return false
+}
+
+func (x *GetHealthResponse) GetBgpReason() string {
+	if x != nil {
+		return x.BgpReason
+	}
+	return ""
+}
+
+func (x *GetHealthResponse) GetKernelReady() bool {
+	if x != nil {
+		return x.KernelReady
+	}
+	return false
+}
+
+func (x *GetHealthResponse) GetKernelReason() string {
+	if x != nil {
+		return x.KernelReason
+	}
+	return ""
+}
+
+func (x *GetHealthResponse) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *GetHealthResponse) GetLiveReason() string {
+	if x != nil {
+		return x.LiveReason
+	}
+	return ""
+}
+
 type GetInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -34,7 +154,7 @@ type GetInfoRequest struct {
 
 func (x *GetInfoRequest) Reset() {
 	*x = GetInfoRequest{}
-	mi := &file_petrel_proto_msgTypes[0]
+	mi := &file_petrel_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +166,7 @@ func (x *GetInfoRequest) String() string {
 func (*GetInfoRequest) ProtoMessage() {}
 
 func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[0]
+	mi := &file_petrel_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +179,7 @@ func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetInfoRequest) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{0}
+	return file_petrel_proto_rawDescGZIP(), []int{2}
 }
 
 type GetInfoResponse struct {
@@ -82,7 +202,7 @@ type GetInfoResponse struct {
 
 func (x *GetInfoResponse) Reset() {
 	*x = GetInfoResponse{}
-	mi := &file_petrel_proto_msgTypes[1]
+	mi := &file_petrel_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -94,7 +214,7 @@ func (x *GetInfoResponse) String() string {
 func (*GetInfoResponse) ProtoMessage() {}
 
 func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[1]
+	mi := &file_petrel_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -107,7 +227,7 @@ func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetInfoResponse) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{1}
+	return file_petrel_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetInfoResponse) GetNodeName() string {
@@ -193,7 +313,7 @@ type KernelStatus struct {
 
 func (x *KernelStatus) Reset() {
 	*x = KernelStatus{}
-	mi := &file_petrel_proto_msgTypes[2]
+	mi := &file_petrel_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +325,7 @@ func (x *KernelStatus) String() string {
 func (*KernelStatus) ProtoMessage() {}
 
 func (x *KernelStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[2]
+	mi := &file_petrel_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +338,7 @@ func (x *KernelStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelStatus.ProtoReflect.Descriptor instead.
 func (*KernelStatus) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{2}
+	return file_petrel_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *KernelStatus) GetProtocol() uint32 {
@@ -292,7 +412,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_petrel_proto_msgTypes[3]
+	mi := &file_petrel_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +424,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[3]
+	mi := &file_petrel_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +437,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{3}
+	return file_petrel_proto_rawDescGZIP(), []int{5}
 }
 
 type ListPeersResponse struct {
@@ -329,7 +449,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_petrel_proto_msgTypes[4]
+	mi := &file_petrel_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +461,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[4]
+	mi := &file_petrel_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +474,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{4}
+	return file_petrel_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -389,7 +509,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_petrel_proto_msgTypes[5]
+	mi := &file_petrel_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +521,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[5]
+	mi := &file_petrel_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +534,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{5}
+	return file_petrel_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Peer) GetAddress() string {
@@ -525,7 +645,7 @@ type ListRoutesRequest struct {
 
 func (x *ListRoutesRequest) Reset() {
 	*x = ListRoutesRequest{}
-	mi := &file_petrel_proto_msgTypes[6]
+	mi := &file_petrel_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +657,7 @@ func (x *ListRoutesRequest) String() string {
 func (*ListRoutesRequest) ProtoMessage() {}
 
 func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[6]
+	mi := &file_petrel_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +670,7 @@ func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ListRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{6}
+	return file_petrel_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListRoutesRequest) GetWithin() string {
@@ -569,7 +689,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_petrel_proto_msgTypes[7]
+	mi := &file_petrel_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +701,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[7]
+	mi := &file_petrel_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +714,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{7}
+	return file_petrel_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -616,7 +736,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_petrel_proto_msgTypes[8]
+	mi := &file_petrel_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +748,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[8]
+	mi := &file_petrel_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +761,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{8}
+	return file_petrel_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Route) GetPrefix() string {
@@ -675,7 +795,7 @@ type Path struct {
 
 func (x *Path) Reset() {
 	*x = Path{}
-	mi := &file_petrel_proto_msgTypes[9]
+	mi := &file_petrel_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +807,7 @@ func (x *Path) String() string {
 func (*Path) ProtoMessage() {}
 
 func (x *Path) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[9]
+	mi := &file_petrel_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +820,7 @@ func (x *Path) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Path.ProtoReflect.Descriptor instead.
 func (*Path) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{9}
+	return file_petrel_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Path) GetNextHop() string {
@@ -769,7 +889,7 @@ type WatchRoutesRequest struct {
 
 func (x *WatchRoutesRequest) Reset() {
 	*x = WatchRoutesRequest{}
-	mi := &file_petrel_proto_msgTypes[10]
+	mi := &file_petrel_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +901,7 @@ func (x *WatchRoutesRequest) String() string {
 func (*WatchRoutesRequest) ProtoMessage() {}
 
 func (x *WatchRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[10]
+	mi := &file_petrel_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +914,7 @@ func (x *WatchRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRoutesRequest.ProtoReflect.Descriptor instead.
 func (*WatchRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{10}
+	return file_petrel_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchRoutesRequest) GetReplay() bool {
@@ -813,7 +933,7 @@ type WatchRoutesResponse struct {
 
 func (x *WatchRoutesResponse) Reset() {
 	*x = WatchRoutesResponse{}
-	mi := &file_petrel_proto_msgTypes[11]
+	mi := &file_petrel_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +945,7 @@ func (x *WatchRoutesResponse) String() string {
 func (*WatchRoutesResponse) ProtoMessage() {}
 
 func (x *WatchRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_petrel_proto_msgTypes[11]
+	mi := &file_petrel_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +958,7 @@ func (x *WatchRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRoutesResponse.ProtoReflect.Descriptor instead.
 func (*WatchRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_petrel_proto_rawDescGZIP(), []int{11}
+	return file_petrel_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchRoutesResponse) GetRoutes() []*Route {
@@ -852,7 +972,17 @@ var File_petrel_proto protoreflect.FileDescriptor
 
 const file_petrel_proto_rawDesc = "" +
 	"\n" +
-	"\fpetrel.proto\x12\tpetrel.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n" +
+	"\fpetrel.proto\x12\tpetrel.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
+	"\x10GetHealthRequest\"\xcc\x01\n" +
+	"\x11GetHealthResponse\x12\x1b\n" +
+	"\tbgp_ready\x18\x01 \x01(\bR\bbgpReady\x12\x1d\n" +
+	"\n" +
+	"bgp_reason\x18\x02 \x01(\tR\tbgpReason\x12!\n" +
+	"\fkernel_ready\x18\x03 \x01(\bR\vkernelReady\x12#\n" +
+	"\rkernel_reason\x18\x04 \x01(\tR\fkernelReason\x12\x12\n" +
+	"\x04live\x18\x05 \x01(\bR\x04live\x12\x1f\n" +
+	"\vlive_reason\x18\x06 \x01(\tR\n" +
+	"liveReason\"\x10\n" +
 	"\x0eGetInfoRequest\"\xb9\x02\n" +
 	"\x0fGetInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1b\n" +
@@ -919,13 +1049,14 @@ const file_petrel_proto_rawDesc = "" +
 	"\x12WatchRoutesRequest\x12\x16\n" +
 	"\x06replay\x18\x01 \x01(\bR\x06replay\"?\n" +
 	"\x13WatchRoutesResponse\x12(\n" +
-	"\x06routes\x18\x01 \x03(\v2\x10.petrel.v1.RouteR\x06routes2\xaf\x02\n" +
+	"\x06routes\x18\x01 \x03(\v2\x10.petrel.v1.RouteR\x06routes2\xf7\x02\n" +
 	"\x06Petrel\x12@\n" +
 	"\aGetInfo\x12\x19.petrel.v1.GetInfoRequest\x1a\x1a.petrel.v1.GetInfoResponse\x12F\n" +
 	"\tListPeers\x12\x1b.petrel.v1.ListPeersRequest\x1a\x1c.petrel.v1.ListPeersResponse\x12K\n" +
 	"\n" +
 	"ListRoutes\x12\x1c.petrel.v1.ListRoutesRequest\x1a\x1d.petrel.v1.ListRoutesResponse0\x01\x12N\n" +
-	"\vWatchRoutes\x12\x1d.petrel.v1.WatchRoutesRequest\x1a\x1e.petrel.v1.WatchRoutesResponse0\x01B-Z+github.com/petrel-net/petrel/proto;petrelpbb\x06proto3"
+	"\vWatchRoutes\x12\x1d.petrel.v1.WatchRoutesRequest\x1a\x1e.petrel.v1.WatchRoutesResponse0\x01\x12F\n" +
+	"\tGetHealth\x12\x1b.petrel.v1.GetHealthRequest\x1a\x1c.petrel.v1.GetHealthResponseB-Z+github.com/petrel-net/petrel/proto;petrelpbb\x06proto3"
 
 var (
 	file_petrel_proto_rawDescOnce sync.Once
@@ -939,40 +1070,44 @@ func file_petrel_proto_rawDescGZIP() []byte {
 	return file_petrel_proto_rawDescData
 }
 
-var file_petrel_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_petrel_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_petrel_proto_goTypes = []any{
-	(*GetInfoRequest)(nil),        // 0: petrel.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),       // 1: petrel.v1.GetInfoResponse
-	(*KernelStatus)(nil),          // 2: petrel.v1.KernelStatus
-	(*ListPeersRequest)(nil),      // 3: petrel.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),     // 4: petrel.v1.ListPeersResponse
-	(*Peer)(nil),                  // 5: petrel.v1.Peer
-	(*ListRoutesRequest)(nil),     // 6: petrel.v1.ListRoutesRequest
-	(*ListRoutesResponse)(nil),    // 7: petrel.v1.ListRoutesResponse
-	(*Route)(nil),                 // 8: petrel.v1.Route
-	(*Path)(nil),                  // 9: petrel.v1.Path
-	(*WatchRoutesRequest)(nil),    // 10: petrel.v1.WatchRoutesRequest
-	(*WatchRoutesResponse)(nil),   // 11: petrel.v1.WatchRoutesResponse
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*GetHealthRequest)(nil),      // 0: petrel.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),     // 1: petrel.v1.GetHealthResponse
+	(*GetInfoRequest)(nil),        // 2: petrel.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),       // 3: petrel.v1.GetInfoResponse
+	(*KernelStatus)(nil),          // 4: petrel.v1.KernelStatus
+	(*ListPeersRequest)(nil),      // 5: petrel.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),     // 6: petrel.v1.ListPeersResponse
+	(*Peer)(nil),                  // 7: petrel.v1.Peer
+	(*ListRoutesRequest)(nil),     // 8: petrel.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),    // 9: petrel.v1.ListRoutesResponse
+	(*Route)(nil),                 // 10: petrel.v1.Route
+	(*Path)(nil),                  // 11: petrel.v1.Path
+	(*WatchRoutesRequest)(nil),    // 12: petrel.v1.WatchRoutesRequest
+	(*WatchRoutesResponse)(nil),   // 13: petrel.v1.WatchRoutesResponse
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_petrel_proto_depIdxs = []int32{
-	12, // 0: petrel.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
-	2,  // 1: petrel.v1.GetInfoResponse.kernel:type_name -> petrel.v1.KernelStatus
-	5,  // 2: petrel.v1.ListPeersResponse.peers:type_name -> petrel.v1.Peer
-	12, // 3: petrel.v1.Peer.since:type_name -> google.protobuf.Timestamp
-	8,  // 4: petrel.v1.ListRoutesResponse.routes:type_name -> petrel.v1.Route
-	9,  // 5: petrel.v1.Route.paths:type_name -> petrel.v1.Path
-	8,  // 6: petrel.v1.WatchRoutesResponse.routes:type_name -> petrel.v1.Route
-	0,  // 7: petrel.v1.Petrel.GetInfo:input_type -> petrel.v1.GetInfoRequest
-	3,  // 8: petrel.v1.Petrel.ListPeers:input_type -> petrel.v1.ListPeersRequest
-	6,  // 9: petrel.v1.Petrel.ListRoutes:input_type -> petrel.v1.ListRoutesRequest
-	10, // 10: petrel.v1.Petrel.WatchRoutes:input_type -> petrel.v1.WatchRoutesRequest
-	1,  // 11: petrel.v1.Petrel.GetInfo:output_type -> petrel.v1.GetInfoResponse
-	4,  // 12: petrel.v1.Petrel.ListPeers:output_type -> petrel.v1.ListPeersResponse
-	7,  // 13: petrel.v1.Petrel.ListRoutes:output_type -> petrel.v1.ListRoutesResponse
-	11, // 14: petrel.v1.Petrel.WatchRoutes:output_type -> petrel.v1.WatchRoutesResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
+	14, // 0: petrel.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
+	4,  // 1: petrel.v1.GetInfoResponse.kernel:type_name -> petrel.v1.KernelStatus
+	7,  // 2: petrel.v1.ListPeersResponse.peers:type_name -> petrel.v1.Peer
+	14, // 3: petrel.v1.Peer.since:type_name -> google.protobuf.Timestamp
+	10, // 4: petrel.v1.ListRoutesResponse.routes:type_name -> petrel.v1.Route
+	11, // 5: petrel.v1.Route.paths:type_name -> petrel.v1.Path
+	10, // 6: petrel.v1.WatchRoutesResponse.routes:type_name -> petrel.v1.Route
+	2,  // 7: petrel.v1.Petrel.GetInfo:input_type -> petrel.v1.GetInfoRequest
+	5,  // 8: petrel.v1.Petrel.ListPeers:input_type -> petrel.v1.ListPeersRequest
+	8,  // 9: petrel.v1.Petrel.ListRoutes:input_type -> petrel.v1.ListRoutesRequest
+	12, // 10: petrel.v1.Petrel.WatchRoutes:input_type -> petrel.v1.WatchRoutesRequest
+	0,  // 11: petrel.v1.Petrel.GetHealth:input_type -> petrel.v1.GetHealthRequest
+	3,  // 12: petrel.v1.Petrel.GetInfo:output_type -> petrel.v1.GetInfoResponse
+	6,  // 13: petrel.v1.Petrel.ListPeers:output_type -> petrel.v1.ListPeersResponse
+	9,  // 14: petrel.v1.Petrel.ListRoutes:output_type -> petrel.v1.ListRoutesResponse
+	13, // 15: petrel.v1.Petrel.WatchRoutes:output_type -> petrel.v1.WatchRoutesResponse
+	1,  // 16: petrel.v1.Petrel.GetHealth:output_type -> petrel.v1.GetHealthResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -989,7 +1124,7 @@ func file_petrel_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_petrel_proto_rawDesc), len(file_petrel_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

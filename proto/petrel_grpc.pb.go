@@ -27,6 +27,7 @@ const (
 	Petrel_ListPeers_FullMethodName   = "/petrel.v1.Petrel/ListPeers"
 	Petrel_ListRoutes_FullMethodName  = "/petrel.v1.Petrel/ListRoutes"
 	Petrel_WatchRoutes_FullMethodName = "/petrel.v1.Petrel/WatchRoutes"
+	Petrel_GetHealth_FullMethodName   = "/petrel.v1.Petrel/GetHealth"
 )
 
 // PetrelClient is the client API for Petrel service.
@@ -42,6 +43,8 @@ type PetrelClient interface {
 	ListRoutes(ctx context.Context, in *ListRoutesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListRoutesResponse], error)
 	// Route changes as they happen, optionally after a replay of the RIB.
 	WatchRoutes(ctx context.Context, in *WatchRoutesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRoutesResponse], error)
+	// Readiness and liveness with reasons (what `petrel health` prints).
+	GetHealth(ctx context.Context, in *GetHealthRequest, opts ...grpc.CallOption) (*GetHealthResponse, error)
 }
 
 type petrelClient struct {
@@ -110,6 +113,16 @@ func (c *petrelClient) WatchRoutes(ctx context.Context, in *WatchRoutesRequest, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Petrel_WatchRoutesClient = grpc.ServerStreamingClient[WatchRoutesResponse]
 
+func (c *petrelClient) GetHealth(ctx context.Context, in *GetHealthRequest, opts ...grpc.CallOption) (*GetHealthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetHealthResponse)
+	err := c.cc.Invoke(ctx, Petrel_GetHealth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PetrelServer is the server API for Petrel service.
 // All implementations must embed UnimplementedPetrelServer
 // for forward compatibility.
@@ -123,6 +136,8 @@ type PetrelServer interface {
 	ListRoutes(*ListRoutesRequest, grpc.ServerStreamingServer[ListRoutesResponse]) error
 	// Route changes as they happen, optionally after a replay of the RIB.
 	WatchRoutes(*WatchRoutesRequest, grpc.ServerStreamingServer[WatchRoutesResponse]) error
+	// Readiness and liveness with reasons (what `petrel health` prints).
+	GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error)
 	mustEmbedUnimplementedPetrelServer()
 }
 
@@ -144,6 +159,9 @@ func (UnimplementedPetrelServer) ListRoutes(*ListRoutesRequest, grpc.ServerStrea
 }
 func (UnimplementedPetrelServer) WatchRoutes(*WatchRoutesRequest, grpc.ServerStreamingServer[WatchRoutesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchRoutes not implemented")
+}
+func (UnimplementedPetrelServer) GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHealth not implemented")
 }
 func (UnimplementedPetrelServer) mustEmbedUnimplementedPetrelServer() {}
 func (UnimplementedPetrelServer) testEmbeddedByValue()                {}
@@ -224,6 +242,24 @@ func _Petrel_WatchRoutes_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Petrel_WatchRoutesServer = grpc.ServerStreamingServer[WatchRoutesResponse]
 
+func _Petrel_GetHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PetrelServer).GetHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Petrel_GetHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PetrelServer).GetHealth(ctx, req.(*GetHealthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Petrel_ServiceDesc is the grpc.ServiceDesc for Petrel service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -238,6 +274,10 @@ var Petrel_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPeers",
 			Handler:    _Petrel_ListPeers_Handler,
+		},
+		{
+			MethodName: "GetHealth",
+			Handler:    _Petrel_GetHealth_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -36,6 +36,7 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 		Args: cobra.NoArgs,
 	}
 	store := datastoreFlags(cmd)
+	metricsAddr := cmd.Flags().String("metrics-addr", daemon.DefaultMetricsAddr, "serve Prometheus metrics here (empty: off)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		level := new(slog.LevelVar)
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -64,14 +65,14 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 		}()
 
 		if configPath == "" {
-			return runDatastore(ctx, cmd, store, logger)
+			return runDatastore(ctx, cmd, store, logger, *metricsAddr)
 		}
 		socket := ""
 		if cmd.Flags().Changed("socket") {
 			socket = socketFlag(cmd)
 		}
 		return daemon.RunStandalone(ctx, daemon.StandaloneOptions{
-			ConfigPath: configPath, Socket: socket, Logger: logger, Level: level, Reload: reload,
+			ConfigPath: configPath, Socket: socket, Logger: logger, Level: level, Reload: reload, MetricsAddr: *metricsAddr,
 		})
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "standalone configuration file (YAML)")
@@ -79,7 +80,7 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 }
 
 // runDatastore runs the agent from calico-node's environment.
-func runDatastore(ctx context.Context, cmd *cobra.Command, store *backends.Settings, log *slog.Logger) error {
+func runDatastore(ctx context.Context, cmd *cobra.Command, store *backends.Settings, log *slog.Logger, metricsAddr string) error {
 	nodeName := os.Getenv("NODENAME")
 	if nodeName == "" {
 		nodeName, _ = os.Hostname()
@@ -96,6 +97,6 @@ func runDatastore(ctx context.Context, cmd *cobra.Command, store *backends.Setti
 	}
 	return daemon.RunDatastore(ctx, daemon.DatastoreOptions{
 		NodeName: nodeName, Backend: b, Mode: typ, IP: os.Getenv("IP"),
-		Socket: socketFlag(cmd), Kernel: defaults.Kernel, Logger: log,
+		Socket: socketFlag(cmd), Kernel: defaults.Kernel, Logger: log, MetricsAddr: metricsAddr,
 	})
 }
