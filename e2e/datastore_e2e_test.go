@@ -33,13 +33,13 @@ metadata: {name: default-ipv4-ippool}
 spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Never, natOutgoing: true, nodeSelector: all(), allowedUses: [Workload, Tunnel]}
 `
 
-func newClusterLab(t *testing.T, nodes int) *clusterLab {
+func newClusterLab(t *testing.T, nodes int, pool string) *clusterLab {
 	harness.RequireRoot(t)
 	c := &clusterLab{lab: harness.New(t)}
 	c.hub = c.lab.Node("switch")
 	c.lab.Bridge(c.hub, "br0", "10.0.0.100/24")
 	c.startEtcd(t)
-	c.apply(t, seedPool) // routes inside the pool may be advertised
+	c.apply(t, pool) // routes inside the pool may be advertised
 
 	for i := 1; i <= nodes; i++ {
 		n := c.lab.Node(fmt.Sprintf("node%d", i))
@@ -173,7 +173,7 @@ func (c *clusterLab) waitRoutesEverywhere(t *testing.T) {
 // real etcd: the full mesh, a global BGPPeer added live, bad BGPPeers,
 // route reflectors instead of the mesh, and an etcd outage.
 func TestDatastoreMeshPeersReflectorsAndOutage(t *testing.T) {
-	c := newClusterLab(t, 4)
+	c := newClusterLab(t, 4, seedPool)
 	all := []int{1, 2, 3, 4}
 	c.waitSessions(t, map[int][]string{1: others(1, all...), 2: others(2, all...), 3: others(3, all...), 4: others(4, all...)})
 	for i, n := range c.nodes {

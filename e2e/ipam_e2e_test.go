@@ -15,7 +15,9 @@ import (
 // it and blackholes it, and every other node routes the block to it.
 // Releasing the address and the empty block withdraws it everywhere.
 func TestIPAMBlocksAreOriginatedAndInstalled(t *testing.T) {
-	c := newClusterLab(t, 3)
+	// No VXLAN here: a tunnel address would keep each node's first block
+	// in use, and this test gives a block back.
+	c := newClusterLab(t, 3, strings.Replace(seedPool, "vxlanMode: CrossSubnet", "vxlanMode: Never", 1))
 	all := []int{1, 2, 3}
 	c.waitSessions(t, map[int][]string{1: others(1, all...), 2: others(2, all...), 3: others(3, all...)})
 
