@@ -54,5 +54,14 @@ lint:
 demo: deps build
 	./hack/demo.sh
 
+# lab brings up deploy/lab/mesh3.clab.yml (3 petrel nodes, etcd, 6 pods in
+# network namespaces; root) and shows its status; lab-down removes it.
+.PHONY: lab lab-down
+lab: deps build
+	./bin/petrel lab up deploy/lab/mesh3.clab.yml && ./bin/petrel lab status
+
+lab-down: build
+	./bin/petrel lab down deploy/lab/mesh3.clab.yml
+
 clean:
 	rm -rf bin

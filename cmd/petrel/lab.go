@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/petrel-net/petrel/lab"
+)
+
+func newLabCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "lab",
+		Short: "Build a petrel cluster on this machine from a containerlab topology (root; see docs/lab.md)",
+	}
+	root.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd())
+	return root
+}
+
+func newLabUpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "up FILE.clab.yml",
+		Short: "Create namespaces, links, etcd, petrel daemons, BIRD and pods; wait until pods reach each other",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return lab.Up(cmd.Context(), args[0], lab.Options{Out: cmd.OutOrStdout()})
+		},
+	}
+}
+
+// labName resolves the optional NAME|FILE argument; without one, the only
+// lab present.
+func labName(args []string) (string, error) {
+	if len(args) == 1 {
+		return lab.ResolveName(args[0])
+	}
+	labs := lab.Labs()
+	switch len(labs) {
+	case 0:
+		return "", errors.New("no lab is up")
+	case 1:
+		return labs[0], nil
+	}
+	return "", fmt.Errorf("several labs are up (%s): name one", strings.Join(labs, ", "))
+}
+
+func newLabStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [NAME|FILE.clab.yml]",
+		Short: "Nodes, sessions per node, pods and a pod-to-pod ping matrix; exits 1 unless healthy",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := labName(args)
+			if err != nil {
+				return err
+			}
+			rep, err := lab.Status(name, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			if !rep.Healthy() {
+				return fmt.Errorf("lab %s: %d problem(s)", name, len(rep.Problems))
+			}
+			return nil
+		},
+	}
+}
+
+func newLabDownCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "down [NAME|FILE.clab.yml]",
+		Short: "Remove every namespace, link, process and file of the lab (all labs without an argument)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			names := lab.Labs()
+			if len(args) == 1 {
+				name, err := lab.ResolveName(args[0])
+				if err != nil {
+					return err
+				}
+				names = []string{name}
+			}
+			if len(names) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no lab to remove")
+			}
+			var errs []error
+			for _, n := range names {
+				errs = append(errs, lab.Down(n, cmd.OutOrStdout()))
+			}
+			return errors.Join(errs...)
+		},
+	}
+}

@@ -1,0 +1,215 @@
+package lab
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// run runs a command and returns its combined output; the error carries
+// the command line and the output.
+func run(name string, args ...string) (string, error) {
+	var buf bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	out := buf.String()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// inNS runs args inside namespace ns.
+func inNS(ns string, args ...string) (string, error) {
+	return run("ip", append([]string{"netns", "exec", ns}, args...)...)
+}
+
+// listNetns returns the names of all network namespaces.
+func listNetns() ([]string, error) {
+	out, err := run("ip", "netns", "list")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 { // "name (id: 3)"
+			names = append(names, f[0])
+		}
+	}
+	return names, nil
+}
+
+// deleteNetns kills whatever still runs in ns and deletes it.
+func deleteNetns(ns string) error {
+	for range 3 {
+		if out, err := run("ip", "netns", "pids", ns); err == nil {
+			for _, f := range strings.Fields(out) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		if _, err := run("ip", "netns", "del", ns); err != nil {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join("/var/run/netns", ns)); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// envMarker is set in the environment of every process the lab starts.
+const envMarker = "PETREL_LAB"
+
+// proc is a detached process started by `up`.
+type proc struct {
+	name string
+	pid  int
+	log  string
+	done chan struct{}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// start runs args inside ns as a detached process (own session, stdin
+// /dev/null, output appended to logPath), marked with PETREL_LAB=lab, and
+// records its pid in pidPath. It outlives the command that started it.
+func start(lab, ns, logPath, pidPath string, env []string, args ...string) (*proc, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(append(os.Environ(), envMarker+"="+lab), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", args[0], err)
+	}
+	p := &proc{name: filepath.Base(args[0]), pid: cmd.Process.Pid, log: logPath, done: make(chan struct{})}
+	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(p.pid)+"\n"), 0o644); err != nil {
+		_ = cmd.Process.Kill()
+		return nil, err
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+// markedPids returns the pids of live processes whose environment holds
+// PETREL_LAB=lab (every lab name when lab is empty).
+func markedPids(lab string) map[int]string {
+	pids := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			v, ok := bytes.CutPrefix(kv, []byte(envMarker+"="))
+			if ok && (lab == "" || string(v) == lab) {
+				pids[pid] = string(v)
+			}
+		}
+	}
+	return pids
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// killAll sends SIGTERM to pids, waits up to grace, then SIGKILLs the rest.
+func killAll(pids []int, grace time.Duration) {
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		left := false
+		for _, pid := range pids {
+			if alive(pid) {
+				left = true
+			}
+		}
+		if !left {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// globalIPv4 returns the first global IPv4 address (CIDR) in ns.
+func globalIPv4(ns string) (string, error) {
+	out, err := run("ip", "-n", ns, "-4", "-o", "addr", "show", "scope", "global")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line) // "2: eth1    inet 10.0.0.1/24 brd ... scope global eth1"
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "inet" {
+				return f[i+1], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no global IPv4 address in %s", ns)
+}
+
+// poll calls fn every interval until it returns nil or timeout passes.
+func poll(timeout, interval time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(interval)
+	}
+}
+
+// pidFile reads <dir>/pids/<name>.pid.
+func pidFile(lab, name string) (int, bool) {
+	data, err := os.ReadFile(filepath.Join(Dir(lab), "pids", name+".pid"))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid, err == nil
+}

@@ -1,0 +1,186 @@
+// Package lab builds a petrel lab on this machine from a containerlab
+// topology file: network namespaces joined by veth links and bridges, an
+// etcd for the datastore, one `petrel daemon` per petrel node, optional
+// BIRD routers, and pods plumbed by `petrel workload add`. It is the
+// long-lived, command-line counterpart of e2e/harness: everything it makes
+// is marked (namespace prefix "plab-<name>-", state directory
+// /var/run/petrel-lab/<name>/, environment PETREL_LAB=<name> on every
+// process) so that `petrel lab down` finds and removes it, also after an
+// `up` that crashed halfway. Nothing is ever created in the root namespace.
+package lab
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Labels on a topology node that the lab interprets.
+const (
+	// LabelRole says what the lab runs in a kind linux node:
+	// "node" (a petrel daemon), "etcd" (the lab's datastore) or "bird"
+	// (BIRD 2 peering with every petrel node). Nodes without it are plain
+	// namespaces (hosts, routers configured by exec).
+	LabelRole = "petrel"
+	// LabelPods is how many pods to create on a petrel node ("2").
+	LabelPods = "pods"
+)
+
+// Topology is the subset of the containerlab topology format the lab reads.
+// Fields it does not know (mgmt, image, ...) are accepted and ignored.
+type Topology struct {
+	Name     string `json:"name"`
+	Topology struct {
+		Nodes map[string]*TopoNode `json:"nodes"`
+		Links []TopoLink           `json:"links"`
+	} `json:"topology"`
+}
+
+// TopoNode is one node of the topology.
+type TopoNode struct {
+	Kind   string            `json:"kind"`
+	Image  string            `json:"image,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Env    map[string]string `json:"env,omitempty"`
+	// Exec are shell commands run inside the node's namespace once the
+	// links exist (containerlab's exec): addresses, routes.
+	Exec []string `json:"exec,omitempty"`
+}
+
+// TopoLink is a point-to-point link, endpoints "node:interface".
+type TopoLink struct {
+	Endpoints []string `json:"endpoints"`
+}
+
+// Endpoint is one side of a link.
+type Endpoint struct{ Node, If string }
+
+var (
+	// Lab names contain no '-', so "plab-<name>-" prefixes never overlap.
+	labNameRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,20}$`)
+	nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$`)
+	ifNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
+)
+
+// LoadTopology reads and checks a .clab.yml file.
+func LoadTopology(path string) (*Topology, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTopology(b)
+}
+
+// ParseTopology parses and checks a topology.
+func ParseTopology(b []byte) (*Topology, error) {
+	var t Topology
+	if err := yaml.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	if !labNameRE.MatchString(t.Name) {
+		return nil, fmt.Errorf("topology: name %q: want 1-20 letters, digits or '_' (no '-')", t.Name)
+	}
+	if len(t.Topology.Nodes) == 0 {
+		return nil, fmt.Errorf("topology: no nodes")
+	}
+	etcds := 0
+	for name, n := range t.Topology.Nodes {
+		if n == nil {
+			n = &TopoNode{Kind: "linux"}
+			t.Topology.Nodes[name] = n
+		}
+		if !nodeNameRE.MatchString(name) {
+			return nil, fmt.Errorf("topology: node name %q: want letters, digits, '-', '_' (at most 31)", name)
+		}
+		if n.Kind == "" {
+			n.Kind = "linux"
+		}
+		switch n.Kind {
+		case "linux", "bridge":
+		default:
+			return nil, fmt.Errorf("topology: node %s: kind %q not supported (linux, bridge)", name, n.Kind)
+		}
+		role := n.Labels[LabelRole]
+		switch role {
+		case "", "node", "bird":
+		case "etcd":
+			etcds++
+		default:
+			return nil, fmt.Errorf("topology: node %s: label %s: %q (want node, etcd or bird)", name, LabelRole, role)
+		}
+		if role != "" && n.Kind != "linux" {
+			return nil, fmt.Errorf("topology: node %s: label %s needs kind linux", name, LabelRole)
+		}
+		if p, ok := n.Labels[LabelPods]; ok {
+			if v, err := strconv.Atoi(p); err != nil || v < 0 || v > 50 || role != "node" {
+				return nil, fmt.Errorf("topology: node %s: label pods: %q (want 0-50, on a petrel node)", name, p)
+			}
+		}
+	}
+	if etcds != 1 {
+		return nil, fmt.Errorf("topology: want exactly one node labelled %s: etcd, have %d", LabelRole, etcds)
+	}
+	used := map[Endpoint]bool{}
+	for i, l := range t.Topology.Links {
+		eps, err := l.Parse()
+		if err != nil {
+			return nil, fmt.Errorf("topology: links[%d]: %w", i, err)
+		}
+		for _, ep := range eps {
+			if _, ok := t.Topology.Nodes[ep.Node]; !ok {
+				return nil, fmt.Errorf("topology: links[%d]: unknown node %q", i, ep.Node)
+			}
+			if used[ep] {
+				return nil, fmt.Errorf("topology: links[%d]: %s:%s used twice", i, ep.Node, ep.If)
+			}
+			used[ep] = true
+		}
+		if t.Topology.Nodes[eps[0].Node].Kind == "bridge" && t.Topology.Nodes[eps[1].Node].Kind == "bridge" {
+			return nil, fmt.Errorf("topology: links[%d]: bridge to bridge is not supported", i)
+		}
+	}
+	return &t, nil
+}
+
+// Parse splits the link's two endpoints.
+func (l TopoLink) Parse() ([2]Endpoint, error) {
+	var eps [2]Endpoint
+	if len(l.Endpoints) != 2 {
+		return eps, fmt.Errorf("want 2 endpoints, have %d", len(l.Endpoints))
+	}
+	for i, s := range l.Endpoints {
+		node, ifName, ok := strings.Cut(s, ":")
+		if !ok || !ifNameRE.MatchString(ifName) || ifName == "lo" {
+			return eps, fmt.Errorf("endpoint %q: want node:interface (interface at most 15 characters)", s)
+		}
+		eps[i] = Endpoint{node, ifName}
+	}
+	if eps[0].Node == eps[1].Node {
+		return eps, fmt.Errorf("endpoints %v: both on one node", l.Endpoints)
+	}
+	return eps, nil
+}
+
+// NodeNames returns the node names, sorted.
+func (t *Topology) NodeNames() []string {
+	var names []string
+	for n := range t.Topology.Nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Role is a node's petrel label ("node", "etcd", "bird" or "").
+func (n *TopoNode) Role() string { return n.Labels[LabelRole] }
+
+// Pods is the number of pods the node asks for.
+func (n *TopoNode) Pods() int {
+	v, _ := strconv.Atoi(n.Labels[LabelPods])
+	return v
+}
