@@ -5,14 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/petrel-net/petrel/dataplane"
 	"github.com/petrel-net/petrel/ipam"
+	"github.com/petrel-net/petrel/workload"
 )
 
 func newWorkloadCmd() *cobra.Command {
@@ -60,46 +59,25 @@ func newWorkloadAddCmd() *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "NAMESPACE/POD (required)")
 	cmd.Flags().StringVar(&netns, "netns", "", "the pod's network namespace: a name under /var/run/netns or a path (required)")
 	cmd.Flags().StringVar(&containerID, "container-id", "", "container id for the IPAM handle (default: derived from --name)")
-	cmd.Flags().IntVar(&mtu, "mtu", 1450, "pod MTU (the parent's minus 50 for VXLAN)")
+	cmd.Flags().IntVar(&mtu, "mtu", workload.DefaultMTU, "pod MTU (the parent's minus 50 for VXLAN)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ns, pod, err := splitName(name)
 		if err != nil {
 			return err
 		}
-		path := netnsPath(netns)
 		if netns == "" {
 			return errors.New("add: --netns is required")
 		}
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("--netns %q: %w", netns, err) // before allocating anything
+		p := workload.Pod{Namespace: ns, Name: pod, Node: *node, Handle: workload.Handle(workloadID(name, containerID)), NetNS: netnsPath(netns), MTU: mtu}
+		if err := workload.CheckNetNS(p.NetNS); err != nil {
+			return fmt.Errorf("--netns %q: %w", netns, err) // before opening the datastore
 		}
-		handle := "k8s-pod-network." + workloadID(name, containerID)
 		return withIPAM(s, func(c *ipam.Client) error {
-			ctx := cmd.Context()
-			addrs, err := c.HandleAddrs(ctx, handle)
+			addr, _, err := workload.Add(cmd.Context(), c, p)
 			if err != nil {
 				return err
 			}
-			if len(addrs) == 0 { // not added before
-				attrs := map[string]string{"namespace": ns, "pod": pod, "node": *node}
-				if addrs, err = c.AutoAssign(ctx, ipam.AssignArgs{Node: *node, Handle: handle, Num4: 1, Attrs: attrs}); err != nil {
-					return err
-				}
-			}
-			plumber, err := dataplane.NewPlumber("")
-			if err != nil {
-				return err
-			}
-			defer plumber.Close()
-			w := dataplane.Workload{Namespace: ns, Pod: pod, NetNS: path, IPv4: addrs[0], MTU: mtu, RouteProtocol: dataplane.RouteProtocol}
-			if _, err := plumber.Add(ctx, w); err != nil {
-				// Nothing half-made: the plumbing undid itself, give the address back.
-				if _, rerr := c.ReleaseByHandle(ctx, handle); rerr != nil {
-					err = errors.Join(err, rerr)
-				}
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), addrs[0])
+			fmt.Fprintln(cmd.OutOrStdout(), addr)
 			return nil
 		})
 	}
@@ -122,20 +100,17 @@ func newWorkloadDelCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		plumber, err := dataplane.NewPlumber("")
-		if err != nil {
-			return err
-		}
-		defer plumber.Close()
-		path := ""
+		p := workload.Pod{Namespace: ns, Name: pod, Handle: workload.Handle(workloadID(name, containerID))}
 		if netns != "" {
-			path = netnsPath(netns)
+			p.NetNS = netnsPath(netns)
 		}
-		if err := plumber.Del(cmd.Context(), ns, pod, path); err != nil {
+		// Unplumb before opening the datastore: the veth goes even when
+		// the datastore is down.
+		if err := workload.Unplumb(cmd.Context(), p); err != nil {
 			return err
 		}
 		return withIPAM(s, func(c *ipam.Client) error {
-			n, err := c.ReleaseByHandle(cmd.Context(), "k8s-pod-network."+workloadID(name, containerID))
+			n, err := workload.Release(cmd.Context(), c, p.Handle)
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s, released %d address(es)\n", name, n)
 			}
