@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -46,7 +47,14 @@ func (p *prober) check(ctx context.Context) *petrelpb.GetHealthResponse {
 }
 
 func (p *prober) bgpReady(up time.Duration) (bool, string) {
-	states := p.speaker.SessionStates()
+	restarting := p.kernel != nil && p.kernel.Stats.GracefulRestart.Load()
+	return bgpReadiness(p.speaker.SessionStates(), up, restarting)
+}
+
+// bgpReadiness is calico-node's -bird-ready rule: no peers → ready; during
+// the first startupGrace every peer must be Established and graceful
+// restart finished; after it one Established peer is enough.
+func bgpReadiness(states map[netip.Addr]bgp.SessionState, up time.Duration, restarting bool) (bool, string) {
 	if len(states) == 0 {
 		return true, "no BGP peers configured"
 	}
@@ -62,7 +70,7 @@ func (p *prober) bgpReady(up time.Duration) (bool, string) {
 		switch {
 		case len(down) > 0:
 			return false, fmt.Sprintf("starting: %d of %d peers Established (%s)", established, len(states), down[0])
-		case p.kernel != nil && p.kernel.Stats.GracefulRestart.Load():
+		case restarting:
 			return false, "starting: graceful restart not finished"
 		}
 		return true, fmt.Sprintf("%d of %d peers Established", established, len(states))

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/petrel-net/petrel/e2e/harness"
 )
 
@@ -26,6 +29,11 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("liveness: %v\n%s", err, out)
 	}
 
+	// No daemon at all: not live, exit 1, and it says why.
+	if out, err := a.Run(petrelBin, "health", "--live", "--socket", lab.Dir()+"/nobody.sock"); err == nil || !strings.Contains(out, "not live: no petrel daemon answering") {
+		t.Errorf("health without a daemon: %v\n%s", err, out)
+	}
+
 	pb := startPetrel(t, lab, b, petrelConfig("b", "10.0.10.2", 64512, []peerSpec{{Address: "10.0.10.1", AS: 64512}}, "192.168.11.0/26"))
 	established(t, "a", pa.PeerState, "10.0.10.2")
 	hasRoute(t, "b", pb.Routes, "192.168.10.0/26", "10.0.10.1")
@@ -41,6 +49,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	}, "b ready")
 
 	metrics := b.MustRun(t, "curl", "-sf", "http://127.0.0.1:9095/metrics")
+	checkMetricsMatch(t, b, pb, metrics)
 	for _, want := range []string{
 		`petrel_bgp_sessions{state="Established"} 1`,
 		`petrel_bgp_peer_up{peer="10.0.10.1",type="node specific"} 1`,
@@ -56,6 +65,55 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(metrics)
+	}
+}
+
+// checkMetricsMatch parses the scrape with Prometheus' own text parser and
+// compares it with what petrel status and the kernel say.
+func checkMetricsMatch(t *testing.T, n *harness.Node, p *petrelNode, text string) {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	value := func(name string, labels map[string]string) float64 {
+		f, ok := families[name]
+		if !ok {
+			t.Fatalf("no metric %s", name)
+		}
+		for _, m := range f.Metric {
+			match := true
+			for _, l := range m.Label {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					match = false
+				}
+			}
+			if match {
+				if m.Gauge != nil {
+					return m.Gauge.GetValue()
+				}
+				return m.Counter.GetValue()
+			}
+		}
+		t.Fatalf("no %s%v", name, labels)
+		return 0
+	}
+	if got, want := value("petrel_fib_routes", nil), float64(len(fib(t, n))); got != want {
+		t.Errorf("petrel_fib_routes = %v, the kernel has %v", got, want)
+	}
+	peer, err := p.peer("10.0.10.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := value("petrel_bgp_peer_prefixes", map[string]string{"peer": "10.0.10.1", "direction": "received"}); got != float64(peer.PrefixesReceived) {
+		t.Errorf("received prefixes: metrics %v, status %d", got, peer.PrefixesReceived)
+	}
+	if got := value("petrel_bgp_peer_prefixes", map[string]string{"peer": "10.0.10.1", "direction": "advertised"}); got != float64(peer.PrefixesAdvertised) {
+		t.Errorf("advertised prefixes: metrics %v, status %d", got, peer.PrefixesAdvertised)
+	}
+	if got := value("petrel_bgp_sessions", map[string]string{"state": "Established"}); got != 1 {
+		t.Errorf("established sessions = %v", got)
 	}
 }
 
