@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,7 +39,10 @@ const (
 type InstallOptions struct {
 	BinDir, NetDir string // CNI binary and config directories
 	Binary         string // the petrel binary to copy ("" = the running one)
-	Template       string // conflist template file ("" = ConflistTemplate)
+	Template       string // conflist template file (wins over TemplateText)
+	// TemplateText is the conflist template itself (Calico's
+	// $CNI_NETWORK_CONFIG); "" with Template "" = ConflistTemplate.
+	TemplateText   string
 	ConflistName   string // "" = DefaultConflistName
 	KubeconfigName string // file in NetDir; "" = DefaultKubeconfigName
 
@@ -140,22 +145,31 @@ func Install(o InstallOptions) error {
 
 	// Conflist.
 	tmpl := ConflistTemplate
-	if o.Template != "" {
+	switch {
+	case o.Template != "":
 		b, err := os.ReadFile(o.Template)
 		if err != nil {
 			return fmt.Errorf("install-cni: template: %w", err)
 		}
 		tmpl = string(b)
+	case strings.TrimSpace(o.TemplateText) != "":
+		tmpl = o.TemplateText
 	}
 	conf, err := FillConflist(tmpl, map[string]string{
-		"__DATASTORE_TYPE__":      o.DatastoreType,
-		"__ETCD_ENDPOINTS__":      o.EtcdEndpoints,
-		"__NODENAME__":            o.NodeName,
-		"__KUBECONFIG_FILEPATH__": kubeconfigPath,
-		"__CNI_MTU__":             strconv.Itoa(o.MTU),
+		"__DATASTORE_TYPE__":          o.DatastoreType,
+		"__ETCD_ENDPOINTS__":          o.EtcdEndpoints,
+		"__NODENAME__":                o.NodeName,
+		"__KUBERNETES_NODE_NAME__":    o.NodeName,
+		"__KUBECONFIG_FILEPATH__":     kubeconfigPath,
+		"__CNI_MTU__":                 strconv.Itoa(o.MTU),
+		"__KUBERNETES_SERVICE_HOST__": os.Getenv("KUBERNETES_SERVICE_HOST"),
+		"__KUBERNETES_SERVICE_PORT__": os.Getenv("KUBERNETES_SERVICE_PORT"),
 	})
 	if err != nil {
 		return fmt.Errorf("install-cni: %w", err)
+	}
+	if strings.ContainsAny(o.ConflistName, `/\`) || o.ConflistName == "." || o.ConflistName == ".." {
+		return fmt.Errorf("install-cni: conflist name %q: want a file name", o.ConflistName)
 	}
 	dst := filepath.Join(o.NetDir, o.ConflistName)
 	if err := writeFileAtomic(dst, conf, 0o644); err != nil {
@@ -165,9 +179,14 @@ func Install(o InstallOptions) error {
 	return nil
 }
 
+// placeholderRE matches a Calico-style placeholder left in a filled template.
+var placeholderRE = regexp.MustCompile(`__[A-Z][A-Z0-9_]*__`)
+
 // FillConflist replaces the placeholders (JSON-escaped inside strings; a
 // bare placeholder such as __CNI_MTU__ gets the raw value) and checks that
-// the outcome is a conflist with at least one plugin.
+// the outcome is a conflist with at least one plugin, that no placeholder
+// is left unfilled and that every petrel-cni entry is a config the plugin
+// accepts.
 func FillConflist(tmpl string, values map[string]string) ([]byte, error) {
 	s := tmpl
 	for k, v := range values {
@@ -175,12 +194,31 @@ func FillConflist(tmpl string, values map[string]string) ([]byte, error) {
 		s = strings.ReplaceAll(s, `"`+k+`"`, string(esc))
 		s = strings.ReplaceAll(s, k, strings.Trim(string(esc), `"`))
 	}
+	if left := placeholderRE.FindAllString(s, -1); len(left) > 0 {
+		return nil, fmt.Errorf("conflist template: unknown placeholders %s", strings.Join(slices.Compact(slices.Sorted(slices.Values(left))), ", "))
+	}
 	var list types.NetConfList
 	if err := json.Unmarshal([]byte(s), &list); err != nil {
 		return nil, fmt.Errorf("conflist template: not valid JSON once filled: %w", err)
 	}
 	if list.Name == "" || len(list.Plugins) == 0 {
 		return nil, errors.New("conflist template: needs a name and plugins")
+	}
+	var raw struct {
+		Plugins []json.RawMessage `json:"plugins"`
+	}
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, fmt.Errorf("conflist template: %w", err)
+	}
+	for i, p := range list.Plugins {
+		if p.Type == "" {
+			return nil, fmt.Errorf("conflist template: plugin %d has no type", i)
+		}
+		if p.Type == PluginName {
+			if _, err := LoadConf(raw.Plugins[i], true); err != nil {
+				return nil, fmt.Errorf("conflist template: plugin %d (%s): %w", i, p.Type, err)
+			}
+		}
 	}
 	return []byte(s), nil
 }

@@ -3,15 +3,20 @@
 package deploy
 
 import (
+	"encoding/json"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/petrel-net/petrel/cni"
 )
 
 func documents(t *testing.T, path string) map[string][]byte {
@@ -80,5 +85,174 @@ func TestDaemonSetLooksLikeCalicoNode(t *testing.T) {
 		if !slices.Contains(crds, plural) {
 			t.Errorf("the ClusterRole does not grant %s, which has a CRD", plural)
 		}
+	}
+}
+
+// TestClusterRoleIsLeastPrivilege: the ClusterRole grants exactly what the
+// kubernetes datastore (datastore/kubernetes) uses — nodes and Calico's
+// seven CRDs — and nothing more.
+func TestClusterRoleIsLeastPrivilege(t *testing.T) {
+	docs := documents(t, "k8s/petrel-node.yaml")
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(docs["ClusterRole"], &role); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir("crds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plurals []string
+	for _, e := range entries {
+		plurals = append(plurals, strings.TrimSuffix(strings.TrimPrefix(e.Name(), "crd.projectcalico.org_"), ".yaml"))
+	}
+	if len(plurals) != 7 {
+		t.Errorf("deploy/crds holds %d CRDs, want Calico's seven: %v", len(plurals), plurals)
+	}
+	// group/resource -> verbs
+	want := map[string][]string{"/nodes": {"get", "list", "watch", "update", "patch"}}
+	for _, p := range plurals {
+		want["crd.projectcalico.org/"+p] = []string{"get", "list", "watch", "create", "update", "delete"}
+	}
+	got := map[string][]string{}
+	for _, r := range role.Rules {
+		if len(r.NonResourceURLs) > 0 || len(r.ResourceNames) > 0 {
+			t.Errorf("unexpected rule %+v", r)
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				k := g + "/" + res
+				if _, dup := got[k]; dup {
+					t.Errorf("%s granted twice", k)
+				}
+				got[k] = slices.Sorted(slices.Values(r.Verbs))
+			}
+		}
+	}
+	for k, v := range want {
+		slices.Sort(v)
+		if !slices.Equal(got[k], v) {
+			t.Errorf("%s: verbs %v, want %v", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s granted, but petrel does not use it", k)
+		}
+		if slices.Contains(got[k], "*") {
+			t.Errorf("%s: wildcard verb", k)
+		}
+	}
+	var binding rbacv1.ClusterRoleBinding
+	if err := yaml.UnmarshalStrict(docs["ClusterRoleBinding"], &binding); err != nil {
+		t.Fatal(err)
+	}
+	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 ||
+		binding.Subjects[0].Kind != "ServiceAccount" || binding.Subjects[0].Name != "petrel-node" || binding.Subjects[0].Namespace != "kube-system" {
+		t.Errorf("binding: %+v", binding)
+	}
+}
+
+// TestInstallCNIFromConfigMap: the init container gets its conflist
+// template from the cni-config ConfigMap as CNI_NETWORK_CONFIG, the
+// template fills into a conflist the plugin accepts, and the kubeconfig
+// path install-cni puts in it is valid on the host.
+func TestInstallCNIFromConfigMap(t *testing.T) {
+	docs := documents(t, "k8s/petrel-node.yaml")
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(docs["ConfigMap"], &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Name != "cni-config" || cm.Namespace != "kube-system" {
+		t.Errorf("ConfigMap %s/%s, want kube-system/cni-config", cm.Namespace, cm.Name)
+	}
+	tmpl := cm.Data["cni_network_config"]
+	for _, ph := range []string{"__KUBERNETES_NODE_NAME__", "__CNI_MTU__", "__KUBECONFIG_FILEPATH__"} {
+		if !strings.Contains(tmpl, ph) {
+			t.Errorf("cni_network_config lacks %s", ph)
+		}
+	}
+
+	var ds appsv1.DaemonSet
+	if err := yaml.UnmarshalStrict(docs["DaemonSet"], &ds); err != nil {
+		t.Fatal(err)
+	}
+	spec := ds.Spec.Template.Spec
+	if len(spec.InitContainers) != 1 {
+		t.Fatalf("%d init containers", len(spec.InitContainers))
+	}
+	ic := spec.InitContainers[0]
+	env := map[string]corev1.EnvVar{}
+	for _, e := range ic.Env {
+		env[e.Name] = e
+	}
+	ref := func(name, key string) {
+		t.Helper()
+		e := env[name]
+		if e.ValueFrom == nil || e.ValueFrom.ConfigMapKeyRef == nil ||
+			e.ValueFrom.ConfigMapKeyRef.Name != cm.Name || e.ValueFrom.ConfigMapKeyRef.Key != key {
+			t.Errorf("%s: want configMapKeyRef %s/%s, got %+v", name, cm.Name, key, e)
+			return
+		}
+		if _, ok := cm.Data[key]; !ok {
+			t.Errorf("%s refers to %s, which the ConfigMap lacks", name, key)
+		}
+	}
+	ref("CNI_NETWORK_CONFIG", "cni_network_config")
+	ref("CNI_MTU", "veth_mtu")
+	if e := env["KUBERNETES_NODE_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("KUBERNETES_NODE_NAME: %+v", e)
+	}
+	if v := env["SLEEP"].Value; v == "true" {
+		t.Error("an init container must not sleep")
+	}
+	if got := strings.Join(ic.Command, " "); got != "petrel install-cni" {
+		t.Errorf("init container runs %q: the environment says it all", got)
+	}
+
+	// Where the init container writes is where the host looks, at the
+	// same path (the conflist names the kubeconfig by that path).
+	netDir := cni.DefaultNetDir
+	if v := env["CNI_NET_DIR"].Value; v != "" {
+		netDir = v
+	}
+	hostPaths := map[string]string{}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
+		}
+	}
+	mounted := map[string]string{}
+	for _, m := range ic.VolumeMounts {
+		mounted[m.MountPath] = hostPaths[m.Name]
+	}
+	for _, dir := range []string{netDir, cni.DefaultBinDir} {
+		if mounted[dir] != dir {
+			t.Errorf("the init container writes to %s, which is host path %q", dir, mounted[dir])
+		}
+	}
+
+	// Fill as install-cni does and read back as the plugin does.
+	conf, err := cni.FillConflist(tmpl, map[string]string{
+		"__KUBERNETES_NODE_NAME__": "node-1",
+		"__CNI_MTU__":              cm.Data["veth_mtu"],
+		"__KUBECONFIG_FILEPATH__":  path.Join(netDir, cni.DefaultKubeconfigName),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Name    string            `json:"name"`
+		Plugins []json.RawMessage `json:"plugins"`
+	}
+	if err := json.Unmarshal(conf, &list); err != nil || list.Name != cni.NetworkName || len(list.Plugins) == 0 {
+		t.Fatalf("filled template: %v\n%s", err, conf)
+	}
+	c, err := cni.LoadConf(list.Plugins[0], true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Type != cni.PluginName || c.IPAM.Type != cni.IPAMName || c.Nodename != "node-1" || c.DatastoreType != "kubernetes" ||
+		c.Kubernetes.Kubeconfig != "/etc/cni/net.d/petrel-kubeconfig" {
+		t.Errorf("plugin config: %+v", c)
 	}
 }
