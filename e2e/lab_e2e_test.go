@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,10 +75,45 @@ func TestLabRacks(t *testing.T) {
 	labRoundTrip(t, "racks", 4, 4, 4)
 }
 
+// TestLabRacksRR: racks with the mesh off and the router's BIRD as route
+// reflector for all four nodes: one session per node, full ping matrix.
+func TestLabRacksRR(t *testing.T) {
+	labRoundTrip(t, "racks_rr", 4, 4, 1, rackRoutesReflected)
+}
+
+// rackRoutesReflected: with the mesh off, a node can only have learned its
+// rack neighbour's pod block (routed natively: same subnet) from the route
+// reflector; wait until each of the four has it.
+func rackRoutesReflected(t *testing.T, name string) {
+	for node, via := range map[string]string{"node1": "10.1.0.2", "node2": "10.1.0.1", "node3": "10.2.0.4", "node4": "10.2.0.3"} {
+		harness.Eventually(t, 30*time.Second, 250*time.Millisecond, func() error {
+			out, err := exec.Command("ip", "-n", "plab-"+name+"-"+node, "route", "show", "proto", "bird").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(line, "192.168.") && strings.Contains(line, "/26 via "+via+" ") {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s: no pod block via %s learned over BGP:\n%s", node, via, out)
+		}, node+" learns its rack neighbour's block from the reflector")
+	}
+}
+
+// TestLabRacksFRR: racks_rr with FRR's bgpd as the route reflector.
+func TestLabRacksFRR(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil {
+		t.Skip("needs FRR (/usr/lib/frr/bgpd)")
+	}
+	labRoundTrip(t, "racks_frr", 4, 4, 1, rackRoutesReflected)
+}
+
 // labRoundTrip brings deploy/lab/NAME.clab.yml up, checks that status shows
 // every petrel node with sessions Established sessions and a ping matrix
-// of pods pods without loss, and that down leaves nothing.
-func labRoundTrip(t *testing.T, name string, nodes, pods, sessions int) {
+// of pods pods without loss, runs checks on the lab, and that down leaves
+// nothing.
+func labRoundTrip(t *testing.T, name string, nodes, pods, sessions int, checks ...func(*testing.T, string)) {
 	harness.RequireRoot(t)
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Skip("needs etcd (Debian etcd-server)")
@@ -120,6 +157,9 @@ func labRoundTrip(t *testing.T, name string, nodes, pods, sessions int) {
 	}
 	if !strings.Contains(status, "Healthy") {
 		t.Errorf("status not healthy")
+	}
+	for _, check := range checks {
+		check(t, name)
 	}
 	if out, err := labCLI(t, "up", "deploy/lab/"+name+".clab.yml"); err == nil || !strings.Contains(out, "already exists") {
 		t.Errorf("second up: %v\n%s", err, out)
@@ -201,4 +241,197 @@ func TestLabDownAfterCrashedUp(t *testing.T) {
 	if out, _ := labCLI(t, "down", name); !strings.Contains(out, "gone") {
 		t.Errorf("second down: %s", out)
 	}
+}
+
+// TestLabBadTopology: topology errors are reported by `up` before anything
+// is created — the message names the problem and no namespace, directory or
+// process of the lab exists afterwards.
+func TestLabBadTopology(t *testing.T) {
+	harness.RequireRoot(t)
+	const name = "badlab"
+	if left := labLeftovers(t, name); len(left) > 0 {
+		t.Fatalf("leftovers before the test: %v", left)
+	}
+	t.Cleanup(func() {
+		if left := labLeftovers(t, name); len(left) > 0 {
+			labCLI(t, "down", name)
+		}
+	})
+	dir := t.TempDir()
+	head := "name: " + name + "\ntopology:\n  nodes:\n    sw: {kind: bridge}\n    etcd: {labels: {petrel: etcd}, exec: [\"ip addr add 10.9.0.100/24 dev eth1\"]}\n    node1: {labels: {petrel: node, pods: \"1\"}, exec: [\"ip addr add 10.9.0.1/24 dev eth1\"]}\n"
+	links := "  links:\n    - endpoints: [\"etcd:eth1\", \"sw:p-etcd\"]\n    - endpoints: [\"node1:eth1\", \"sw:p-node1\"]\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown-node", head + links + "    - endpoints: [\"node9:eth1\", \"sw:p-node9\"]\n", `endpoint node9:eth1: unknown node "node9"`},
+		{"duplicate-node", head + "    node1: {labels: {petrel: node}}\n" + links, `mapping key "node1" already defined at line 6 (a duplicate name)`},
+		{"bad-endpoint", head + links + "    - endpoints: [\"node1-eth2\", \"sw:p-x\"]\n", `endpoint "node1-eth2": want node:interface`},
+		{"two-etcd", head + "    etcd2: {labels: {petrel: etcd}}\n" + links, "want exactly one node labelled petrel: etcd, have 2 [etcd etcd2]"},
+		{"missing-file", "", "no such file"},
+	} {
+		f := filepath.Join(dir, tc.name+".clab.yml")
+		if tc.yaml != "" {
+			if err := os.WriteFile(f, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := labCLI(t, "up", f)
+		if err == nil || !strings.Contains(out, tc.want) || !strings.Contains(out, f) {
+			t.Errorf("%s: up: err %v, output lacks %q or the file name:\n%s", tc.name, err, tc.want, out)
+		}
+		if left := labLeftovers(t, name); len(left) > 0 {
+			t.Errorf("%s: left after a refused up: %v", tc.name, left)
+		}
+		nss, _ := exec.Command("ip", "netns", "list").CombinedOutput()
+		if strings.Contains(string(nss), "plab-"+name) {
+			t.Errorf("%s: namespaces: %s", tc.name, nss)
+		}
+	}
+}
+
+// labPing is `ping -i 0.01 TO` running inside a pod namespace.
+type labPing struct {
+	from, to string
+	cmd      *exec.Cmd
+	out      bytes.Buffer
+}
+
+// TestLabRollingRestart: on mesh3, pods ping each other at >100 packets/s
+// while every petrel daemon is restarted in turn, first with SIGTERM, then
+// with SIGKILL (`petrel lab restart NODE [--kill]`); graceful restart keeps
+// the routes in the kernel, so not a single echo may be lost.
+func TestLabRollingRestart(t *testing.T) {
+	harness.RequireRoot(t)
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("needs etcd (Debian etcd-server)")
+	}
+	const name = "mesh3"
+	if left := labLeftovers(t, name); len(left) > 0 {
+		t.Skipf("a lab %s is already up (%v); not touching it", name, left)
+	}
+	t.Cleanup(func() {
+		if left := labLeftovers(t, name); len(left) > 0 {
+			out, _ := labCLI(t, "down", name)
+			t.Logf("cleanup: down:\n%s", out)
+		}
+	})
+	start := time.Now()
+	if out, err := labCLI(t, "up", "deploy/lab/"+name+".clab.yml"); err != nil {
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	t.Logf("up took %v", time.Since(start).Round(time.Millisecond))
+	raw, err := os.ReadFile("/var/run/petrel-lab/" + name + "/state.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Pods []struct{ Name, Netns, Address string }
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	pods := map[string][2]string{} // default/node1-pod1 -> netns, address
+	for _, p := range st.Pods {
+		pods[strings.TrimPrefix(p.Name, "default/")] = [2]string{p.Netns, p.Address}
+	}
+
+	var pings []*labPing
+	for _, pair := range [][2]string{
+		{"node1-pod1", "node3-pod1"}, {"node3-pod1", "node1-pod1"}, // across nodes, both ways
+		{"node2-pod1", "node2-pod2"}, // same node
+		{"node1-pod2", "node2-pod2"}, {"node3-pod2", "node2-pod1"},
+	} {
+		from, to := pods[pair[0]], pods[pair[1]]
+		if from[0] == "" || to[1] == "" {
+			t.Fatalf("pods %v not in state.json: %s", pair, raw)
+		}
+		p := &labPing{from: pair[0], to: pair[1]}
+		// -i 0.009, not 0.01: iputils' ping sends only ~63/s at 0.01 here
+		// (16 ms apart), ~111/s at 0.009.
+		p.cmd = exec.Command("ip", "netns", "exec", from[0], "ping", "-i", "0.009", "-W", "1", to[1])
+		p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pings = append(pings, p)
+	}
+	pingStart := time.Now()
+	defer func() {
+		for _, p := range pings {
+			_ = p.cmd.Process.Kill()
+		}
+	}()
+	time.Sleep(2 * time.Second)
+
+	for _, kill := range []bool{false, true} {
+		for _, node := range []string{"node1", "node2", "node3"} {
+			args := []string{"restart", "--lab", name, node}
+			if kill {
+				args = append(args, "--kill")
+			}
+			t0 := time.Now()
+			out, err := labCLI(t, args...)
+			if err != nil {
+				t.Fatalf("lab %v: %v\n%s", args, err, out)
+			}
+			if sig := map[bool]string{false: "sending SIGTERM", true: "sending SIGKILL"}[kill]; !strings.Contains(out, sig) || !strings.Contains(out, node+": petrel restarted") {
+				t.Errorf("lab %v: output lacks %q or the restart:\n%s", args, sig, out)
+			}
+			t.Logf("lab %v: %v (sessions Established again)", args, time.Since(t0).Round(time.Millisecond))
+			time.Sleep(2 * time.Second)
+		}
+	}
+
+	for _, p := range pings {
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+	}
+	elapsed := time.Since(pingStart)
+	for _, p := range pings {
+		_ = p.cmd.Wait()
+		sent, recv, lost := pingLoss(p.out.String())
+		t.Logf("%s -> %s: %d sent in %v (%.0f/s), %d received, lost before the last answer: %v", p.from, p.to, sent, elapsed.Round(time.Second), float64(sent)/elapsed.Seconds(), recv, lost)
+		if float64(sent) < 95*elapsed.Seconds() {
+			t.Errorf("%s -> %s: only %d echoes in %v, want 100/s", p.from, p.to, sent, elapsed)
+		}
+		if recv < 1000 || len(lost) > 0 {
+			t.Errorf("%s -> %s: %d received, %d lost (icmp_seq %v)\n%s", p.from, p.to, recv, len(lost), lost, tailLines(p.out.String(), 5))
+		}
+	}
+	if status, err := labCLI(t, "status", name); err != nil || !strings.Contains(status, "Healthy") {
+		t.Errorf("status after the restarts: %v\n%s", err, status)
+	}
+	if out, err := labCLI(t, "down", name); err != nil {
+		t.Errorf("lab down: %v\n%s", err, out)
+	}
+}
+
+var icmpSeqRE = regexp.MustCompile(`bytes from .* icmp_seq=(\d+) `)
+
+// pingLoss reads ping's output: the summary's transmitted and received
+// counts, and the sequence numbers without a reply up to the last one
+// answered (the echo in flight when SIGINT arrives is not a loss).
+func pingLoss(out string) (sent, recv int, lost []int) {
+	if m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(out); m != nil {
+		sent, _ = strconv.Atoi(m[1])
+		recv, _ = strconv.Atoi(m[2])
+	}
+	seen := map[int]bool{}
+	last := 0
+	for _, m := range icmpSeqRE.FindAllStringSubmatch(out, -1) {
+		seq, _ := strconv.Atoi(m[1])
+		seen[seq] = true
+		last = max(last, seq)
+	}
+	for seq := 1; seq <= last; seq++ {
+		if !seen[seq] {
+			lost = append(lost, seq)
+		}
+	}
+	return sent, recv, lost
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

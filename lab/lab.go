@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/petrel-net/petrel/cli"
@@ -37,6 +38,7 @@ spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Ne
 type State struct {
 	Name     string      `json:"name"`
 	Topology string      `json:"topology"`
+	Petrel   string      `json:"petrel,omitempty"` // the binary the daemons run
 	EtcdURL  string      `json:"etcdURL,omitempty"`
 	Nodes    []NodeState `json:"nodes"`
 	Pods     []PodState  `json:"pods,omitempty"`
@@ -133,7 +135,7 @@ func Up(ctx context.Context, topoPath string, opts Options) error {
 		return fmt.Errorf("lab %s already exists (remove it with: petrel lab down %s)", topo.Name, topo.Name)
 	}
 	b := &builder{opts: opts, topo: topo, dir: Dir(topo.Name)}
-	b.state = State{Name: topo.Name, Topology: topoPath}
+	b.state = State{Name: topo.Name, Topology: topoPath, Petrel: opts.Petrel}
 	for _, d := range []string{b.dir, filepath.Join(b.dir, "pids"), filepath.Join(b.dir, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -209,8 +211,13 @@ func (b *builder) build(ctx context.Context) error {
 		return err
 	}
 	for i := range b.state.Nodes {
-		if b.state.Nodes[i].Role == "bird" {
+		switch b.state.Nodes[i].Role {
+		case "bird":
 			if err := b.startBird(&b.state.Nodes[i]); err != nil {
+				return err
+			}
+		case "frr":
+			if err := b.startFRR(&b.state.Nodes[i]); err != nil {
 				return err
 			}
 		}
@@ -357,11 +364,16 @@ func (b *builder) petrelCmd(ns string, env []string, args ...string) (string, er
 func (b *builder) applyResources() error {
 	docs := DefaultResources
 	for _, n := range b.state.Nodes {
-		if n.Role == "bird" && n.Addr != "" {
+		if (n.Role == "bird" || n.Role == "frr") && n.Addr != "" {
 			docs += fmt.Sprintf("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: %s}\nspec: {peerIP: %s, asNumber: 64512}\n", strings.ToLower(n.Name), hostOf(n.Addr))
 		}
 	}
-	b.step("applying the default resources (IPPool default-ipv4-ippool 192.168.0.0/16)")
+	what := "IPPool default-ipv4-ippool 192.168.0.0/16"
+	if b.topo.MeshOff() {
+		docs += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n"
+		what += ", node-to-node mesh off"
+	}
+	b.step("applying the default resources (%s)", what)
 	path := filepath.Join(b.dir, "resources.yaml")
 	if err := os.WriteFile(path, []byte(docs), 0o644); err != nil {
 		return err
@@ -373,6 +385,10 @@ func (b *builder) applyResources() error {
 func (b *builder) startBird(n *NodeState) error {
 	if n.Addr == "" {
 		return fmt.Errorf("bird node %s has no IPv4 address", n.Name)
+	}
+	rr := ""
+	if b.topo.Topology.Nodes[n.Name].RouteReflector() {
+		rr = "  rr client;\n"
 	}
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "log stderr all;\nrouter id %s;\nprotocol device { scan time 1; }\nprotocol direct { ipv4; interface \"-lo\", \"*\"; }\nprotocol kernel { ipv4 { export all; }; }\n", hostOf(n.Addr))
@@ -387,21 +403,113 @@ func (b *builder) startBird(n *NodeState) error {
 		if addr == "" {
 			continue
 		}
-		fmt.Fprintf(&conf, "protocol bgp %s {\n  local as 64512;\n  neighbor %s as 64512;\n  source address %s;\n  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n  graceful restart on;\n  ipv4 { import all; export all; };\n}\n",
-			strings.ReplaceAll(p.Name, "-", "_"), hostOf(addr), hostOf(n.Addr))
+		fmt.Fprintf(&conf, "protocol bgp %s {\n  local as 64512;\n  neighbor %s as 64512;\n  source address %s;\n  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n  graceful restart on;\n%s  ipv4 { import all; export all; };\n}\n",
+			strings.ReplaceAll(p.Name, "-", "_"), hostOf(addr), hostOf(n.Addr), rr)
 	}
 	confPath := filepath.Join(b.dir, n.Name+"-bird.conf")
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
 		return err
 	}
 	n.Socket = filepath.Join(b.dir, n.Name+"-bird.ctl")
-	b.step("starting BIRD on %s (%s)", n.Name, hostOf(n.Addr))
+	if rr != "" {
+		b.step("starting BIRD on %s (%s), route reflector for the petrel nodes", n.Name, hostOf(n.Addr))
+	} else {
+		b.step("starting BIRD on %s (%s)", n.Name, hostOf(n.Addr))
+	}
 	p, err := b.startProc(n, "bird", nil, "bird", "-f", "-c", confPath, "-s", n.Socket, "-P", filepath.Join(b.dir, n.Name+"-bird.pid"))
 	if err != nil {
 		return err
 	}
 	return waitFor(p, "bird on "+n.Name, 10*time.Second, func() error {
 		_, err := run("birdc", "-s", n.Socket, "show", "status")
+		return err
+	})
+}
+
+// petrelAddrs lists the petrel nodes' addresses (CIDR), by node name.
+func (b *builder) petrelAddrs() [][2]string {
+	var res [][2]string
+	for _, p := range b.state.Nodes {
+		if p.Role != "node" {
+			continue
+		}
+		addr := b.topo.Topology.Nodes[p.Name].Env["IP"]
+		if addr == "" {
+			addr = p.Addr
+		}
+		if addr != "" {
+			res = append(res, [2]string{p.Name, addr})
+		}
+	}
+	return res
+}
+
+// frrDaemons are what an FRR BGP speaker needs: zebra (interfaces, the RIB
+// and the kernel routes), staticd and bgpd.
+var frrDaemons = []string{"zebra", "staticd", "bgpd"}
+
+// startFRR runs FRR (zebra, staticd, bgpd in the foreground, as user frr)
+// peering iBGP with every petrel node, a route reflector for them when
+// the node is labelled so. Its files are in <dir>/<node>-frr/ (owned by
+// frr); vtysh --vty_socket that directory talks to it.
+func (b *builder) startFRR(n *NodeState) error {
+	if n.Addr == "" {
+		return fmt.Errorf("frr node %s has no IPv4 address", n.Name)
+	}
+	rr := b.topo.Topology.Nodes[n.Name].RouteReflector()
+	var conf, af strings.Builder
+	fmt.Fprintf(&conf, "frr defaults traditional\nhostname %s\nlog stdout\nip forwarding\n!\nrouter bgp 64512\n bgp router-id %s\n no bgp ebgp-requires-policy\n bgp graceful-restart\n", n.Name, hostOf(n.Addr))
+	for _, p := range b.petrelAddrs() {
+		a := hostOf(p[1])
+		fmt.Fprintf(&conf, " neighbor %s remote-as 64512\n neighbor %s description %s\n neighbor %s update-source %s\n neighbor %s timers connect 1\n", a, a, p[0], a, hostOf(n.Addr), a)
+		if rr {
+			fmt.Fprintf(&af, "  neighbor %s route-reflector-client\n", a)
+		}
+	}
+	fmt.Fprintf(&conf, " !\n address-family ipv4 unicast\n  redistribute connected\n%s exit-address-family\n!\n", af.String())
+	dir := filepath.Join(b.dir, n.Name+"-frr")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	confPath := filepath.Join(dir, "frr.conf")
+	if err := os.WriteFile(confPath, []byte(conf.String()), 0o640); err != nil {
+		return err
+	}
+	if out, err := run("chown", "-R", "frr:frr", dir); err != nil {
+		return fmt.Errorf("frr node %s: %w (is FRR installed?) %s", n.Name, err, out)
+	}
+	if _, err := run("vtysh", "--dryrun", "--inputfile", confPath); err != nil {
+		return fmt.Errorf("frr node %s: config rejected: %w", n.Name, err)
+	}
+	n.Socket = dir
+	what := ""
+	if rr {
+		what = ", route reflector for the petrel nodes"
+	}
+	b.step("starting FRR on %s (%s)%s", n.Name, hostOf(n.Addr), what)
+	zserv := filepath.Join(dir, "zserv.api")
+	var last *proc
+	for _, d := range frrDaemons {
+		p, err := b.startProc(n, d, nil, filepath.Join("/usr/lib/frr", d), "-u", "frr", "-g", "frr",
+			"-i", filepath.Join(dir, d+".pid"), "-z", zserv, "--vty_socket", dir, "-f", confPath)
+		if err != nil {
+			return err
+		}
+		last = p
+		if d == "zebra" {
+			// The others retry a missing zebra only after 10s.
+			if err := waitFor(p, "zebra on "+n.Name, 10*time.Second, func() error { _, err := os.Stat(zserv); return err }); err != nil {
+				return err
+			}
+		}
+	}
+	return waitFor(last, "bgpd on "+n.Name, 10*time.Second, func() error {
+		for _, d := range frrDaemons {
+			if _, err := os.Stat(filepath.Join(dir, d+".vty")); err != nil {
+				return err
+			}
+		}
+		_, err := run("vtysh", "--vty_socket", dir, "-c", "show bgp summary")
 		return err
 	})
 }
@@ -734,4 +842,73 @@ func Down(name string, out io.Writer) error {
 		fmt.Fprintf(out, "[%s] gone\n", name)
 	}
 	return errors.Join(errs...)
+}
+
+// Restart stops the petrel daemon of a node of lab name (SIGTERM, or
+// SIGKILL when kill is set) and starts it again as up did: same
+// environment, same socket, output appended to the same log, detached.
+// It returns once the new daemon answers on its socket and every petrel
+// node of the lab has all its sessions Established again.
+func Restart(ctx context.Context, name, node string, kill bool, out io.Writer) error {
+	if os.Geteuid() != 0 {
+		return errors.New("petrel lab needs root (network namespaces)")
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	st, err := Load(name)
+	if err != nil {
+		return err
+	}
+	topo, err := LoadTopology(filepath.Join(Dir(name), "topology.clab.yml"))
+	if err != nil {
+		return err
+	}
+	b := &builder{opts: Options{Petrel: st.Petrel, Out: out}, topo: topo, dir: Dir(name), state: *st}
+	if b.opts.Petrel == "" {
+		if b.opts.Petrel, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	var n *NodeState
+	var petrels []string
+	for i := range b.state.Nodes {
+		if b.state.Nodes[i].Role == "node" {
+			petrels = append(petrels, b.state.Nodes[i].Name)
+			if b.state.Nodes[i].Name == node {
+				n = &b.state.Nodes[i]
+			}
+		}
+	}
+	if n == nil {
+		return fmt.Errorf("lab %s has no petrel node %q (petrel nodes: %s)", name, node, strings.Join(petrels, ", "))
+	}
+	sig, signame := syscall.SIGTERM, "SIGTERM"
+	if kill {
+		sig, signame = syscall.SIGKILL, "SIGKILL"
+	}
+	if pid, ok := pidFile(name, node+"-petrel"); ok && alive(pid) && markedPids(name)[pid] != "" {
+		b.step("%s: sending %s to petrel (pid %d)", node, signame, pid)
+		if err := syscall.Kill(pid, sig); err != nil {
+			return fmt.Errorf("%s: kill %d: %w", node, pid, err)
+		}
+		if err := poll(15*time.Second, 20*time.Millisecond, func() error {
+			if alive(pid) {
+				return fmt.Errorf("petrel (pid %d) still runs 15s after %s", pid, signame)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("%s: %w", node, err)
+		}
+	} else {
+		b.step("%s: petrel is not running; starting it", node)
+	}
+	if err := b.startPetrel(n); err != nil {
+		return err
+	}
+	if err := b.waitSessions(ctx); err != nil {
+		return err
+	}
+	b.step("%s: petrel restarted", node)
+	return nil
 }

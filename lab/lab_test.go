@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,6 +51,15 @@ func TestParseTopologyErrors(t *testing.T) {
 		{"name: x\n" + base + "  links:\n    - endpoints: [a:averyveryverylongname, b:eth1]\n", "at most 15"},
 		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd, pods: \"2\"}}\n", "on a petrel node"},
 		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd}}\n    s: {kind: bridge, labels: {petrel: node}}\n", "needs kind linux"},
+		{"name: x\n" + base + "    a: {kind: bridge}\n", `line 7: mapping key "a" already defined at line 5 (a duplicate name)`},
+		{"name: x\n" + base + "    f: {labels: {petrel: etcd}}\n", "have 2 [e f]"},
+		{"name: x\n" + base + "  links:\n    - endpoints: [a-eth1, b:eth1]\n", `endpoint "a-eth1": want node:interface`},
+		{"name: x\n" + base + "  links:\n    - endpoints: [a:eth1, a:eth2]\n", "both on one node"},
+		{"name: x\n" + base + "    s: {kind: bridge}\n  links:\n    - endpoints: [a:eth1, s:br0]\n", "br0 is the bridge itself"},
+		{"name: x\n" + base + "    w: {labels: {petrel: node, pods: \"2\"}}\n    w-pod2: {}\n", "node w-pod2: clashes with pod 2 of node w"},
+		{"name: x\n" + base + "  links:\n    - endpoints: [a:eth1, nodex:eth1]\n", `endpoint nodex:eth1: unknown node "nodex"`},
+		{"name: x\n" + base + "  links: [[\n", "topology: yaml"},
+		{"name: x\n" + base + "    r: {labels: {route-reflector: \"true\"}}\n", "label route-reflector"},
 	} {
 		_, err := ParseTopology([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -58,6 +68,37 @@ func TestParseTopologyErrors(t *testing.T) {
 	}
 	if _, err := ParseTopology([]byte("name: x\n" + base + "  links:\n    - endpoints: [a:eth1, b:eth1]\n")); err != nil {
 		t.Errorf("valid topology: %v", err)
+	}
+}
+
+func TestRouteReflectorTopology(t *testing.T) {
+	rr, err := LoadTopology("../deploy/lab/racks_rr.clab.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rr.MeshOff() || !rr.Topology.Nodes["router"].RouteReflector() {
+		t.Errorf("racks_rr: mesh off %v, router reflects %v", rr.MeshOff(), rr.Topology.Nodes["router"].RouteReflector())
+	}
+	racks, err := LoadTopology("../deploy/lab/racks.clab.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if racks.MeshOff() {
+		t.Error("racks: mesh off")
+	}
+}
+
+func TestLoadTopologyErrors(t *testing.T) {
+	if _, err := LoadTopology("/nonexistent/bad.clab.yml"); err == nil || err.Error() != "topology /nonexistent/bad.clab.yml: no such file" {
+		t.Errorf("missing file: %v", err)
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "bad.clab.yml")
+	if err := os.WriteFile(f, []byte("name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd}}\n  links:\n    - endpoints: [e:eth1, ghost:eth1]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTopology(f); err == nil || !strings.HasPrefix(err.Error(), f+": ") || !strings.Contains(err.Error(), `unknown node "ghost"`) {
+		t.Errorf("bad file: %v", err)
 	}
 }
 

@@ -29,7 +29,7 @@ func Status(name string, w io.Writer) (Report, error) {
 	}
 	procs := map[string]string{} // "<node>-<proc>" -> state
 	for _, n := range s.Nodes {
-		for _, p := range []string{"etcd", "petrel", "bird"} {
+		for _, p := range []string{"etcd", "petrel", "bird", "zebra", "staticd", "bgpd"} {
 			if pid, ok := pidFile(name, n.Name+"-"+p); ok {
 				if alive(pid) {
 					procs[n.Name] += fmt.Sprintf("%s (pid %d) ", p, pid)
@@ -81,6 +81,13 @@ func Status(name string, w io.Writer) (Report, error) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: birdc: %v", n.Name, err))
 			}
 			fmt.Fprintf(w, "%s (BIRD):\n%s", n.Name, out)
+		case n.Role == "frr" && n.Socket != "":
+			fmt.Fprintln(w)
+			out, err := run("vtysh", "--vty_socket", n.Socket, "-c", "show bgp summary")
+			if err != nil {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: vtysh: %v", n.Name, err))
+			}
+			fmt.Fprintf(w, "%s (FRR):\n%s", n.Name, out)
 		}
 	}
 

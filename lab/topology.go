@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -24,11 +25,16 @@ import (
 const (
 	// LabelRole says what the lab runs in a kind linux node:
 	// "node" (a petrel daemon), "etcd" (the lab's datastore) or "bird"
-	// (BIRD 2 peering with every petrel node). Nodes without it are plain
+	// (BIRD 2 peering with every petrel node), "frr" (FRR's bgpd, the
+	// same). Nodes without it are plain
 	// namespaces (hosts, routers configured by exec).
 	LabelRole = "petrel"
 	// LabelPods is how many pods to create on a petrel node ("2").
 	LabelPods = "pods"
+	// LabelRR "true" on a bird node makes that BIRD a route reflector for
+	// every petrel node ("rr client"); the node-to-node mesh is then
+	// turned off (BGPConfiguration default, nodeToNodeMeshEnabled: false).
+	LabelRR = "route-reflector"
 )
 
 // Topology is the subset of the containerlab topology format the lab reads.
@@ -65,19 +71,37 @@ var (
 	labNameRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,20}$`)
 	nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$`)
 	ifNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
+	dupKeyRE   = regexp.MustCompile(`line \d+: mapping key .* already defined at line \d+`)
 )
 
 // LoadTopology reads and checks a .clab.yml file.
 func LoadTopology(path string) (*Topology, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("topology %s: no such file", path)
+		}
+		return nil, fmt.Errorf("topology %s: %w", path, err)
 	}
-	return ParseTopology(b)
+	t, err := ParseTopology(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
 }
 
 // ParseTopology parses and checks a topology.
 func ParseTopology(b []byte) (*Topology, error) {
+	// sigs.k8s.io/yaml keeps the last of two equal keys; yaml.v3 refuses
+	// them ("mapping key "node1" already defined at line 12"), which is
+	// how a duplicated node name is caught.
+	var raw any
+	if err := yamlv3.Unmarshal(b, &raw); err != nil {
+		if m := dupKeyRE.FindString(err.Error()); m != "" {
+			return nil, fmt.Errorf("topology: %s (a duplicate name)", m)
+		}
+		return nil, fmt.Errorf("topology: %w", err)
+	}
 	var t Topology
 	if err := yaml.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
@@ -88,7 +112,7 @@ func ParseTopology(b []byte) (*Topology, error) {
 	if len(t.Topology.Nodes) == 0 {
 		return nil, fmt.Errorf("topology: no nodes")
 	}
-	etcds := 0
+	var etcds []string
 	for name, n := range t.Topology.Nodes {
 		if n == nil {
 			n = &TopoNode{Kind: "linux"}
@@ -107,14 +131,17 @@ func ParseTopology(b []byte) (*Topology, error) {
 		}
 		role := n.Labels[LabelRole]
 		switch role {
-		case "", "node", "bird":
+		case "", "node", "bird", "frr":
 		case "etcd":
-			etcds++
+			etcds = append(etcds, name)
 		default:
-			return nil, fmt.Errorf("topology: node %s: label %s: %q (want node, etcd or bird)", name, LabelRole, role)
+			return nil, fmt.Errorf("topology: node %s: label %s: %q (want node, etcd, bird or frr)", name, LabelRole, role)
 		}
 		if role != "" && n.Kind != "linux" {
 			return nil, fmt.Errorf("topology: node %s: label %s needs kind linux", name, LabelRole)
+		}
+		if v, ok := n.Labels[LabelRR]; ok && ((role != "bird" && role != "frr") || (v != "true" && v != "false")) {
+			return nil, fmt.Errorf("topology: node %s: label %s: %q (want \"true\" or \"false\", on a node labelled %s: bird or frr)", name, LabelRR, v, LabelRole)
 		}
 		if p, ok := n.Labels[LabelPods]; ok {
 			if v, err := strconv.Atoi(p); err != nil || v < 0 || v > 50 || role != "node" {
@@ -122,8 +149,17 @@ func ParseTopology(b []byte) (*Topology, error) {
 			}
 		}
 	}
-	if etcds != 1 {
-		return nil, fmt.Errorf("topology: want exactly one node labelled %s: etcd, have %d", LabelRole, etcds)
+	// Pods get namespaces "<node>-podI": a node must not be called that.
+	for name, n := range t.Topology.Nodes {
+		for i := 1; i <= n.Pods(); i++ {
+			if _, ok := t.Topology.Nodes[fmt.Sprintf("%s-pod%d", name, i)]; ok {
+				return nil, fmt.Errorf("topology: node %s-pod%d: clashes with pod %d of node %s", name, i, i, name)
+			}
+		}
+	}
+	if len(etcds) != 1 {
+		sort.Strings(etcds)
+		return nil, fmt.Errorf("topology: want exactly one node labelled %s: etcd, have %d %v", LabelRole, len(etcds), etcds)
 	}
 	used := map[Endpoint]bool{}
 	for i, l := range t.Topology.Links {
@@ -133,7 +169,10 @@ func ParseTopology(b []byte) (*Topology, error) {
 		}
 		for _, ep := range eps {
 			if _, ok := t.Topology.Nodes[ep.Node]; !ok {
-				return nil, fmt.Errorf("topology: links[%d]: unknown node %q", i, ep.Node)
+				return nil, fmt.Errorf("topology: links[%d]: endpoint %s:%s: unknown node %q", i, ep.Node, ep.If, ep.Node)
+			}
+			if ep.If == "br0" && t.Topology.Nodes[ep.Node].Kind == "bridge" {
+				return nil, fmt.Errorf("topology: links[%d]: %s:br0: br0 is the bridge itself, name the port otherwise", i, ep.Node)
 			}
 			if used[ep] {
 				return nil, fmt.Errorf("topology: links[%d]: %s:%s used twice", i, ep.Node, ep.If)
@@ -183,4 +222,18 @@ func (n *TopoNode) Role() string { return n.Labels[LabelRole] }
 func (n *TopoNode) Pods() int {
 	v, _ := strconv.Atoi(n.Labels[LabelPods])
 	return v
+}
+
+// RouteReflector reports whether a bird or frr node reflects routes.
+func (n *TopoNode) RouteReflector() bool { return n.Labels[LabelRR] == "true" }
+
+// MeshOff reports whether the node-to-node mesh is turned off: when a
+// BIRD route reflector serves the petrel nodes.
+func (t *Topology) MeshOff() bool {
+	for _, n := range t.Topology.Nodes {
+		if (n.Role() == "bird" || n.Role() == "frr") && n.RouteReflector() {
+			return true
+		}
+	}
+	return false
 }

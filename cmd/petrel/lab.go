@@ -15,7 +15,7 @@ func newLabCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "Build a petrel cluster on this machine from a containerlab topology (root; see docs/lab.md)",
 	}
-	root.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd())
+	root.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabRestartCmd())
 	return root
 }
 
@@ -92,4 +92,28 @@ func newLabDownCmd() *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
+}
+
+func newLabRestartCmd() *cobra.Command {
+	var kill bool
+	var name string
+	cmd := &cobra.Command{
+		Use:   "restart NODE",
+		Short: "Stop a node's petrel daemon (SIGTERM, or SIGKILL with --kill) and start it again as up did; waits for its sessions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var nameArgs []string
+			if name != "" {
+				nameArgs = []string{name}
+			}
+			lname, err := labName(nameArgs)
+			if err != nil {
+				return err
+			}
+			return lab.Restart(cmd.Context(), lname, args[0], kill, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&kill, "kill", false, "SIGKILL instead of SIGTERM (no graceful shutdown)")
+	cmd.Flags().StringVar(&name, "lab", "", "the lab (NAME or FILE.clab.yml; the only lab when omitted)")
+	return cmd
 }
