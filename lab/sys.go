@@ -11,21 +11,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/petrel-net/petrel/internal/cmdutil"
 )
 
-// run runs a command and returns its combined output; the error carries
-// the command line and the output.
-func run(name string, args ...string) (string, error) {
-	var buf bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	out := buf.String()
-	if err != nil {
-		return out, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(out))
-	}
-	return out, nil
-}
+// run is cmdutil.Run: combined output, an error naming the command.
+func run(name string, args ...string) (string, error) { return cmdutil.Run(name, args...) }
 
 // inNS runs args inside namespace ns.
 func inNS(ns string, args ...string) (string, error) {

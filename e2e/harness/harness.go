@@ -14,7 +14,6 @@
 package harness
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -30,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/petrel-net/petrel/internal/cmdutil"
 )
 
 const (
@@ -391,19 +392,8 @@ func addRoute(routes map[string][]string, prefix, nextHop string) {
 	routes[prefix] = hops
 }
 
-// run runs a command and returns its combined output; the error carries the
-// command line and the output, which is what a test failure needs to show.
-func run(name string, args ...string) (string, error) {
-	var buf bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	out := buf.String()
-	if err != nil {
-		return out, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(out))
-	}
-	return out, nil
-}
+// run is cmdutil.Run: combined output, an error naming the command.
+func run(name string, args ...string) (string, error) { return cmdutil.Run(name, args...) }
 
 func mustRun(t testing.TB, name string, args ...string) string {
 	t.Helper()

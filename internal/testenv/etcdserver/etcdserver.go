@@ -4,13 +4,14 @@ package etcdserver
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/petrel-net/petrel/internal/testenv"
 )
 
 // Server is a running etcd.
@@ -21,15 +22,7 @@ type Server struct {
 	log      string
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testenv.FreePort(t) }
 
 // Start runs etcd with its data in a temp dir; the test skips when no etcd
 // binary is installed (make deps installs Debian's etcd-server).

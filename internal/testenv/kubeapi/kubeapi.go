@@ -33,6 +33,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/petrel-net/petrel/internal/testenv"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -447,17 +449,7 @@ func readYAMLDocs(path string) ([][]byte, error) {
 	return docs, sc.Err()
 }
 
-// freePort asks the kernel for a free loopback port. It is released before
-// use, so another process could take it in between; good enough for tests.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testenv.FreePort(t) }
 
 func writeRSAKey(t testing.TB, path string) {
 	t.Helper()
