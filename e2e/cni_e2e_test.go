@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -384,10 +383,7 @@ func TestCNIPluginFailedAddLeavesNothing(t *testing.T) {
 // installed here).
 func TestCNIPluginWithCNITool(t *testing.T) {
 	c := newCNILab(t)
-	tool := filepath.Join(t.TempDir(), "cnitool")
-	if out, err := exec.Command("go", "build", "-o", tool, "github.com/containernetworking/cni/cnitool").CombinedOutput(); err != nil {
-		t.Skipf("cannot build cnitool: %v\n%s", err, out)
-	}
+	tool := buildCNITool(t)
 	netDir := t.TempDir()
 	list := map[string]any{"cniVersion": c.cniVersion, "name": c.netName, "plugins": []any{c.plugin0}}
 	data, _ := json.Marshal(list)
@@ -395,12 +391,7 @@ func TestCNIPluginWithCNITool(t *testing.T) {
 		t.Fatal(err)
 	}
 	podNS, podPath := c.podNS("tool")
-	// libcni caches results under /var/lib/cni (cnitool has no flag for
-	// another place): remove it afterwards if this test created it.
-	const cacheDir = "/var/lib/cni"
-	if _, err := os.Stat(cacheDir); errors.Is(err, os.ErrNotExist) {
-		t.Cleanup(func() { os.RemoveAll(cacheDir) })
-	}
+	cleanCNICache(t) // libcni caches results under /var/lib/cni
 	cnitool := func(verb string) (string, error) {
 		cmd := exec.Command("ip", "netns", "exec", c.node.NS, tool, verb, c.netName, podPath)
 		cmd.Env = append(os.Environ(), "NETCONFPATH="+netDir, "CNI_PATH="+c.binDir, "CNI_IFNAME=eth0",
