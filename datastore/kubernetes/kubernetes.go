@@ -145,6 +145,16 @@ func (b *Backend) List(ctx context.Context, kind datastore.Kind) ([]datastore.Ob
 	return out, l.GetResourceVersion(), nil
 }
 
+// prepare finds a custom resource's client and converts the object for it.
+func (b *Backend) prepare(obj datastore.Object) (dynamic.ResourceInterface, *unstructured.Unstructured, error) {
+	r, err := b.resource(obj.Kind())
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := toUnstructured(obj)
+	return r, u, err
+}
+
 func (b *Backend) Create(ctx context.Context, obj datastore.Object) (datastore.Object, error) {
 	kind, name := obj.Kind(), obj.GetName()
 	if kind == datastore.KindNode {
@@ -156,11 +166,7 @@ func (b *Backend) Create(ctx context.Context, obj datastore.Object) (datastore.O
 		}
 		return nodeFromCore(created)
 	}
-	r, err := b.resource(kind)
-	if err != nil {
-		return nil, err
-	}
-	u, err := toUnstructured(obj)
+	r, u, err := b.prepare(obj)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +207,7 @@ func (b *Backend) Update(ctx context.Context, obj datastore.Object) (datastore.O
 		}
 		return nodeFromCore(updated)
 	}
-	r, err := b.resource(kind)
-	if err != nil {
-		return nil, err
-	}
-	u, err := toUnstructured(obj)
+	r, u, err := b.prepare(obj)
 	if err != nil {
 		return nil, err
 	}
