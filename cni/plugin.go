@@ -223,39 +223,38 @@ func withIPAM(c *NetConf, fn func(*ipam.Client) error) error {
 	return fn(ipam.New(b))
 }
 
-func ipamAdd(args *skel.CmdArgs) error {
+// runIPAM is the IPAM plugin's common part: read its config, bound the
+// call, open the datastore, and hand fn the IPAM client.
+func runIPAM(args *skel.CmdArgs, fn func(ctx context.Context, c *NetConf, cl *ipam.Client) error) error {
 	c, err := loadConf(args.StdinData, false)
 	if err != nil {
 		return err
 	}
-	p := pod(args, c)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var addr netip.Addr
-	if err := withIPAM(c, func(cl *ipam.Client) (err error) {
-		addr, err = workload.Allocate(ctx, cl, p)
-		return err
-	}); err != nil {
-		return err
-	}
-	res := &types100.Result{
-		CNIVersion: types100.ImplementedSpecVersion,
-		IPs:        []*types100.IPConfig{{Address: net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(32, 32)}}},
-	}
-	return types.PrintResult(res, c.CNIVersion)
+	return withIPAM(c, func(cl *ipam.Client) error { return fn(ctx, c, cl) })
+}
+
+func ipamAdd(args *skel.CmdArgs) error {
+	return runIPAM(args, func(ctx context.Context, c *NetConf, cl *ipam.Client) error {
+		addr, err := workload.Allocate(ctx, cl, pod(args, c))
+		if err != nil {
+			return err
+		}
+		res := &types100.Result{
+			CNIVersion: types100.ImplementedSpecVersion,
+			IPs:        []*types100.IPConfig{{Address: net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(32, 32)}}},
+		}
+		return types.PrintResult(res, c.CNIVersion)
+	})
 }
 
 func ipamDel(args *skel.CmdArgs) error {
-	c, err := loadConf(args.StdinData, false)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return withIPAM(c, func(cl *ipam.Client) error {
-		n, err := workload.Release(ctx, cl, workload.Handle(args.ContainerID))
+	return runIPAM(args, func(ctx context.Context, _ *NetConf, cl *ipam.Client) error {
+		handle := workload.Handle(args.ContainerID)
+		n, err := workload.Release(ctx, cl, handle)
 		if err == nil {
-			fmt.Fprintf(logOut, "petrel-ipam: released %d address(es) of %s\n", n, workload.Handle(args.ContainerID))
+			fmt.Fprintf(logOut, "petrel-ipam: released %d address(es) of %s\n", n, handle)
 		}
 		return err
 	})
@@ -265,19 +264,14 @@ func ipamDel(args *skel.CmdArgs) error {
 var logOut io.Writer = os.Stderr
 
 func ipamCheck(args *skel.CmdArgs) error {
-	c, err := loadConf(args.StdinData, false)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return withIPAM(c, func(cl *ipam.Client) error {
-		addrs, err := cl.HandleAddrs(ctx, workload.Handle(args.ContainerID))
+	return runIPAM(args, func(ctx context.Context, _ *NetConf, cl *ipam.Client) error {
+		handle := workload.Handle(args.ContainerID)
+		addrs, err := cl.HandleAddrs(ctx, handle)
 		if err != nil {
 			return err
 		}
 		if len(addrs) == 0 {
-			return fmt.Errorf("no address allocated to %s", workload.Handle(args.ContainerID))
+			return fmt.Errorf("no address allocated to %s", handle)
 		}
 		return nil
 	})
