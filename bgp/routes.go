@@ -77,6 +77,16 @@ func (t *routeTable) snapshot() []Route {
 	return out
 }
 
+// each calls fn for every prefix under the read lock, without copying or
+// sorting the table: for counts that run on every status call and scrape.
+func (t *routeTable) each(fn func(netip.Prefix, []Path)) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for p, paths := range t.routes {
+		fn(p, paths)
+	}
+}
+
 func (t *routeTable) get(p netip.Prefix) (Route, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()

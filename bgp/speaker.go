@@ -403,11 +403,11 @@ func (s *Speaker) exportedCount() map[bool]uint64 {
 	ranges := slices.Collect(maps.Keys(s.exportable.have))
 	s.opMu.Unlock()
 	counts := map[bool]uint64{}
-	for _, r := range s.table.snapshot() {
-		if best, ok := r.Best(); ok && best.Local && slices.ContainsFunc(ranges, func(er exportRange) bool { return er.admits(r.Prefix) }) {
-			counts[r.Prefix.Addr().Is4()]++
+	s.table.each(func(p netip.Prefix, paths []Path) {
+		if paths[0].Local && slices.ContainsFunc(ranges, func(er exportRange) bool { return er.admits(p) }) {
+			counts[p.Addr().Is4()]++
 		}
-	}
+	})
 	return counts
 }
 
