@@ -7,70 +7,100 @@ import (
 	"net/netip"
 	"strings"
 
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
-	bgppacket "github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	bgppacket "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
-// gobgpLogger adapts GoBGP's logger interface to slog. It also picks the
-// reasons a session is not up ("failed to connect", notifications) out of
-// GoBGP's log stream, because GoBGP exposes them nowhere else; they become
-// the INFO column of `petrel status`.
-type gobgpLogger struct {
-	log      *slog.Logger
+// reasonHandler sits between GoBGP's slog records and petrel's handler. It
+// picks the reasons a session is not up ("failed to connect",
+// notifications) out of GoBGP's per-peer records, because GoBGP exposes the
+// socket errors of its dials nowhere else; they become the INFO column of
+// `petrel status`. Everything else passes through to next unchanged.
+//
+// GoBGP's per-peer logger carries Topic=Peer and Key=<address> as logger
+// attributes (slog's With), so the handler remembers them per derived
+// handler instead of looking for them in each record.
+type reasonHandler struct {
+	next     slog.Handler
 	onReason func(peer netip.Addr, reason string)
+	peer     netip.Addr // from Key, on a Topic=Peer logger
+	topic    string
 }
 
-// GetLevel always answers Debug so that GoBGP emits the debug-only
-// "failed to connect" record we need; slog's own level decides what is
-// printed.
-func (l *gobgpLogger) GetLevel() gobgplog.LogLevel { return gobgplog.DebugLevel }
-func (l *gobgpLogger) SetLevel(gobgplog.LogLevel)  {}
-func (l *gobgpLogger) Panic(msg string, f gobgplog.Fields) {
-	l.emit(slog.LevelError, msg, f)
-	panic(msg)
+func newReasonHandler(next slog.Handler, onReason func(netip.Addr, string)) *reasonHandler {
+	return &reasonHandler{next: next, onReason: onReason}
 }
-func (l *gobgpLogger) Fatal(msg string, f gobgplog.Fields) { l.emit(slog.LevelError, msg, f) }
-func (l *gobgpLogger) Error(msg string, f gobgplog.Fields) { l.emit(slog.LevelError, msg, f) }
-func (l *gobgpLogger) Warn(msg string, f gobgplog.Fields)  { l.emit(slog.LevelWarn, msg, f) }
-func (l *gobgpLogger) Info(msg string, f gobgplog.Fields)  { l.emit(slog.LevelInfo, msg, f) }
-func (l *gobgpLogger) Debug(msg string, f gobgplog.Fields) { l.emit(slog.LevelDebug, msg, f) }
 
-func (l *gobgpLogger) emit(level slog.Level, msg string, f gobgplog.Fields) {
-	if reason := peerReason(msg, f); reason != "" && l.onReason != nil {
-		if addr, err := netip.ParseAddr(fmt.Sprint(f["Key"])); err == nil {
-			l.onReason(addr, reason)
+// Enabled lets GoBGP's per-peer debug records through, since "failed to
+// connect" is one; the others are dropped in Handle unless next wants them.
+// Loggers of other topics (the table's per-path records) cost nothing extra.
+func (h *reasonHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.peer.IsValid() || h.next.Enabled(ctx, level)
+}
+
+func (h *reasonHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.peer.IsValid() {
+		if reason := peerReason(r); reason != "" {
+			h.onReason(h.peer, reason)
 		}
 	}
-	if !l.log.Enabled(context.Background(), level) {
-		return
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
 	}
-	attrs := make([]slog.Attr, 0, len(f))
-	for k, v := range f {
-		attrs = append(attrs, slog.Any(strings.ToLower(k), v))
+	return h.next.Handle(ctx, r)
+}
+
+func (h *reasonHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(attrs)
+	for _, a := range attrs {
+		switch a.Key {
+		case "Topic":
+			c.topic = a.Value.String()
+		case "Key":
+			if addr, err := netip.ParseAddr(a.Value.String()); err == nil {
+				c.peer = addr
+			}
+		}
 	}
-	l.log.LogAttrs(context.Background(), level, msg, attrs...)
+	if c.topic != "Peer" {
+		c.peer = netip.Addr{}
+	}
+	return &c
+}
+
+func (h *reasonHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	c.peer = netip.Addr{} // attributes inside a group are not the peer's key
+	return &c
 }
 
 // peerReason turns the GoBGP records that explain a session failure into
 // BIRD-like info text; other records yield "".
-func peerReason(msg string, f gobgplog.Fields) string {
-	if f["Topic"] != "Peer" {
-		return ""
-	}
-	switch msg {
+func peerReason(r slog.Record) string {
+	switch r.Message {
 	case "failed to connect":
-		return "Socket: " + trimSyscallPrefix(fmt.Sprint(f["Error"]))
+		return "Socket: " + trimSyscallPrefix(recordAttr(r, "Error"))
 	case "received notification":
-		return "Received: " + notificationText(f["Code"], f["Subcode"])
+		return "Received: " + notificationText(recordAttr(r, "Code"), recordAttr(r, "Subcode"))
 	case "sent notification":
-		if e, ok := f["Data"].(*bgppacket.MessageError); ok {
-			return "Sent: " + notificationText(e.TypeCode, e.SubTypeCode) + ": " + e.Message
-		}
-		return fmt.Sprintf("Sent: %v", f["Data"])
+		return "Sent: " + notificationText(recordAttr(r, "Code"), recordAttr(r, "Subcode"))
 	case "graceful restart timer expired":
 		return "Graceful restart timer expired"
 	}
 	return ""
+}
+
+func recordAttr(r slog.Record, key string) string {
+	var v string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v = a.Value.String()
+			return false
+		}
+		return true
+	})
+	return v
 }
 
 // trimSyscallPrefix shortens "dial tcp 10.0.0.2:179: connect: connection
@@ -83,11 +113,13 @@ func trimSyscallPrefix(s string) string {
 }
 
 // notificationText names a NOTIFICATION code/subcode pair ("cease/peer deconfigured").
-func notificationText(code, subcode any) string {
-	c, ok1 := code.(uint8)
-	sc, ok2 := subcode.(uint8)
-	if !ok1 || !ok2 {
-		return fmt.Sprintf("notification %v/%v", code, subcode)
+func notificationText(code, subcode string) string {
+	var c, sc uint8
+	if _, err := fmt.Sscan(code, &c); err != nil {
+		return fmt.Sprintf("notification %s/%s", code, subcode)
+	}
+	if _, err := fmt.Sscan(subcode, &sc); err != nil {
+		return fmt.Sprintf("notification %s/%s", code, subcode)
 	}
 	return bgppacket.NewNotificationErrorCode(c, sc).String()
 }

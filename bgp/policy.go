@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
 // Purposes of petrel's prefix sets. GoBGP's prefix sets hold one address
@@ -39,10 +39,10 @@ func exportPolicy() *api.Policy {
 			policy.Statements = append(policy.Statements, &api.Statement{
 				Name: st.purpose + family,
 				Conditions: &api.Conditions{
-					PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: st.purpose + family},
+					PrefixSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: st.purpose + family},
 					RouteType: st.typ,
 				},
-				Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+				Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
 			})
 		}
 	}
@@ -52,9 +52,9 @@ func exportPolicy() *api.Policy {
 func exportAssignment() *api.PolicyAssignment {
 	return &api.PolicyAssignment{
 		Name:          "global",
-		Direction:     api.PolicyDirection_EXPORT,
+		Direction:     api.PolicyDirection_POLICY_DIRECTION_EXPORT,
 		Policies:      []*api.Policy{{Name: exportPolicyName}},
-		DefaultAction: api.RouteAction_REJECT,
+		DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
 	}
 }
 
@@ -83,8 +83,8 @@ func within(p netip.Prefix) exportRange {
 // prefixSets groups ranges into one defined set per family; an empty input
 // yields the two empty sets that exist from start-up.
 func prefixSets(purpose string, ranges []exportRange) []*api.DefinedSet {
-	v4 := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: purpose + "-v4"}
-	v6 := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: purpose + "-v6"}
+	v4 := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: purpose + "-v4"}
+	v6 := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: purpose + "-v6"}
 	for _, r := range ranges {
 		set := v6
 		if r.prefix.Addr().Is4() {

@@ -6,15 +6,15 @@ import (
 	"sync"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	bgppacket "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/petrel-net/petrel/internal/coalesce"
 )
 
 // routeTable is the speaker's view of GoBGP's decisions: per prefix, the
-// best path followed by the other multipath members. It is fed only by the
-// BEST watch and read by status calls and new subscribers.
+// multipath set (the best path and every path equal to it). It is fed only
+// by the best-path watch and read by status calls and new subscribers.
 type routeTable struct {
 	mu     sync.RWMutex
 	routes map[netip.Prefix][]Path
@@ -100,124 +100,141 @@ func (t *routeTable) len() int {
 	return len(t.routes)
 }
 
-// apply folds one BEST watch batch into the table and fans the changed
+// apply folds one best-path event into the table and fans the changed
 // prefixes out to subscribers.
 //
-// With multipath on, GoBGP sends for each changed prefix its whole new
-// multipath set (best first); a withdrawn prefix arrives as one path with
-// IsWithdraw. Each group therefore replaces the prefix's paths.
-func (t *routeTable) apply(batch []*api.Path) {
-	groups := groupByPrefix(batch)
-	now := time.Now()
+// With multipath on, GoBGP reports each change to a prefix's multipath set
+// as a delta: members that left (Withdrawal) and members that joined or
+// changed, each identified by its source and add-path ID. The start-up
+// replay lists every member of every set, which is the same as joining an
+// empty table.
+func (t *routeTable) apply(batch []*apiutil.Path, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, g := range groups {
-		next := g.paths
-		if len(next) == 0 {
-			delete(t.routes, g.prefix)
-		} else {
-			t.routes[g.prefix] = next
-		}
-		for s := range t.subs {
-			s.q.Put(g.prefix, Route{Prefix: g.prefix, Paths: next, At: now})
-		}
-	}
-}
-
-// prefixGroup is one prefix's share of a watch batch: its live paths, or
-// none when GoBGP only withdrew it.
-type prefixGroup struct {
-	prefix netip.Prefix
-	paths  []Path
-}
-
-func groupByPrefix(batch []*api.Path) []prefixGroup {
-	var groups []prefixGroup
-	index := map[netip.Prefix]int{}
 	for _, ap := range batch {
-		prefix, ok := pathPrefix(ap)
+		prefix, ok := nlriPrefix(ap.Nlri)
 		if !ok {
 			continue
 		}
-		i, seen := index[prefix]
-		if !seen {
-			i = len(groups)
-			index[prefix] = i
-			groups = append(groups, prefixGroup{prefix: prefix})
+		paths := t.routes[prefix]
+		if ap.Withdrawal {
+			paths = removeMember(paths, memberKeyOf(ap))
+		} else {
+			paths = putMember(paths, fromNativePath(ap))
 		}
-		if !ap.IsWithdraw {
-			groups[i].paths = append(groups[i].paths, fromAPIPath(ap))
+		if len(paths) == 0 {
+			delete(t.routes, prefix)
+		} else {
+			t.routes[prefix] = paths
 		}
+		t.publishLocked(prefix, at)
 	}
-	return groups
 }
 
-func pathPrefix(ap *api.Path) (netip.Prefix, bool) {
-	if ap.Nlri == nil {
-		return netip.Prefix{}, false
+// publishLocked queues prefix's current paths for every subscriber. The
+// queue coalesces per prefix, so the members of one set published one by
+// one cost one delivery.
+func (t *routeTable) publishLocked(prefix netip.Prefix, at time.Time) {
+	paths := t.routes[prefix]
+	for s := range t.subs {
+		s.q.Put(prefix, Route{Prefix: prefix, Paths: paths, At: at})
 	}
-	var nlri api.IPAddressPrefix
-	if err := ap.Nlri.UnmarshalTo(&nlri); err != nil {
-		return netip.Prefix{}, false
-	}
-	addr, err := netip.ParseAddr(nlri.Prefix)
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	p, err := addr.Prefix(int(nlri.PrefixLen))
-	return p, err == nil
 }
 
-// fromAPIPath decodes the attributes petrel uses. Only the few attribute
-// types it needs are unmarshalled: this runs for every path GoBGP selects.
-func fromAPIPath(ap *api.Path) Path {
-	p := Path{PeerASN: ap.SourceAsn, ID: ap.Identifier, Stale: ap.Stale}
-	if addr, err := netip.ParseAddr(ap.NeighborIp); err == nil && !addr.IsUnspecified() {
-		p.Peer = addr
-	} else {
-		p.Local = true
+// memberKey identifies one multipath member: its source and add-path ID.
+type memberKey struct {
+	peer netip.Addr
+	id   uint32
+}
+
+func memberKeyOf(ap *apiutil.Path) memberKey {
+	k := memberKey{id: ap.RemoteID}
+	if ap.PeerAddress.IsValid() && !ap.PeerAddress.IsUnspecified() {
+		k.peer = ap.PeerAddress
 	}
-	for _, attr := range ap.Pattrs {
-		decodeAttr(attr, &p)
+	return k
+}
+
+func (p Path) key() memberKey { return memberKey{peer: p.Peer, id: p.ID} }
+
+// putMember returns paths with p added, or replacing the member with p's
+// key. The slice is copied: subscribers may still hold the old one.
+func putMember(paths []Path, p Path) []Path {
+	out := make([]Path, 0, len(paths)+1)
+	for _, old := range paths {
+		if old.key() != p.key() {
+			out = append(out, old)
+		}
+	}
+	out = append(out, p)
+	slices.SortFunc(out, compareMember)
+	return out
+}
+
+// removeMember returns paths without the member k (copied, as putMember).
+func removeMember(paths []Path, k memberKey) []Path {
+	i := slices.IndexFunc(paths, func(p Path) bool { return p.key() == k })
+	if i < 0 {
+		return paths
+	}
+	if len(paths) == 1 {
+		return nil
+	}
+	return slices.Delete(slices.Clone(paths), i, i+1)
+}
+
+// compareMember orders a multipath set: GoBGP's delta events do not say
+// which member is best (they are equal by definition), so the order is by
+// source, stable for status output and kernel writes.
+func compareMember(a, b Path) int {
+	if a.Local != b.Local {
+		if a.Local {
+			return -1
+		}
+		return 1
+	}
+	if c := a.Peer.Compare(b.Peer); c != 0 {
+		return c
+	}
+	return int(a.ID) - int(b.ID)
+}
+
+func nlriPrefix(n bgppacket.NLRI) (netip.Prefix, bool) {
+	if p, ok := n.(*bgppacket.IPAddrPrefix); ok {
+		return p.Prefix, true
+	}
+	return netip.Prefix{}, false
+}
+
+// fromNativePath reads the attributes petrel uses straight from GoBGP's
+// decoded attributes: no copies, no protobuf.
+func fromNativePath(ap *apiutil.Path) Path {
+	k := memberKeyOf(ap)
+	p := Path{Peer: k.peer, ID: k.id, PeerASN: ap.PeerASN, Stale: ap.Stale, Local: !k.peer.IsValid()}
+	for _, attr := range ap.Attrs {
+		switch a := attr.(type) {
+		case *bgppacket.PathAttributeNextHop:
+			p.NextHop = usableNextHop(a.Value)
+		case *bgppacket.PathAttributeMpReachNLRI:
+			p.NextHop = usableNextHop(a.Nexthop)
+		case *bgppacket.PathAttributeLocalPref:
+			p.LocalPref = a.Value
+		case *bgppacket.PathAttributeAsPath:
+			for _, seg := range a.Value {
+				p.ASPath = append(p.ASPath, seg.GetAS()...)
+			}
+		}
 	}
 	return p
 }
 
-func decodeAttr(attr *anypb.Any, p *Path) {
-	switch attr.MessageName() {
-	case "apipb.NextHopAttribute":
-		var nh api.NextHopAttribute
-		if attr.UnmarshalTo(&nh) == nil {
-			p.NextHop = parseNextHop(nh.NextHop)
-		}
-	case "apipb.MpReachNLRIAttribute":
-		var mp api.MpReachNLRIAttribute
-		if attr.UnmarshalTo(&mp) == nil && len(mp.NextHops) > 0 {
-			p.NextHop = parseNextHop(mp.NextHops[0])
-		}
-	case "apipb.LocalPrefAttribute":
-		var lp api.LocalPrefAttribute
-		if attr.UnmarshalTo(&lp) == nil {
-			p.LocalPref = lp.LocalPref
-		}
-	case "apipb.AsPathAttribute":
-		var asp api.AsPathAttribute
-		if attr.UnmarshalTo(&asp) == nil {
-			for _, seg := range asp.Segments {
-				p.ASPath = append(p.ASPath, seg.Numbers...)
-			}
-		}
-	}
-}
-
-// parseNextHop returns the next hop, or the zero Addr for the unspecified
+// usableNextHop returns the next hop, or the zero Addr for the unspecified
 // address that marks a route this node originates.
-func parseNextHop(s string) netip.Addr {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.IsUnspecified() {
+func usableNextHop(a netip.Addr) netip.Addr {
+	if !a.IsValid() || a.IsUnspecified() {
 		return netip.Addr{}
 	}
-	return a
+	return a.Unmap()
 }
 
 func comparePrefix(a, b netip.Prefix) int {

@@ -11,9 +11,10 @@ import (
 	"sync"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
-	"google.golang.org/protobuf/types/known/anypb"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	bgppacket "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 
 	"github.com/petrel-net/petrel/internal/coalesce"
 )
@@ -96,8 +97,8 @@ func New(cfg Config) (*Speaker, error) {
 // Start runs the embedded GoBGP server, installs the export policy and the
 // watches that feed the route table. ctx bounds the watches.
 func (s *Speaker) Start(ctx context.Context) error {
-	logger := &gobgpLogger{log: s.log.With("lib", "gobgp"), onReason: s.setReason}
-	s.server = server.NewBgpServer(server.LoggerOption(logger))
+	logger := slog.New(newReasonHandler(s.log.With("lib", "gobgp").Handler(), s.setReason))
+	s.server = server.NewBgpServer(server.LoggerOption(logger, nil))
 	go s.server.Serve()
 
 	ctx, s.cancel = context.WithCancel(ctx)
@@ -137,49 +138,41 @@ func (s *Speaker) installPolicy(ctx context.Context) error {
 }
 
 func (s *Speaker) watch(ctx context.Context) error {
-	err := s.server.WatchEvent(ctx, &api.WatchEventRequest{
-		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
-			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
-			{Type: api.WatchEventRequest_Table_Filter_EOR},
-		}},
-		Peer: &api.WatchEventRequest_Peer{},
-	}, s.onEvent)
+	err := s.server.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnBestPath:   s.table.apply,
+		OnPathEor:    s.onEndOfRIB,
+		OnPeerUpdate: s.onPeerUpdate,
+	}, server.WatchBestPath(true), server.WatchEor(false), server.WatchPeer())
 	if err != nil {
 		return fmt.Errorf("bgp: watch: %w", err)
 	}
 	return nil
 }
 
-// onEvent runs on GoBGP's watcher goroutine; it must stay quick.
-func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
-	switch e := ev.Event.(type) {
-	case *api.WatchEventResponse_Table:
-		var routes []*api.Path
-		for _, p := range e.Table.Paths {
-			if p.Nlri == nil { // End-of-RIB marker
-				if addr, err := netip.ParseAddr(p.NeighborIp); err == nil {
-					s.markEndOfRIB(addr)
-					s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.EndOfRIB = true; return ev })
-				}
-				continue
-			}
-			routes = append(routes, p)
-		}
-		if len(routes) > 0 {
-			s.table.apply(routes)
-		}
-	case *api.WatchEventResponse_Peer:
-		if e.Peer.Type != api.WatchEventResponse_PeerEvent_STATE || e.Peer.Peer == nil || e.Peer.Peer.State == nil {
-			return
-		}
-		addr, err := netip.ParseAddr(e.Peer.Peer.State.NeighborAddress)
-		if err != nil {
-			return
-		}
-		state := SessionState(e.Peer.Peer.State.SessionState)
-		s.setState(addr, state)
-		s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State = state; return ev })
+// onEndOfRIB and onPeerUpdate run on GoBGP's watcher goroutine; they must
+// stay quick.
+func (s *Speaker) onEndOfRIB(p *apiutil.Path, _ time.Time) {
+	if !p.PeerAddress.IsValid() {
+		return
 	}
+	s.markEndOfRIB(p.PeerAddress)
+	s.publishPeer(p.PeerAddress, func(ev PeerEvent) PeerEvent { ev.EndOfRIB = true; return ev })
+}
+
+func (s *Speaker) onPeerUpdate(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+	if ev.Type != apiutil.PEER_EVENT_STATE {
+		return
+	}
+	addr := ev.Peer.State.NeighborAddress
+	state := sessionState(ev.Peer.State.SessionState)
+	s.setState(addr, state)
+	s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State = state; return ev })
+}
+
+// sessionState maps GoBGP's FSM state (Idle = 0) to petrel's (Idle = 1,
+// leaving 0 for "unknown").
+func sessionState(st bgppacket.FSMState) SessionState {
+	return SessionState(int(st) + 1)
 }
 
 func (s *Speaker) setState(addr netip.Addr, state SessionState) {
@@ -463,37 +456,74 @@ func prefixSet(prefixes []netip.Prefix) (map[netip.Prefix]bool, error) {
 }
 
 func (s *Speaker) setInjectedLocked(ctx context.Context, source string, want map[netip.Prefix]bool) error {
-	var errs []error
+	var withdraw, announce []netip.Prefix
 	for p, sources := range s.injected {
-		if !sources[source] || want[p] {
-			continue
+		switch {
+		case !sources[source] || want[p]:
+		case len(sources) == 1:
+			withdraw = append(withdraw, p)
+		default:
+			delete(sources, source)
 		}
-		if len(sources) == 1 {
-			if err := s.server.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: familyOf(p.Addr()), Path: localPath(p)}); err != nil {
-				errs = append(errs, fmt.Errorf("bgp: withdraw %s: %w", p, err))
-				continue
-			}
-			delete(s.injected, p)
-			continue
-		}
-		delete(sources, source)
 	}
 	for p := range want {
 		sources := s.injected[p]
-		if sources[source] {
+		switch {
+		case sources[source]:
+		case len(sources) == 0:
+			announce = append(announce, p)
+		default:
+			sources[source] = true
+		}
+	}
+	withdrawn, errW := s.changeLocalPaths(ctx, withdraw, true)
+	for _, p := range withdrawn {
+		delete(s.injected, p)
+	}
+	announced, errA := s.changeLocalPaths(ctx, announce, false)
+	for _, p := range announced {
+		s.injected[p] = map[string]bool{source: true}
+	}
+	if err := errors.Join(errW, errA); err != nil {
+		return fmt.Errorf("bgp: local routes from %s: %w", source, err)
+	}
+	return nil
+}
+
+// changeLocalPaths announces (or withdraws) the local paths for prefixes in
+// one call into GoBGP's loop. GoBGP fails a whole batch for one bad path,
+// so a failed batch is retried path by path to keep the good ones and name
+// the bad. It returns the prefixes that were changed.
+func (s *Speaker) changeLocalPaths(_ context.Context, prefixes []netip.Prefix, withdraw bool) ([]netip.Prefix, error) {
+	if len(prefixes) == 0 {
+		return nil, nil
+	}
+	paths := make([]*apiutil.Path, len(prefixes))
+	for i, p := range prefixes {
+		paths[i] = localPath(p)
+	}
+	if s.applyLocalPaths(paths, withdraw) == nil {
+		return prefixes, nil
+	}
+	var done []netip.Prefix
+	var errs []error
+	for i, p := range prefixes {
+		if err := s.applyLocalPaths(paths[i:i+1], withdraw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
 			continue
 		}
-		if len(sources) == 0 {
-			if _, err := s.server.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: localPath(p)}); err != nil {
-				errs = append(errs, fmt.Errorf("bgp: inject %s (%s): %w", p, source, err))
-				continue
-			}
-			sources = map[string]bool{}
-			s.injected[p] = sources
-		}
-		sources[source] = true
+		done = append(done, p)
 	}
-	return errors.Join(errs...)
+	return done, errors.Join(errs...)
+}
+
+func (s *Speaker) applyLocalPaths(paths []*apiutil.Path, withdraw bool) error {
+	if withdraw {
+		// Never empty here: an empty DeletePath would delete every local path.
+		return s.server.DeletePath(apiutil.DeletePathRequest{Paths: paths})
+	}
+	_, err := s.server.AddPath(apiutil.AddPathRequest{Paths: paths})
+	return err
 }
 
 // Originated returns the prefixes this node currently originates.
@@ -544,7 +574,7 @@ func (s *Speaker) resyncExportLocked(ctx context.Context) error {
 	if err := s.syncExportSetLocked(ctx); err != nil {
 		return err
 	}
-	if err := s.server.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_OUT}); err != nil {
+	if err := s.server.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil {
 		return fmt.Errorf("bgp: re-evaluate export policy: %w", err)
 	}
 	return nil
@@ -564,16 +594,19 @@ func (s *Speaker) syncExportSetLocked(ctx context.Context) error {
 
 // localPath builds the path petrel originates for p: origin IGP, next hop
 // unspecified so GoBGP fills in the session's local address.
-func localPath(p netip.Prefix) *api.Path {
-	nlri, _ := anypb.New(&api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())})
-	origin, _ := anypb.New(&api.OriginAttribute{Origin: 0})
-	var nh *anypb.Any
+func localPath(p netip.Prefix) *apiutil.Path {
+	nlri, _ := bgppacket.NewIPAddrPrefix(p)
+	attrs := []bgppacket.PathAttributeInterface{bgppacket.NewPathAttributeOrigin(bgppacket.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	family := bgppacket.RF_IPv6_UC
 	if p.Addr().Is4() {
-		nh, _ = anypb.New(&api.NextHopAttribute{NextHop: "0.0.0.0"})
+		family = bgppacket.RF_IPv4_UC
+		nh, _ := bgppacket.NewPathAttributeNextHop(netip.IPv4Unspecified())
+		attrs = append(attrs, nh)
 	} else {
-		nh, _ = anypb.New(&api.MpReachNLRIAttribute{Family: familyOf(p.Addr()), NextHops: []string{"::"}, Nlris: []*anypb.Any{nlri}})
+		mp, _ := bgppacket.NewPathAttributeMpReachNLRI(family, []bgppacket.PathNLRI{{NLRI: nlri}}, netip.IPv6Unspecified())
+		attrs = append(attrs, mp)
 	}
-	return &api.Path{Family: familyOf(p.Addr()), Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}
+	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: attrs}
 }
 
 // Shutdown deconfigures every peer with a Cease, so peers drop our routes at

@@ -172,7 +172,9 @@ type Path struct {
 // no paths means the prefix was withdrawn.
 type Route struct {
 	Prefix netip.Prefix
-	Paths  []Path // Paths[0] is the best path
+	// Paths are equally good (GoBGP's multipath set), local first, then by
+	// peer address: Paths[0] stands for the set where one path is needed.
+	Paths []Path
 	// At is when the speaker learned of this change (zero on a replay),
 	// so consumers can measure update-to-FIB latency.
 	At time.Time

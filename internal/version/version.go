@@ -34,7 +34,7 @@ func String() string {
 func GoBGP() string {
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range info.Deps {
-			if d.Path == "github.com/osrg/gobgp/v3" {
+			if d.Path == "github.com/osrg/gobgp/v4" {
 				return d.Version
 			}
 		}
