@@ -34,6 +34,9 @@ const (
 // routeWriter performs route writes and records each one's result.
 type routeWriter interface {
 	run(ops []routeOp)
+	// port is the netlink port id the writes come from, which the kernel
+	// puts in the notifications they cause (0 = none).
+	port() uint32
 	Close() error
 }
 
@@ -66,6 +69,15 @@ func newBatchWriter(protocol, table int) (*batchWriter, error) {
 }
 
 func (w *batchWriter) Close() error { return unix.Close(w.fd) }
+
+func (w *batchWriter) port() uint32 {
+	if sa, err := unix.Getsockname(w.fd); err == nil {
+		if nlsa, ok := sa.(*unix.SockaddrNetlink); ok {
+			return nlsa.Pid
+		}
+	}
+	return 0
+}
 
 // run performs ops, batchSize at a time, and records each one's result.
 func (w *batchWriter) run(ops []routeOp) {

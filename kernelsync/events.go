@@ -28,8 +28,9 @@ type subscriptions struct {
 }
 
 // subscribe opens route, link and address subscriptions in the current
-// network namespace; they end with ctx or cancel.
-func subscribe(ctx context.Context, log *slog.Logger) (*subscriptions, error) {
+// network namespace; they end with ctx or cancel. Route changes caused by
+// the netlink socket ownPort (petrel's writer) are not reported.
+func subscribe(ctx context.Context, log *slog.Logger, ownPort uint32) (*subscriptions, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &subscriptions{
 		cancel: cancel,
@@ -44,9 +45,7 @@ func subscribe(ctx context.Context, log *slog.Logger) (*subscriptions, error) {
 		once.Do(func() { close(s.lost) })
 	}
 	done := ctx.Done()
-	if err := netlink.RouteSubscribeWithOptions(s.routes, done, netlink.RouteSubscribeOptions{
-		ErrorCallback: onError, ReceiveBufferSize: receiveBuffer, ReceiveBufferForceSize: true,
-	}); err != nil {
+	if err := watchRoutes(ctx, ownPort, s.routes, onError); err != nil {
 		cancel()
 		return nil, fmt.Errorf("kernelsync: subscribe to routes: %w", err)
 	}

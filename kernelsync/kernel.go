@@ -53,21 +53,12 @@ type Sync struct {
 	Stats   Stats
 
 	// Everything below is owned by Run's goroutine.
-	// gateways holds the speaker's decisions, unfiltered: the next hops of
-	// each prefix's multipath set (nothing else is needed to re-filter
-	// when links change, and 100k full routes would double the memory).
-	gateways  map[netip.Prefix][]netip.Addr
-	desired   map[netip.Prefix][]nexthop // what the FIB should hold
-	installed map[netip.Prefix][]nexthop // our routes in the kernel, as last seen or written
-	stale     map[netip.Prefix]bool      // adopted at start, not yet refreshed
-	// clobbered marks prefixes whose route someone else deleted, changed or
-	// replaced with one of another protocol: we put ours back. Anywhere else
-	// a foreign route holds the key (a connected route, an operator's static
-	// route that was there first) petrel does not override it.
-	clobbered map[netip.Prefix]bool
-	graceful  bool
-	dirty     map[netip.Prefix]struct{}
-	learned   map[netip.Prefix]bool
+	fib      fibTable
+	graceful bool
+	// dirty lists prefixes whose entry has flagDirty: their kernel state
+	// is compared with the desired one at the next flush.
+	dirty   []netip.Prefix
+	learned map[netip.Prefix]bool
 	// blackholes are the node's own blocks: unknown addresses in them are
 	// dropped here instead of following a less specific route.
 	blackholes   map[netip.Prefix]bool
@@ -77,7 +68,6 @@ type Sync struct {
 	excluded   map[netip.Prefix]bool
 	excludeReq chan map[netip.Prefix]bool
 	writer     routeWriter
-	failing    map[netip.Prefix]bool
 	// oldestUpdate is the earliest speaker change not yet written.
 	oldestUpdate time.Time
 	ops          []routeOp // reused between flushes
@@ -109,17 +99,11 @@ func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.
 		cfg:          cfg,
 		log:          cfg.Logger.With("component", "kernel"),
 		writer:       writer,
-		gateways:     map[netip.Prefix][]netip.Addr{},
-		desired:      map[netip.Prefix][]nexthop{},
-		installed:    map[netip.Prefix][]nexthop{},
-		stale:        map[netip.Prefix]bool{},
-		clobbered:    map[netip.Prefix]bool{},
-		dirty:        map[netip.Prefix]struct{}{},
+		fib:          newFibTable(),
 		learned:      map[netip.Prefix]bool{},
 		blackholes:   map[netip.Prefix]bool{},
 		blackholeReq: make(chan map[netip.Prefix]bool, 1),
 		excluded:     map[netip.Prefix]bool{},
-		failing:      map[netip.Prefix]bool{},
 		excludeReq:   make(chan map[netip.Prefix]bool, 1),
 		dev:          newDevices(cfg.Interfaces, lookup),
 	}
@@ -177,15 +161,18 @@ func (s *Sync) Adopt() (int, error) {
 	if err := s.scanRoutes(); err != nil {
 		return 0, err
 	}
-	for p := range s.installed {
-		s.stale[p] = true
+	for _, e := range s.fib.entries {
+		if e.has(flagInstalled) {
+			e.flags |= flagStale
+		}
 	}
-	s.graceful = len(s.stale) > 0
+	adopted := s.fib.installed
+	s.graceful = adopted > 0
 	s.Stats.GracefulRestart.Store(s.graceful)
 	if s.graceful {
-		s.log.Info("graceful restart: adopted routes left by the previous run", "routes", len(s.stale), "wait", s.cfg.RestartWait)
+		s.log.Info("graceful restart: adopted routes left by the previous run", "routes", adopted, "wait", s.cfg.RestartWait)
 	}
-	return len(s.stale), nil
+	return adopted, nil
 }
 
 // Run drives the loops until ctx ends, following speaker. Routes stay in
@@ -199,7 +186,7 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 	peerQ, cancelPeers := speaker.SubscribePeers()
 	defer cancelPeers()
 
-	events, err := subscribe(ctx, s.log)
+	events, err := subscribe(ctx, s.log, s.writer.port())
 	if err != nil {
 		return err
 	}
@@ -219,7 +206,7 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 	for {
 		select {
 		case <-ctx.Done():
-			s.log.Info("kernel sync stopping; routes stay in the kernel", "routes", len(s.installed))
+			s.log.Info("kernel sync stopping; routes stay in the kernel", "routes", s.fib.installed)
 			return nil
 		case <-routeSub.Ready():
 			routeSub.Drain(s.onBGPRoute)
@@ -246,7 +233,7 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 		case <-events.lost:
 			s.log.Warn("netlink events lost; resubscribing and rescanning")
 			events.cancel()
-			if events, err = subscribe(ctx, s.log); err != nil {
+			if events, err = subscribe(ctx, s.log, s.writer.port()); err != nil {
 				return err
 			}
 			s.reconcile(ctx)
@@ -302,22 +289,39 @@ func (s *Sync) onBGPRoute(r bgp.Route) {
 	if !r.At.IsZero() && (s.oldestUpdate.IsZero() || r.At.Before(s.oldestUpdate)) {
 		s.oldestUpdate = r.At
 	}
+	e := s.fib.entry(r.Prefix)
 	if best, ok := r.Best(); !ok || best.Local {
-		delete(s.gateways, r.Prefix)
+		e.gateways = nil
 	} else {
-		gws := make([]netip.Addr, len(r.Paths))
-		for i, path := range r.Paths {
-			gws[i] = path.NextHop
-		}
-		s.gateways[r.Prefix] = gws
+		e.gateways = gatewaysOf(r.Paths, e.gateways)
 	}
 	s.updateDesired(r.Prefix)
+}
+
+// gatewaysOf returns the next hops of paths, reusing old when they are
+// the same (a refresh after graceful restart changes nothing).
+func gatewaysOf(paths []bgp.Path, old []netip.Addr) []netip.Addr {
+	if len(old) == len(paths) {
+		same := true
+		for i, path := range paths {
+			same = same && old[i] == path.NextHop
+		}
+		if same {
+			return old
+		}
+	}
+	gws := make([]netip.Addr, len(paths))
+	for i, path := range paths {
+		gws[i] = path.NextHop
+	}
+	return gws
 }
 
 // updateDesired applies the kernel-programming filter to one prefix: next
 // hops that are our own addresses or behind a down link are dropped, the
 // rest becomes one (multipath) route.
 func (s *Sync) updateDesired(p netip.Prefix) {
+	e := s.fib.entry(p)
 	var want []nexthop
 	switch {
 	case s.blackholes[p]:
@@ -325,42 +329,44 @@ func (s *Sync) updateDesired(p netip.Prefix) {
 	case s.excluded[p]:
 		// another owner programs it
 	default:
-		for _, gw := range s.gateways[p] {
+		for _, gw := range e.gateways {
 			if nh, ok := s.dev.resolve(gw); ok && !slices.Contains(want, nh) {
 				want = append(want, nh)
 			}
 		}
 		slices.SortFunc(want, compareNexthop)
 	}
-	if have, had := s.desired[p]; fibEqual(want, have) && (want != nil) == had {
+	if fibEqual(want, e.desired) && (want == nil) == (e.desired == nil) {
+		s.fib.forget(p, e)
 		return
 	}
-	if want == nil {
-		delete(s.desired, p)
-	} else {
-		s.desired[p] = want
+	if e.has(flagInstalled) && fibEqual(want, e.installed) {
+		want = e.installed // share the slice: one copy per route, not two
 	}
-	s.markDirty(p)
+	e.desired = want
+	s.markDirty(p, e)
 }
 
 // redesireAll re-runs the filter for every prefix after a link or address
 // change moved what next hops are usable.
 func (s *Sync) redesireAll() {
-	for p := range s.gateways {
+	for p := range s.fib.entries {
 		s.updateDesired(p)
-	}
-	for p := range s.desired {
-		if _, ok := s.gateways[p]; !ok && !s.blackholes[p] {
-			s.updateDesired(p)
-		}
 	}
 }
 
-func (s *Sync) markDirty(p netip.Prefix) { s.dirty[p] = struct{}{} }
+// markDirty queues p (whose entry is e) for the next flush, once.
+func (s *Sync) markDirty(p netip.Prefix, e *fibEntry) {
+	if !e.has(flagDirty) {
+		e.flags |= flagDirty
+		s.dirty = append(s.dirty, p)
+	}
+}
 
 // onKernelRoute keeps the view of the kernel current from netlink events.
-// Our own writes echo back and change nothing; anyone else's change to one
-// of our routes leaves installed != desired, and the next flush repairs it.
+// The echoes of our own writes never get here (watchRoutes drops them);
+// anyone else's change to one of our routes leaves installed != desired,
+// and the next flush repairs it.
 func (s *Sync) onKernelRoute(u netlink.RouteUpdate) {
 	if u.Table != s.cfg.Table {
 		return
@@ -370,32 +376,35 @@ func (s *Sync) onKernelRoute(u netlink.RouteUpdate) {
 		return
 	}
 	if int(u.Protocol) == s.cfg.Protocol {
+		e := s.fib.entry(p)
 		if u.Type == unix.RTM_DELROUTE {
-			delete(s.installed, p)
-			if _, wanted := s.desired[p]; wanted {
-				s.clobbered[p] = true // deleted by someone else: put it back
+			s.fib.clearInstalled(e)
+			if e.desired != nil {
+				e.flags |= flagClobbered // deleted by someone else: put it back
 			}
 		} else {
-			if want, wanted := s.desired[p]; wanted && !fibEqual(want, nexthopsOf(&u.Route)) {
-				s.clobbered[p] = true // changed by someone else
+			nhs := nexthopsOf(&u.Route)
+			if e.desired != nil && !fibEqual(e.desired, nhs) {
+				e.flags |= flagClobbered // changed by someone else
 			}
-			s.installed[p] = nexthopsOf(&u.Route)
-			if s.learned[p] && u.Priority == 0 {
-				// Ours replaced an alien route, and netlink reports no delete.
-				delete(s.learned, p)
-				s.learnedDirty = true
+			if e.has(flagInstalled) && fibEqual(e.installed, nhs) {
+				nhs = e.installed // our own write echoing back: keep the slice
+			}
+			s.fib.setInstalled(e, nhs)
+			if u.Priority == 0 {
+				s.unlearnReplaced(p)
 			}
 		}
-		s.markDirty(p)
+		s.markDirty(p, e)
 		return
 	}
-	if u.Type == unix.RTM_NEWROUTE {
-		if _, ours := s.installed[p]; ours && u.Priority == 0 {
+	if u.Type == unix.RTM_NEWROUTE && u.Priority == 0 {
+		if e := s.fib.get(p); e != nil && e.has(flagInstalled) {
 			// A foreign route with our key replaced ours: take it back at
 			// once, and do not learn what is about to be undone.
-			delete(s.installed, p)
-			s.clobbered[p] = true
-			s.markDirty(p)
+			s.fib.clearInstalled(e)
+			e.flags |= flagClobbered
+			s.markDirty(p, e)
 			return
 		}
 	}
@@ -437,31 +446,20 @@ func (s *Sync) inject(ctx context.Context, source string, set map[netip.Prefix]b
 
 func (s *Sync) writeDirty() {
 	ops := s.ops[:0]
-	for p := range s.dirty {
-		delete(s.dirty, p)
-		want := s.desired[p]
-		have, isInstalled := s.installed[p]
-		if want == nil {
-			delete(s.clobbered, p) // nothing of ours to put back
+	for _, p := range s.dirty {
+		e := s.fib.get(p)
+		if e == nil {
+			continue
 		}
-		switch {
-		case want != nil && isInstalled && fibEqual(want, have):
-			delete(s.stale, p) // refreshed without a write
-		case want != nil:
-			// A route of ours (or one taken from us) is replaced in place; a
-			// new one is created exclusively, so a foreign route holding the
-			// key is never overwritten.
-			kind := opAdd
-			if isInstalled || s.clobbered[p] {
-				kind = opReplace
-			}
-			ops = append(ops, routeOp{prefix: p, kind: kind, nexthop: want})
-		case isInstalled && s.graceful && s.stale[p]:
-			// Adopted and not refreshed yet: keep it until restart ends.
-		case isInstalled:
-			ops = append(ops, routeOp{prefix: p, kind: opDelete})
+		e.flags &^= flagDirty
+		if op, ok := s.opFor(p, e); ok {
+			ops = append(ops, op)
+		} else {
+			s.fib.forget(p, e)
 		}
 	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
 	start := time.Now()
 	s.writer.run(ops)
 	for _, op := range ops {
@@ -475,14 +473,44 @@ func (s *Sync) writeDirty() {
 		s.cfg.Observer.Flush(len(ops), time.Since(start), sinceUpdate)
 	}
 	s.oldestUpdate = time.Time{}
+	clear(s.ops)
 	s.ops = ops[:0]
-	s.Stats.FIBRoutes.Store(int64(len(s.installed)))
-	s.Stats.Failing.Store(int64(len(s.failing)))
+	s.Stats.FIBRoutes.Store(int64(s.fib.installed))
+	s.Stats.Failing.Store(int64(s.fib.failing))
+}
+
+// opFor decides the kernel write that brings p's route to the desired
+// state; ok is false when none is needed.
+func (s *Sync) opFor(p netip.Prefix, e *fibEntry) (op routeOp, ok bool) {
+	want, isInstalled := e.desired, e.has(flagInstalled)
+	if want == nil {
+		e.flags &^= flagClobbered // nothing of ours to put back
+	}
+	switch {
+	case want != nil && isInstalled && fibEqual(want, e.installed):
+		e.flags &^= flagStale // refreshed without a write
+	case want != nil:
+		// A route of ours (or one taken from us) is replaced in place; a
+		// new one is created exclusively, so a foreign route holding the
+		// key is never overwritten.
+		kind := opAdd
+		if isInstalled || e.has(flagClobbered) {
+			kind = opReplace
+		}
+		return routeOp{prefix: p, kind: kind, nexthop: want}, true
+	case isInstalled && s.graceful && e.has(flagStale):
+		// Adopted and not refreshed yet: keep it until restart ends.
+	case isInstalled:
+		return routeOp{prefix: p, kind: opDelete}, true
+	}
+	return routeOp{}, false
 }
 
 // applied records the outcome of one write.
 func (s *Sync) applied(op routeOp) {
 	p := op.prefix
+	e := s.fib.entry(p)
+	defer s.fib.forget(p, e)
 	switch {
 	case op.kind == opAdd && errors.Is(op.err, unix.EEXIST):
 		s.log.Debug("prefix held by a route of another protocol; not overriding it", "prefix", p)
@@ -491,20 +519,30 @@ func (s *Sync) applied(op routeOp) {
 		// Already gone.
 	case op.err != nil:
 		s.writeFailed(p, op.kind, op.err)
-		s.failing[p] = true
+		s.fib.setFailing(e, true)
 		return
 	}
-	delete(s.failing, p)
+	s.fib.setFailing(e, false)
 	s.Stats.Writes.Add(1)
-	delete(s.stale, p)
+	e.flags &^= flagStale
 	if op.kind == opDelete {
-		delete(s.installed, p)
+		s.fib.clearInstalled(e)
 		return
 	}
-	s.installed[p] = op.nexthop
-	if s.clobbered[p] {
-		delete(s.clobbered, p)
+	s.fib.setInstalled(e, op.nexthop)
+	s.unlearnReplaced(p)
+	if e.has(flagClobbered) {
+		e.flags &^= flagClobbered
 		s.Stats.Repairs.Add(1)
+	}
+}
+
+// unlearnReplaced forgets the learned alien route at p once a route of
+// ours holds the prefix: ours replaced it, and netlink reports no delete.
+func (s *Sync) unlearnReplaced(p netip.Prefix) {
+	if s.learned[p] {
+		delete(s.learned, p)
+		s.learnedDirty = true
 	}
 }
 
@@ -526,24 +564,13 @@ func (s *Sync) reconcile(ctx context.Context) {
 			s.log.Warn("device scan", "err", err)
 		}
 	}
-	before := s.installed
 	if err := s.scanRoutes(); err != nil {
 		s.log.Warn("route scan", "err", err)
 		return
 	}
-	for p, nhs := range s.installed {
-		if want, ok := s.desired[p]; !ok || !fibEqual(want, nhs) {
-			s.markDirty(p)
-		}
-	}
-	for p := range s.desired {
-		if _, ok := s.installed[p]; !ok {
-			s.markDirty(p)
-		}
-	}
-	for p := range before {
-		if _, ok := s.installed[p]; !ok {
-			s.markDirty(p)
+	for p, e := range s.fib.entries {
+		if e.has(flagInstalled) != (e.desired != nil) || !fibEqual(e.desired, e.installed) {
+			s.markDirty(p, e)
 		}
 	}
 	s.Stats.Reconciles.Add(1)
@@ -553,28 +580,40 @@ func (s *Sync) reconcile(ctx context.Context) {
 // the dump without collecting it: at 100k routes a slice of them is tens
 // of megabytes of garbage every scan.
 func (s *Sync) scanRoutes() error {
-	installed := make(map[netip.Prefix][]nexthop, len(s.installed))
 	learned := map[netip.Prefix]bool{}
 	err := s.h.RouteListFilteredIter(unix.AF_UNSPEC, &netlink.Route{Table: s.cfg.Table}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
 		p, ok := prefixOf(&r)
 		switch {
 		case !ok:
 		case int(r.Protocol) == s.cfg.Protocol:
+			e := s.fib.entry(p)
 			nhs := nexthopsOf(&r)
-			if old, ok := s.installed[p]; ok && fibEqual(old, nhs) {
-				nhs = old // keep the existing slice: no garbage for unchanged routes
+			if e.has(flagInstalled) && fibEqual(e.installed, nhs) {
+				nhs = e.installed // keep the existing slice: no garbage for unchanged routes
 			}
-			installed[p] = nhs
+			s.fib.setInstalled(e, nhs)
+			e.flags |= flagSeen
 		case s.cfg.Learn && s.learnable(&r):
 			learned[p] = true
 		}
 		return true
 	})
 	if err != nil {
+		// Marks of a partial scan must not survive into the next one.
+		for _, e := range s.fib.entries {
+			e.flags &^= flagSeen
+		}
 		return fmt.Errorf("kernelsync: list routes: %w", err)
 	}
-	s.installed = installed
-	s.Stats.FIBRoutes.Store(int64(len(installed)))
+	// What the dump did not show is gone from the kernel.
+	for p, e := range s.fib.entries {
+		if !e.has(flagSeen) && e.has(flagInstalled) {
+			s.fib.clearInstalled(e)
+			s.markDirty(p, e)
+		}
+		e.flags &^= flagSeen
+	}
+	s.Stats.FIBRoutes.Store(int64(s.fib.installed))
 	if !maps.Equal(learned, s.learned) {
 		s.learned = learned
 		s.learnedDirty = true
@@ -597,11 +636,14 @@ func (s *Sync) endGracefulRestart(why string) {
 	s.graceful = false
 	s.Stats.GracefulRestart.Store(false)
 	swept := 0
-	for p := range s.stale {
-		if s.desired[p] == nil {
+	for p, e := range s.fib.entries {
+		if !e.has(flagStale) {
+			continue
+		}
+		if e.desired == nil {
 			swept++
 		}
-		s.markDirty(p)
+		s.markDirty(p, e)
 	}
 	s.Stats.StaleSwept.Add(int64(swept))
 	s.log.Info("graceful restart finished; sweeping routes nobody refreshed", "reason", why, "stale", swept)

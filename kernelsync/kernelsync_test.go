@@ -1,6 +1,7 @@
 package kernelsync
 
 import (
+	"encoding/binary"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -28,6 +29,7 @@ func (w *fakeWriter) run(ops []routeOp) {
 	}
 }
 func (w *fakeWriter) Close() error { return nil }
+func (w *fakeWriter) port() uint32 { return 0 }
 
 func (w *fakeWriter) take() []routeOp {
 	ops := w.ops
@@ -87,8 +89,8 @@ func TestMultipathBecomesOneRouteAndShrinksInPlace(t *testing.T) {
 	if ops := w.take(); len(ops) != 1 || ops[0].kind != opDelete {
 		t.Fatalf("withdraw ops = %+v", ops)
 	}
-	if len(s.installed) != 0 {
-		t.Errorf("installed = %v", s.installed)
+	if s.fib.installed != 0 || len(s.fib.entries) != 0 {
+		t.Errorf("after withdraw: %d installed, entries %v", s.fib.installed, s.fib.entries)
 	}
 }
 
@@ -117,24 +119,22 @@ func TestFilterSkipsLocalRoutesOwnAddressesAndDownLinks(t *testing.T) {
 
 func TestNoRewriteWhenKernelAlreadyMatches(t *testing.T) {
 	s, w := newTestSync()
-	s.installed[pfxA] = []nexthop{{gw: gw1, ifindex: 2}}
-	s.stale[pfxA] = true
+	adoptForTest(s, pfxA, nexthop{gw: gw1, ifindex: 2})
 	s.onBGPRoute(route(pfxA, gw1))
 	s.writeDirty()
 	if ops := w.take(); len(ops) != 0 {
 		t.Fatalf("rewrote an adopted route that was already right: %+v", ops)
 	}
-	if s.stale[pfxA] {
+	if s.fib.get(pfxA).has(flagStale) {
 		t.Error("adopted route not marked refreshed")
 	}
 }
 
 func TestGracefulRestartKeepsStaleRoutesUntilItEnds(t *testing.T) {
 	s, w := newTestSync()
-	s.installed[pfxA] = []nexthop{{gw: gw1, ifindex: 2}}
-	s.stale[pfxA] = true
+	adoptForTest(s, pfxA, nexthop{gw: gw1, ifindex: 2})
 	s.graceful = true
-	s.markDirty(pfxA)
+	s.markDirty(pfxA, s.fib.get(pfxA))
 	s.writeDirty()
 	if ops := w.take(); len(ops) != 0 {
 		t.Fatalf("stale route touched during graceful restart: %+v", ops)
@@ -158,13 +158,13 @@ func TestForeignRoutesAreNotOverriddenUnlessTheyTookOurs(t *testing.T) {
 	if ops := w.take(); len(ops) != 1 || ops[0].kind != opAdd {
 		t.Fatalf("ops = %+v, want an exclusive add", ops)
 	}
-	if _, ok := s.installed[pfxA]; ok || s.Stats.WriteErrors.Load() != 0 {
+	if e := s.fib.get(pfxA); e.has(flagInstalled) || s.Stats.WriteErrors.Load() != 0 {
 		t.Fatal("EEXIST on an exclusive add must leave the foreign route alone, without an error")
 	}
 
 	// Our route at pfxB is replaced by someone's static route: take it back.
 	delete(w.fail, pfxA)
-	s.installed[pfxB] = []nexthop{{gw: gw1, ifindex: 2}}
+	s.fib.setInstalled(s.fib.entry(pfxB), []nexthop{{gw: gw1, ifindex: 2}})
 	s.onBGPRoute(route(pfxB, gw1))
 	s.onKernelRoute(netlink.RouteUpdate{Type: unix.RTM_NEWROUTE, Route: netlink.Route{
 		Dst: &net.IPNet{IP: net.IP{10, 1, 0, 64}, Mask: net.CIDRMask(26, 32)}, Gw: net.IP{10, 0, 1, 1}, LinkIndex: 3,
@@ -178,6 +178,13 @@ func TestForeignRoutesAreNotOverriddenUnlessTheyTookOurs(t *testing.T) {
 	if s.Stats.Repairs.Load() != 1 || s.learned[pfxB] {
 		t.Errorf("repairs = %d, learned = %v", s.Stats.Repairs.Load(), s.learned)
 	}
+}
+
+// adoptForTest puts a route of ours in the table as Adopt finds one.
+func adoptForTest(s *Sync, p netip.Prefix, nhs ...nexthop) {
+	e := s.fib.entry(p)
+	s.fib.setInstalled(e, nhs)
+	e.flags |= flagStale
 }
 
 type syncedSpeaker struct{ Speaker }
@@ -321,5 +328,38 @@ func TestExcludedPrefixesBelongToAnotherOwner(t *testing.T) {
 	s.writeDirty()
 	if ops := w.take(); len(ops) != 1 || ops[0].kind != opAdd {
 		t.Fatalf("ops = %+v, want the BGP route back", ops)
+	}
+}
+
+func TestRouteWatchDropsOwnEchoesAndParsesTheRest(t *testing.T) {
+	w := &batchWriter{protocol: 12, table: 254}
+	const ownPort = 4242
+	withPort := func(msg []byte, port uint32) []byte {
+		binary.NativeEndian.PutUint32(msg[12:16], port)
+		return msg
+	}
+	var b []byte
+	b = append(b, withPort(w.message(1, &routeOp{prefix: pfxA, kind: opReplace, nexthop: []nexthop{{gw: gw1, ifindex: 2}}}), ownPort)...)
+	b = append(b, withPort(w.message(2, &routeOp{prefix: pfxB, kind: opReplace, nexthop: []nexthop{{gw: gw1, ifindex: 2}, {gw: gw2, ifindex: 3}}}), 0)...)
+	b = append(b, withPort(w.message(3, &routeOp{prefix: pfxA, kind: opDelete}), 99)...)
+	var got []netlink.RouteUpdate
+	forEachRouteUpdate(b, ownPort, func(u netlink.RouteUpdate) bool { got = append(got, u); return true })
+	if len(got) != 2 {
+		t.Fatalf("got %d updates, want 2 (the own-port echo dropped): %+v", len(got), got)
+	}
+	if p, _ := prefixOf(&got[0].Route); p != pfxB || got[0].Type != unix.RTM_NEWROUTE || int(got[0].Protocol) != 12 {
+		t.Errorf("first update = %v %+v", p, got[0])
+	}
+	if nhs := nexthopsOf(&got[0].Route); len(nhs) != 2 || nhs[0] != (nexthop{gw: gw1, ifindex: 2}) || nhs[1] != (nexthop{gw: gw2, ifindex: 3}) {
+		t.Errorf("multipath next hops = %+v", nhs)
+	}
+	if p, _ := prefixOf(&got[1].Route); p != pfxA || got[1].Type != unix.RTM_DELROUTE {
+		t.Errorf("second update = %v %+v", p, got[1])
+	}
+	// Port 0 marks the kernel's own changes: never dropped.
+	got = nil
+	forEachRouteUpdate(b, 0, func(u netlink.RouteUpdate) bool { got = append(got, u); return true })
+	if len(got) != 3 {
+		t.Errorf("with no own port, got %d updates, want 3", len(got))
 	}
 }

@@ -14,9 +14,18 @@ type Queue[K comparable, V any] struct {
 	mu      sync.Mutex
 	pending map[K]V
 	order   []K // first-seen order, so consumers see keys roughly in arrival order
-	ready   chan struct{}
-	closed  bool
+	// spare and spareOrder are the buffers the last Drain handed out,
+	// emptied: the next Drain swaps them in instead of allocating and
+	// regrowing a map. Only buffers up to spareMax keys are kept: a map
+	// never shrinks, and one that held a 100k-route burst is megabytes.
+	spare      map[K]V
+	spareOrder []K
+	ready      chan struct{}
+	closed     bool
 }
+
+// spareMax bounds the drained buffers a queue keeps for reuse.
+const spareMax = 4096
 
 // New returns an empty queue.
 func New[K comparable, V any]() *Queue[K, V] {
@@ -55,10 +64,21 @@ func (q *Queue[K, V]) Ready() <-chan struct{} { return q.ready }
 func (q *Queue[K, V]) Drain(fn func(K, V)) int {
 	q.mu.Lock()
 	pending, order := q.pending, q.order
-	q.pending, q.order = make(map[K]V, len(pending)), nil
+	if q.spare == nil {
+		q.spare = make(map[K]V)
+	}
+	q.pending, q.order = q.spare, q.spareOrder
+	q.spare, q.spareOrder = nil, nil
 	q.mu.Unlock()
 	for _, k := range order {
 		fn(k, pending[k])
+	}
+	if len(order) <= spareMax {
+		clear(pending)
+		clear(order) // drop references held by keys
+		q.mu.Lock()
+		q.spare, q.spareOrder = pending, order[:0]
+		q.mu.Unlock()
 	}
 	return len(order)
 }
