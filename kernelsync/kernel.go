@@ -68,6 +68,8 @@ type Sync struct {
 	excluded   map[netip.Prefix]bool
 	excludeReq chan map[netip.Prefix]bool
 	writer     routeWriter
+	// lastWrite and lastScan pace the safety-net scan (scanDue).
+	lastWrite, lastScan time.Time
 	// oldestUpdate is the earliest speaker change not yet written.
 	oldestUpdate time.Time
 	ops          []routeOp // reused between flushes
@@ -237,8 +239,10 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 				return err
 			}
 			s.reconcile(ctx)
-		case <-scan.C:
-			s.reconcile(ctx)
+		case now := <-scan.C:
+			if s.scanDue(now) {
+				s.reconcile(ctx)
+			}
 			s.checkRestartDone("every peer sent End-of-RIB")
 		case <-restartDeadline.C:
 			s.endGracefulRestart("restart wait expired")
@@ -258,6 +262,19 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 		}
 	}
 }
+
+// scanDue reports whether the safety-net scan should run now. While the
+// event path is writing a burst, a full dump costs as much as the burst and
+// races with it (routes written behind the dump's cursor look missing), so
+// the scan waits for the writes to go quiet, at most scanMaxDelay periods.
+func (s *Sync) scanDue(now time.Time) bool {
+	return now.Sub(s.lastWrite) >= scanQuiet || now.Sub(s.lastScan) >= scanMaxDelay*s.cfg.ScanTime
+}
+
+const (
+	scanQuiet    = 500 * time.Millisecond
+	scanMaxDelay = 3
+)
 
 // deviceScanEvery is how many route scans pass between device scans.
 const deviceScanEvery = 5
@@ -466,6 +483,7 @@ func (s *Sync) writeDirty() {
 		s.applied(op)
 	}
 	if len(ops) > 0 {
+		s.lastWrite = time.Now()
 		var sinceUpdate time.Duration
 		if !s.oldestUpdate.IsZero() {
 			sinceUpdate = time.Since(s.oldestUpdate)
@@ -555,7 +573,8 @@ func (s *Sync) writeFailed(p netip.Prefix, op opKind, err error) {
 // reconcile is the safety net: re-read the kernel and mark every prefix
 // whose kernel state differs from the desired one.
 func (s *Sync) reconcile(ctx context.Context) {
-	defer func(start time.Time) { s.cfg.Observer.Reconcile(time.Since(start)) }(time.Now())
+	s.lastScan = time.Now()
+	defer func(start time.Time) { s.cfg.Observer.Reconcile(time.Since(start)) }(s.lastScan)
 	// Links and addresses change rarely and arrive as events; dumping
 	// thousands of links (with all their attributes) is most of an idle
 	// node's CPU, so their scan runs every deviceScanEvery route scans.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -252,9 +253,9 @@ func TestLearnable(t *testing.T) {
 func TestBatchMessagesParseBack(t *testing.T) {
 	w := &batchWriter{protocol: 12, table: 1000}
 	var buf []byte
-	buf = append(buf, w.message(7, &routeOp{prefix: pfxA, kind: opAdd, nexthop: []nexthop{{gw1, 2}}})...)
-	buf = append(buf, w.message(8, &routeOp{prefix: pfxB, kind: opReplace, nexthop: []nexthop{{gw1, 2}, {gw2, 3}}})...)
-	buf = append(buf, w.message(9, &routeOp{prefix: pfxB, kind: opDelete})...)
+	buf = append(buf, w.appendMessage(nil, 7, &routeOp{prefix: pfxA, kind: opAdd, nexthop: []nexthop{{gw1, 2}}})...)
+	buf = append(buf, w.appendMessage(nil, 8, &routeOp{prefix: pfxB, kind: opReplace, nexthop: []nexthop{{gw1, 2}, {gw2, 3}}})...)
+	buf = append(buf, w.appendMessage(nil, 9, &routeOp{prefix: pfxB, kind: opDelete})...)
 	msgs, err := syscall.ParseNetlinkMessage(buf)
 	if err != nil || len(msgs) != 3 {
 		t.Fatalf("parse: %v, %d messages", err, len(msgs))
@@ -300,7 +301,7 @@ func TestBlackholesForOwnBlocks(t *testing.T) {
 	if len(ops) != 1 || ops[0].kind != opAdd || !isBlackhole(ops[0].nexthop) {
 		t.Fatalf("ops = %+v, want one blackhole add", ops)
 	}
-	msg := (&batchWriter{protocol: 12, table: 254}).message(1, &ops[0])
+	msg := (&batchWriter{protocol: 12, table: 254}).appendMessage(nil, 1, &ops[0])
 	if rt := nl.DeserializeRtMsg(msg[unix.SizeofNlMsghdr:]); rt.Type != unix.RTN_BLACKHOLE {
 		t.Errorf("rtmsg type = %d, want blackhole", rt.Type)
 	}
@@ -339,9 +340,9 @@ func TestRouteWatchDropsOwnEchoesAndParsesTheRest(t *testing.T) {
 		return msg
 	}
 	var b []byte
-	b = append(b, withPort(w.message(1, &routeOp{prefix: pfxA, kind: opReplace, nexthop: []nexthop{{gw: gw1, ifindex: 2}}}), ownPort)...)
-	b = append(b, withPort(w.message(2, &routeOp{prefix: pfxB, kind: opReplace, nexthop: []nexthop{{gw: gw1, ifindex: 2}, {gw: gw2, ifindex: 3}}}), 0)...)
-	b = append(b, withPort(w.message(3, &routeOp{prefix: pfxA, kind: opDelete}), 99)...)
+	b = append(b, withPort(w.appendMessage(nil, 1, &routeOp{prefix: pfxA, kind: opReplace, nexthop: []nexthop{{gw: gw1, ifindex: 2}}}), ownPort)...)
+	b = append(b, withPort(w.appendMessage(nil, 2, &routeOp{prefix: pfxB, kind: opReplace, nexthop: []nexthop{{gw: gw1, ifindex: 2}, {gw: gw2, ifindex: 3}}}), 0)...)
+	b = append(b, withPort(w.appendMessage(nil, 3, &routeOp{prefix: pfxA, kind: opDelete}), 99)...)
 	var got []netlink.RouteUpdate
 	forEachRouteUpdate(b, ownPort, func(u netlink.RouteUpdate) bool { got = append(got, u); return true })
 	if len(got) != 2 {
@@ -361,5 +362,24 @@ func TestRouteWatchDropsOwnEchoesAndParsesTheRest(t *testing.T) {
 	forEachRouteUpdate(b, 0, func(u netlink.RouteUpdate) bool { got = append(got, u); return true })
 	if len(got) != 3 {
 		t.Errorf("with no own port, got %d updates, want 3", len(got))
+	}
+}
+
+func TestScanWaitsForWritesToGoQuiet(t *testing.T) {
+	s, _ := newTestSync()
+	now := time.Now()
+	s.lastScan = now.Add(-s.cfg.ScanTime)
+	s.lastWrite = now.Add(-10 * time.Millisecond)
+	if s.scanDue(now) {
+		t.Error("scan due in the middle of a write burst")
+	}
+	s.lastWrite = now.Add(-scanQuiet)
+	if !s.scanDue(now) {
+		t.Error("scan not due once writes went quiet")
+	}
+	s.lastWrite = now
+	s.lastScan = now.Add(-scanMaxDelay * s.cfg.ScanTime)
+	if !s.scanDue(now) {
+		t.Error("an endless burst must not hold the safety net off for ever")
 	}
 }

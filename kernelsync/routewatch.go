@@ -45,7 +45,7 @@ func watchRoutes(ctx context.Context, ownPort uint32, out chan<- netlink.RouteUp
 		defer unix.Close(fd)
 		buf := make([]byte, 1<<16)
 		for ctx.Err() == nil {
-			n, _, err := unix.Recvfrom(fd, buf, 0)
+			n, err := unix.Read(fd, buf) // not Recvfrom: no sockaddr to allocate
 			switch {
 			case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 				continue

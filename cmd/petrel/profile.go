@@ -5,10 +5,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"time"
 )
 
 // startProfiling writes a CPU profile to $PETREL_CPUPROFILE and, at stop,
-// a heap profile to $PETREL_MEMPROFILE: how BENCHMARKS.md finds where time
+// a heap profile to $PETREL_MEMPROFILE (or $PETREL_MEMPROFILE_AFTER after
+// start): how BENCHMARKS.md finds where time
 // and memory go in a daemon that runs inside a network namespace.
 func startProfiling() (stop func()) {
 	var stops []func()
@@ -21,7 +23,7 @@ func startProfiling() (stop func()) {
 		}
 	}
 	if path := os.Getenv("PETREL_MEMPROFILE"); path != "" {
-		stops = append(stops, func() {
+		writeHeap := func() {
 			f, err := os.Create(path)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "petrel: heap profile:", err)
@@ -30,7 +32,14 @@ func startProfiling() (stop func()) {
 			defer f.Close()
 			runtime.GC()
 			_ = pprof.Lookup("allocs").WriteTo(f, 0)
-		})
+		}
+		// A daemon killed by its test harness never reaches stop: with
+		// $PETREL_MEMPROFILE_AFTER (a duration) the profile is written then.
+		if after, err := time.ParseDuration(os.Getenv("PETREL_MEMPROFILE_AFTER")); err == nil {
+			time.AfterFunc(after, writeHeap)
+		} else {
+			stops = append(stops, writeHeap)
+		}
 	}
 	return func() {
 		for _, s := range stops {

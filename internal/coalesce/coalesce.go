@@ -35,7 +35,17 @@ func New[K comparable, V any]() *Queue[K, V] {
 // Put records v as the latest value for k and wakes the consumer.
 // It is a no-op after Close.
 func (q *Queue[K, V]) Put(k K, v V) {
-	q.Merge(k, func(V, bool) V { return v })
+	// Not through Merge: a closure per Put is garbage on the hot path.
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	if _, had := q.pending[k]; !had {
+		q.order = append(q.order, k)
+	}
+	q.pending[k] = v
+	q.wakeLocked()
 }
 
 // Merge sets k's pending value to fn(old, hadOld), so a producer can fold a
