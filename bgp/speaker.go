@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -57,6 +58,11 @@ type Speaker struct {
 
 	peerSubs map[*coalesce.Queue[netip.Addr, PeerEvent]]struct{}
 	table    *routeTable
+
+	// restarting starts as Config.Restarting and ends once every peer has
+	// sent End-of-RIB or the selection deferral has passed: a peer added
+	// after that (a node joining later) must not be told we are restarting.
+	restarting atomic.Bool
 }
 
 type peerEntry struct {
@@ -91,6 +97,7 @@ func New(cfg Config) (*Speaker, error) {
 		peerSubs:    map[*coalesce.Queue[netip.Addr, PeerEvent]]struct{}{},
 		table:       newRouteTable(),
 	}
+	s.restarting.Store(cfg.Restarting)
 	return s, nil
 }
 
@@ -118,6 +125,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 	}
 	if err := s.installPolicy(ctx); err != nil {
 		return err
+	}
+	if s.restarting.Load() {
+		time.AfterFunc(selectionDeferral, func() { s.endRestart("selection deferral passed") })
 	}
 	return s.watch(ctx)
 }
@@ -194,9 +204,20 @@ func (s *Speaker) setState(addr netip.Addr, state SessionState) {
 
 func (s *Speaker) markEndOfRIB(addr netip.Addr) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if pe, ok := s.peers[addr]; ok {
 		pe.eor = true
+	}
+	s.mu.Unlock()
+	if s.InitialSyncDone() {
+		s.endRestart("every peer sent End-of-RIB")
+	}
+}
+
+// endRestart ends this speaker's own graceful restart (RFC 4724 restarting
+// speaker): later peers are added as for a fresh start.
+func (s *Speaker) endRestart(why string) {
+	if s.restarting.CompareAndSwap(true, false) {
+		s.log.Info("graceful restart of this speaker finished", "reason", why)
 	}
 }
 
@@ -336,7 +357,7 @@ func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
 		s.mu.Lock()
 		s.peers[p.Address] = &peerEntry{cfg: p, state: StateIdle, since: time.Now()}
 		s.mu.Unlock()
-		if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, s.cfg.Restarting)}); err != nil {
+		if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, s.restarting.Load())}); err != nil {
 			s.mu.Lock()
 			delete(s.peers, p.Address)
 			s.mu.Unlock()

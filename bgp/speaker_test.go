@@ -33,7 +33,7 @@ func freePort(t *testing.T, addr netip.Addr) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
-func startNode(t *testing.T, ip string, asn uint32) *testNode {
+func startNode(t *testing.T, ip string, asn uint32, opts ...func(*Config)) *testNode {
 	t.Helper()
 	addr := netip.MustParseAddr(ip)
 	port := freePort(t, addr)
@@ -41,10 +41,14 @@ func startNode(t *testing.T, ip string, asn uint32) *testNode {
 	if os.Getenv("PETREL_TEST_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	s, err := New(Config{
+	cfg := Config{
 		RouterID: addr, ASN: asn, ListenAddresses: []netip.Addr{addr}, ListenPort: int32(port),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", ip),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,4 +305,22 @@ func TestRouteReflectorPassesPoolRoutesOnlyWhenReflecting(t *testing.T) {
 	if r, _ := c.s.Route(netip.MustParsePrefix("192.168.1.0/26")); r.Paths[0].NextHop != a.addr {
 		t.Errorf("reflected next hop = %s, want the originator %s", r.Paths[0].NextHop, a.addr)
 	}
+}
+
+// A speaker that came back with adopted routes tells its peers it is
+// restarting; once they have all sent End-of-RIB its restart is over, and
+// SetPeers adds later peers without the restarting bit.
+func TestRestartingEndsWithEndOfRIB(t *testing.T) {
+	a := startNode(t, "127.0.15.1", 64512, func(c *Config) { c.Restarting = true })
+	b := startNode(t, "127.0.15.2", 64512)
+	if !a.s.restarting.Load() {
+		t.Fatal("a restarting speaker does not say so")
+	}
+	connect(t, a, b)
+	waitFor(t, 15*time.Second, "End-of-RIB from b", func() error {
+		if a.s.restarting.Load() {
+			return fmt.Errorf("still restarting")
+		}
+		return nil
+	})
 }
