@@ -212,6 +212,7 @@ func (d *nodeDaemon) Memory(field string) (uint64, error) {
 // wait for petrel's readiness where it matters.
 func startNode(b *testing.B, lab *harness.Lab, n *harness.Node, kind string, s nodeSpec) *nodeDaemon {
 	b.Helper()
+	skipUnsupported(b, kind, s)
 	switch kind {
 	case "bird":
 		bd := harness.StartBird(b, n, birdNodeConfig(s))
@@ -226,9 +227,6 @@ func startNode(b *testing.B, lab *harness.Lab, n *harness.Node, kind string, s n
 		}
 		return d
 	case "petrel":
-		if s.ClusterID != "" {
-			b.Skip(petrelNoReflector)
-		}
 		cfg := filepath.Join(lab.Dir(), n.Name+".yaml")
 		if err := os.WriteFile(cfg, []byte(petrelConfig(n.Name, s)), 0o644); err != nil {
 			b.Fatal(err)
@@ -239,6 +237,13 @@ func startNode(b *testing.B, lab *harness.Lab, n *harness.Node, kind string, s n
 	}
 	b.Fatalf("unknown contender %q", kind)
 	return nil
+}
+
+// skipUnsupported skips b if kind cannot be configured as s asks.
+func skipUnsupported(b *testing.B, kind string, s nodeSpec) {
+	if kind == "petrel" && s.ClusterID != "" {
+		b.Skip(petrelNoReflector)
+	}
 }
 
 // petrelNoReflector is why petrel cannot be the route reflector of a

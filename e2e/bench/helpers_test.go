@@ -221,6 +221,33 @@ type routeCounter struct {
 	seen bool
 }
 
+// newRouteCounter opens what a routeCounter needs in namespace ns, for
+// want /26 routes of protocol proto, and checks that none of them exists
+// before the daemon starts. Call the returned function when done.
+func newRouteCounter(b *testing.B, ns string, proto uint8, want int) (*routeCounter, func()) {
+	b.Helper()
+	nl, err := dialNetlink(ns, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fib, err := openFibStat(ns)
+	if err != nil {
+		nl.Close()
+		b.Fatal(err)
+	}
+	closeAll := func() { nl.Close(); fib.Close() }
+	if n, err := nl.CountRoutes(tableMain, proto, -1); err != nil || n != 0 {
+		closeAll()
+		b.Fatalf("%s has %d proto-%d routes before the daemon starts (err %v)", ns, n, proto, err)
+	}
+	baseline, err := fib.Routes("Main")
+	if err != nil {
+		closeAll()
+		b.Fatal(err)
+	}
+	return &routeCounter{NL: nl, Fib: fib, Proto: proto, DstLen: 26, Want: want, Baseline: baseline}, closeAll
+}
+
 // Count is a count function for pollUntilCount.
 func (c *routeCounter) Count() (int, error) {
 	if c.seen {

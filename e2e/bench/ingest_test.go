@@ -85,24 +85,9 @@ func ingest(b *testing.B, kind, source string, prefixes []netip.Prefix, feed *fe
 	}
 	proto := kernelProto(kind)
 
-	nl, err := dialNetlink(node.NS, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nl.Close()
-	fib, err := openFibStat(node.NS)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fib.Close()
-	if n, err := nl.CountRoutes(tableMain, proto, -1); err != nil || n != 0 {
-		b.Fatalf("node has %d proto-%d routes before the daemon starts (err %v)", n, proto, err)
-	}
-	baseline, err := fib.Routes("Main")
-	if err != nil {
-		b.Fatal(err)
-	}
-	counter := &routeCounter{NL: nl, Fib: fib, Proto: proto, DstLen: 26, Want: len(prefixes), Baseline: baseline}
+	counter, closeCounter := newRouteCounter(b, node.NS, proto, len(prefixes))
+	defer closeCounter()
+	nl, fib := counter.NL, counter.Fib
 
 	start := time.Now()
 	d := startNode(b, lab, node, kind, nodeSpec{RouterID: nodeAddr.String(), Peers: []string{torAddr.String()}})

@@ -194,7 +194,7 @@ func TestSessionOverLoopback(t *testing.T) {
 	var d net.Dialer
 	sess, err := receiver.Dial(ctx, func(ctx context.Context) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", ln.Addr().String())
-	}, 100*time.Millisecond)
+	}, 100*time.Millisecond, make(chan struct{}, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
