@@ -157,10 +157,12 @@ func mesh500(b *testing.B, kind string, n int, reflector bool) result {
 	if up != n {
 		b.Fatalf("%s: FIB complete with only %d of %d sessions up?", kind, up, n)
 	}
-	b.Logf("%s: last of %d sessions up at %v, first block in the FIB at %v, all at %v",
-		kind, n, lastUp.Sub(start).Round(time.Millisecond), fib.First.Round(time.Millisecond), fib.Done.Round(time.Millisecond))
+	drops, lastDrop := mesh.dropped()
+	b.Logf("%s: last of %d sessions up at %v, first block in the FIB at %v, all at %v; %d sessions dropped and were re-established (last: %v)",
+		kind, n, lastUp.Sub(start).Round(time.Millisecond), fib.First.Round(time.Millisecond), fib.Done.Round(time.Millisecond), drops, lastDrop)
 	return append(res,
 		metric{"sessions", "s", seconds(lastUp.Sub(start)), false},
+		metric{"drops", "n", float64(drops), true},
 		metric{"cpu", "s", seconds(cpu), false},
 		metric{"rss", "MB", megabytes(hwm), false})
 }

@@ -30,14 +30,17 @@ const (
 // namespace with an address each: every one dials the node from its own
 // address, sends its feed (one block, next hop itself) once established,
 // and then counts what the node sends it (a route reflector's reflected
-// routes).
+// routes). A neighbour whose session drops dials again, as a real speaker
+// would; the drops are counted and reported.
 type meshPeers struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	sessions []*feeder.Session // by neighbour; nil until established
+	sessions []*feeder.Session // by neighbour: the latest; nil until established
 	lastUp   time.Time
+	drops    int
+	lastDrop error
 	failed   error
 }
 
@@ -67,19 +70,37 @@ func startMeshPeers(b *testing.B, ns, nodeNS string, node netip.Addr, addrs []ne
 	return p
 }
 
+// run is neighbour i: establish, send, hold the session; again after a drop.
 func (p *meshPeers) run(ctx context.Context, i int, s feeder.Speaker, dial func(context.Context) (net.Conn, error), feed *feeder.Feed, slots chan struct{}) {
-	sess, err := s.Dial(ctx, dial, meshRetry, slots)
-	if err != nil {
-		if ctx.Err() == nil {
-			p.fail(err)
+	for {
+		sess, err := s.Dial(ctx, dial, meshRetry, slots)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.fail(err)
+			}
+			return
 		}
-		return
-	}
-	p.mu.Lock()
-	p.sessions[i], p.lastUp = sess, time.Now()
-	p.mu.Unlock()
-	if err := sess.Send(feed.Stream()); err != nil {
-		p.fail(err)
+		p.mu.Lock()
+		p.sessions[i], p.lastUp = sess, time.Now()
+		p.mu.Unlock()
+		if err = sess.Send(feed.Stream()); err == nil {
+			select {
+			case <-sess.Done():
+				err = sess.Err()
+			case <-ctx.Done():
+				return
+			}
+		}
+		sess.Close()
+		p.mu.Lock()
+		p.drops++
+		p.lastDrop = err
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(meshRetry):
+		}
 	}
 }
 
@@ -101,22 +122,19 @@ func (p *meshPeers) stop() {
 	}
 }
 
-// Err reports the first failure: a neighbour that could not send, or a
-// session that dropped after it was established.
+// Err reports a neighbour that gave up (it only does when stopped).
 func (p *meshPeers) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.failed != nil {
-		return p.failed
-	}
-	for _, s := range p.sessions {
-		if s != nil {
-			if err := s.Err(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return p.failed
+}
+
+// dropped returns how many established sessions have dropped so far, and
+// the last one's error.
+func (p *meshPeers) dropped() (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.drops, p.lastDrop
 }
 
 // established returns how many sessions are up, and when the last came up.
@@ -125,7 +143,7 @@ func (p *meshPeers) established() (int, time.Time) {
 	defer p.mu.Unlock()
 	n := 0
 	for _, s := range p.sessions {
-		if s != nil {
+		if s != nil && s.Err() == nil {
 			n++
 		}
 	}

@@ -117,7 +117,7 @@ func (s *Session) Send(msgs []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if _, err := s.conn.Write(msgs); err != nil {
-		return fmt.Errorf("feeder: send to %v: %w", s.PeerRouterID, err)
+		return fmt.Errorf("feeder: send on %s: %w", s, err)
 	}
 	return nil
 }
@@ -128,6 +128,11 @@ func (s *Session) Received() (prefixes int, endOfRIB bool) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	return len(s.received), s.eor
+}
+
+// String names the session by its addresses, local first.
+func (s *Session) String() string {
+	return fmt.Sprintf("%v->%v (router %v)", s.conn.LocalAddr(), s.conn.RemoteAddr(), s.PeerRouterID)
 }
 
 // Done is closed when the session has ended (Close, or an error: see Err).
@@ -186,7 +191,7 @@ func (s *Session) readLoop(r *bufio.Reader) {
 		}
 		typ, body, err := readMessage(r)
 		if err != nil {
-			s.end(fmt.Errorf("feeder: session with %v: %w", s.PeerRouterID, err))
+			s.end(fmt.Errorf("feeder: session %s: %w", s, err))
 			return
 		}
 		switch typ {
@@ -198,7 +203,7 @@ func (s *Session) readLoop(r *bufio.Reader) {
 				return
 			}
 		default:
-			s.end(fmt.Errorf("feeder: session with %v: %s", s.PeerRouterID, describe(typ, body)))
+			s.end(fmt.Errorf("feeder: session %s: %s", s, describe(typ, body)))
 			return
 		}
 	}
@@ -211,7 +216,7 @@ func (s *Session) readLoop(r *bufio.Reader) {
 func (s *Session) recordUpdate(body []byte) error {
 	nlri, eor, err := splitUpdate(body)
 	if err != nil {
-		return fmt.Errorf("feeder: UPDATE from %v: %w", s.PeerRouterID, err)
+		return fmt.Errorf("feeder: UPDATE on %s: %w", s, err)
 	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
