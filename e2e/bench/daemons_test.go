@@ -206,6 +206,18 @@ func (d *nodeDaemon) Memory(field string) (uint64, error) {
 	return sum, nil
 }
 
+// peakRSS is the daemon's VmHWM (summed over its processes), after
+// checking that the pids are the daemon's own.
+func (d *nodeDaemon) peakRSS(b *testing.B) uint64 {
+	b.Helper()
+	d.requireComm(b)
+	hwm, err := d.Memory("VmHWM")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return hwm
+}
+
 // startNode starts kind's daemon in n configured by s and returns as soon as
 // it runs: BIRD once birdc answers (harness.StartBird), FRR once bgpd
 // answers vtysh (harness.StartFRR), petrel right away. Use waitPetrelAPI to

@@ -148,11 +148,7 @@ func mesh500(b *testing.B, kind string, n int, reflector bool) result {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d.requireComm(b)
-	hwm, err := d.Memory("VmHWM")
-	if err != nil {
-		b.Fatal(err)
-	}
+	hwm := d.peakRSS(b)
 	up, lastUp := mesh.established()
 	if up != n {
 		b.Fatalf("%s: FIB complete with only %d of %d sessions up?", kind, up, n)
