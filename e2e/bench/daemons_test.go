@@ -258,8 +258,8 @@ func skipUnsupported(b *testing.B, kind string, s nodeSpec) {
 	}
 }
 
-// petrelNoReflector is why petrel cannot be the route reflector of a
-// benchmark yet.
+// petrelNoReflector is why a standalone petrel cannot be a route
+// reflector (BenchmarkMesh500 runs petrel in datastore mode instead).
 const petrelNoReflector = "petrel's standalone config has no route-reflector keys: bgp.PeerConfig's " +
 	"RouteReflectorClient/ClusterID are only set by mesh/ in datastore mode (a Node with " +
 	"routeReflectorClusterID), and only daemon/datastore.go turns reflection on (Speaker.SetReflect)"
