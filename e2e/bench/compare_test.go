@@ -56,16 +56,21 @@ var (
 // always there: TestMain builds it unless PETREL_BIN names one).
 func requireContender(b *testing.B, kind string) {
 	b.Helper()
-	var need []string
 	switch kind {
 	case "bird":
-		need = []string{"bird", "birdc"}
+		requireInstalled(b, "the bird contender", "bird", "birdc")
 	case "frr":
-		need = []string{"vtysh", frrLibexec + "/zebra", frrLibexec + "/staticd", frrLibexec + "/bgpd"}
+		requireInstalled(b, "the frr contender", "vtysh", frrLibexec+"/zebra", frrLibexec+"/staticd", frrLibexec+"/bgpd")
 	}
-	for _, n := range need {
-		if _, err := exec.LookPath(n); err != nil {
-			b.Skipf("%s not installed (%v): skipping the %s contender", n, err, kind)
+}
+
+// requireInstalled skips b, naming what needs them, unless every one of
+// the programs is installed.
+func requireInstalled(b *testing.B, what string, programs ...string) {
+	b.Helper()
+	for _, p := range programs {
+		if _, err := exec.LookPath(p); err != nil {
+			b.Skipf("%s not installed (%v): skipping %s", p, err, what)
 		}
 	}
 }

@@ -74,6 +74,7 @@ func ingest(b *testing.B, kind, source string, prefixes []netip.Prefix, feed *fe
 	var goTor *passiveFeeder
 	switch source {
 	case birdFeeder:
+		requireInstalled(b, "the BIRD feeder", "bird", "birdc")
 		t0 := time.Now()
 		torBird := harness.StartBird(b, tor, torBirdConfig(torAddr.String(), []string{nodeAddr.String()}, prefixes))
 		waitBirdRoutes(b, torBird, len(prefixes), 60*time.Second)

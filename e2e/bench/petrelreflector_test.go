@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,9 +48,7 @@ spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}
 // daemon.
 func preparePetrelReflector(b *testing.B, lab *harness.Lab, n *harness.Node, self netip.Prefix, clusterID string, peers []netip.Prefix, pool netip.Prefix) func() *nodeDaemon {
 	b.Helper()
-	if _, err := exec.LookPath("etcd"); err != nil {
-		b.Skipf("etcd not installed (%v): petrel can only be a reflector in datastore mode", err)
-	}
+	requireInstalled(b, "petrel as reflector (datastore mode needs etcd)", "etcd")
 	n.Start(b, "etcd", "etcd", "--data-dir", filepath.Join(lab.Dir(), "etcd"), "--name", "bench",
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
