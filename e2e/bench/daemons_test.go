@@ -19,7 +19,7 @@ import (
 // calico nodes and their top-of-rack router.
 const benchAS = 64512
 
-// nodeSpec is what a node daemon (either contender) is configured with.
+// nodeSpec is what a node daemon (any contender) is configured with.
 type nodeSpec struct {
 	RouterID string
 	Peers    []string // iBGP neighbors
@@ -31,6 +31,11 @@ type nodeSpec struct {
 	// learns kernel routes by default.) Off for pure ingest, where the
 	// kernel protocol should only program routes.
 	LearnKernel bool
+	// ClusterID, when set, makes the node a route reflector with every
+	// peer as its client, in this cluster (an IPv4-style id), as calico
+	// configures a node with routeReflectorClusterID. A reflector keeps the
+	// clients' next hops (no `next hop self`).
+	ClusterID string
 }
 
 // torBirdConfig is a BIRD top-of-rack router that advertises static
@@ -88,17 +93,21 @@ protocol direct { ipv4; interface -"cali*", "*"; }
 		fmt.Fprintf(&b, "  if net ~ [ %s ] then accept;\n", strings.Join(ranges, ", "))
 	}
 	b.WriteString("  reject;\n}\n")
+	reflect, nextHop := "", " next hop self;"
+	if s.ClusterID != "" {
+		reflect, nextHop = fmt.Sprintf("  rr client;\n  rr cluster id %s;\n", s.ClusterID), ""
+	}
 	for i, p := range s.Peers {
 		fmt.Fprintf(&b, `protocol bgp peer%d {
   local as %d;
   neighbor %s as %d;
-  connect delay time 2;
+%s  connect delay time 2;
   connect retry time 5;
   error wait time 5, 30;
   graceful restart;
-  ipv4 { import all; export filter bench_export; next hop self; gateway recursive; add paths on; };
+  ipv4 { import all; export filter bench_export;%s gateway recursive; add paths on; };
 }
-`, i, benchAS, p, benchAS)
+`, i, benchAS, p, benchAS, reflect, nextHop)
 	}
 	return b.String()
 }
@@ -123,37 +132,112 @@ func petrelConfig(name string, s nodeSpec) string {
 	return b.String()
 }
 
+// kernelProto is the route protocol number a contender's node installs
+// its BGP routes with: 12 (RTPROT_BIRD) for BIRD as calico-node configures
+// it and for petrel by default; FRR's zebra uses RTPROT_BGP (186).
+func kernelProto(kind string) uint8 {
+	if kind == "frr" {
+		return protoZebraBGP
+	}
+	return protoBird
+}
+
 // nodeDaemon is a contender's daemon running in a lab node.
 type nodeDaemon struct {
-	Kind   string // "bird" or "petrel"
-	Proc   *harness.Process
+	Kind string // "bird", "frr" or "petrel"
+	// Procs are the processes whose CPU and memory are the contender's:
+	// the daemon itself, or FRR's zebra and bgpd (staticd, which has
+	// nothing to do in a benchmark, is left out).
+	Procs  []*harness.Process
 	Bird   *harness.Bird // BIRD only
+	FRR    *harness.FRR  // FRR only
 	Socket string        // petrel only: its API socket
 }
 
-// Pid is the daemon's own pid (see requireComm).
-func (d *nodeDaemon) Pid() int { return d.Proc.Cmd.Process.Pid }
+// Pid is the pid of the daemon's first process (see requireComm).
+func (d *nodeDaemon) Pid() int { return d.Procs[0].Cmd.Process.Pid }
 
-// Comm is the command name the daemon's process must have.
-func (d *nodeDaemon) Comm() string { return d.Kind }
+// Comm is the command name the daemon's first process must have.
+func (d *nodeDaemon) Comm() string { return d.Procs[0].Name }
 
-// Alive returns an error with the daemon's log tail once it has exited.
+// Alive returns an error with a process's log tail once one has exited.
 func (d *nodeDaemon) Alive() error {
-	if d.Proc.Exited() {
-		return fmt.Errorf("%s exited; log:\n%s", d.Kind, logTail(d.Proc.Log(), 30))
+	for _, p := range d.Procs {
+		if p.Exited() {
+			return fmt.Errorf("%s (%s) exited; log:\n%s", d.Kind, p.Name, logTail(p.Log(), 30))
+		}
 	}
 	return nil
 }
 
+// requireComm checks that every measured pid runs the daemon it names
+// (see the package-level requireComm).
+func (d *nodeDaemon) requireComm(b *testing.B) {
+	b.Helper()
+	for _, p := range d.Procs {
+		requireComm(b, p.Cmd.Process.Pid, p.Name)
+	}
+}
+
+// CPU is the user+system time the daemon's processes have used so far.
+func (d *nodeDaemon) CPU() (time.Duration, error) {
+	var sum time.Duration
+	for _, p := range d.Procs {
+		cpu, err := procCPU(p.Cmd.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += cpu
+	}
+	return sum, nil
+}
+
+// Memory sums a /proc/PID/status figure ("VmHWM", "VmRSS") over the
+// daemon's processes.
+func (d *nodeDaemon) Memory(field string) (uint64, error) {
+	var sum uint64
+	for _, p := range d.Procs {
+		n, err := procStatusBytes(p.Cmd.Process.Pid, field)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// peakRSS is the daemon's VmHWM (summed over its processes), after
+// checking that the pids are the daemon's own.
+func (d *nodeDaemon) peakRSS(b *testing.B) uint64 {
+	b.Helper()
+	d.requireComm(b)
+	hwm, err := d.Memory("VmHWM")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return hwm
+}
+
 // startNode starts kind's daemon in n configured by s and returns as soon as
-// it runs: BIRD once birdc answers (harness.StartBird), petrel right away.
-// Use waitPetrelAPI to wait for petrel's readiness where it matters.
+// it runs: BIRD once birdc answers (harness.StartBird), FRR once bgpd
+// answers vtysh (harness.StartFRR), petrel right away. Use waitPetrelAPI to
+// wait for petrel's readiness where it matters.
 func startNode(b *testing.B, lab *harness.Lab, n *harness.Node, kind string, s nodeSpec) *nodeDaemon {
 	b.Helper()
+	skipUnsupported(b, kind, s)
 	switch kind {
 	case "bird":
 		bd := harness.StartBird(b, n, birdNodeConfig(s))
-		return &nodeDaemon{Kind: kind, Proc: bd.Proc, Bird: bd}
+		return &nodeDaemon{Kind: kind, Procs: []*harness.Process{bd.Proc}, Bird: bd}
+	case "frr":
+		f := harness.StartFRR(b, n, frrNodeConfig(n.Name, s))
+		d := &nodeDaemon{Kind: kind, FRR: f}
+		for _, p := range f.Procs {
+			if p.Name != "staticd" {
+				d.Procs = append(d.Procs, p)
+			}
+		}
+		return d
 	case "petrel":
 		cfg := filepath.Join(lab.Dir(), n.Name+".yaml")
 		if err := os.WriteFile(cfg, []byte(petrelConfig(n.Name, s)), 0o644); err != nil {
@@ -161,11 +245,24 @@ func startNode(b *testing.B, lab *harness.Lab, n *harness.Node, kind string, s n
 		}
 		sock := filepath.Join(lab.Dir(), n.Name+".sock")
 		p := n.Start(b, "petrel", petrelBin, "daemon", "--config", cfg, "--socket", sock)
-		return &nodeDaemon{Kind: kind, Proc: p, Socket: sock}
+		return &nodeDaemon{Kind: kind, Procs: []*harness.Process{p}, Socket: sock}
 	}
 	b.Fatalf("unknown contender %q", kind)
 	return nil
 }
+
+// skipUnsupported skips b if kind cannot be configured as s asks.
+func skipUnsupported(b *testing.B, kind string, s nodeSpec) {
+	if kind == "petrel" && s.ClusterID != "" {
+		b.Skip(petrelNoReflector)
+	}
+}
+
+// petrelNoReflector is why a standalone petrel cannot be a route
+// reflector (BenchmarkMesh500 runs petrel in datastore mode instead).
+const petrelNoReflector = "petrel's standalone config has no route-reflector keys: bgp.PeerConfig's " +
+	"RouteReflectorClient/ClusterID are only set by mesh/ in datastore mode (a Node with " +
+	"routeReflectorClusterID), and only daemon/datastore.go turns reflection on (Speaker.SetReflect)"
 
 // waitPetrelAPI waits until petrel's API socket answers, or returns the
 // daemon's log if it exits first (a config it rejects, say).

@@ -2,7 +2,8 @@ package bench
 
 // Reusable pieces for benchmarks: prefix generation, /proc readers, a
 // netlink socket living in a lab namespace (route counting, route adding,
-// route watching), polling, `ip -batch`, and result bookkeeping.
+// route watching), polling and `ip -batch`. Results and their comparison
+// are in compare_test.go.
 //
 // Everything here acts only inside namespaces a harness.Lab created: the
 // netlink sockets are created inside the namespace (and stay bound to it),
@@ -14,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -26,8 +26,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/petrel-net/petrel/e2e/harness"
 )
 
 // Linux constants the syscall package lacks.
@@ -39,7 +37,9 @@ const (
 	// RTPROT_BIRD: BIRD's, calico-node's and petrel's default kernel protocol.
 	protoBird   = 12
 	protoStatic = 4 // RTPROT_STATIC, what `ip route add ... proto static` sets
-	tableMain   = 254
+	// RTPROT_BGP: what FRR's zebra installs BGP routes with.
+	protoZebraBGP = 186
+	tableMain     = 254
 )
 
 // ---- prefixes ----
@@ -219,6 +219,33 @@ type routeCounter struct {
 	Baseline int // Fib.Routes("Main") before the daemon started
 
 	seen bool
+}
+
+// newRouteCounter opens what a routeCounter needs in namespace ns, for
+// want /26 routes of protocol proto, and checks that none of them exists
+// before the daemon starts. Call the returned function when done.
+func newRouteCounter(b *testing.B, ns string, proto uint8, want int) (*routeCounter, func()) {
+	b.Helper()
+	nl, err := dialNetlink(ns, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fib, err := openFibStat(ns)
+	if err != nil {
+		nl.Close()
+		b.Fatal(err)
+	}
+	closeAll := func() { nl.Close(); fib.Close() }
+	if n, err := nl.CountRoutes(tableMain, proto, -1); err != nil || n != 0 {
+		closeAll()
+		b.Fatalf("%s has %d proto-%d routes before the daemon starts (err %v)", ns, n, proto, err)
+	}
+	baseline, err := fib.Routes("Main")
+	if err != nil {
+		closeAll()
+		b.Fatal(err)
+	}
+	return &routeCounter{NL: nl, Fib: fib, Proto: proto, DstLen: 26, Want: want, Baseline: baseline}, closeAll
 }
 
 // Count is a count function for pollUntilCount.
@@ -603,116 +630,3 @@ func (w *routeWatcher) Close() {
 	close(w.done)
 	w.conn.Close()
 }
-
-// ---- results ----
-
-// metric is one measured figure of a contender, reported as unit
-// "<name>_<unit>" (e.g. ingest_s) and compared as "<name>_ratio".
-type metric struct {
-	Name, Unit string
-	Value      float64
-	// Lab marks a figure of the lab rather than of the daemon (a setup
-	// time, say): reported, but not compared.
-	Lab bool
-}
-
-// result is a contender's metrics in report order.
-type result []metric
-
-// report hands the metrics to the benchmark framework and hides ns/op,
-// which for a single timed-by-hand run means nothing.
-func (r result) report(b *testing.B) {
-	for _, m := range r {
-		b.ReportMetric(m.Value, m.Name+"_"+m.Unit)
-	}
-	b.ReportMetric(0, "ns/op")
-}
-
-func (r result) get(name string) (float64, bool) {
-	i := slices.IndexFunc(r, func(m metric) bool { return m.Name == name })
-	if i < 0 {
-		return 0, false
-	}
-	return r[i].Value, true
-}
-
-// contenders are run in this order, BIRD first as the reference.
-var contenders = []string{"bird", "petrel"}
-
-// compare runs run once per contender as sub-benchmarks named after them,
-// then a "ratio" sub-benchmark reporting petrel/bird for every metric, and
-// logs a table of everything. A contender that fails or skips is left out of
-// the ratios (which then skip).
-func compare(b *testing.B, title string, run func(b *testing.B, contender string) result) {
-	harness.RequireRoot(b) // skip once, not per contender
-	results := map[string]result{}
-	for _, c := range contenders {
-		b.Run(c, func(b *testing.B) {
-			r := run(b, c)
-			r.report(b)
-			results[c] = r
-		})
-	}
-	b.Run("ratio", func(b *testing.B) {
-		b.Log(formatTable(title, results))
-		bird, petrel := results["bird"], results["petrel"]
-		if bird == nil || petrel == nil {
-			b.Skip("no ratio: a contender did not produce results (see above)")
-		}
-		for _, m := range bird {
-			if p, ok := petrel.get(m.Name); ok && m.Value != 0 && !m.Lab {
-				b.ReportMetric(p/m.Value, m.Name+"_ratio")
-			}
-		}
-		b.ReportMetric(0, "ns/op")
-	})
-}
-
-// formatTable renders results as a readable table, one row per metric.
-func formatTable(title string, results map[string]result) string {
-	var names []string
-	units := map[string]string{}
-	lab := map[string]bool{}
-	for _, c := range contenders {
-		for _, m := range results[c] {
-			if _, ok := units[m.Name]; !ok {
-				names = append(names, m.Name)
-				units[m.Name] = m.Unit
-				lab[m.Name] = m.Lab
-			}
-		}
-	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%s\n%-14s %12s %12s %14s\n", title, "metric", "bird", "petrel", "petrel/bird")
-	cell := func(r result, name string) (string, float64) {
-		if v, ok := r.get(name); ok {
-			return strconv.FormatFloat(v, 'f', 3, 64), v
-		}
-		return "-", math.NaN()
-	}
-	for _, n := range names {
-		bs, bv := cell(results["bird"], n)
-		ps, pv := cell(results["petrel"], n)
-		ratio := "-"
-		if !math.IsNaN(bv) && !math.IsNaN(pv) && bv != 0 && !lab[n] {
-			ratio = strconv.FormatFloat(pv/bv, 'f', 2, 64)
-		}
-		fmt.Fprintf(&sb, "%-14s %12s %12s %14s\n", n+" ("+units[n]+")", bs, ps, ratio)
-	}
-	return sb.String()
-}
-
-// percentile returns the p-th percentile (0..100, nearest rank) of ds.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func seconds(d time.Duration) float64 { return d.Seconds() }
-func millis(d time.Duration) float64  { return float64(d) / float64(time.Millisecond) }
-func megabytes(n uint64) float64      { return float64(n) / (1 << 20) }

@@ -2,6 +2,9 @@ package bench
 
 import (
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +64,78 @@ func TestBirdConfigs(t *testing.T) {
 	}
 	if p := petrelConfig("a", nodeSpec{RouterID: "10.0.0.1", Peers: []string{"10.0.0.2"}}); strings.Contains(p, "export") {
 		t.Errorf("plain petrel config mentions export:\n%s", p)
+	}
+}
+
+func TestReflectorBirdConfig(t *testing.T) {
+	conf := birdNodeConfig(nodeSpec{RouterID: "10.0.0.1", Peers: []string{"10.0.0.2", "10.0.0.3"}, ClusterID: "224.0.0.1"})
+	if n := strings.Count(conf, "rr client;\n  rr cluster id 224.0.0.1;"); n != 2 {
+		t.Errorf("%d peers are rr clients, want 2:\n%s", n, conf)
+	}
+	if strings.Contains(conf, "next hop self") {
+		t.Errorf("a reflector must keep its clients' next hops:\n%s", conf)
+	}
+}
+
+func TestFRRNodeConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		spec        nodeSpec
+		want, avoid []string
+	}{
+		{"plain", nodeSpec{RouterID: "10.0.0.1", Peers: []string{"10.0.0.2"}},
+			[]string{"router bgp 64512", "bgp router-id 10.0.0.1", "neighbor 10.0.0.2 peer-group peers", "neighbor peers next-hop-self", "bgp graceful-restart"},
+			[]string{"redistribute", "route-reflector-client", "cluster-id"}},
+		{"export", nodeSpec{RouterID: "10.0.0.1", Peers: []string{"10.0.0.2"}, Export: []netip.Prefix{propagationExport}},
+			[]string{"ip prefix-list bench_export seq 5 permit 10.77.0.0/16 le 32", "redistribute kernel route-map bench_export"}, nil},
+		{"reflector", nodeSpec{RouterID: "10.0.0.1", Peers: []string{"10.0.0.2"}, ClusterID: "224.0.0.1"},
+			[]string{"bgp cluster-id 224.0.0.1", "neighbor peers route-reflector-client"},
+			[]string{"next-hop-self"}},
+	} {
+		conf := frrNodeConfig("node", tc.spec)
+		for _, w := range tc.want {
+			if !strings.Contains(conf, w) {
+				t.Errorf("%s: config lacks %q:\n%s", tc.name, w, conf)
+			}
+		}
+		for _, a := range tc.avoid {
+			if strings.Contains(conf, a) {
+				t.Errorf("%s: config has %q:\n%s", tc.name, a, conf)
+			}
+		}
+		checkFRRSyntax(t, conf)
+	}
+}
+
+// checkFRRSyntax has vtysh parse conf when FRR is installed.
+func checkFRRSyntax(t *testing.T, conf string) {
+	t.Helper()
+	if _, err := exec.LookPath("vtysh"); err != nil {
+		return
+	}
+	path := filepath.Join(t.TempDir(), "frr.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("vtysh", "--dryrun", "--inputfile", path).CombinedOutput(); err != nil {
+		t.Errorf("vtysh --dryrun: %v\n%s\nconfig:\n%s", err, out, conf)
+	}
+}
+
+func TestFormatTable(t *testing.T) {
+	results := map[string]result{
+		"bird":   {{"ingest", "s", 2, false}, {"setup", "s", 1, true}},
+		"petrel": {{"ingest", "s", 3, false}, {"setup", "s", 4, true}},
+	}
+	table := formatTable("t", allContenders, results)
+	for _, want := range []string{"frr/bird", "petrel/bird", "1.50"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	for line := range strings.SplitSeq(table, "\n") {
+		if strings.HasPrefix(line, "setup") && !strings.HasSuffix(line, " -") {
+			t.Errorf("lab figures must not be compared: %q", line)
+		}
 	}
 }

@@ -23,7 +23,7 @@ var idleWorkloadBase = netip.MustParseAddr("192.168.0.1")
 // nothing changing: how much CPU does the daemon burn just watching? BIRD's
 // 2 s device and kernel scans are the classic cost here.
 func BenchmarkIdle2000Veths(b *testing.B) {
-	compare(b, fmt.Sprintf("idle with %d workload veths, CPU over %v after %v warm-up", idleVeths, idleMeasure, idleWarmup), idle)
+	compare(b, fmt.Sprintf("idle with %d workload veths, CPU over %v after %v warm-up", idleVeths, idleMeasure, idleWarmup), birdAndPetrel, idle)
 }
 
 func idle(b *testing.B, kind string) result {

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/petrel-net/petrel/e2e/bench/feeder"
 	"github.com/petrel-net/petrel/e2e/harness"
 )
 
@@ -25,10 +27,15 @@ var (
 	ingestLink = netip.MustParsePrefix("10.200.0.0/24")
 )
 
-// BenchmarkIngest100k: a tor BIRD advertises 100,000 /26s over iBGP; how
-// long does the node daemon take, from its process start, until all of them
-// are routes in the node's kernel (main table, protocol 12)? Also its peak
-// RSS and the CPU it used until then.
+// BenchmarkIngest100k: a ToR advertises 100,000 /26s over iBGP; how long
+// does the node daemon take, from its process start, until all of them are
+// routes in the node's kernel (main table, the contender's protocol)? Also
+// its peak RSS and the CPU it used until then.
+//
+// Every contender runs against each ToR feeder (see ingestFeeders): BIRD
+// with static routes, and the pre-encoded feeder of package feeder, which
+// cannot be the bottleneck. Sub-benchmarks are FEEDER/CONTENDER, e.g.
+// -bench 'Ingest100k/go-feeder/petrel'.
 func BenchmarkIngest100k(b *testing.B) {
 	prefixes, err := genPrefixes(ingestBase, 26, ingestN)
 	if err != nil {
@@ -37,47 +44,57 @@ func BenchmarkIngest100k(b *testing.B) {
 	if overlapsAny(prefixes, ingestLink) {
 		b.Fatalf("generated prefixes overlap the link %v", ingestLink)
 	}
-	compare(b, "ingest of 100k /26 routes into the kernel", func(b *testing.B, kind string) result {
-		return ingest(b, kind, prefixes)
-	})
+	// Encoded once, before any clock runs.
+	feed, err := feeder.NewFeed(prefixes, torAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, source := range ingestFeeders {
+		b.Run(source, func(b *testing.B) {
+			title := fmt.Sprintf("ingest of %d /26 routes into the kernel, fed by %s", len(prefixes), source)
+			compare(b, title, allContenders, func(b *testing.B, kind string) result {
+				return ingest(b, kind, source, prefixes, feed)
+			})
+		})
+	}
 }
 
-func ingest(b *testing.B, kind string, prefixes []netip.Prefix) result {
+var (
+	torAddr  = netip.MustParseAddr("10.200.0.1")
+	nodeAddr = netip.MustParseAddr("10.200.0.2")
+)
+
+func ingest(b *testing.B, kind, source string, prefixes []netip.Prefix, feed *feeder.Feed) result {
 	lab := harness.New(b)
 	tor, node := lab.Node("tor"), lab.Node("node")
-	lab.Link(tor, "eth0", "10.200.0.1/24", node, "eth0", "10.200.0.2/24")
+	lab.Link(tor, "eth0", torAddr.String()+"/24", node, "eth0", nodeAddr.String()+"/24")
 
 	// The tor must have all routes before the node starts, so that the
 	// clock measures the node only.
-	t0 := time.Now()
-	torBird := harness.StartBird(b, tor, torBirdConfig("10.200.0.1", []string{"10.200.0.2"}, prefixes))
-	waitBirdRoutes(b, torBird, len(prefixes), 60*time.Second)
-	b.Logf("%s: tor BIRD loaded %d static routes in %v", kind, len(prefixes), time.Since(t0).Round(time.Millisecond))
+	var goTor *passiveFeeder
+	switch source {
+	case birdFeeder:
+		requireInstalled(b, "the BIRD feeder", "bird", "birdc")
+		t0 := time.Now()
+		torBird := harness.StartBird(b, tor, torBirdConfig(torAddr.String(), []string{nodeAddr.String()}, prefixes))
+		waitBirdRoutes(b, torBird, len(prefixes), 60*time.Second)
+		b.Logf("%s: tor BIRD loaded %d static routes in %v", kind, len(prefixes), time.Since(t0).Round(time.Millisecond))
+	case goFeeder:
+		goTor = startPassiveFeeder(b, tor, torAddr, feed)
+	default:
+		b.Fatalf("unknown feeder %q", source)
+	}
+	proto := kernelProto(kind)
 
-	nl, err := dialNetlink(node.NS, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nl.Close()
-	fib, err := openFibStat(node.NS)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fib.Close()
-	if n, err := nl.CountRoutes(tableMain, protoBird, -1); err != nil || n != 0 {
-		b.Fatalf("node has %d proto-12 routes before the daemon starts (err %v)", n, err)
-	}
-	baseline, err := fib.Routes("Main")
-	if err != nil {
-		b.Fatal(err)
-	}
-	counter := &routeCounter{NL: nl, Fib: fib, Proto: protoBird, DstLen: 26, Want: len(prefixes), Baseline: baseline}
+	counter, closeCounter := newRouteCounter(b, node.NS, proto, len(prefixes))
+	defer closeCounter()
+	nl, fib := counter.NL, counter.Fib
 
 	start := time.Now()
-	d := startNode(b, lab, node, kind, nodeSpec{RouterID: "10.200.0.2", Peers: []string{"10.200.0.1"}})
+	d := startNode(b, lab, node, kind, nodeSpec{RouterID: nodeAddr.String(), Peers: []string{torAddr.String()}})
 	res, err := pollUntilCount(start, ingestTimeout, ingestPoll, len(prefixes), counter.Count, d.Alive)
 	// Sample CPU right away: it is the cost of getting here.
-	cpu, cpuErr := procCPU(d.Pid())
+	cpu, cpuErr := d.CPU()
 	if err != nil {
 		first := "no route at all"
 		if res.First > 0 {
@@ -88,14 +105,10 @@ func ingest(b *testing.B, kind string, prefixes []netip.Prefix) result {
 	if cpuErr != nil {
 		b.Fatal(cpuErr)
 	}
-	requireComm(b, d.Pid(), d.Comm())
-	hwm, err := procStatusBytes(d.Pid(), "VmHWM")
-	if err != nil {
-		b.Fatal(err)
-	}
+	hwm := d.peakRSS(b)
 	// What polling costs, with all routes in place.
 	t1 := time.Now()
-	all, err := nl.CountRoutes(tableMain, protoBird, -1)
+	all, err := nl.CountRoutes(tableMain, proto, -1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,10 +116,18 @@ func ingest(b *testing.B, kind string, prefixes []netip.Prefix) result {
 	if _, err := fib.Routes("Main"); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("%s: a netlink dump of the %d proto-12 routes takes %v, a fib_triestat read %v",
-		kind, all, t2.Sub(t1).Round(time.Microsecond), time.Since(t2).Round(time.Microsecond))
+	b.Logf("%s: a netlink dump of the %d proto-%d routes takes %v, a fib_triestat read %v",
+		kind, all, proto, t2.Sub(t1).Round(time.Microsecond), time.Since(t2).Round(time.Microsecond))
 	if all > len(prefixes) {
-		b.Logf("%s: also installed: %s", kind, strings.TrimSpace(node.MustRun(b, "sh", "-c", "ip route show table main proto 12 | grep -v '/26 '")))
+		b.Logf("%s: also installed: %s", kind, strings.TrimSpace(node.MustRun(b, "sh", "-c",
+			fmt.Sprintf("ip route show table main proto %d | grep -v '/26 '", proto))))
+	}
+	if goTor != nil {
+		state, err := goTor.report(start)
+		if err != nil {
+			b.Fatalf("%s: feeder: %v", kind, err)
+		}
+		b.Logf("%s: go feeder (times from the node's start): %s", kind, state)
 	}
 	// Show one installed route, to make plain what was counted.
 	sample := strings.TrimSpace(node.MustRun(b, "ip", "route", "show", "table", "main", prefixes[len(prefixes)/2].String()))
@@ -116,6 +137,7 @@ func ingest(b *testing.B, kind string, prefixes []netip.Prefix) result {
 	return result{
 		{"ingest", "s", seconds(res.Done), false},
 		{"first", "s", seconds(res.First), false},
+		{"first_to_last", "s", seconds(res.Done - res.First), false},
 		{"rss", "MB", megabytes(hwm), false},
 		{"cpu", "s", seconds(cpu), false},
 	}

@@ -35,7 +35,7 @@ var (
 // `export` key; a petrel that does not know the key yet makes the petrel
 // contender skip.
 func BenchmarkPropagation(b *testing.B) {
-	compare(b, fmt.Sprintf("kernel route on A -> kernel of B over iBGP (%d routes)", propagationRoutes), propagation)
+	compare(b, fmt.Sprintf("kernel route on A -> kernel of B over iBGP (%d routes)", propagationRoutes), allContenders, propagation)
 }
 
 func propagation(b *testing.B, kind string) result {
@@ -87,7 +87,7 @@ func propagation(b *testing.B, kind string) result {
 	if err := nlA.AddRoute(warm, hostA, protoStatic); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := watch.Wait(warm, protoBird, propagationSetup); err != nil {
+	if _, err := watch.Wait(warm, kernelProto(kind), propagationSetup); err != nil {
 		b.Fatalf("%s: warm-up route never reached B: %v (%v)", kind, err, alive())
 	}
 
@@ -102,7 +102,7 @@ func propagation(b *testing.B, kind string) result {
 		if err := nlA.AddRoute(p, hostA, protoStatic); err != nil {
 			b.Fatal(err)
 		}
-		ev, err := watch.Wait(p, protoBird, propagationWait)
+		ev, err := watch.Wait(p, kernelProto(kind), propagationWait)
 		if err != nil {
 			b.Fatalf("%s: route %d: %v (%v)", kind, k, err, alive())
 		}
