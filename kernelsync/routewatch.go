@@ -37,6 +37,10 @@ func watchRoutes(ctx context.Context, ownPort uint32, out chan<- netlink.RouteUp
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer); err != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
 	}
+	if ownPort != 0 {
+		// Best effort: without the filter the echoes are dropped below.
+		_ = dropPortInKernel(fd, ownPort)
+	}
 	// A receive timeout lets the reader notice ctx ending without another
 	// file descriptor to poll.
 	tv := unix.NsecToTimeval(int64(500 * time.Millisecond))
@@ -66,6 +70,23 @@ func watchRoutes(ctx context.Context, ownPort uint32, out chan<- netlink.RouteUp
 		}
 	}()
 	return nil
+}
+
+// dropPortInKernel attaches a socket filter that drops, inside the kernel,
+// every notification stamped with port: at 100k routes the echoes of our
+// own writes would otherwise be copied to this socket only to be skipped.
+// Classic BPF loads the 32-bit nlmsg_pid at offset 12 in network byte
+// order, so the constant is the port's native bytes read big-endian.
+func dropPortInKernel(fd int, port uint32) error {
+	var native [4]byte
+	binary.NativeEndian.PutUint32(native[:], port)
+	prog := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 12},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: binary.BigEndian.Uint32(native[:]), Jt: 0, Jf: 1},
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0},          // ours: drop
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}, // anyone else's: keep whole
+	}
+	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
 }
 
 // forEachRouteUpdate calls fn for each route message in b that another
