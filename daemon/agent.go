@@ -42,13 +42,16 @@ type agent struct {
 	// done delivers the first fatal error of the API server or kernel sync.
 	done chan error
 	stop func()
+	// kernelOnce starts kernel sync once: datastore mode needs it running
+	// before its first apply (the VXLAN hand-off waits for it).
+	kernelOnce sync.Once
 }
 
 // startAgent brings a node up in the order that keeps traffic flowing
 // through a restart: adopt the kernel routes a previous run left (and so
 // learn whether we are restarting), refuse to run beside another daemon,
 // start the speaker, serve the API. The caller then configures peers and
-// prefixes and starts kernel sync with runKernel.
+// prefixes, and kernel sync starts with startKernel (or run).
 func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	log := cfg.Logger
 	m := newMetrics()
@@ -119,13 +122,7 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 // then calls onEvent for every value on events until ctx ends (nil: a
 // normal stop) or a part of the agent fails.
 func (a *agent) run(ctx context.Context, ready chan<- struct{}, events <-chan struct{}, onEvent func()) error {
-	if a.kernel != nil {
-		go func() {
-			if err := a.kernel.Run(ctx, a.speaker); err != nil {
-				a.done <- err
-			}
-		}()
-	}
+	a.startKernel(ctx)
 	if ready != nil {
 		close(ready)
 	}
@@ -140,6 +137,20 @@ func (a *agent) run(ctx context.Context, ready chan<- struct{}, events <-chan st
 			onEvent()
 		}
 	}
+}
+
+// startKernel starts kernel sync, once.
+func (a *agent) startKernel(ctx context.Context) {
+	if a.kernel == nil {
+		return
+	}
+	a.kernelOnce.Do(func() {
+		go func() {
+			if err := a.kernel.Run(ctx, a.speaker); err != nil {
+				a.done <- err
+			}
+		}()
+	})
 }
 
 func kernelConfig(k config.Kernel, log *slog.Logger) kernelsync.Config {

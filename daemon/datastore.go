@@ -91,7 +91,9 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		}
 		remotes, excluded := st.vxlanPlan(opts.NodeName, ip.Masked())
 		if a.kernel != nil {
-			a.kernel.SetExcluded(excluded)
+			if err := a.kernel.SetExcluded(ctx, excluded); err != nil {
+				return // shutting down
+			}
 		}
 		if err := tunnel.Sync(remotes); err != nil {
 			log.Error("VXLAN sync", "err", err)
@@ -134,6 +136,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 			log.Warn("AS number or listen port changed; takes effect after a restart", "as", res.ASN, "listenPort", res.ListenPort)
 		}
 	}
+	a.startKernel(ctx) // before apply: SetExcluded waits for kernel sync
 	apply(first)
 	log.Info("petrel running", "node", opts.NodeName, "routerID", ip.Addr(), "as", first.ASN, "datastore", opts.Mode, "peers", len(first.Peers), "socket", opts.Socket)
 	return a.run(ctx, opts.Ready, st.changed, func() { apply(mesh.Desired(st.input(opts.NodeName))) })

@@ -66,7 +66,7 @@ type Sync struct {
 	// excluded prefixes belong to another owner (the VXLAN dataplane):
 	// kernel sync does not program them, whatever BGP says.
 	excluded   map[netip.Prefix]bool
-	excludeReq chan map[netip.Prefix]bool
+	excludeReq chan excludeRequest
 	writer     routeWriter
 	// lastWrite and lastScan pace the safety-net scan (scanDue).
 	lastWrite, lastScan time.Time
@@ -106,7 +106,7 @@ func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.
 		blackholes:   map[netip.Prefix]bool{},
 		blackholeReq: make(chan map[netip.Prefix]bool, 1),
 		excluded:     map[netip.Prefix]bool{},
-		excludeReq:   make(chan map[netip.Prefix]bool, 1),
+		excludeReq:   make(chan excludeRequest),
 		dev:          newDevices(cfg.Interfaces, lookup),
 	}
 }
@@ -121,14 +121,52 @@ func (s *Sync) SetBlackholes(prefixes []netip.Prefix) { offer(s.blackholeReq, pr
 
 // SetExcluded hands prefixes to another owner: kernel sync removes its
 // routes for them and programs none. Safe from any goroutine.
-func (s *Sync) SetExcluded(prefixes []netip.Prefix) { offer(s.excludeReq, prefixes) }
+//
+// It returns once Run has removed our routes for them from the kernel (or
+// when ctx ends), so the new owner writes its routes after ours are gone:
+// a hand-off that raced would have kernel sync take the prefix back as
+// "clobbered" and then delete it, leaving no route at all.
+func (s *Sync) SetExcluded(ctx context.Context, prefixes []netip.Prefix) error {
+	req := excludeRequest{want: prefixSet(prefixes), done: make(chan struct{})}
+	select {
+	case s.excludeReq <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// excludeRequest carries a new excluded set to Run; done is closed once
+// the kernel no longer holds our routes for it.
+type excludeRequest struct {
+	want map[netip.Prefix]bool
+	done chan struct{}
+}
+
+// applyExcluded hands the prefixes in req to their other owner and writes
+// the removal of our routes at once.
+func (s *Sync) applyExcluded(req excludeRequest) {
+	s.replaceSet(&s.excluded, req.want)
+	s.writeDirty()
+	close(req.done)
+}
+
+func prefixSet(prefixes []netip.Prefix) map[netip.Prefix]bool {
+	set := make(map[netip.Prefix]bool, len(prefixes))
+	for _, p := range prefixes {
+		set[p.Masked()] = true
+	}
+	return set
+}
 
 // offer puts the set on ch, replacing a request Run has not taken yet.
 func offer(ch chan map[netip.Prefix]bool, prefixes []netip.Prefix) {
-	want := make(map[netip.Prefix]bool, len(prefixes))
-	for _, p := range prefixes {
-		want[p.Masked()] = true
-	}
+	want := prefixSet(prefixes)
 	for {
 		select {
 		case ch <- want:
@@ -214,8 +252,8 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 			routeSub.Drain(s.onBGPRoute)
 		case want := <-s.blackholeReq:
 			s.replaceSet(&s.blackholes, want)
-		case want := <-s.excludeReq:
-			s.replaceSet(&s.excluded, want)
+		case req := <-s.excludeReq:
+			s.applyExcluded(req)
 		case <-peerQ.Ready():
 			peerQ.Drain(func(netip.Addr, bgp.PeerEvent) {})
 			s.checkRestartDone("every peer sent End-of-RIB")

@@ -1,6 +1,7 @@
 package kernelsync
 
 import (
+	"context"
 	"encoding/binary"
 	"log/slog"
 	"net"
@@ -320,10 +321,14 @@ func TestExcludedPrefixesBelongToAnotherOwner(t *testing.T) {
 	s.onBGPRoute(route(pfxA, gw1))
 	s.writeDirty()
 	w.take()
-	s.replaceSet(&s.excluded, map[netip.Prefix]bool{pfxA: true})
-	s.writeDirty()
+	// SetExcluded returns only after our route is gone from the kernel, so
+	// the other owner never races it.
+	go func() { s.applyExcluded(<-s.excludeReq) }()
+	if err := s.SetExcluded(context.Background(), []netip.Prefix{pfxA}); err != nil {
+		t.Fatal(err)
+	}
 	if ops := w.take(); len(ops) != 1 || ops[0].kind != opDelete {
-		t.Fatalf("ops = %+v, want our route removed for the other owner", ops)
+		t.Fatalf("ops when SetExcluded returned = %+v, want our route already removed for the other owner", ops)
 	}
 	s.replaceSet(&s.excluded, map[netip.Prefix]bool{})
 	s.writeDirty()
