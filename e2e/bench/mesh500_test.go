@@ -100,28 +100,8 @@ func mesh500(b *testing.B, kind string, n int, reflector bool) result {
 	if !petrelReflector {
 		skipUnsupported(b, kind, spec)
 	}
-	blocks, err := genPrefixes(mesh500Pool, 26, n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	feeds := make([]*feeder.Feed, n)
-	for i := range feeds {
-		if feeds[i], err = feeder.NewFeed(blocks[i:i+1], addrs[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
-
-	lab := harness.New(b)
-	hood, node := lab.Node("peers"), lab.Node("node")
-	bits := strconv.Itoa(mesh500Link.Bits())
-	lab.Link(hood, "eth0", addrs[0].String()+"/"+bits, node, "eth0", mesh500Node.String()+"/"+bits)
-	var cmds []string
-	for _, a := range addrs[1:] {
-		cmds = append(cmds, "addr add "+a.String()+"/"+bits+" dev eth0")
-	}
-	if err := ipBatch(hood.NS, cmds); err != nil {
-		b.Fatal(err)
-	}
+	feeds := mesh500Feeds(b, addrs)
+	lab, hood, node := mesh500Topology(b, addrs)
 	counter, closeCounter := newRouteCounter(b, node.NS, kernelProto(kind), n)
 	defer closeCounter()
 
@@ -177,4 +157,37 @@ func mesh500(b *testing.B, kind string, n int, reflector bool) result {
 		metric{"drops", "n", float64(drops), true},
 		metric{"cpu", "s", seconds(cpu), false},
 		metric{"rss", "MB", megabytes(hwm), false})
+}
+
+// mesh500Feeds encodes each neighbour's announcement: one block of the
+// pool, next hop the neighbour itself.
+func mesh500Feeds(b *testing.B, addrs []netip.Addr) []*feeder.Feed {
+	blocks, err := genPrefixes(mesh500Pool, 26, len(addrs))
+	if err != nil {
+		b.Fatal(err)
+	}
+	feeds := make([]*feeder.Feed, len(addrs))
+	for i := range feeds {
+		if feeds[i], err = feeder.NewFeed(blocks[i:i+1], addrs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return feeds
+}
+
+// mesh500Topology builds the node's namespace and the neighbours' ("peers"),
+// joined by one veth that carries all the neighbours' addresses.
+func mesh500Topology(b *testing.B, addrs []netip.Addr) (lab *harness.Lab, hood, node *harness.Node) {
+	lab = harness.New(b)
+	hood, node = lab.Node("peers"), lab.Node("node")
+	bits := "/" + strconv.Itoa(mesh500Link.Bits())
+	lab.Link(hood, "eth0", addrs[0].String()+bits, node, "eth0", mesh500Node.String()+bits)
+	cmds := make([]string, 0, len(addrs)-1)
+	for _, a := range addrs[1:] {
+		cmds = append(cmds, "addr add "+a.String()+bits+" dev eth0")
+	}
+	if err := ipBatch(hood.NS, cmds); err != nil {
+		b.Fatal(err)
+	}
+	return lab, hood, node
 }

@@ -65,6 +65,7 @@ type passiveFeeder struct {
 	sess       *feeder.Session
 	up, sent   time.Time // session established; whole feed written
 	err        error
+	stopped    bool
 	loopExited chan struct{}
 }
 
@@ -84,6 +85,9 @@ func startPassiveFeeder(b *testing.B, n *harness.Node, addr netip.Addr, feed *fe
 		sess, err := speaker.Accept(ln)
 		f.mu.Lock()
 		f.sess, f.up, f.err = sess, time.Now(), err
+		if err == nil && f.stopped {
+			sess.Close() // stop came during the handshake
+		}
 		f.mu.Unlock()
 		if err != nil {
 			return
@@ -100,6 +104,7 @@ func startPassiveFeeder(b *testing.B, n *harness.Node, addr netip.Addr, feed *fe
 func (f *passiveFeeder) stop() {
 	f.ln.Close()
 	f.mu.Lock()
+	f.stopped = true
 	sess := f.sess
 	f.mu.Unlock()
 	if sess != nil {

@@ -163,9 +163,6 @@ func TestOpenCapabilities(t *testing.T) {
 // TestSessionOverLoopback runs two feeders against each other on
 // loopback: one listens and sends a feed, the other dials and counts it.
 func TestSessionOverLoopback(t *testing.T) {
-	if testing.Short() {
-		t.Skip("opens loopback sockets")
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
