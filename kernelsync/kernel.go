@@ -225,6 +225,7 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 	defer routeSub.Close()
 	peerQ, cancelPeers := speaker.SubscribePeers()
 	defer cancelPeers()
+	drainRoutes := func() { routeSub.Drain(s.onBGPRoute) }
 
 	events, err := subscribe(ctx, s.log, s.writer.port())
 	if err != nil {
@@ -256,7 +257,7 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 			s.applyExcluded(req)
 		case <-peerQ.Ready():
 			peerQ.Drain(func(netip.Addr, bgp.PeerEvent) {})
-			s.checkRestartDone("every peer sent End-of-RIB")
+			s.checkRestartDone(drainRoutes)
 		case u, ok := <-events.routes:
 			if ok {
 				s.onKernelRoute(u)
@@ -281,7 +282,7 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 			if s.scanDue(now) {
 				s.reconcile(ctx)
 			}
-			s.checkRestartDone("every peer sent End-of-RIB")
+			s.checkRestartDone(drainRoutes)
 		case <-restartDeadline.C:
 			s.endGracefulRestart("restart wait expired")
 		case <-batch.C:
@@ -679,10 +680,13 @@ func (s *Sync) scanRoutes() error {
 }
 
 // checkRestartDone ends graceful restart once the speaker has heard
-// End-of-RIB from every peer.
-func (s *Sync) checkRestartDone(why string) {
+// End-of-RIB from every peer. The speaker queues a peer's refreshed routes
+// before its End-of-RIB, so they are taken first (drainRoutes): the sweep
+// must not delete routes whose refresh is already waiting.
+func (s *Sync) checkRestartDone(drainRoutes func()) {
 	if s.graceful && s.speaker.InitialSyncDone() {
-		s.endGracefulRestart(why)
+		drainRoutes()
+		s.endGracefulRestart("every peer sent End-of-RIB")
 	}
 }
 

@@ -142,7 +142,7 @@ func TestGracefulRestartKeepsStaleRoutesUntilItEnds(t *testing.T) {
 		t.Fatalf("stale route touched during graceful restart: %+v", ops)
 	}
 	s.speaker = syncedSpeaker{}
-	s.checkRestartDone("test")
+	s.checkRestartDone(func() {})
 	s.writeDirty()
 	if ops := w.take(); len(ops) != 1 || ops[0].kind != opDelete || ops[0].prefix != pfxA {
 		t.Fatalf("after restart ops = %+v, want the stale route deleted", ops)
@@ -179,6 +179,22 @@ func TestForeignRoutesAreNotOverriddenUnlessTheyTookOurs(t *testing.T) {
 	}
 	if s.Stats.Repairs.Load() != 1 || s.learned[pfxB] {
 		t.Errorf("repairs = %d, learned = %v", s.Stats.Repairs.Load(), s.learned)
+	}
+}
+
+// A refresh queued before the last End-of-RIB is taken before the sweep:
+// the refreshed route is kept, never deleted and re-added.
+func TestRestartSweepTakesQueuedRefreshesFirst(t *testing.T) {
+	s, w := newTestSync()
+	adoptForTest(s, pfxA, nexthop{gw: gw1, ifindex: 2})
+	adoptForTest(s, pfxB, nexthop{gw: gw1, ifindex: 2})
+	s.graceful = true
+	s.speaker = syncedSpeaker{}
+	s.checkRestartDone(func() { s.onBGPRoute(route(pfxA, gw1)) })
+	s.writeDirty()
+	ops := w.take()
+	if len(ops) != 1 || ops[0].prefix != pfxB || ops[0].kind != opDelete {
+		t.Fatalf("ops = %+v, want only the unrefreshed pfxB deleted", ops)
 	}
 }
 
