@@ -11,6 +11,7 @@ import (
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/config"
 	"github.com/petrel-net/petrel/dataplane"
+	"github.com/petrel-net/petrel/internal/nlretry"
 	"github.com/petrel-net/petrel/kernelsync"
 )
 
@@ -62,7 +63,12 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 			return nil, err
 		}
 		adopted, err := kernel.Adopt()
-		if err != nil {
+		switch {
+		case nlretry.Interrupted(err):
+			// Links churning under us must not stop the node: start without
+			// adopting; the kernel loop's scans pick the routes up.
+			log.Warn("kernel routes not adopted: the route table kept changing while it was read", "err", err)
+		case err != nil:
 			return nil, err
 		}
 		restarting = adopted > 0
