@@ -32,6 +32,8 @@ type agentConfig struct {
 	// IPAMUse reports the node's blocks and addresses in use (datastore
 	// mode only).
 	IPAMUse func() (blocks, used int)
+	// Forwarding is the IP forwarding to turn on in the node's namespace.
+	Forwarding config.Forwarding
 }
 
 // agent is a running speaker with its kernel sync and API server.
@@ -52,6 +54,9 @@ type agent struct {
 // prefixes and starts kernel sync with runKernel.
 func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	log := cfg.Logger
+	if err := enableForwarding(sysctlRoot, cfg.Forwarding, log); err != nil {
+		return nil, err
+	}
 	m := newMetrics()
 	var kernel *kernelsync.Sync
 	restarting := false

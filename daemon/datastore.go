@@ -34,6 +34,8 @@ type DatastoreOptions struct {
 	Ready  chan<- struct{}
 	// MetricsAddr serves Prometheus metrics ("" = none).
 	MetricsAddr string
+	// Forwarding is the IP forwarding to turn on at start.
+	Forwarding config.Forwarding
 }
 
 // watchedKinds are the resources that decide the peer set and what may be
@@ -70,7 +72,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	a, err := startAgent(ctx, agentConfig{
 		NodeName: opts.NodeName, Mode: opts.Mode, RouterID: ip.Addr(), ASN: first.ASN,
 		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
-		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) },
+		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) }, Forwarding: opts.Forwarding,
 	})
 	if err != nil {
 		return err
