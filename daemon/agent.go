@@ -11,6 +11,7 @@ import (
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/config"
 	"github.com/petrel-net/petrel/dataplane"
+	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/internal/nlretry"
 	"github.com/petrel-net/petrel/kernelsync"
 )
@@ -32,6 +33,9 @@ type agentConfig struct {
 	// IPAMUse reports the node's blocks and addresses in use (datastore
 	// mode only).
 	IPAMUse func() (blocks, used int)
+	// Skipped counts the datastore objects left out because they cannot be
+	// decoded, by kind (datastore mode only).
+	Skipped func() map[datastore.Kind]int
 	// Forwarding is the IP forwarding to turn on in the node's namespace.
 	Forwarding config.Forwarding
 }
@@ -107,7 +111,7 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	srv, hs := newGRPCServer(a.api)
 	go func() { a.done <- fmt.Errorf("api server: %w", srv.Serve(lis)) }()
 	go probe.publish(ctx, hs)
-	m.watch(speaker, kernel, cfg.IPAMUse)
+	m.watch(speaker, kernel, cfg.IPAMUse, cfg.Skipped)
 	if cfg.MetricsAddr != "" {
 		go func() {
 			// Metrics are for people; a busy port must not stop routing.
