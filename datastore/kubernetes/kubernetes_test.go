@@ -60,15 +60,7 @@ func wipe(t *testing.T, b datastore.Backend) {
 // TestNodeKeepsForeignFields: an update of a petrel Node must leave the
 // rest of the core Node (other annotations, spec) as the kubelet wrote it.
 func TestNodeKeepsForeignFields(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a kube-apiserver")
-	}
-	env := kubeapi.Start(t)
-	b, err := kubernetes.New(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	env, b := startBackend(t)
 	ctx := context.Background()
 
 	o, _ := datastore.New(datastore.KindNode)
@@ -158,15 +150,7 @@ func objectNames(objs []datastore.Object) []string {
 // TestUndecodable: one core Node whose projectcalico.org/ASNumber
 // annotation is not a number hides only itself from List and Follow.
 func TestUndecodable(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a kube-apiserver")
-	}
-	env := kubeapi.Start(t)
-	b, err := kubernetes.New(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	env, b := startBackend(t)
 	wipe(t, b)
 	cs := coreClient(t, env)
 	datastoretest.RunUndecodable(t, b, func(t *testing.T, name string) string {
@@ -185,4 +169,20 @@ func TestUndecodable(t *testing.T) {
 		}
 		return "metadata.annotations[" + ann + "]"
 	})
+}
+
+// startBackend starts a kube-apiserver of its own for t (skipping under
+// -short) and connects a backend to it.
+func startBackend(t *testing.T) (*kubeapi.Env, *kubernetes.Backend) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a kube-apiserver")
+	}
+	env := kubeapi.Start(t)
+	b, err := kubernetes.New(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return env, b
 }
