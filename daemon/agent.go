@@ -11,6 +11,8 @@ import (
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/config"
 	"github.com/petrel-net/petrel/dataplane"
+	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/internal/nlretry"
 	"github.com/petrel-net/petrel/kernelsync"
 )
 
@@ -31,6 +33,11 @@ type agentConfig struct {
 	// IPAMUse reports the node's blocks and addresses in use (datastore
 	// mode only).
 	IPAMUse func() (blocks, used int)
+	// Skipped counts the datastore objects left out because they cannot be
+	// decoded, by kind (datastore mode only).
+	Skipped func() map[datastore.Kind]int
+	// Forwarding is the IP forwarding to turn on in the node's namespace.
+	Forwarding config.Forwarding
 }
 
 // agent is a running speaker with its kernel sync and API server.
@@ -54,6 +61,9 @@ type agent struct {
 // prefixes, and kernel sync starts with startKernel (or run).
 func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	log := cfg.Logger
+	if err := enableForwarding(sysctlRoot, cfg.Forwarding, log); err != nil {
+		return nil, err
+	}
 	m := newMetrics()
 	var kernel *kernelsync.Sync
 	restarting := false
@@ -65,7 +75,12 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 			return nil, err
 		}
 		adopted, err := kernel.Adopt()
-		if err != nil {
+		switch {
+		case nlretry.Interrupted(err):
+			// Links churning under us must not stop the node: start without
+			// adopting; the kernel loop's scans pick the routes up.
+			log.Warn("kernel routes not adopted: the route table kept changing while it was read", "err", err)
+		case err != nil:
 			return nil, err
 		}
 		restarting = adopted > 0
@@ -99,7 +114,7 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	srv, hs := newGRPCServer(a.api)
 	go func() { a.done <- fmt.Errorf("api server: %w", srv.Serve(lis)) }()
 	go probe.publish(ctx, hs)
-	m.watch(speaker, kernel, cfg.IPAMUse)
+	m.watch(speaker, kernel, cfg.IPAMUse, cfg.Skipped)
 	if cfg.MetricsAddr != "" {
 		go func() {
 			// Metrics are for people; a busy port must not stop routing.

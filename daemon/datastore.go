@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -34,6 +35,8 @@ type DatastoreOptions struct {
 	Ready  chan<- struct{}
 	// MetricsAddr serves Prometheus metrics ("" = none).
 	MetricsAddr string
+	// Forwarding is the IP forwarding to turn on at start.
+	Forwarding config.Forwarding
 }
 
 // watchedKinds are the resources that decide the peer set and what may be
@@ -70,7 +73,8 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	a, err := startAgent(ctx, agentConfig{
 		NodeName: opts.NodeName, Mode: opts.Mode, RouterID: ip.Addr(), ASN: first.ASN,
 		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
-		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) },
+		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) }, Forwarding: opts.Forwarding,
+		Skipped: st.skippedByKind,
 	})
 	if err != nil {
 		return err
@@ -120,7 +124,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 			a.kernel.SetBlackholes(own)
 		}
 		syncTunnel()
-		problems := make([]string, 0, len(res.Problems))
+		problems := st.undecodable()
 		for _, p := range res.Problems {
 			problems = append(problems, p.Error())
 		}
@@ -144,17 +148,21 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 
 // storeState holds the latest snapshot of each watched kind.
 type storeState struct {
-	mu      sync.Mutex
-	snaps   map[datastore.Kind]datastore.Snapshot
+	mu    sync.Mutex
+	snaps map[datastore.Kind]datastore.Snapshot
+	// skipped are the objects of each kind that cannot be decoded: left
+	// out of snaps, shown in status and metrics.
+	skipped map[datastore.Kind]datastore.Skipped
 	changed chan struct{} // one token: something changed since the last read
 }
 
 func newStoreState(ctx context.Context, b datastore.Backend, log *slog.Logger) *storeState {
-	st := &storeState{snaps: map[datastore.Kind]datastore.Snapshot{}, changed: make(chan struct{}, 1)}
+	st := &storeState{snaps: map[datastore.Kind]datastore.Snapshot{}, skipped: map[datastore.Kind]datastore.Skipped{}, changed: make(chan struct{}, 1)}
 	for _, kind := range watchedKinds {
-		go datastore.Follow(ctx, b, kind, log.With("component", "datastore"), func(s datastore.Snapshot) {
+		go datastore.Follow(ctx, b, kind, log.With("component", "datastore"), func(s datastore.Snapshot, bad datastore.Skipped) {
 			st.mu.Lock()
 			st.snaps[kind] = s
+			st.skipped[kind] = bad
 			st.mu.Unlock()
 			select {
 			case st.changed <- struct{}{}:
@@ -197,6 +205,31 @@ func (st *storeState) input(node string) mesh.Input {
 		in.Configs = append(in.Configs, o.(*datastore.BGPConfiguration))
 	}
 	return in
+}
+
+// undecodable lists the objects left out because they cannot be decoded,
+// each naming its kind, name and field, in a stable order.
+func (st *storeState) undecodable() []string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []string
+	for _, kind := range watchedKinds {
+		for _, name := range slices.Sorted(maps.Keys(st.skipped[kind])) {
+			out = append(out, st.skipped[kind][name].Error())
+		}
+	}
+	return out
+}
+
+// skippedByKind counts the undecodable objects of each watched kind.
+func (st *storeState) skippedByKind() map[datastore.Kind]int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make(map[datastore.Kind]int, len(watchedKinds))
+	for _, kind := range watchedKinds {
+		out[kind] = len(st.skipped[kind])
+	}
+	return out
 }
 
 // exportRanges are the enabled pools that allow BGP export: routes this

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/petrel-net/petrel/bgp"
+	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/kernelsync"
 )
 
@@ -68,8 +69,8 @@ func (m *metrics) Reconcile(took time.Duration) { m.reconcile.Observe(took.Secon
 // watch registers the collector that reads the running parts at scrape
 // time; ipamUse (nil outside datastore mode) gives the node's blocks and
 // addresses in use.
-func (m *metrics) watch(speaker *bgp.Speaker, kernel *kernelsync.Sync, ipamUse func() (blocks, used int)) {
-	m.reg.MustRegister(&stateCollector{speaker: speaker, kernel: kernel, ipamUse: ipamUse})
+func (m *metrics) watch(speaker *bgp.Speaker, kernel *kernelsync.Sync, ipamUse func() (blocks, used int), skipped func() map[datastore.Kind]int) {
+	m.reg.MustRegister(&stateCollector{speaker: speaker, kernel: kernel, ipamUse: ipamUse, skipped: skipped})
 }
 
 // serve runs the /metrics endpoint until ctx ends.
@@ -107,17 +108,19 @@ var (
 	descStaleSwept  = prometheus.NewDesc("petrel_graceful_restart_stale_swept_total", "Adopted routes removed because no peer refreshed them.", nil, nil)
 	descIPAMBlocks  = prometheus.NewDesc("petrel_ipam_blocks", "IPAM blocks affine to this node.", nil, nil)
 	descIPAMInUse   = prometheus.NewDesc("petrel_ipam_addresses_in_use", "Addresses allocated in this node's blocks.", nil, nil)
+	descSkipped     = prometheus.NewDesc("petrel_datastore_objects_skipped", "Datastore objects left out because they cannot be decoded (see petrel status).", []string{"kind"}, nil)
 )
 
 type stateCollector struct {
 	speaker *bgp.Speaker
 	kernel  *kernelsync.Sync
 	ipamUse func() (int, int)
+	skipped func() map[datastore.Kind]int
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descPeerUp, descPeerUptime, descPeerFlaps, descPrefixes, descRIB, descFIB,
-		descWrites, descWriteErrors, descRepairs, descReconciles, descGR, descStaleSwept, descIPAMBlocks, descIPAMInUse} {
+		descWrites, descWriteErrors, descRepairs, descReconciles, descGR, descStaleSwept, descIPAMBlocks, descIPAMInUse, descSkipped} {
 		ch <- d
 	}
 }
@@ -170,5 +173,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		blocks, used := c.ipamUse()
 		gauge(descIPAMBlocks, float64(blocks))
 		gauge(descIPAMInUse, float64(used))
+	}
+	if c.skipped != nil {
+		for kind, n := range c.skipped() {
+			gauge(descSkipped, float64(n), string(kind))
+		}
 	}
 }

@@ -25,6 +25,8 @@ type StandaloneOptions struct {
 	Ready chan<- struct{}
 	// MetricsAddr serves Prometheus metrics ("" = none).
 	MetricsAddr string
+	// Forwarding is the IP forwarding to turn on at start.
+	Forwarding config.Forwarding
 }
 
 // RunStandalone runs a petrel node from a config file until ctx ends. A
@@ -49,7 +51,7 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 	a, err := startAgent(ctx, agentConfig{
 		NodeName: cfg.NodeName, Mode: "standalone", RouterID: cfg.RouterID, ASN: cfg.ASN,
 		ListenAddress: cfg.ListenAddress, ListenPort: cfg.ListenPort, Socket: cfg.Socket, Kernel: cfg.Kernel, Logger: log,
-		MetricsAddr: opts.MetricsAddr,
+		MetricsAddr: opts.MetricsAddr, Forwarding: opts.Forwarding,
 	})
 	if err != nil {
 		return err

@@ -85,20 +85,33 @@ func (st *storeState) vxlanPlan(self string, ourSubnet netip.Prefix) ([]dataplan
 // IPAM (handle vxlan-tunnel-addr-<node>, a Tunnel-use pool) and Calico's
 // MAC, both published on the Node so the other nodes can reach it.
 func setupTunnel(ctx context.Context, b datastore.Backend, node string, underlay netip.Addr, log *slog.Logger) (*dataplane.VXLAN, error) {
+	tunnel, mac, err := publishTunnelEndpoint(ctx, b, node)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("VXLAN endpoint", "device", dataplane.VXLANDevice, "tunnelAddress", tunnel, "mac", mac)
+	return dataplane.NewVXLAN(dataplane.VXLANConfig{Underlay: underlay, TunnelAddr: tunnel, MAC: mac})
+}
+
+// publishTunnelEndpoint records the node's tunnel address and MAC on its
+// Node, allocating the address unless the Node has one. The Node update is
+// compare-and-swap and may run several times; the allocation is per handle,
+// so a lost race does not leak an address.
+func publishTunnelEndpoint(ctx context.Context, b datastore.Backend, node string) (netip.Addr, net.HardwareAddr, error) {
 	var tunnel netip.Addr
 	var mac net.HardwareAddr
 	err := updateNode(ctx, b, node, func(n *datastore.Node) (bool, error) {
 		if a, err := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr); err == nil {
 			tunnel = a
 		} else {
-			addrs, err := ipam.New(b).AutoAssign(ctx, ipam.AssignArgs{
-				Node: node, Handle: "vxlan-tunnel-addr-" + node, Num4: 1, Use: "Tunnel",
+			a, err := ipam.New(b).EnsureIPv4(ctx, ipam.AssignArgs{
+				Node: node, Handle: tunnelHandle(node), Use: ipam.UseTunnel,
 				Attrs: map[string]string{"node": node, "type": "vxlanTunnelAddress"},
 			})
 			if err != nil {
 				return false, fmt.Errorf("VXLAN tunnel address: %w", err)
 			}
-			tunnel = addrs[0]
+			tunnel = a
 		}
 		if m, err := net.ParseMAC(n.Spec.VXLANTunnelMACAddr); err == nil {
 			mac = m
@@ -109,12 +122,12 @@ func setupTunnel(ctx context.Context, b datastore.Backend, node string, underlay
 		n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr = tunnel.String(), mac.String()
 		return changed, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	log.Info("VXLAN endpoint", "device", dataplane.VXLANDevice, "tunnelAddress", tunnel, "mac", mac)
-	return dataplane.NewVXLAN(dataplane.VXLANConfig{Underlay: underlay, TunnelAddr: tunnel, MAC: mac})
+	return tunnel, mac, err
 }
+
+// tunnelHandle is the IPAM handle of a node's VXLAN tunnel address,
+// Calico's name for it.
+func tunnelHandle(node string) string { return "vxlan-tunnel-addr-" + node }
 
 // updateNode applies change to this node's Node with compare-and-swap,
 // retrying on conflicts; change reports whether it changed anything.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/petrel-net/petrel/internal/nlretry"
 )
 
 // VXLAN defaults, Calico's.
@@ -132,7 +134,7 @@ func (v *VXLAN) ensureDevice() (netlink.Link, error) {
 		}
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: v.cfg.TunnelAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}}
-	addrs, err := v.h.AddrList(link, unix.AF_INET)
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return v.h.AddrList(link, unix.AF_INET) })
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +153,7 @@ func (v *VXLAN) ensureDevice() (netlink.Link, error) {
 
 // parent is the interface holding the underlay address.
 func (v *VXLAN) parent() (netlink.Link, error) {
-	addrs, err := v.h.AddrList(nil, unix.AF_INET)
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return v.h.AddrList(nil, unix.AF_INET) })
 	if err != nil {
 		return nil, err
 	}
@@ -206,21 +208,23 @@ func (v *VXLAN) Sync(remotes []Remote) error {
 func (v *VXLAN) prune(link netlink.Link, neigh, fdb map[string]bool, routes map[netip.Prefix]netip.Addr) error {
 	var errs []error
 	idx := link.Attrs().Index
-	if ns, err := v.h.NeighList(idx, unix.AF_INET); err == nil {
+	if ns, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_INET) }); err == nil {
 		for _, n := range ns {
 			if n.State == netlink.NUD_PERMANENT && !neigh[n.IP.String()] {
 				errs = append(errs, v.h.NeighDel(&n))
 			}
 		}
 	}
-	if ns, err := v.h.NeighList(idx, unix.AF_BRIDGE); err == nil {
+	if ns, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_BRIDGE) }); err == nil {
 		for _, n := range ns {
 			if n.State == netlink.NUD_PERMANENT && n.HardwareAddr != nil && !fdb[n.HardwareAddr.String()] && n.IP != nil {
 				errs = append(errs, v.h.NeighDel(&n))
 			}
 		}
 	}
-	rs, err := v.h.RouteListFiltered(unix.AF_INET, &netlink.Route{LinkIndex: idx, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
+	rs, err := nlretry.Dump(func() ([]netlink.Route, error) {
+		return v.h.RouteListFiltered(unix.AF_INET, &netlink.Route{LinkIndex: idx, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
+	})
 	if err == nil {
 		for _, r := range rs {
 			if p, ok := prefixOf(r.Dst); ok {

@@ -19,6 +19,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/petrel-net/petrel/internal/nlretry"
 )
 
 // Plumber adds and removes pods' veth plumbing. It is bound to one host
@@ -352,7 +354,7 @@ func (a *workloadAdd) configurePod(pl netlink.Link) error {
 // workloadEnsureAddr makes want (if valid) the only global address of its
 // family on the pod's eth0: IPv4 /32, IPv6 /128 without DAD.
 func workloadEnsureAddr(h *netlink.Handle, pl netlink.Link, family int, want netip.Addr) error {
-	addrs, err := workloadRetryDump(func() ([]netlink.Addr, error) { return h.AddrList(pl, family) })
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(pl, family) })
 	if err != nil {
 		return fmt.Errorf("list pod addresses: %w", err)
 	}
@@ -394,7 +396,7 @@ func workloadEnsureAddr(h *netlink.Handle, pl netlink.Link, family int, want net
 // longer has.
 func (a *workloadAdd) ensurePodRoutes(pl netlink.Link) error {
 	h := a.pod.h
-	routes, err := workloadRetryDump(func() ([]netlink.Route, error) {
+	routes, err := nlretry.Dump(func() ([]netlink.Route, error) {
 		return h.RouteListFiltered(netlink.FAMILY_ALL,
 			&netlink.Route{LinkIndex: pl.Attrs().Index, Table: unix.RT_TABLE_MAIN},
 			netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
@@ -505,7 +507,7 @@ func (a *workloadAdd) ensureHostRoutes(hl netlink.Link) error {
 }
 
 func (p *Plumber) hostRoutesVia(hl netlink.Link) ([]netlink.Route, error) {
-	routes, err := workloadRetryDump(func() ([]netlink.Route, error) {
+	routes, err := nlretry.Dump(func() ([]netlink.Route, error) {
 		return p.host.RouteListFiltered(netlink.FAMILY_ALL,
 			&netlink.Route{LinkIndex: hl.Attrs().Index, Table: unix.RT_TABLE_MAIN},
 			netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
@@ -650,7 +652,7 @@ func (p *Plumber) check(w Workload, hostIf string) error {
 		family int
 		want   netip.Addr
 	}{{netlink.FAMILY_V4, w.IPv4}, {netlink.FAMILY_V6, w.IPv6}} {
-		addrs, err := workloadRetryDump(func() ([]netlink.Addr, error) { return pod.h.AddrList(pl, f.family) })
+		addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return pod.h.AddrList(pl, f.family) })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list pod addresses: %w", err))
 			continue
@@ -674,7 +676,7 @@ func (p *Plumber) check(w Workload, hostIf string) error {
 		}
 	}
 
-	podRoutes, err := workloadRetryDump(func() ([]netlink.Route, error) {
+	podRoutes, err := nlretry.Dump(func() ([]netlink.Route, error) {
 		return pod.h.RouteListFiltered(netlink.FAMILY_ALL,
 			&netlink.Route{LinkIndex: pl.Attrs().Index, Table: unix.RT_TABLE_MAIN},
 			netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
@@ -781,21 +783,6 @@ func workloadLinkByName(h *netlink.Handle, name string) (netlink.Link, error) {
 		return nil, fmt.Errorf("look up link %s: %w", name, err)
 	}
 	return l, nil
-}
-
-// workloadRetryDump retries a netlink dump the kernel interrupted (the
-// table changed under it), which netlink reports with partial results.
-func workloadRetryDump[T any](f func() (T, error)) (T, error) {
-	var (
-		v   T
-		err error
-	)
-	for range 5 {
-		if v, err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return v, err
 }
 
 // workloadFindRoute reports whether routes holds one equal to want.

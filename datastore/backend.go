@@ -34,13 +34,18 @@ func (e EventType) String() string { return [...]string{"ADDED", "MODIFIED", "DE
 type Event struct {
 	Type   EventType
 	Object Object
+	// Err is set when the changed object cannot be decoded (Added or
+	// Modified); Object then carries only its kind and name.
+	Err *DecodeError
 }
 
 // Backend is a store of resources with compare-and-swap updates.
 type Backend interface {
 	Get(ctx context.Context, kind Kind, name string) (Object, error)
 	// List returns every object of a kind and the store revision they were
-	// read at, to Watch from.
+	// read at, to Watch from. Objects that cannot be decoded are left out
+	// and named in a *SkippedError; the other results are then still valid
+	// (see SkippedObjects).
 	List(ctx context.Context, kind Kind) (objs []Object, revision string, err error)
 	// Create fails with ErrExists when the name is taken.
 	Create(ctx context.Context, obj Object) (Object, error)

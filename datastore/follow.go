@@ -10,17 +10,26 @@ import (
 // Snapshot is every object of one kind, by name.
 type Snapshot map[string]Object
 
+// Skipped is every object of one kind that cannot be decoded, by name:
+// left out of the Snapshot, to be reported.
+type Skipped map[string]*DecodeError
+
 // Follow keeps a snapshot of one kind current and hands a copy to onChange
-// after the first full list and after every change. When the watch ends
-// (an outage, a compaction) it lists again with backoff; meanwhile the
-// last snapshot stands, so an unreachable store never looks like an empty
-// one. It returns when ctx ends.
-func Follow(ctx context.Context, b Backend, kind Kind, log *slog.Logger, onChange func(Snapshot)) {
+// after the first full list and after every change, with the objects that
+// cannot be decoded: those are left out, so one bad object never stops
+// the others from being followed. When the watch ends (an outage, a
+// compaction) it lists again with backoff; meanwhile the last snapshot
+// stands, so an unreachable store never looks like an empty one. It
+// returns when ctx ends.
+func Follow(ctx context.Context, b Backend, kind Kind, log *slog.Logger, onChange func(Snapshot, Skipped)) {
 	backoff := 100 * time.Millisecond
 	var snap Snapshot
+	var skipped Skipped
+	changed := func() { onChange(maps.Clone(snap), maps.Clone(skipped)) }
 	for ctx.Err() == nil {
 		objs, rev, err := b.List(ctx, kind)
-		if err != nil {
+		bad, partial := skippedByName(err)
+		if err != nil && !partial {
 			log.Warn("datastore list failed; keeping the last state and retrying", "kind", kind, "err", err, "retry", backoff)
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, 5*time.Second)
@@ -30,9 +39,9 @@ func Follow(ctx context.Context, b Backend, kind Kind, log *slog.Logger, onChang
 		for _, o := range objs {
 			next[o.GetName()] = o
 		}
-		if snap == nil || !sameVersions(snap, next) {
-			snap = next
-			onChange(maps.Clone(snap))
+		if snap == nil || !sameVersions(snap, next) || !sameErrors(skipped, bad) {
+			snap, skipped = next, bad
+			changed()
 		}
 		events, err := b.Watch(ctx, kind, rev)
 		if err != nil {
@@ -42,12 +51,8 @@ func Follow(ctx context.Context, b Backend, kind Kind, log *slog.Logger, onChang
 		}
 		backoff = 100 * time.Millisecond
 		for ev := range events {
-			if ev.Type == Deleted {
-				delete(snap, ev.Object.GetName())
-			} else {
-				snap[ev.Object.GetName()] = ev.Object
-			}
-			onChange(maps.Clone(snap))
+			apply(snap, skipped, ev)
+			changed()
 		}
 		if ctx.Err() == nil {
 			log.Info("datastore watch ended; re-listing", "kind", kind)
@@ -55,8 +60,37 @@ func Follow(ctx context.Context, b Backend, kind Kind, log *slog.Logger, onChang
 	}
 }
 
+// apply records one watch event in snap and skipped.
+func apply(snap Snapshot, skipped Skipped, ev Event) {
+	name := ev.Object.GetName()
+	delete(snap, name)
+	delete(skipped, name)
+	switch {
+	case ev.Type == Deleted:
+	case ev.Err != nil:
+		skipped[name] = ev.Err
+	default:
+		snap[name] = ev.Object
+	}
+}
+
+// skippedByName returns the objects a partial List left out (an empty
+// set after a complete one), and whether the List was partial.
+func skippedByName(err error) (Skipped, bool) {
+	objs, partial := SkippedObjects(err)
+	out := make(Skipped, len(objs))
+	for _, o := range objs {
+		out[o.Name] = o
+	}
+	return out, partial
+}
+
 func sameVersions(a, b Snapshot) bool {
 	return maps.EqualFunc(a, b, func(x, y Object) bool { return x.GetResourceVersion() == y.GetResourceVersion() })
+}
+
+func sameErrors(a, b Skipped) bool {
+	return maps.EqualFunc(a, b, func(x, y *DecodeError) bool { return x.Error() == y.Error() })
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -94,6 +94,32 @@ func (c *Client) AutoAssign(ctx context.Context, a AssignArgs) ([]netip.Addr, er
 	return out, nil
 }
 
+// EnsureIPv4 returns an IPv4 address of a.Handle: the one the handle
+// already holds, else one new address from AutoAssign (a.Num4 and a.Num6
+// are ignored). Calling it again for the same handle, say because the
+// write that was to record the address lost a compare-and-swap race, does
+// not take a second address.
+func (c *Client) EnsureIPv4(ctx context.Context, a AssignArgs) (netip.Addr, error) {
+	held, err := c.HandleAddrs(ctx, a.Handle)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("ipam: handle %s: %w", a.Handle, err)
+	}
+	for _, addr := range held {
+		if addr.Is4() {
+			return addr, nil
+		}
+	}
+	a.Num4, a.Num6 = 1, 0
+	addrs, err := c.AutoAssign(ctx, a)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if len(addrs) == 0 {
+		return netip.Addr{}, fmt.Errorf("ipam: handle %s: no address returned", a.Handle)
+	}
+	return addrs[0], nil
+}
+
 // assignFamily allocates n addresses from pools (all of one family).
 func (c *Client) assignFamily(ctx context.Context, a AssignArgs, cfg datastore.IPAMConfigSpec, pools []pool, n int) ([]netip.Addr, error) {
 	var got []netip.Addr

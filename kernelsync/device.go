@@ -12,6 +12,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/petrel-net/petrel/internal/nlretry"
 )
 
 // devices is the device loop's view: links, their state and addresses,
@@ -199,11 +201,11 @@ func addrPrefix(ipn *net.IPNet, scope int) (netip.Prefix, bool) {
 
 // scanDevices re-reads every link and address (the device loop's scan).
 func (s *Sync) scanDevices(ctx context.Context) error {
-	links, err := s.h.LinkList()
+	links, err := nlretry.Dump(s.h.LinkList)
 	if err != nil {
 		return fmt.Errorf("kernelsync: list links: %w", err)
 	}
-	addrs, err := s.h.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return s.h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return fmt.Errorf("kernelsync: list addresses: %w", err)
 	}

@@ -10,7 +10,7 @@
 //   - device (device.go): tracks links and addresses, so that next hops
 //     over a down link are dropped and peers reachable only over it are
 //     brought down at once.
-//   - direct (direct.go): connected prefixes of the interfaces that match
+//   - direct (device.go, directPrefixes): connected prefixes of the interfaces that match
 //     an ordered pattern list become local routes in the speaker.
 //
 // A full scan every ScanTime is the safety net, not the main path.

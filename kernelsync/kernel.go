@@ -16,6 +16,7 @@ import (
 
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/internal/coalesce"
+	"github.com/petrel-net/petrel/internal/nlretry"
 )
 
 // Speaker is what kernel sync needs from the BGP speaker.
@@ -198,7 +199,7 @@ func (s *Sync) replaceSet(set *map[netip.Prefix]bool, want map[netip.Prefix]bool
 // before the speaker connects to its peers, and tell them we are restarting
 // when it is not zero.
 func (s *Sync) Adopt() (int, error) {
-	if err := s.scanRoutes(); err != nil {
+	if err := nlretry.Do(s.scanRoutes); err != nil {
 		return 0, err
 	}
 	for _, e := range s.fib.entries {
@@ -233,7 +234,7 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 	}
 	defer func() { events.cancel() }()
 	if err := s.scanDevices(ctx); err != nil {
-		return err
+		s.log.Warn("device scan; retrying at the next scan", "err", err) // churn must not stop petrel
 	}
 	scan := time.NewTicker(s.cfg.ScanTime)
 	defer scan.Stop()
@@ -622,7 +623,7 @@ func (s *Sync) reconcile(ctx context.Context) {
 			s.log.Warn("device scan", "err", err)
 		}
 	}
-	if err := s.scanRoutes(); err != nil {
+	if err := nlretry.Do(s.scanRoutes); err != nil {
 		s.log.Warn("route scan", "err", err)
 		return
 	}

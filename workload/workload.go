@@ -50,27 +50,12 @@ func Allocate(ctx context.Context, c *ipam.Client, p Pod) (netip.Addr, error) {
 	if err := p.check(); err != nil {
 		return netip.Addr{}, err
 	}
-	addrs, err := c.HandleAddrs(ctx, p.Handle)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	for _, a := range addrs {
-		if a.Is4() {
-			return a, nil
-		}
-	}
-	if p.Node == "" {
-		return netip.Addr{}, fmt.Errorf("workload %s/%s: no node name", p.Namespace, p.Name)
-	}
 	attrs := map[string]string{"namespace": p.Namespace, "pod": p.Name, "node": p.Node}
-	addrs, err = c.AutoAssign(ctx, ipam.AssignArgs{Node: p.Node, Handle: p.Handle, Num4: 1, Attrs: attrs})
+	addr, err := c.EnsureIPv4(ctx, ipam.AssignArgs{Node: p.Node, Handle: p.Handle, Attrs: attrs})
 	if err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, fmt.Errorf("workload %s/%s: %w", p.Namespace, p.Name, err)
 	}
-	if len(addrs) == 0 {
-		return netip.Addr{}, fmt.Errorf("workload %s/%s: IPAM returned no address", p.Namespace, p.Name)
-	}
-	return addrs[0], nil
+	return addr, nil
 }
 
 // Release gives back every address of the handle (none is no error).

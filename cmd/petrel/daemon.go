@@ -37,11 +37,16 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 	}
 	store := datastoreFlags(cmd)
 	metricsAddr := cmd.Flags().String("metrics-addr", daemon.DefaultMetricsAddr, "serve Prometheus metrics here (empty: off)")
+	forwarding := forwardingFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		level := new(slog.LevelVar)
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 		slog.SetDefault(logger)
 
+		fwd, err := forwarding()
+		if err != nil {
+			return err
+		}
 		defer startProfiling()()
 		if os.Getenv("GOGC") == "" {
 			// Most of the daemon's peak memory at 100k routes is garbage
@@ -65,7 +70,7 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 		}()
 
 		if configPath == "" {
-			return runDatastore(ctx, cmd, store, logger, *metricsAddr)
+			return runDatastore(ctx, cmd, store, logger, *metricsAddr, fwd)
 		}
 		socket := ""
 		if cmd.Flags().Changed("socket") {
@@ -73,6 +78,7 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 		}
 		return daemon.RunStandalone(ctx, daemon.StandaloneOptions{
 			ConfigPath: configPath, Socket: socket, Logger: logger, Level: level, Reload: reload, MetricsAddr: *metricsAddr,
+			Forwarding: fwd,
 		})
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "standalone configuration file (YAML)")
@@ -80,7 +86,7 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 }
 
 // runDatastore runs the agent from calico-node's environment.
-func runDatastore(ctx context.Context, cmd *cobra.Command, store *backends.Settings, log *slog.Logger, metricsAddr string) error {
+func runDatastore(ctx context.Context, cmd *cobra.Command, store *backends.Settings, log *slog.Logger, metricsAddr string, fwd config.Forwarding) error {
 	nodeName := os.Getenv("NODENAME")
 	if nodeName == "" {
 		nodeName, _ = os.Hostname()
@@ -97,6 +103,24 @@ func runDatastore(ctx context.Context, cmd *cobra.Command, store *backends.Setti
 	}
 	return daemon.RunDatastore(ctx, daemon.DatastoreOptions{
 		NodeName: nodeName, Backend: b, Mode: typ, IP: os.Getenv("IP"),
-		Socket: socketFlag(cmd), Kernel: defaults.Kernel, Logger: log, MetricsAddr: metricsAddr,
+		Socket: socketFlag(cmd), Kernel: defaults.Kernel, Logger: log, MetricsAddr: metricsAddr, Forwarding: fwd,
 	})
+}
+
+// forwardingFlags adds --ip-forwarding and --ipv6-forwarding, defaulting to
+// $PETREL_IP_FORWARDING and $PETREL_IPV6_FORWARDING, and returns their
+// validated value.
+func forwardingFlags(cmd *cobra.Command) func() (config.Forwarding, error) {
+	ipv4 := cmd.Flags().String(config.IPForwardingSetting, envOr("PETREL_IP_FORWARDING", config.DefaultIPForwarding),
+		"Enabled: turn on net.ipv4.ip_forward in the node's namespace at start, as calico-node does; Disabled: leave it alone ($PETREL_IP_FORWARDING)")
+	ipv6 := cmd.Flags().String(config.IPv6ForwardingSetting, envOr("PETREL_IPV6_FORWARDING", config.DefaultIPv6Forwarding),
+		"Enabled: also turn on net.ipv6.conf.all.forwarding, for nodes routing IPv6 pods ($PETREL_IPV6_FORWARDING)")
+	return func() (config.Forwarding, error) { return config.ParseForwarding(*ipv4, *ipv6) }
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
 }

@@ -86,9 +86,15 @@ func newGetCmd() *cobra.Command {
 				}
 				objs = []datastore.Object{o}
 			} else if objs, _, err = b.List(cmd.Context(), kind); err != nil {
-				return err
+				if _, partial := datastore.SkippedObjects(err); !partial {
+					return err
+				}
+				// Show the good objects; the error then names the bad ones.
 			}
-			return cli.WriteObjects(cmd.OutOrStdout(), objs, output)
+			if werr := cli.WriteObjects(cmd.OutOrStdout(), objs, output); werr != nil {
+				return werr
+			}
+			return err
 		})
 	}
 	return cmd

@@ -13,6 +13,7 @@ package etcd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -49,13 +50,20 @@ func New(endpoints string) (*Backend, error) {
 
 func (b *Backend) Close() error { return b.c.Close() }
 
-func decode(kind datastore.Kind, value []byte, rev int64) (datastore.Object, error) {
+// nameOf is the object name in a key of kind.
+func nameOf(kind datastore.Kind, key []byte) string {
+	return strings.TrimPrefix(string(key), kindPrefix(kind))
+}
+
+// decode reads the stored value of kind/name; a value that is not the
+// kind's JSON is a *datastore.DecodeError.
+func decode(kind datastore.Kind, name string, value []byte, rev int64) (datastore.Object, error) {
 	obj, err := datastore.New(kind)
 	if err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(value, obj); err != nil {
-		return nil, fmt.Errorf("%s: stored value: %w", kind, err)
+		return nil, datastore.NewDecodeError(kind, name, "", fmt.Errorf("etcd key %s: %w", Key(kind, name), err))
 	}
 	obj.SetResourceVersion(strconv.FormatInt(rev, 10))
 	return obj, nil
@@ -76,7 +84,7 @@ func (b *Backend) Get(ctx context.Context, kind datastore.Kind, name string) (da
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("%s %q: %w", kind, name, datastore.ErrNotFound)
 	}
-	return decode(kind, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	return decode(kind, name, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
 }
 
 func (b *Backend) List(ctx context.Context, kind datastore.Kind) ([]datastore.Object, string, error) {
@@ -84,15 +92,10 @@ func (b *Backend) List(ctx context.Context, kind datastore.Kind) ([]datastore.Ob
 	if err != nil {
 		return nil, "", fmt.Errorf("list %s: %w", kind, err)
 	}
-	out := make([]datastore.Object, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		obj, err := decode(kind, kv.Value, kv.ModRevision)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", kv.Key, err)
-		}
-		out = append(out, obj)
-	}
-	return out, strconv.FormatInt(resp.Header.Revision, 10), nil
+	return datastore.DecodeList(len(resp.Kvs), strconv.FormatInt(resp.Header.Revision, 10), func(i int) (datastore.Object, error) {
+		kv := resp.Kvs[i]
+		return decode(kind, nameOf(kind, kv.Key), kv.Value, kv.ModRevision)
+	})
 }
 
 func (b *Backend) Create(ctx context.Context, obj datastore.Object) (datastore.Object, error) {
@@ -108,7 +111,7 @@ func (b *Backend) Create(ctx context.Context, obj datastore.Object) (datastore.O
 	if !resp.Succeeded {
 		return nil, fmt.Errorf("%s %q: %w", obj.Kind(), obj.GetName(), datastore.ErrExists)
 	}
-	return decode(obj.Kind(), []byte(val), resp.Header.Revision)
+	return decode(obj.Kind(), obj.GetName(), []byte(val), resp.Header.Revision)
 }
 
 func (b *Backend) Update(ctx context.Context, obj datastore.Object) (datastore.Object, error) {
@@ -132,7 +135,7 @@ func (b *Backend) Update(ctx context.Context, obj datastore.Object) (datastore.O
 		}
 		return nil, fmt.Errorf("%s %q at %d: %w", obj.Kind(), obj.GetName(), rev, datastore.ErrConflict)
 	}
-	return decode(obj.Kind(), []byte(val), resp.Header.Revision)
+	return decode(obj.Kind(), obj.GetName(), []byte(val), resp.Header.Revision)
 }
 
 func (b *Backend) Delete(ctx context.Context, kind datastore.Kind, name, rv string) error {
@@ -176,12 +179,8 @@ func (b *Backend) Watch(ctx context.Context, kind datastore.Kind, revision strin
 				return
 			}
 			for _, ev := range resp.Events {
-				e, err := toEvent(kind, ev)
-				if err != nil {
-					continue // a value that does not decode is not ours to send
-				}
 				select {
-				case out <- e:
+				case out <- toEvent(kind, ev):
 				case <-ctx.Done():
 					return
 				}
@@ -191,25 +190,30 @@ func (b *Backend) Watch(ctx context.Context, kind datastore.Kind, revision strin
 	return out, nil
 }
 
-func toEvent(kind datastore.Kind, ev *clientv3.Event) (datastore.Event, error) {
+// toEvent converts an etcd event; a value that does not decode becomes an
+// event with Err set (or, for a delete, with a placeholder object).
+func toEvent(kind datastore.Kind, ev *clientv3.Event) datastore.Event {
+	name, rev := nameOf(kind, ev.Kv.Key), ev.Kv.ModRevision
+	typ, value := datastore.Modified, ev.Kv.Value
 	switch {
 	case ev.Type == clientv3.EventTypeDelete:
-		if ev.PrevKv == nil {
-			name := strings.TrimPrefix(string(ev.Kv.Key), kindPrefix(kind))
-			obj, _ := datastore.New(kind)
-			obj.SetName(name)
-			obj.SetResourceVersion(strconv.FormatInt(ev.Kv.ModRevision, 10))
-			return datastore.Event{Type: datastore.Deleted, Object: obj}, nil
+		typ, value = datastore.Deleted, nil
+		if ev.PrevKv != nil {
+			value = ev.PrevKv.Value
 		}
-		obj, err := decode(kind, ev.PrevKv.Value, ev.Kv.ModRevision)
-		return datastore.Event{Type: datastore.Deleted, Object: obj}, err
 	case ev.IsCreate():
-		obj, err := decode(kind, ev.Kv.Value, ev.Kv.ModRevision)
-		return datastore.Event{Type: datastore.Added, Object: obj}, err
-	default:
-		obj, err := decode(kind, ev.Kv.Value, ev.Kv.ModRevision)
-		return datastore.Event{Type: datastore.Modified, Object: obj}, err
+		typ = datastore.Added
 	}
+	obj, err := decode(kind, name, value, rev)
+	if err == nil {
+		return datastore.Event{Type: typ, Object: obj}
+	}
+	e := datastore.Event{Type: typ, Object: datastore.Placeholder(kind, name)}
+	e.Object.SetResourceVersion(strconv.FormatInt(rev, 10))
+	if typ != datastore.Deleted {
+		errors.As(err, &e.Err) // for a watched kind, decode fails only with a *DecodeError
+	}
+	return e
 }
 
 var _ datastore.Backend = (*Backend)(nil)

@@ -25,3 +25,21 @@ func TestContract(t *testing.T) {
 		return b
 	})
 }
+
+// TestUndecodable: one Node key holding a value that is not a Node (an
+// AS number that is not a number) hides only itself.
+func TestUndecodable(t *testing.T) {
+	srv := etcdserver.Start(t)
+	b, err := New(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	datastoretest.RunUndecodable(t, b, func(t *testing.T, name string) string {
+		value := `{"kind":"Node","metadata":{"name":"` + name + `"},"spec":{"bgp":{"asNumber":"notanumber"}}}`
+		if _, err := b.c.Put(t.Context(), Key(datastore.KindNode, name), value); err != nil {
+			t.Fatal(err)
+		}
+		return "spec.bgp.asNumber"
+	})
+}

@@ -12,12 +12,15 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
@@ -112,20 +115,14 @@ func (b *Backend) Get(ctx context.Context, kind datastore.Kind, name string) (da
 }
 
 func (b *Backend) List(ctx context.Context, kind datastore.Kind) ([]datastore.Object, string, error) {
-	var out []datastore.Object
 	if kind == datastore.KindNode {
 		l, err := b.core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return nil, "", mapErr("list", kind, "", err)
 		}
-		for i := range l.Items {
-			o, err := nodeFromCore(&l.Items[i])
-			if err != nil {
-				return nil, "", err
-			}
-			out = append(out, o)
-		}
-		return out, l.ResourceVersion, nil
+		return datastore.DecodeList(len(l.Items), l.ResourceVersion, func(i int) (datastore.Object, error) {
+			return nodeFromCore(&l.Items[i])
+		})
 	}
 	r, err := b.resource(kind)
 	if err != nil {
@@ -135,14 +132,9 @@ func (b *Backend) List(ctx context.Context, kind datastore.Kind) ([]datastore.Ob
 	if err != nil {
 		return nil, "", mapErr("list", kind, "", err)
 	}
-	for i := range l.Items {
-		o, err := fromUnstructured(kind, &l.Items[i])
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, o)
-	}
-	return out, l.GetResourceVersion(), nil
+	return datastore.DecodeList(len(l.Items), l.GetResourceVersion(), func(i int) (datastore.Object, error) {
+		return fromUnstructured(kind, &l.Items[i])
+	})
 }
 
 // prepare finds a custom resource's client and converts the object for it.
@@ -297,9 +289,21 @@ func (b *Backend) Watch(ctx context.Context, kind datastore.Kind, revision strin
 			default: // watch.Error: typically 410 Gone; the caller re-lists
 				return
 			}
-			obj, err := fromWatch(kind, ev.Object)
-			if err != nil {
-				return
+			obj, bad := fromWatch(kind, ev.Object)
+			if bad != nil {
+				// One bad object must not end the watch (a re-list would
+				// find it again): report it and go on.
+				e := datastore.Event{Type: typ, Object: datastore.Placeholder(kind, bad.Name)}
+				if typ != datastore.Deleted {
+					e.Err = bad
+				}
+				delete(last, bad.Name)
+				select {
+				case out <- e:
+					continue
+				case <-ctx.Done():
+					return
+				}
 			}
 			if kind == datastore.KindNode {
 				key := nodeKey(obj.(*datastore.Node))
@@ -322,14 +326,30 @@ func (b *Backend) Watch(ctx context.Context, kind datastore.Kind, revision strin
 	return out, nil
 }
 
-func fromWatch(kind datastore.Kind, o any) (datastore.Object, error) {
+// fromWatch decodes a watched object; the error names the object.
+func fromWatch(kind datastore.Kind, o runtime.Object) (datastore.Object, *datastore.DecodeError) {
+	var obj datastore.Object
+	var err error
 	switch o := o.(type) {
 	case *corev1.Node:
-		return nodeFromCore(o)
+		obj, err = nodeFromCore(o)
 	case *unstructured.Unstructured:
-		return fromUnstructured(kind, o)
+		obj, err = fromUnstructured(kind, o)
+	default:
+		err = fmt.Errorf("kubernetes: watch %s: unexpected object %T", kind, o)
 	}
-	return nil, fmt.Errorf("kubernetes: watch %s: unexpected object %T", kind, o)
+	if err == nil {
+		return obj, nil
+	}
+	var bad *datastore.DecodeError
+	if !errors.As(err, &bad) {
+		name := ""
+		if m, merr := meta.Accessor(o); merr == nil {
+			name = m.GetName()
+		}
+		bad = datastore.NewDecodeError(kind, name, "", err)
+	}
+	return nil, bad
 }
 
 // toUnstructured converts through JSON, so the CR is exactly our JSON.
@@ -352,14 +372,14 @@ func toUnstructured(obj datastore.Object) (*unstructured.Unstructured, error) {
 func fromUnstructured(kind datastore.Kind, u *unstructured.Unstructured) (datastore.Object, error) {
 	js, err := u.MarshalJSON()
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes: decode %s %q: %w", kind, u.GetName(), err)
+		return nil, datastore.NewDecodeError(kind, u.GetName(), "", err)
 	}
 	obj, err := datastore.New(kind)
 	if err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(js, obj); err != nil {
-		return nil, fmt.Errorf("kubernetes: decode %s %q: %w", kind, u.GetName(), err)
+		return nil, datastore.NewDecodeError(kind, u.GetName(), "", err)
 	}
 	obj.SetManagedFields(nil) // server bookkeeping, noise to petrel
 	obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Group: datastore.Group, Version: datastore.Version, Kind: string(kind)})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8s "k8s.io/client-go/kubernetes"
 
@@ -40,11 +41,16 @@ func wipe(t *testing.T, b datastore.Backend) {
 	defer cancel()
 	for _, kind := range datastore.Kinds {
 		objs, _, err := b.List(ctx, kind)
-		if err != nil {
+		bad, partial := datastore.SkippedObjects(err)
+		if err != nil && !partial {
 			t.Fatalf("wipe: %v", err)
 		}
-		for _, o := range objs {
-			if err := b.Delete(ctx, kind, o.GetName(), ""); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		names := objectNames(objs)
+		for _, o := range bad {
+			names = append(names, o.Name)
+		}
+		for _, name := range names {
+			if err := b.Delete(ctx, kind, name, ""); err != nil && !errors.Is(err, datastore.ErrNotFound) {
 				t.Fatalf("wipe: %v", err)
 			}
 		}
@@ -54,15 +60,7 @@ func wipe(t *testing.T, b datastore.Backend) {
 // TestNodeKeepsForeignFields: an update of a petrel Node must leave the
 // rest of the core Node (other annotations, spec) as the kubelet wrote it.
 func TestNodeKeepsForeignFields(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a kube-apiserver")
-	}
-	env := kubeapi.Start(t)
-	b, err := kubernetes.New(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	env, b := startBackend(t)
 	ctx := context.Background()
 
 	o, _ := datastore.New(datastore.KindNode)
@@ -139,4 +137,52 @@ func coreClient(t *testing.T, env *kubeapi.Env) k8s.Interface {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+func objectNames(objs []datastore.Object) []string {
+	names := make([]string, 0, len(objs))
+	for _, o := range objs {
+		names = append(names, o.GetName())
+	}
+	return names
+}
+
+// TestUndecodable: one core Node whose projectcalico.org/ASNumber
+// annotation is not a number hides only itself from List and Follow.
+func TestUndecodable(t *testing.T) {
+	env, b := startBackend(t)
+	wipe(t, b)
+	cs := coreClient(t, env)
+	datastoretest.RunUndecodable(t, b, func(t *testing.T, name string) string {
+		const ann = "projectcalico.org/ASNumber"
+		nodes := cs.CoreV1().Nodes()
+		n, err := nodes.Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			n = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{ann: "notanumber"}}}
+			_, err = nodes.Create(t.Context(), n, metav1.CreateOptions{})
+		} else {
+			n.Annotations[ann] = "notanumber"
+			_, err = nodes.Update(t.Context(), n, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Fatalf("write Node %s with a bad %s: %v", name, ann, err)
+		}
+		return "metadata.annotations[" + ann + "]"
+	})
+}
+
+// startBackend starts a kube-apiserver of its own for t (skipping under
+// -short) and connects a backend to it.
+func startBackend(t *testing.T) (*kubeapi.Env, *kubernetes.Backend) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a kube-apiserver")
+	}
+	env := kubeapi.Start(t)
+	b, err := kubernetes.New(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return env, b
 }

@@ -63,7 +63,7 @@ func nodeFromCore(n *corev1.Node) (datastore.Object, error) {
 	if s := a[annASNumber]; s != "" {
 		asn, err := parseASN(s)
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes: node %q: annotation %s: %w", n.Name, annASNumber, err)
+			return nil, datastore.NewDecodeError(datastore.KindNode, n.Name, "metadata.annotations["+annASNumber+"]", fmt.Errorf("%q is not an AS number: %w", s, err))
 		}
 		bgp.ASNumber = &asn
 	}

@@ -62,9 +62,6 @@ func propagation(b *testing.B, kind string) result {
 	db := startNode(b, lab, bn, kind, nodeSpec{RouterID: "10.201.0.2", Peers: []string{"10.201.0.1"}})
 	if kind == "petrel" {
 		if err := waitPetrelAPI(da, 10*time.Second); err != nil {
-			if strings.Contains(err.Error(), "unknown key") {
-				b.Skipf("petrel does not accept the `export` key yet (kernel route learning/export not landed): %v", err)
-			}
 			b.Fatal(err)
 		}
 		if err := waitPetrelAPI(db, 10*time.Second); err != nil {

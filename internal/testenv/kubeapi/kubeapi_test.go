@@ -12,6 +12,9 @@ import (
 )
 
 func TestStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a kube-apiserver (a cold build takes 15–25 min)")
+	}
 	env := kubeapi.Start(t)
 
 	cs, err := kubernetes.NewForConfig(env.RestConfig)

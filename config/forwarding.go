@@ -1,0 +1,52 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Forwarding says which IP forwarding switches the daemon turns on in its
+// own network namespace at start, as calico-node does with Felix's
+// ipForwarding: Enabled. A switch that is off is left alone, not turned off.
+type Forwarding struct {
+	IPv4 bool // net.ipv4.ip_forward
+	IPv6 bool // net.ipv6.conf.all.forwarding
+}
+
+// Names of the forwarding settings, as flags; the environment variables
+// are the same in upper case with a PETREL_ prefix.
+const (
+	IPForwardingSetting   = "ip-forwarding"
+	IPv6ForwardingSetting = "ipv6-forwarding"
+)
+
+// Defaults: IPv4 forwarding on, as Felix's default; IPv6 only when asked,
+// for nodes that route IPv6 pods.
+const (
+	DefaultIPForwarding   = "Enabled"
+	DefaultIPv6Forwarding = "Disabled"
+)
+
+// ParseForwarding validates the two settings, each "Enabled" or
+// "Disabled" (Felix's spelling; case does not matter).
+func ParseForwarding(ipv4, ipv6 string) (Forwarding, error) {
+	var f Forwarding
+	var err error
+	if f.IPv4, err = parseEnabled(IPForwardingSetting, ipv4); err != nil {
+		return Forwarding{}, err
+	}
+	if f.IPv6, err = parseEnabled(IPv6ForwardingSetting, ipv6); err != nil {
+		return Forwarding{}, err
+	}
+	return f, nil
+}
+
+func parseEnabled(setting, value string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(value)) {
+	case "enabled":
+		return true, nil
+	case "disabled":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s: %q is neither Enabled nor Disabled", setting, value)
+}
