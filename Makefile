@@ -6,7 +6,7 @@ GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
-.PHONY: all build test unit e2e bench proto lint deps demo clean kube-apiserver
+.PHONY: all build test unit e2e bench proto lint deps demo clean kube-apiserver fuzz
 
 all: build
 
@@ -25,9 +25,23 @@ deps:
 kube-apiserver:
 	./hack/kube-apiserver.sh
 
-# test = lint + unit tests + end-to-end tests (root; they skip without it).
+# test = lint + unit tests + end-to-end tests (root; they skip without it)
+# + a short run of every fuzz target.
 test: deps lint build kube-apiserver
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(MAKE) fuzz
+
+# fuzz runs each decoder's fuzz target for FUZZTIME (package:target); a
+# failing input lands in that package's testdata/fuzz and is replayed by
+# every later `go test`.
+FUZZTIME     ?= 3s
+FUZZ_TARGETS := ./config:FuzzParse ./datastore:FuzzDecode ./datastore:FuzzUnmarshal \
+	./datastore/kubernetes:FuzzNodeAnnotations ./selector:FuzzParse ./cni:FuzzLoadConf
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} $${t##*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
 
 unit:
 	$(GO) test -count=1 -short $(PKGS)

@@ -78,7 +78,8 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 		switch {
 		case nlretry.Interrupted(err):
 			// Links churning under us must not stop the node: start without
-			// adopting; the kernel loop's scans pick the routes up.
+			// graceful restart; the first kernel scan then reconciles the
+			// routes a previous run left like any others.
 			log.Warn("kernel routes not adopted: the route table kept changing while it was read", "err", err)
 		case err != nil:
 			return nil, err
