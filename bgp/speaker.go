@@ -177,6 +177,36 @@ func (s *Speaker) onPeerUpdate(ev *apiutil.WatchEventMessage_PeerEvent, _ time.T
 	state := sessionState(ev.Peer.State.SessionState)
 	s.setState(addr, state)
 	s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State = state; return ev })
+	if state == StateEstablished && !s.restarting.Load() {
+		time.AfterFunc(resendDelay, func() { s.resendAll(addr) })
+	}
+}
+
+// resendDelay is how long after a session comes up resendAll runs: GoBGP
+// marks the peer Established right after the event that brings us here.
+const resendDelay = 100 * time.Millisecond
+
+// resendAll sends the peer our whole export table once more, right after
+// its session came up. GoBGP v4 handles each peer's FSM on its own
+// goroutine: it sends a new peer the table, publishes the Established
+// event and only then marks the peer Established, while updates learned
+// from other peers (or originated here) in that window skip the peer as
+// not yet Established and never reach it. A route reflector with 500
+// clients left 2-5 % of them short of some routes for good. A soft reset
+// out closes the window; resending what the peer has is harmless.
+func (s *Speaker) resendAll(addr netip.Addr) {
+	s.mu.Lock()
+	pe, ok := s.peers[addr]
+	up := ok && pe.state == StateEstablished
+	s.mu.Unlock()
+	if !up {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.server.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil {
+		s.log.Warn("resending the table to a new session", "address", addr, "err", err)
+	}
 }
 
 // sessionState maps GoBGP's FSM state (Idle = 0) to petrel's (Idle = 1,
