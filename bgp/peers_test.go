@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"testing"
@@ -134,5 +135,24 @@ func TestExportRangeAdmits(t *testing.T) {
 		if got := tt.r.admits(netip.MustParsePrefix(tt.prefix)); got != tt.want {
 			t.Errorf("%+v admits %s = %v, want %v", tt.r, tt.prefix, got, tt.want)
 		}
+	}
+}
+
+// Kernel sync may start before the peers are configured; a speaker that
+// has no peers yet must not look synced, or a restart's adopted routes
+// would be swept before any peer could refresh them.
+func TestInitialSyncWaitsForThePeerSet(t *testing.T) {
+	s, err := New(Config{RouterID: netip.MustParseAddr("10.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.InitialSyncDone() {
+		t.Fatal("synced before any peer set was applied")
+	}
+	if err := s.SetPeers(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !s.InitialSyncDone() {
+		t.Fatal("not synced with an empty peer set applied")
 	}
 }

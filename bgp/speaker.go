@@ -63,6 +63,8 @@ type Speaker struct {
 	// sent End-of-RIB or the selection deferral has passed: a peer added
 	// after that (a node joining later) must not be told we are restarting.
 	restarting atomic.Bool
+	// peersSet is true once SetPeers has run (InitialSyncDone).
+	peersSet atomic.Bool
 }
 
 type peerEntry struct {
@@ -253,8 +255,14 @@ func (s *Speaker) endRestart(why string) {
 
 // InitialSyncDone reports whether every configured peer has sent its
 // End-of-RIB: the RIB then holds everything the peers have, and routes
-// that were not refreshed by now are truly gone. True with no peers.
+// that were not refreshed by now are truly gone. False until SetPeers has
+// run once (kernel sync may start before the peers are configured, and
+// must not sweep a restart's routes for want of peers); then true with no
+// peers.
 func (s *Speaker) InitialSyncDone() bool {
+	if !s.peersSet.Load() {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, pe := range s.peers {
@@ -370,6 +378,7 @@ func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
 	}
 	s.mu.Unlock()
 
+	defer s.peersSet.Store(true)
 	plan, _, planErr := planPeers(running, desired)
 	errs := []error{planErr}
 	for _, p := range append(slices.Clone(plan.remove), plan.replace...) {

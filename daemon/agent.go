@@ -57,8 +57,9 @@ type agent struct {
 // startAgent brings a node up in the order that keeps traffic flowing
 // through a restart: adopt the kernel routes a previous run left (and so
 // learn whether we are restarting), refuse to run beside another daemon,
-// start the speaker, serve the API. The caller then configures peers and
-// prefixes, and kernel sync starts with startKernel (or run).
+// start the speaker, serve the API. The caller starts kernel sync
+// (startKernel; the speaker's InitialSyncDone keeps a restart's routes until
+// the peers are configured), then configures peers and prefixes.
 func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	log := cfg.Logger
 	if err := enableForwarding(sysctlRoot, cfg.Forwarding, log); err != nil {

@@ -57,6 +57,10 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 		return err
 	}
 	defer a.stop()
+	// Kernel sync first: routes then reach the FIB as the first sessions
+	// come up, not after the last peer is configured (500 peers take
+	// GoBGP over a second to add).
+	a.startKernel(ctx)
 	if err := applyStandalone(ctx, a.speaker, cfg); err != nil {
 		log.Error("applying configuration", "config", opts.ConfigPath, "err", err)
 	}
