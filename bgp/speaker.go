@@ -43,9 +43,13 @@ type Speaker struct {
 	server *server.BgpServer
 	cancel context.CancelFunc
 
-	// opMu serialises multi-step changes (peers, originated prefixes and the
-	// export sets they imply) so GoBGP always sees them in a consistent order.
+	// opMu serialises multi-step changes to originated and injected
+	// prefixes and the export sets they imply, so GoBGP always sees them in
+	// a consistent order. peersOpMu does the same for SetPeers, apart: adding
+	// 500 peers takes GoBGP seconds, and kernel sync's injections (which
+	// take opMu) must not wait for that.
 	opMu        sync.Mutex
+	peersOpMu   sync.Mutex
 	originated  map[netip.Prefix]bool
 	injected    map[netip.Prefix]map[string]bool // prefix -> sources injecting it
 	exportable  rangeSet
@@ -368,8 +372,8 @@ func (s *Speaker) RouteCount() int { return s.table.len() }
 // configuration is unchanged are not touched, so their sessions stay up.
 // Invalid entries are skipped and reported; everything valid is applied.
 func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
-	s.opMu.Lock()
-	defer s.opMu.Unlock()
+	s.peersOpMu.Lock()
+	defer s.peersOpMu.Unlock()
 
 	s.mu.Lock()
 	running := make(map[netip.Addr]PeerConfig, len(s.peers))
