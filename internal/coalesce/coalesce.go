@@ -35,17 +35,9 @@ func New[K comparable, V any]() *Queue[K, V] {
 // Put records v as the latest value for k and wakes the consumer.
 // It is a no-op after Close.
 func (q *Queue[K, V]) Put(k K, v V) {
-	// Not through Merge: a closure per Put is garbage on the hot path.
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return
-	}
-	if _, had := q.pending[k]; !had {
-		q.order = append(q.order, k)
-	}
-	q.pending[k] = v
-	q.wakeLocked()
+	q.setLocked(k, v) // not through Merge: a closure per Put is garbage on the hot path
 }
 
 // Merge sets k's pending value to fn(old, hadOld), so a producer can fold a
@@ -54,14 +46,20 @@ func (q *Queue[K, V]) Put(k K, v V) {
 func (q *Queue[K, V]) Merge(k K, fn func(old V, hadOld bool) V) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	old, had := q.pending[k]
+	q.setLocked(k, fn(old, had))
+}
+
+// setLocked records v for k, keeps k's first-seen place and wakes the
+// consumer.
+func (q *Queue[K, V]) setLocked(k K, v V) {
 	if q.closed {
 		return
 	}
-	old, had := q.pending[k]
-	if !had {
+	if _, had := q.pending[k]; !had {
 		q.order = append(q.order, k)
 	}
-	q.pending[k] = fn(old, had)
+	q.pending[k] = v
 	q.wakeLocked()
 }
 

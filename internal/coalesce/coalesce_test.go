@@ -86,3 +86,18 @@ func TestQueueMergeFoldsIntoPending(t *testing.T) {
 		t.Fatalf("after drain merged %v, want [3]", got)
 	}
 }
+
+// Drained buffers are reused: nothing of an earlier drain may show up in a
+// later one.
+func TestQueueReusedBuffersStartEmpty(t *testing.T) {
+	q := New[int, int]()
+	for round := 0; round < 3; round++ {
+		q.Put(round, round)
+		q.Put(100+round, round)
+		got := map[int]int{}
+		q.Drain(func(k, v int) { got[k] = v })
+		if len(got) != 2 || got[round] != round || got[100+round] != round {
+			t.Fatalf("round %d drained %v", round, got)
+		}
+	}
+}
