@@ -32,8 +32,7 @@ var (
 // kernel, 20 times in a row: p50 and max.
 //
 // petrel exports learned kernel routes inside the ranges of its top-level
-// `export` key; a petrel that does not know the key yet makes the petrel
-// contender skip.
+// `export` key; a petrel that refuses the key fails the benchmark.
 func BenchmarkPropagation(b *testing.B) {
 	compare(b, fmt.Sprintf("kernel route on A -> kernel of B over iBGP (%d routes)", propagationRoutes), allContenders, propagation)
 }
