@@ -96,7 +96,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		remotes, excluded := st.vxlanPlan(opts.NodeName, ip.Masked())
 		if a.kernel != nil {
 			if err := a.kernel.SetExcluded(ctx, excluded); err != nil {
-				return // shutting down
+				return // shutting down, or kernel sync failed (reported by run)
 			}
 		}
 		if err := tunnel.Sync(remotes); err != nil {

@@ -68,7 +68,10 @@ type Sync struct {
 	// kernel sync does not program them, whatever BGP says.
 	excluded   map[netip.Prefix]bool
 	excludeReq chan excludeRequest
-	writer     routeWriter
+	// stopped is closed when Run returns, so SetExcluded never waits for a
+	// loop that is gone.
+	stopped chan struct{}
+	writer  routeWriter
 	// lastWrite and lastScan pace the safety-net scan (scanDue).
 	lastWrite, lastScan time.Time
 	// oldestUpdate is the earliest speaker change not yet written.
@@ -108,6 +111,7 @@ func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.
 		blackholeReq: make(chan map[netip.Prefix]bool, 1),
 		excluded:     map[netip.Prefix]bool{},
 		excludeReq:   make(chan excludeRequest),
+		stopped:      make(chan struct{}),
 		dev:          newDevices(cfg.Interfaces, lookup),
 	}
 }
@@ -124,7 +128,7 @@ func (s *Sync) SetBlackholes(prefixes []netip.Prefix) { offer(s.blackholeReq, pr
 // routes for them and programs none. Safe from any goroutine.
 //
 // It returns once Run has removed our routes for them from the kernel (or
-// when ctx ends), so the new owner writes its routes after ours are gone:
+// when ctx ends, or with an error when Run has stopped), so the new owner writes its routes after ours are gone:
 // a hand-off that raced would have kernel sync take the prefix back as
 // "clobbered" and then delete it, leaving no route at all.
 func (s *Sync) SetExcluded(ctx context.Context, prefixes []netip.Prefix) error {
@@ -133,6 +137,8 @@ func (s *Sync) SetExcluded(ctx context.Context, prefixes []netip.Prefix) error {
 	case s.excludeReq <- req:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.stopped:
+		return errStopped
 	}
 	select {
 	case <-req.done:
@@ -141,6 +147,8 @@ func (s *Sync) SetExcluded(ctx context.Context, prefixes []netip.Prefix) error {
 		return ctx.Err()
 	}
 }
+
+var errStopped = errors.New("kernelsync: not running")
 
 // excludeRequest carries a new excluded set to Run; done is closed once
 // the kernel no longer holds our routes for it.
@@ -219,6 +227,7 @@ func (s *Sync) Adopt() (int, error) {
 // Run drives the loops until ctx ends, following speaker. Routes stay in
 // the kernel when it returns (BIRD's "persist").
 func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
+	defer close(s.stopped)
 	defer s.h.Close()
 	defer s.writer.Close()
 	s.speaker = speaker

@@ -198,6 +198,15 @@ func TestRestartSweepTakesQueuedRefreshesFirst(t *testing.T) {
 	}
 }
 
+// A hand-off never waits for a kernel loop that has stopped.
+func TestSetExcludedReturnsWhenTheLoopIsGone(t *testing.T) {
+	s, _ := newTestSync()
+	close(s.stopped)
+	if err := s.SetExcluded(context.Background(), []netip.Prefix{pfxA}); err == nil {
+		t.Fatal("SetExcluded without a running loop returned no error")
+	}
+}
+
 // adoptForTest puts a route of ours in the table as Adopt finds one.
 func adoptForTest(s *Sync, p netip.Prefix, nhs ...nexthop) {
 	e := s.fib.entry(p)
