@@ -127,10 +127,11 @@ func (s *Sync) SetBlackholes(prefixes []netip.Prefix) { offer(s.blackholeReq, pr
 // SetExcluded hands prefixes to another owner: kernel sync removes its
 // routes for them and programs none. Safe from any goroutine.
 //
-// It returns once Run has removed our routes for them from the kernel (or
-// when ctx ends, or with an error when Run has stopped), so the new owner writes its routes after ours are gone:
-// a hand-off that raced would have kernel sync take the prefix back as
-// "clobbered" and then delete it, leaving no route at all.
+// It returns once Run has removed our routes for them from the kernel
+// (or when ctx ends, or with an error when Run has stopped), so the new
+// owner writes its routes after ours are gone: a hand-off that raced
+// would have kernel sync take the prefix back as "clobbered" and then
+// delete it, leaving no route at all.
 func (s *Sync) SetExcluded(ctx context.Context, prefixes []netip.Prefix) error {
 	req := excludeRequest{want: prefixSet(prefixes), done: make(chan struct{})}
 	select {
