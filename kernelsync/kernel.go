@@ -637,17 +637,13 @@ func (s *Sync) reconcile(ctx context.Context) {
 		s.log.Warn("route scan", "err", err)
 		return
 	}
-	for p, e := range s.fib.entries {
-		if e.has(flagInstalled) != (e.desired != nil) || !fibEqual(e.desired, e.installed) {
-			s.markDirty(p, e)
-		}
-	}
 	s.Stats.Reconciles.Add(1)
 }
 
-// scanRoutes reads petrel's routes and the learnable alien ones. It walks
-// the dump without collecting it: at 100k routes a slice of them is tens
-// of megabytes of garbage every scan.
+// scanRoutes reads petrel's routes and the learnable alien ones, and
+// queues every prefix whose kernel state differs from the desired one. It
+// walks the dump without collecting it: at 100k routes a slice of them is
+// tens of megabytes of garbage every scan.
 func (s *Sync) scanRoutes() error {
 	learned := map[netip.Prefix]bool{}
 	err := s.h.RouteListFilteredIter(unix.AF_UNSPEC, &netlink.Route{Table: s.cfg.Table}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
@@ -674,13 +670,18 @@ func (s *Sync) scanRoutes() error {
 		}
 		return fmt.Errorf("kernelsync: list routes: %w", err)
 	}
-	// What the dump did not show is gone from the kernel.
+	// One pass over the table: what the dump did not show is gone from the
+	// kernel, and every prefix whose kernel state differs from the desired
+	// one is queued for the next flush.
 	for p, e := range s.fib.entries {
 		if !e.has(flagSeen) && e.has(flagInstalled) {
 			s.fib.clearInstalled(e)
-			s.markDirty(p, e)
 		}
 		e.flags &^= flagSeen
+		if e.has(flagInstalled) != (e.desired != nil) || !fibEqual(e.desired, e.installed) {
+			s.markDirty(p, e)
+		}
+		s.fib.forget(p, e) // a route gone from the kernel may leave nothing to keep
 	}
 	s.Stats.FIBRoutes.Store(int64(s.fib.installed))
 	if !maps.Equal(learned, s.learned) {
