@@ -499,7 +499,7 @@ func (s *Speaker) SetOriginated(ctx context.Context, prefixes []netip.Prefix) er
 	// The export set must admit a prefix before its path is added, and lose
 	// it only after the path is gone.
 	maps.Copy(s.originated, want)
-	errs := []error{s.syncExportSetLocked(ctx), s.setInjectedLocked(ctx, SourceOriginate, want)}
+	errs := []error{s.syncExportSetLocked(ctx), s.setInjectedLocked(SourceOriginate, want)}
 	s.originated = want
 	errs = append(errs, s.syncExportSetLocked(ctx))
 	return errors.Join(errs...)
@@ -516,7 +516,7 @@ func (s *Speaker) SetInjected(ctx context.Context, source string, prefixes []net
 	if err != nil {
 		return err
 	}
-	return s.setInjectedLocked(ctx, source, want)
+	return s.setInjectedLocked(source, want)
 }
 
 func prefixSet(prefixes []netip.Prefix) (map[netip.Prefix]bool, error) {
@@ -530,7 +530,7 @@ func prefixSet(prefixes []netip.Prefix) (map[netip.Prefix]bool, error) {
 	return set, nil
 }
 
-func (s *Speaker) setInjectedLocked(ctx context.Context, source string, want map[netip.Prefix]bool) error {
+func (s *Speaker) setInjectedLocked(source string, want map[netip.Prefix]bool) error {
 	var withdraw, announce []netip.Prefix
 	for p, sources := range s.injected {
 		switch {
@@ -551,11 +551,11 @@ func (s *Speaker) setInjectedLocked(ctx context.Context, source string, want map
 			sources[source] = true
 		}
 	}
-	withdrawn, errW := s.changeLocalPaths(ctx, withdraw, true)
+	withdrawn, errW := s.changeLocalPaths(withdraw, true)
 	for _, p := range withdrawn {
 		delete(s.injected, p)
 	}
-	announced, errA := s.changeLocalPaths(ctx, announce, false)
+	announced, errA := s.changeLocalPaths(announce, false)
 	for _, p := range announced {
 		s.injected[p] = map[string]bool{source: true}
 	}
@@ -569,7 +569,7 @@ func (s *Speaker) setInjectedLocked(ctx context.Context, source string, want map
 // one call into GoBGP's loop. GoBGP fails a whole batch for one bad path,
 // so a failed batch is retried path by path to keep the good ones and name
 // the bad. It returns the prefixes that were changed.
-func (s *Speaker) changeLocalPaths(_ context.Context, prefixes []netip.Prefix, withdraw bool) ([]netip.Prefix, error) {
+func (s *Speaker) changeLocalPaths(prefixes []netip.Prefix, withdraw bool) ([]netip.Prefix, error) {
 	if len(prefixes) == 0 {
 		return nil, nil
 	}
