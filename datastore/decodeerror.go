@@ -91,6 +91,17 @@ func Placeholder(kind Kind, name string) Object {
 	return obj
 }
 
+// UndecodableEvent is the watch event for an object that cannot be
+// decoded: a placeholder of its kind and name, with the error unless the
+// object was deleted (a deleted bad object is simply gone).
+func UndecodableEvent(typ EventType, bad *DecodeError) Event {
+	e := Event{Type: typ, Object: Placeholder(bad.Kind, bad.Name)}
+	if typ != Deleted {
+		e.Err = bad
+	}
+	return e
+}
+
 // SkippedObjects reports the objects a List error left out; ok is false
 // when err is nil or is any other error (then List's results are not to be
 // used).

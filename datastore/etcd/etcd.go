@@ -208,11 +208,12 @@ func toEvent(kind datastore.Kind, ev *clientv3.Event) datastore.Event {
 	if err == nil {
 		return datastore.Event{Type: typ, Object: obj}
 	}
-	e := datastore.Event{Type: typ, Object: datastore.Placeholder(kind, name)}
-	e.Object.SetResourceVersion(strconv.FormatInt(rev, 10))
-	if typ != datastore.Deleted {
-		errors.As(err, &e.Err) // for a watched kind, decode fails only with a *DecodeError
+	var bad *datastore.DecodeError
+	if !errors.As(err, &bad) { // decode fails only with a *DecodeError; be sure
+		bad = datastore.NewDecodeError(kind, name, "", err)
 	}
+	e := datastore.UndecodableEvent(typ, bad)
+	e.Object.SetResourceVersion(strconv.FormatInt(rev, 10))
 	return e
 }
 

@@ -293,10 +293,7 @@ func (b *Backend) Watch(ctx context.Context, kind datastore.Kind, revision strin
 			if bad != nil {
 				// One bad object must not end the watch (a re-list would
 				// find it again): report it and go on.
-				e := datastore.Event{Type: typ, Object: datastore.Placeholder(kind, bad.Name)}
-				if typ != datastore.Deleted {
-					e.Err = bad
-				}
+				e := datastore.UndecodableEvent(typ, bad)
 				delete(last, bad.Name)
 				select {
 				case out <- e:
