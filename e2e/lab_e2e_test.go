@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -294,11 +295,14 @@ type labPing struct {
 	out      bytes.Buffer
 }
 
-// TestLabRollingRestart: on mesh3, pods ping each other at >100 packets/s
-// while every petrel daemon is restarted in turn, first with SIGTERM, then
-// with SIGKILL (`petrel lab restart NODE [--kill]`); graceful restart keeps
-// the routes in the kernel, so not a single echo may be lost.
-func TestLabRollingRestart(t *testing.T) {
+// TestLabRestarts: on mesh3, pods ping each other at >100 packets/s
+// while petrel daemons are restarted every way an operator or a crash
+// can: each in turn with SIGTERM, then with SIGKILL (`petrel lab restart
+// NODE [--kill]`); then for a minute a random node's daemon is killed with
+// a random signal every few seconds without waiting for its sessions; then
+// every daemon at once, killed and then terminated. Graceful restart keeps
+// the routes in the kernel throughout, so not a single echo may be lost.
+func TestLabRestarts(t *testing.T) {
 	harness.RequireRoot(t)
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Skip("needs etcd (Debian etcd-server)")
@@ -318,6 +322,73 @@ func TestLabRollingRestart(t *testing.T) {
 		t.Fatalf("lab up: %v\n%s", err, out)
 	}
 	t.Logf("up took %v", time.Since(start).Round(time.Millisecond))
+	pings := startLabPings(t, name, [][2]string{
+		{"node1-pod1", "node3-pod1"}, {"node3-pod1", "node1-pod1"}, // across nodes, both ways
+		{"node2-pod1", "node2-pod2"}, // same node
+		{"node1-pod2", "node2-pod2"}, {"node3-pod2", "node2-pod1"},
+	})
+	defer pings.kill()
+	time.Sleep(2 * time.Second)
+
+	restart := func(args ...string) time.Duration {
+		t.Helper()
+		t0 := time.Now()
+		out, err := labCLI(t, append([]string{"restart", "--lab", name}, args...)...)
+		if err != nil {
+			t.Fatalf("lab restart %v: %v\n%s", args, err, out)
+		}
+		return time.Since(t0)
+	}
+	nodes := []string{"node1", "node2", "node3"}
+	for _, kill := range []bool{false, true} {
+		for _, node := range nodes {
+			args := []string{node}
+			if kill {
+				args = append(args, "--kill")
+			}
+			took := restart(args...)
+			t.Logf("lab restart %v: %v (sessions Established again)", args, took.Round(time.Millisecond))
+			time.Sleep(2 * time.Second)
+		}
+	}
+
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
+	chaosEnd := time.Now().Add(60 * time.Second)
+	var chaos []string
+	for time.Now().Before(chaosEnd) {
+		args := []string{nodes[rnd.IntN(len(nodes))], "--no-wait"}
+		if rnd.IntN(2) == 0 {
+			args = append(args, "--kill")
+		}
+		restart(args...)
+		chaos = append(chaos, strings.Join(args, " "))
+		time.Sleep(time.Duration(2000+rnd.IntN(3000)) * time.Millisecond)
+	}
+	t.Logf("chaos: %d restarts in 60s: %s", len(chaos), strings.Join(chaos, "; "))
+	t.Logf("every node at once, SIGKILL: %v", restart("--all", "--kill").Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	t.Logf("every node at once, SIGTERM: %v", restart("--all").Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+
+	pings.check(t)
+	if status, err := labCLI(t, "status", name); err != nil || !strings.Contains(status, "Healthy") {
+		t.Errorf("status after the restarts: %v\n%s", err, status)
+	}
+	if out, err := labCLI(t, "down", name); err != nil {
+		t.Errorf("lab down: %v\n%s", err, out)
+	}
+}
+
+// labPings are `ping -i 0.009` streams between pods of a lab.
+type labPings struct {
+	start time.Time
+	all   []*labPing
+}
+
+// startLabPings starts a ping stream for each (from, to) pair of pod
+// names (NODE-podN), read from the lab's state.json.
+func startLabPings(t *testing.T, name string, pairs [][2]string) *labPings {
+	t.Helper()
 	raw, err := os.ReadFile("/var/run/petrel-lab/" + name + "/state.json")
 	if err != nil {
 		t.Fatal(err)
@@ -328,17 +399,12 @@ func TestLabRollingRestart(t *testing.T) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatal(err)
 	}
-	pods := map[string][2]string{} // default/node1-pod1 -> netns, address
+	pods := map[string][2]string{} // node1-pod1 -> netns, address
 	for _, p := range st.Pods {
 		pods[strings.TrimPrefix(p.Name, "default/")] = [2]string{p.Netns, p.Address}
 	}
-
-	var pings []*labPing
-	for _, pair := range [][2]string{
-		{"node1-pod1", "node3-pod1"}, {"node3-pod1", "node1-pod1"}, // across nodes, both ways
-		{"node2-pod1", "node2-pod2"}, // same node
-		{"node1-pod2", "node2-pod2"}, {"node3-pod2", "node2-pod1"},
-	} {
+	ps := &labPings{start: time.Now()}
+	for _, pair := range pairs {
 		from, to := pods[pair[0]], pods[pair[1]]
 		if from[0] == "" || to[1] == "" {
 			t.Fatalf("pods %v not in state.json: %s", pair, raw)
@@ -351,40 +417,26 @@ func TestLabRollingRestart(t *testing.T) {
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		pings = append(pings, p)
+		ps.all = append(ps.all, p)
 	}
-	pingStart := time.Now()
-	defer func() {
-		for _, p := range pings {
-			_ = p.cmd.Process.Kill()
-		}
-	}()
-	time.Sleep(2 * time.Second)
+	return ps
+}
 
-	for _, kill := range []bool{false, true} {
-		for _, node := range []string{"node1", "node2", "node3"} {
-			args := []string{"restart", "--lab", name, node}
-			if kill {
-				args = append(args, "--kill")
-			}
-			t0 := time.Now()
-			out, err := labCLI(t, args...)
-			if err != nil {
-				t.Fatalf("lab %v: %v\n%s", args, err, out)
-			}
-			if sig := map[bool]string{false: "sending SIGTERM", true: "sending SIGKILL"}[kill]; !strings.Contains(out, sig) || !strings.Contains(out, node+": petrel restarted") {
-				t.Errorf("lab %v: output lacks %q or the restart:\n%s", args, sig, out)
-			}
-			t.Logf("lab %v: %v (sessions Established again)", args, time.Since(t0).Round(time.Millisecond))
-			time.Sleep(2 * time.Second)
-		}
+func (ps *labPings) kill() {
+	for _, p := range ps.all {
+		_ = p.cmd.Process.Kill()
 	}
+}
 
-	for _, p := range pings {
+// check stops the streams and fails the test on any lost echo or on a
+// rate under 95 echoes a second.
+func (ps *labPings) check(t *testing.T) {
+	t.Helper()
+	for _, p := range ps.all {
 		_ = p.cmd.Process.Signal(syscall.SIGINT)
 	}
-	elapsed := time.Since(pingStart)
-	for _, p := range pings {
+	elapsed := time.Since(ps.start)
+	for _, p := range ps.all {
 		_ = p.cmd.Wait()
 		sent, recv, lost := pingLoss(p.out.String())
 		t.Logf("%s -> %s: %d sent in %v (%.0f/s), %d received, lost before the last answer: %v", p.from, p.to, sent, elapsed.Round(time.Second), float64(sent)/elapsed.Seconds(), recv, lost)
@@ -394,12 +446,6 @@ func TestLabRollingRestart(t *testing.T) {
 		if recv < 1000 || len(lost) > 0 {
 			t.Errorf("%s -> %s: %d received, %d lost (icmp_seq %v)\n%s", p.from, p.to, recv, len(lost), lost, tailLines(p.out.String(), 5))
 		}
-	}
-	if status, err := labCLI(t, "status", name); err != nil || !strings.Contains(status, "Healthy") {
-		t.Errorf("status after the restarts: %v\n%s", err, status)
-	}
-	if out, err := labCLI(t, "down", name); err != nil {
-		t.Errorf("lab down: %v\n%s", err, out)
 	}
 }
 

@@ -844,12 +844,20 @@ func Down(name string, out io.Writer) error {
 	return errors.Join(errs...)
 }
 
-// Restart stops the petrel daemon of a node of lab name (SIGTERM, or
-// SIGKILL when kill is set) and starts it again as up did: same
-// environment, same socket, output appended to the same log, detached.
-// It returns once the new daemon answers on its socket and every petrel
-// node of the lab has all its sessions Established again.
-func Restart(ctx context.Context, name, node string, kill bool, out io.Writer) error {
+// RestartOptions says how Restart stops and starts petrel daemons.
+type RestartOptions struct {
+	Kill   bool // SIGKILL instead of SIGTERM: no graceful shutdown
+	NoWait bool // return once the daemons answer, without waiting for sessions
+}
+
+// Restart stops the petrel daemons of the named nodes of lab name (all
+// of them at once: every signal is sent before any daemon starts again;
+// an empty list means every petrel node) and starts them again as up
+// did: same environment, same socket, output appended to the same log,
+// detached. It returns once the new daemons answer on their sockets and,
+// unless opts.NoWait, every petrel node of the lab has all its sessions
+// Established again.
+func Restart(ctx context.Context, name string, nodes []string, opts RestartOptions, out io.Writer) error {
 	if os.Geteuid() != 0 {
 		return errors.New("petrel lab needs root (network namespaces)")
 	}
@@ -870,45 +878,76 @@ func Restart(ctx context.Context, name, node string, kill bool, out io.Writer) e
 			return err
 		}
 	}
-	var n *NodeState
-	var petrels []string
-	for i := range b.state.Nodes {
-		if b.state.Nodes[i].Role == "node" {
-			petrels = append(petrels, b.state.Nodes[i].Name)
-			if b.state.Nodes[i].Name == node {
-				n = &b.state.Nodes[i]
-			}
-		}
-	}
-	if n == nil {
-		return fmt.Errorf("lab %s has no petrel node %q (petrel nodes: %s)", name, node, strings.Join(petrels, ", "))
+	targets, err := b.petrelNodes(nodes)
+	if err != nil {
+		return err
 	}
 	sig, signame := syscall.SIGTERM, "SIGTERM"
-	if kill {
+	if opts.Kill {
 		sig, signame = syscall.SIGKILL, "SIGKILL"
 	}
-	if pid, ok := pidFile(name, node+"-petrel"); ok && alive(pid) && markedPids(name)[pid] != "" {
-		b.step("%s: sending %s to petrel (pid %d)", node, signame, pid)
-		if err := syscall.Kill(pid, sig); err != nil {
-			return fmt.Errorf("%s: kill %d: %w", node, pid, err)
+	var stopped []int
+	for _, n := range targets {
+		pid, ok := pidFile(name, n.Name+"-petrel")
+		if !ok || !alive(pid) || markedPids(name)[pid] == "" {
+			b.step("%s: petrel is not running; starting it", n.Name)
+			continue
 		}
-		if err := poll(15*time.Second, 20*time.Millisecond, func() error {
+		b.step("%s: sending %s to petrel (pid %d)", n.Name, signame, pid)
+		if err := syscall.Kill(pid, sig); err != nil {
+			return fmt.Errorf("%s: kill %d: %w", n.Name, pid, err)
+		}
+		stopped = append(stopped, pid)
+	}
+	if err := poll(15*time.Second, 20*time.Millisecond, func() error {
+		for _, pid := range stopped {
 			if alive(pid) {
 				return fmt.Errorf("petrel (pid %d) still runs 15s after %s", pid, signame)
 			}
-			return nil
-		}); err != nil {
-			return fmt.Errorf("%s: %w", node, err)
 		}
-	} else {
-		b.step("%s: petrel is not running; starting it", node)
-	}
-	if err := b.startPetrel(n); err != nil {
+		return nil
+	}); err != nil {
 		return err
 	}
-	if err := b.waitSessions(ctx); err != nil {
-		return err
+	for _, n := range targets {
+		if err := b.startPetrel(n); err != nil {
+			return err
+		}
 	}
-	b.step("%s: petrel restarted", node)
+	if !opts.NoWait {
+		if err := b.waitSessions(ctx); err != nil {
+			return err
+		}
+	}
+	for _, n := range targets {
+		b.step("%s: petrel restarted", n.Name)
+	}
 	return nil
+}
+
+// petrelNodes resolves node names to the lab's petrel nodes (every one
+// when names is empty), refusing a name that is not one.
+func (b *builder) petrelNodes(names []string) ([]*NodeState, error) {
+	byName := map[string]*NodeState{}
+	var all []*NodeState
+	var known []string
+	for i := range b.state.Nodes {
+		if n := &b.state.Nodes[i]; n.Role == "node" {
+			byName[n.Name] = n
+			all = append(all, n)
+			known = append(known, n.Name)
+		}
+	}
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []*NodeState
+	for _, name := range names {
+		n := byName[name]
+		if n == nil {
+			return nil, fmt.Errorf("lab %s has no petrel node %q (petrel nodes: %s)", b.state.Name, name, strings.Join(known, ", "))
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -95,13 +95,16 @@ func newLabDownCmd() *cobra.Command {
 }
 
 func newLabRestartCmd() *cobra.Command {
-	var kill bool
+	var opts lab.RestartOptions
+	var all bool
 	var name string
 	cmd := &cobra.Command{
-		Use:   "restart NODE",
-		Short: "Stop a node's petrel daemon (SIGTERM, or SIGKILL with --kill) and start it again as up did; waits for its sessions",
-		Args:  cobra.ExactArgs(1),
+		Use:   "restart NODE... | --all",
+		Short: "Stop petrel daemons (SIGTERM, or SIGKILL with --kill) all at once and start them again as up did; waits for the sessions",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return errors.New("name the nodes to restart, or --all (not both)")
+			}
 			var nameArgs []string
 			if name != "" {
 				nameArgs = []string{name}
@@ -110,10 +113,12 @@ func newLabRestartCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return lab.Restart(cmd.Context(), lname, args[0], kill, cmd.OutOrStdout())
+			return lab.Restart(cmd.Context(), lname, args, opts, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().BoolVar(&kill, "kill", false, "SIGKILL instead of SIGTERM (no graceful shutdown)")
+	cmd.Flags().BoolVar(&opts.Kill, "kill", false, "SIGKILL instead of SIGTERM (no graceful shutdown)")
+	cmd.Flags().BoolVar(&opts.NoWait, "no-wait", false, "return once the daemons answer, without waiting for their sessions")
+	cmd.Flags().BoolVar(&all, "all", false, "restart every petrel node of the lab at once")
 	cmd.Flags().StringVar(&name, "lab", "", "the lab (NAME or FILE.clab.yml; the only lab when omitted)")
 	return cmd
 }
