@@ -23,8 +23,11 @@ func WriteIPAMUsage(w io.Writer, pools []ipam.PoolUsage, blocks map[string][]ipa
 	for node, bs := range blocks {
 		for _, b := range bs {
 			state := b.State
-			if b.Missing {
+			switch {
+			case b.Missing:
 				state += " (no block)"
+			case b.Unusable != "":
+				state += " (unusable: " + b.Unusable + ")"
 			}
 			fmt.Fprintf(tw, "Block (%s, %s)\t%s\t%d\t%d\t%d\t\n", node, state, b.CIDR, b.Used+b.Free, b.Used, b.Free)
 		}

@@ -124,7 +124,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 			a.kernel.SetBlackholes(own)
 		}
 		syncTunnel()
-		problems := st.undecodable()
+		problems := st.leftOut()
 		for _, p := range res.Problems {
 			problems = append(problems, p.Error())
 		}
@@ -153,16 +153,27 @@ type storeState struct {
 	// skipped are the objects of each kind that cannot be decoded: left
 	// out of snaps, shown in status and metrics.
 	skipped map[datastore.Kind]datastore.Skipped
-	changed chan struct{} // one token: something changed since the last read
+	// invalidPools are IPPools that decode but fail validation (a CIDR
+	// that is not one): left out of snaps, so that nothing half-reads
+	// them, and shown in status.
+	invalidPools map[string]error
+	changed      chan struct{} // one token: something changed since the last read
 }
 
 func newStoreState(ctx context.Context, b datastore.Backend, log *slog.Logger) *storeState {
 	st := &storeState{snaps: map[datastore.Kind]datastore.Snapshot{}, skipped: map[datastore.Kind]datastore.Skipped{}, changed: make(chan struct{}, 1)}
 	for _, kind := range watchedKinds {
 		go datastore.Follow(ctx, b, kind, log.With("component", "datastore"), func(s datastore.Snapshot, bad datastore.Skipped) {
+			var invalid map[string]error
+			if kind == datastore.KindIPPool {
+				s, invalid = validPools(s)
+			}
 			st.mu.Lock()
 			st.snaps[kind] = s
 			st.skipped[kind] = bad
+			if kind == datastore.KindIPPool {
+				st.invalidPools = invalid
+			}
 			st.mu.Unlock()
 			select {
 			case st.changed <- struct{}{}:
@@ -171,6 +182,21 @@ func newStoreState(ctx context.Context, b datastore.Backend, log *slog.Logger) *
 		})
 	}
 	return st
+}
+
+// validPools splits a snapshot of IPPools into the valid ones and the
+// validation errors of the others, by name.
+func validPools(s datastore.Snapshot) (datastore.Snapshot, map[string]error) {
+	valid := make(datastore.Snapshot, len(s))
+	invalid := map[string]error{}
+	for name, o := range s {
+		if err := o.Validate(); err != nil {
+			invalid[name] = err
+			continue
+		}
+		valid[name] = o
+	}
+	return valid, invalid
 }
 
 // waitSynced waits until every kind has been listed once.
@@ -207,9 +233,10 @@ func (st *storeState) input(node string) mesh.Input {
 	return in
 }
 
-// undecodable lists the objects left out because they cannot be decoded,
-// each naming its kind, name and field, in a stable order.
-func (st *storeState) undecodable() []string {
+// leftOut lists the objects left out because they cannot be decoded or
+// are invalid IPPools, each naming its kind, name and field, in a stable
+// order.
+func (st *storeState) leftOut() []string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var out []string
@@ -217,6 +244,9 @@ func (st *storeState) undecodable() []string {
 		for _, name := range slices.Sorted(maps.Keys(st.skipped[kind])) {
 			out = append(out, st.skipped[kind][name].Error())
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(st.invalidPools)) {
+		out = append(out, st.invalidPools[name].Error()+"; pool ignored")
 	}
 	return out
 }

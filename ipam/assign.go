@@ -131,6 +131,10 @@ func (c *Client) assignFamily(ctx context.Context, a AssignArgs, cfg datastore.I
 			return b.Spec.Unallocated[:min(n-len(got), b.free())], nil
 		})
 		got = append(got, ips...)
+		var unusable *datastore.DecodeError
+		if errors.As(err, &unusable) {
+			return nil // reserved as it is; Check reports it
+		}
 		return err
 	}
 	var why []string
@@ -177,7 +181,7 @@ func (c *Client) assignFamily(ctx context.Context, a AssignArgs, cfg datastore.I
 	if len(got) < n && cfg.StrictAffinity {
 		why = append(why, "strictAffinity forbids borrowing")
 	} else if len(got) < n {
-		blocks, err := c.listBlocks(ctx)
+		blocks, _, err := c.listBlocks(ctx)
 		if err != nil {
 			return got, err
 		}
@@ -347,13 +351,18 @@ func (c *Client) adjustHandle(ctx context.Context, handleID string, cidr netip.P
 // claimFreeBlock claims for node the first block, in the node's candidate
 // order, that no one has; false when every pool is full.
 func (c *Client) claimFreeBlock(ctx context.Context, node string, pools []pool, strict bool) (bool, error) {
-	blocks, err := c.listBlocks(ctx)
+	blocks, bad, err := c.listBlocks(ctx)
 	if err != nil {
 		return false, err
 	}
 	taken := map[netip.Prefix]bool{}
 	for _, b := range blocks {
 		taken[b.cidr] = true
+	}
+	for _, b := range bad {
+		if b.cidr.IsValid() {
+			taken[b.cidr] = true // its addresses may be in use
+		}
 	}
 	for _, p := range pools {
 		inPool := 0
@@ -396,8 +405,9 @@ func (c *Client) claim(ctx context.Context, node string, cidr netip.Prefix, stri
 	_, err := c.b.Create(ctx, newBlock(cidr, node, strict))
 	if errors.Is(err, datastore.ErrExists) {
 		var b block
-		if b, err = c.getBlock(ctx, cidr); err == nil && b.node() != node {
-			c.withdraw(ctx, aff.Name)
+		var unusable *datastore.DecodeError
+		if b, err = c.getBlock(ctx, cidr); (err == nil && b.node() != node) || errors.As(err, &unusable) {
+			c.withdraw(ctx, aff.Name) // another node's, or corrupt: not ours to take
 			return false, nil
 		}
 	}

@@ -21,20 +21,53 @@ type block struct {
 // parseBlock wraps a stored block. An allocations list that is empty
 // (as in a trimmed dump) is read as all-free slots, Calico's blocks always
 // having one slot per address; ordinals listed in neither allocations nor
-// unallocated then stay unusable and Check reports them.
+// unallocated then stay unusable and Check reports them. A block that
+// cannot be used at all is a *datastore.DecodeError naming the field.
 func parseBlock(o datastore.Object) (block, error) {
 	b := o.(*datastore.IPAMBlock)
 	cidr, err := netip.ParsePrefix(b.Spec.CIDR)
 	if err != nil {
-		return block{}, fmt.Errorf("IPAMBlock %q: cidr %q: %w", b.Name, b.Spec.CIDR, err)
+		return block{}, datastore.NewDecodeError(datastore.KindIPAMBlock, b.Name, "spec.cidr", err)
 	}
 	if n := blockLen(cidr); len(b.Spec.Allocations) != n {
 		if len(b.Spec.Allocations) != 0 {
-			return block{}, fmt.Errorf("IPAMBlock %q: %d allocation slots for %s (want %d)", b.Name, len(b.Spec.Allocations), cidr, n)
+			return block{}, datastore.NewDecodeError(datastore.KindIPAMBlock, b.Name, "spec.allocations",
+				fmt.Errorf("%d slots for %s, want %d", len(b.Spec.Allocations), cidr, n))
 		}
 		b.Spec.Allocations = make([]*int, n)
 	}
+	for _, ord := range b.Spec.Unallocated {
+		if ord < 0 || ord >= len(b.Spec.Allocations) {
+			return block{}, datastore.NewDecodeError(datastore.KindIPAMBlock, b.Name, "spec.unallocated",
+				fmt.Errorf("ordinal %d outside %s", ord, cidr))
+		}
+	}
 	return block{b, cidr}, nil
+}
+
+// badBlock is a stored IPAMBlock that cannot be used: undecodable, or
+// decoded but inconsistent. Its addresses may be allocated, so its range
+// stays reserved: nothing claims it, allocates from it or releases in it,
+// and Check reports it, until an operator repairs or deletes it.
+type badBlock struct {
+	cidr netip.Prefix // from the object, else from its name; invalid when neither tells
+	err  *datastore.DecodeError
+}
+
+// blockNameCIDR reads a block's CIDR back from its name (BlockName's
+// inverse: the last '-' was the '/', the others '.' or ':').
+func blockNameCIDR(name string) (netip.Prefix, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return netip.Prefix{}, false
+	}
+	head, bits := name[:i], name[i+1:]
+	for _, sep := range []string{".", ":"} {
+		if p, err := netip.ParsePrefix(strings.ReplaceAll(head, "-", sep) + "/" + bits); err == nil && BlockName(p) == name {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
 }
 
 // newBlock is a fresh block affine to node: every ordinal free, in order.

@@ -117,20 +117,33 @@ func (p pool) allows(use string) bool {
 	return len(p.spec.AllowedUses) == 0 || slices.Contains(p.spec.AllowedUses, use)
 }
 
-// pools lists every IPPool, ordered by CIDR so that allocation does not
-// depend on the store's listing order.
+// pools lists every usable IPPool, ordered by CIDR so that allocation
+// does not depend on the store's listing order.
 func (c *Client) pools(ctx context.Context) ([]pool, error) {
-	objs, _, err := c.b.List(ctx, datastore.KindIPPool)
+	pools, _, err := c.listPools(ctx)
+	return pools, err
+}
+
+// listPools is pools, and the IPPools that cannot be used (undecodable, or
+// invalid): those are left out, so that one bad pool stops no allocation
+// from the others.
+func (c *Client) listPools(ctx context.Context) ([]pool, []Problem, error) {
+	objs, undecodable, err := c.list(ctx, datastore.KindIPPool)
 	if err != nil {
-		return nil, fmt.Errorf("ipam: list IPPools: %w", err)
+		return nil, nil, err
+	}
+	var bad []Problem
+	for _, e := range undecodable {
+		bad = append(bad, Problem{Unusable, "IPPool " + e.Name, e.Error()})
 	}
 	var out []pool
 	for _, o := range objs {
 		p := o.(*datastore.IPPool)
-		cidr, err := netip.ParsePrefix(p.Spec.CIDR)
-		if err != nil {
-			return nil, fmt.Errorf("ipam: IPPool %q: cidr %q: %w", p.Name, p.Spec.CIDR, err)
+		if err := p.Validate(); err != nil {
+			bad = append(bad, Problem{Unusable, "IPPool " + p.Name, err.Error()})
+			continue
 		}
+		cidr := netip.MustParsePrefix(p.Spec.CIDR) // Validate parsed it
 		bits := p.Spec.BlockSize
 		if bits == 0 {
 			bits = map[bool]int{true: 26, false: 122}[cidr.Addr().Is4()]
@@ -138,7 +151,7 @@ func (c *Client) pools(ctx context.Context) ([]pool, error) {
 		out = append(out, pool{name: p.Name, cidr: cidr.Masked(), blockBits: bits, spec: p.Spec})
 	}
 	slices.SortFunc(out, func(a, b pool) int { return cmpPrefix(a.cidr, b.cidr) })
-	return out, nil
+	return out, bad, nil
 }
 
 func cmpPrefix(a, b netip.Prefix) int {
@@ -253,22 +266,58 @@ func (c *Client) getBlock(ctx context.Context, cidr netip.Prefix) (block, error)
 	return parseBlock(o)
 }
 
-// listBlocks reads every block, ordered by CIDR.
-func (c *Client) listBlocks(ctx context.Context) ([]block, error) {
-	objs, _, err := c.b.List(ctx, datastore.KindIPAMBlock)
+// list reads every object of kind. Objects that do not decode are left
+// out and returned apart, so that one corrupt object never stops IPAM.
+func (c *Client) list(ctx context.Context, kind datastore.Kind) ([]datastore.Object, []*datastore.DecodeError, error) {
+	objs, _, err := c.b.List(ctx, kind)
+	var skipped *datastore.SkippedError
+	if errors.As(err, &skipped) {
+		return objs, skipped.Objects, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("ipam: list IPAMBlocks: %w", err)
+		return nil, nil, fmt.Errorf("ipam: list %ss: %w", kind, err)
+	}
+	return objs, nil, nil
+}
+
+// listBlocks reads every block, ordered by CIDR, and the blocks that
+// cannot be used.
+func (c *Client) listBlocks(ctx context.Context) ([]block, []badBlock, error) {
+	objs, undecodable, err := c.list(ctx, datastore.KindIPAMBlock)
+	if err != nil {
+		return nil, nil, err
+	}
+	var bad []badBlock
+	for _, e := range undecodable {
+		cidr, _ := blockNameCIDR(e.Name)
+		bad = append(bad, badBlock{cidr, e})
 	}
 	out := make([]block, 0, len(objs))
 	for _, o := range objs {
 		b, err := parseBlock(o)
-		if err != nil {
-			return nil, fmt.Errorf("ipam: %w", err)
+		var e *datastore.DecodeError
+		if errors.As(err, &e) {
+			cidr, err := netip.ParsePrefix(o.(*datastore.IPAMBlock).Spec.CIDR)
+			if err != nil {
+				cidr, _ = blockNameCIDR(o.GetName())
+			}
+			bad = append(bad, badBlock{cidr, e})
+			continue
 		}
 		out = append(out, b)
 	}
 	slices.SortFunc(out, func(a, b block) int { return cmpPrefix(a.cidr, b.cidr) })
-	return out, nil
+	return out, bad, nil
+}
+
+// inBadBlock is the error for an address in a block that cannot be used.
+func inBadBlock(ip netip.Addr, bad []badBlock) error {
+	for _, b := range bad {
+		if b.cidr.IsValid() && b.cidr.Contains(ip) {
+			return fmt.Errorf("ipam: %s is in a block that cannot be used: %w", ip, b.err)
+		}
+	}
+	return nil
 }
 
 // affinity is a BlockAffinity with its parsed CIDR.
@@ -284,15 +333,20 @@ func (a affinity) confirmed() bool { return a.Spec.State == "confirmed" || a.Spe
 // listAffinities reads the BlockAffinities of node ("" for every node),
 // ordered by CIDR.
 func (c *Client) listAffinities(ctx context.Context, node string) ([]affinity, error) {
-	objs, _, err := c.b.List(ctx, datastore.KindBlockAffinity)
+	objs, _, err := c.list(ctx, datastore.KindBlockAffinity)
 	if err != nil {
-		return nil, fmt.Errorf("ipam: list BlockAffinities: %w", err)
+		return nil, err
 	}
-	return parseAffinities(objs, node)
+	affs, _ := parseAffinities(objs, node)
+	return affs, nil
 }
 
-func parseAffinities(objs []datastore.Object, node string) ([]affinity, error) {
+// parseAffinities keeps node's affinities ("" for every node). One whose
+// CIDR does not parse is returned apart (Check reports it): its block, if
+// any, still says whose it is.
+func parseAffinities(objs []datastore.Object, node string) ([]affinity, []*datastore.DecodeError) {
 	var out []affinity
+	var bad []*datastore.DecodeError
 	for _, o := range objs {
 		a := o.(*datastore.BlockAffinity)
 		if node != "" && a.Spec.Node != node {
@@ -300,12 +354,13 @@ func parseAffinities(objs []datastore.Object, node string) ([]affinity, error) {
 		}
 		cidr, err := netip.ParsePrefix(a.Spec.CIDR)
 		if err != nil {
-			return nil, fmt.Errorf("ipam: BlockAffinity %q: cidr %q: %w", a.Name, a.Spec.CIDR, err)
+			bad = append(bad, datastore.NewDecodeError(datastore.KindBlockAffinity, a.Name, "spec.cidr", err))
+			continue
 		}
 		out = append(out, affinity{a, cidr})
 	}
 	slices.SortFunc(out, func(a, b affinity) int {
 		return cmp.Or(cmpPrefix(a.cidr, b.cidr), strings.Compare(a.Spec.Node, b.Spec.Node))
 	})
-	return out, nil
+	return out, bad
 }

@@ -18,7 +18,10 @@ type BlockInfo struct {
 	State string // the BlockAffinity's: pending, confirmed, pendingDeletion
 	// Missing is true when the affinity has no IPAMBlock (a claim in
 	// progress or cut short).
-	Missing    bool
+	Missing bool
+	// Unusable says why a stored block cannot be used (corrupt); empty
+	// for a good one.
+	Unusable   string
 	Used, Free int
 }
 
@@ -28,33 +31,27 @@ func (c *Client) NodeBlocks(ctx context.Context, node string) ([]BlockInfo, erro
 	if err != nil {
 		return nil, err
 	}
-	blocks, err := c.blockMap(ctx)
+	blocks, bad, err := c.listBlocks(ctx)
 	if err != nil {
 		return nil, err
+	}
+	byCIDR := make(map[netip.Prefix]block, len(blocks))
+	for _, b := range blocks {
+		byCIDR[b.cidr] = b
 	}
 	out := make([]BlockInfo, 0, len(affs))
 	for _, af := range affs {
 		bi := BlockInfo{CIDR: af.cidr, State: af.Spec.State}
-		if b, ok := blocks[af.cidr]; ok {
+		if b, ok := byCIDR[af.cidr]; ok {
 			bi.Used, bi.Free = b.used(), b.free()
+		} else if i := slices.IndexFunc(bad, func(b badBlock) bool { return b.cidr == af.cidr }); i >= 0 {
+			bi.Unusable = bad[i].err.Error()
 		} else {
 			bi.Missing = true
 		}
 		out = append(out, bi)
 	}
 	return out, nil
-}
-
-func (c *Client) blockMap(ctx context.Context) (map[netip.Prefix]block, error) {
-	blocks, err := c.listBlocks(ctx)
-	if err != nil {
-		return nil, err
-	}
-	m := make(map[netip.Prefix]block, len(blocks))
-	for _, b := range blocks {
-		m[b.cidr] = b
-	}
-	return m, nil
 }
 
 // PoolUsage is a pool's use, as `calicoctl ipam show` prints it.
@@ -77,7 +74,7 @@ func (c *Client) Usage(ctx context.Context) ([]PoolUsage, error) {
 	if err != nil {
 		return nil, err
 	}
-	blocks, err := c.listBlocks(ctx)
+	blocks, _, err := c.listBlocks(ctx) // an unusable block counts as neither used nor free
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +123,10 @@ const (
 	BlockWithoutAffinity ProblemKind = "block-without-affinity"
 	// BlockOverlap: two blocks share addresses.
 	BlockOverlap ProblemKind = "block-overlap"
+	// Unusable: a stored object that does not decode or is inconsistent
+	// in itself (a block whose allocations do not fit its CIDR). IPAM
+	// leaves it and, for a block, its whole range alone.
+	Unusable ProblemKind = "unusable"
 )
 
 // Problem is one inconsistency.
@@ -168,22 +169,55 @@ func (r Report) Kinds() map[ProblemKind]int {
 // add up. It changes nothing; on a store in use, a write in progress can
 // show up as a handle count off by its addresses.
 func (c *Client) Check(ctx context.Context) (Report, error) {
-	blocks, err := c.listBlocks(ctx)
+	blocks, badBlocks, err := c.listBlocks(ctx)
 	if err != nil {
 		return Report{}, err
 	}
-	hobjs, _, err := c.b.List(ctx, datastore.KindIPAMHandle)
-	if err != nil {
-		return Report{}, fmt.Errorf("ipam: list IPAMHandles: %w", err)
-	}
-	affs, err := c.listAffinities(ctx, "")
+	hobjs, badHandles, err := c.list(ctx, datastore.KindIPAMHandle)
 	if err != nil {
 		return Report{}, err
 	}
-	return check(blocks, hobjs, affs), nil
+	aobjs, badAffs, err := c.list(ctx, datastore.KindBlockAffinity)
+	if err != nil {
+		return Report{}, err
+	}
+	affs, unparsed := parseAffinities(aobjs, "")
+	skip := unreadable{blocks: map[netip.Prefix]bool{}, handles: map[string]bool{}}
+	for _, b := range badBlocks {
+		skip.blocks[b.cidr] = true
+	}
+	for _, h := range badHandles {
+		skip.handles[h.Name] = true
+	}
+	r := check(blocks, hobjs, affs, skip)
+	unusable := slices.Concat(badHandles, badAffs, unparsed)
+	for _, b := range badBlocks {
+		unusable = append(unusable, b.err)
+	}
+	for _, e := range unusable {
+		r.Problems = append(r.Problems, Problem{Unusable, string(e.Kind) + " " + e.Name, e.Error()})
+	}
+	_, badPools, err := c.listPools(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	r.Problems = append(r.Problems, badPools...)
+	r.Blocks += len(badBlocks)
+	r.Handles += len(badHandles)
+	r.Affinities += len(badAffs) + len(unparsed)
+	return r, nil
 }
 
-func check(blocks []block, hobjs []datastore.Object, affs []affinity) Report {
+// unreadable is what Check could not read: the ranges of unusable blocks
+// and the names of unusable handles. What only they could confirm (an
+// affinity's block, a handle's count, an allocation's handle) is not
+// reported again as a mismatch.
+type unreadable struct {
+	blocks  map[netip.Prefix]bool
+	handles map[string]bool
+}
+
+func check(blocks []block, hobjs []datastore.Object, affs []affinity, skip unreadable) Report {
 	r := Report{Blocks: len(blocks), Handles: len(hobjs), Affinities: len(affs)}
 	add := func(kind ProblemKind, object, format string, args ...any) {
 		r.Problems = append(r.Problems, Problem{kind, object, fmt.Sprintf(format, args...)})
@@ -249,6 +283,7 @@ func check(blocks []block, hobjs []datastore.Object, affs []affinity) Report {
 		obj := "BlockAffinity " + af.Name
 		b, ok := byCIDR[af.cidr]
 		switch {
+		case !ok && skip.blocks[af.cidr]:
 		case !ok:
 			add(AffinityWithoutBlock, obj, "%s has no IPAMBlock %s (state %q)", af.Spec.Node, BlockName(af.cidr), af.Spec.State)
 		case b.node() != af.Spec.Node:
@@ -271,13 +306,16 @@ func check(blocks []block, hobjs []datastore.Object, affs []affinity) Report {
 			add(HandleCount, "IPAMHandle "+h.Name, "counts no address")
 		}
 		for _, k := range keys {
+			if p, err := netip.ParsePrefix(k); err == nil && skip.blocks[p] {
+				continue
+			}
 			if want, got := h.Spec.Block[k], held[id][k]; want != got {
 				add(HandleCount, "IPAMHandle "+h.Name, "counts %d addresses in %s, the block holds %d", want, k, got)
 			}
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(held)) {
-		if !counted[id] {
+		if !counted[id] && !skip.handles[HandleName(id)] {
 			obj := "handle " + id
 			if id == "" {
 				obj = "no handle"
@@ -347,7 +385,9 @@ func NodeRoutes(node string, blocks []*datastore.IPAMBlock, affinities []*datast
 // blocks the handle names (every block when the handle object is missing):
 // what makes adding the same workload twice harmless.
 func (c *Client) HandleAddrs(ctx context.Context, handleID string) ([]netip.Addr, error) {
-	blocks, err := c.listBlocks(ctx)
+	// An address in an unusable block is not seen: at worst the caller
+	// takes a second one, never blocks on the corrupt block.
+	blocks, _, err := c.listBlocks(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -63,18 +63,19 @@ func (c *Client) ReleaseIPs(ctx context.Context, ips ...netip.Addr) (int, error)
 	if len(ips) == 0 {
 		return 0, nil
 	}
-	blocks, err := c.listBlocks(ctx)
+	blocks, bad, err := c.listBlocks(ctx)
 	if err != nil {
 		return 0, err
 	}
 	byBlock := map[netip.Prefix][]netip.Addr{}
+	var unusable []error
 	for _, ip := range ips {
 		ip = ip.Unmap()
-		for _, b := range blocks {
-			if b.cidr.Contains(ip) {
-				byBlock[b.cidr] = append(byBlock[b.cidr], ip)
-				break
-			}
+		i := slices.IndexFunc(blocks, func(b block) bool { return b.cidr.Contains(ip) })
+		if i >= 0 {
+			byBlock[blocks[i].cidr] = append(byBlock[blocks[i].cidr], ip)
+		} else if err := inBadBlock(ip, bad); err != nil {
+			unusable = append(unusable, err)
 		}
 	}
 	total := 0
@@ -93,7 +94,7 @@ func (c *Client) ReleaseIPs(ctx context.Context, ips ...netip.Addr) (int, error)
 			return total, err
 		}
 	}
-	return total, nil
+	return total, errors.Join(unusable...)
 }
 
 // ReleaseByHandle frees every address of a handle, in every block, deletes
@@ -111,7 +112,7 @@ func (c *Client) ReleaseByHandle(ctx context.Context, handleID string) (int, err
 	}
 	o, err := c.b.Get(ctx, datastore.KindIPAMHandle, name)
 	if errors.Is(err, datastore.ErrNotFound) {
-		blocks, err := c.listBlocks(ctx)
+		blocks, _, err := c.listBlocks(ctx) // an orphan in an unusable block stays
 		if err != nil {
 			return 0, err
 		}
@@ -128,8 +129,12 @@ func (c *Client) ReleaseByHandle(ctx context.Context, handleID string) (int, err
 		return 0, fmt.Errorf("ipam: read handle %s: %w", handleID, err)
 	}
 	visited := map[string]bool{}
+	var unusable []error // blocks that cannot be read: the handle stays for them
 	err = c.retry("release handle "+handleID, func() error {
 		h := o.(*datastore.IPAMHandle)
+		if len(unusable) > 0 && allVisited(h, visited) {
+			return errors.Join(unusable...)
+		}
 		if len(h.Spec.Block) == 0 || allVisited(h, visited) {
 			err := c.b.Delete(ctx, datastore.KindIPAMHandle, name, h.ResourceVersion)
 			if errors.Is(err, datastore.ErrNotFound) {
@@ -148,7 +153,10 @@ func (c *Client) ReleaseByHandle(ctx context.Context, handleID string) (int, err
 				if err != nil {
 					return fmt.Errorf("ipam: handle %s: block %q: %w", handleID, key, err)
 				}
-				if err := release(cidr, h.Spec.HandleID); err != nil {
+				var bad *datastore.DecodeError
+				if err := release(cidr, h.Spec.HandleID); errors.As(err, &bad) {
+					unusable = append(unusable, fmt.Errorf("ipam: handle %s: %w", handleID, err))
+				} else if err != nil {
 					return err
 				}
 			}
