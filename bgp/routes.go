@@ -19,10 +19,15 @@ type routeTable struct {
 	mu     sync.RWMutex
 	routes map[netip.Prefix][]Path
 	subs   map[*RouteSubscription]struct{}
+	// held are peers re-created after a graceful drop (Speaker.
+	// recreateRestartingPeer), each with the generation of its hold: their
+	// paths, marked stale, outlive GoBGP's withdrawals until release.
+	held    map[netip.Addr]uint64
+	holdGen uint64
 }
 
 func newRouteTable() *routeTable {
-	return &routeTable{routes: map[netip.Prefix][]Path{}, subs: map[*RouteSubscription]struct{}{}}
+	return &routeTable{routes: map[netip.Prefix][]Path{}, subs: map[*RouteSubscription]struct{}{}, held: map[netip.Addr]uint64{}}
 }
 
 // RouteSubscription delivers route changes, coalesced per prefix: a consumer
@@ -118,7 +123,11 @@ func (t *routeTable) apply(batch []*apiutil.Path, at time.Time) {
 		}
 		paths := t.routes[prefix]
 		if ap.Withdrawal {
-			paths = removeMember(paths, memberKeyOf(ap))
+			k := memberKeyOf(ap)
+			if t.isHeldLocked(paths, k) {
+				continue // kept until the peer's End-of-RIB or restart time
+			}
+			paths = removeMember(paths, k)
 		} else {
 			paths = putMember(paths, fromNativePath(ap))
 		}
@@ -128,6 +137,84 @@ func (t *routeTable) apply(batch []*apiutil.Path, at time.Time) {
 			t.routes[prefix] = paths
 		}
 		t.publishLocked(prefix, at)
+	}
+}
+
+// isHeldLocked reports whether member k of paths is a held peer's stale
+// path.
+func (t *routeTable) isHeldLocked(paths []Path, k memberKey) bool {
+	if _, ok := t.held[k.peer]; !ok {
+		return false
+	}
+	return slices.ContainsFunc(paths, func(p Path) bool { return p.key() == k && p.Stale })
+}
+
+// hold marks every path of peer stale and keeps them through GoBGP's
+// withdrawals (the graceful-restart helper's job, RFC 4724 §4.2, done here
+// because GoBGP forgets the paths of a peer it deletes). Fresh paths from
+// the peer's next session replace them one by one. It returns the hold's
+// generation, for release, and whether it is a new hold: a peer that drops
+// again before its End-of-RIB stays under its first hold, whose restart
+// time is not extended.
+func (t *routeTable) hold(peer netip.Addr) (gen uint64, fresh bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	gen, held := t.held[peer]
+	if !held {
+		t.holdGen++
+		gen = t.holdGen
+		t.held[peer] = gen
+	}
+	t.rewritePeerLocked(peer, func(p Path) (Path, bool) {
+		p.Stale = true
+		return p, true
+	})
+	return gen, !held
+}
+
+// release ends a hold of peer (gen 0: whichever) and drops the paths its
+// new session did not refresh.
+func (t *routeTable) release(peer netip.Addr, gen uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.held[peer]; !ok || (gen != 0 && g != gen) {
+		return
+	}
+	delete(t.held, peer)
+	t.rewritePeerLocked(peer, func(p Path) (Path, bool) { return p, !p.Stale })
+}
+
+// rewritePeerLocked passes every path from peer through change, which
+// returns it changed, or false to drop it, and publishes each prefix whose
+// paths changed.
+func (t *routeTable) rewritePeerLocked(peer netip.Addr, change func(Path) (Path, bool)) {
+	now := time.Now()
+	for prefix, paths := range t.routes {
+		if !slices.ContainsFunc(paths, func(p Path) bool { return p.Peer == peer }) {
+			continue
+		}
+		var out []Path
+		changed := false
+		for _, p := range paths {
+			if p.Peer != peer {
+				out = append(out, p)
+				continue
+			}
+			np, keep := change(p)
+			changed = changed || !keep || np.Stale != p.Stale
+			if keep {
+				out = append(out, np)
+			}
+		}
+		if !changed {
+			continue
+		}
+		if len(out) == 0 {
+			delete(t.routes, prefix)
+		} else {
+			t.routes[prefix] = out
+		}
+		t.publishLocked(prefix, now)
 	}
 }
 

@@ -183,6 +183,7 @@ func (s *Speaker) onEndOfRIB(p *apiutil.Path, _ time.Time) {
 		return
 	}
 	s.markEndOfRIB(p.PeerAddress)
+	s.table.release(p.PeerAddress, 0) // what a re-created peer did not refresh is gone
 	s.publishPeer(p.PeerAddress, func(ev PeerEvent) PeerEvent { ev.EndOfRIB = true; return ev })
 }
 
@@ -192,11 +193,67 @@ func (s *Speaker) onPeerUpdate(ev *apiutil.WatchEventMessage_PeerEvent, _ time.T
 	}
 	addr := ev.Peer.State.NeighborAddress
 	state := sessionState(ev.Peer.State.SessionState)
-	s.setState(addr, state)
+	prev := s.setState(addr, state)
 	s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State = state; return ev })
 	if state == StateEstablished && !s.restarting.Load() {
 		time.AfterFunc(resendDelay, func() { s.resendAll(addr) })
 	}
+	if prev == StateEstablished {
+		go s.recreateRestartingPeer(addr)
+	}
+}
+
+// recreateRestartingPeer re-creates a peer whose session dropped for a
+// graceful restart, so that the peer's next connection is accepted at
+// once: GoBGP keeps a dropped peer Idle for 5 s and closes every
+// connection meanwhile, which turned a 1 s daemon restart into 7 s without
+// a session. Deleting the peer makes GoBGP forget its paths, so the table
+// holds them (stale, in the kernel) until the peer's End-of-RIB or its
+// restart time, as GoBGP's helper would have. Not done for a route
+// reflector: its clients would see the withdrawals.
+func (s *Speaker) recreateRestartingPeer(addr netip.Addr) {
+	s.peersOpMu.Lock()
+	defer s.peersOpMu.Unlock()
+	s.opMu.Lock()
+	reflect := s.reflect
+	s.opMu.Unlock()
+	s.mu.Lock()
+	pe, ok := s.peers[addr]
+	down := ok && pe.state != StateEstablished
+	clients := slices.ContainsFunc(slices.Collect(maps.Values(s.peers)), func(pe *peerEntry) bool { return pe.cfg.RouteReflectorClient })
+	s.mu.Unlock()
+	if !down || !pe.cfg.GracefulRestart || reflect || clients {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	restarting := false
+	err := s.server.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
+		restarting = p.GetGracefulRestart().GetPeerRestarting()
+	})
+	if err != nil || !restarting {
+		return // not a graceful drop: GoBGP dropped the routes already
+	}
+	gen, fresh := s.table.hold(addr)
+	if err := s.server.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		s.table.release(addr, gen)
+		s.log.Warn("re-creating a restarting peer", "address", addr, "err", err)
+		return
+	}
+	if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(pe.cfg, s.restarting.Load())}); err != nil {
+		s.table.release(addr, gen)
+		s.mu.Lock()
+		delete(s.peers, addr)
+		s.mu.Unlock()
+		s.log.Error("re-creating a restarting peer; it is gone until the next configuration change", "address", addr, "err", err)
+		return
+	}
+	restartTime := pe.cfg.WithDefaults().RestartTime
+	if fresh {
+		time.AfterFunc(restartTime, func() { s.table.release(addr, gen) })
+	}
+	s.log.Info("peer restarting gracefully; re-created its session to accept it at once, its routes kept until End-of-RIB",
+		"peer", pe.cfg.Name, "address", addr, "restartTime", restartTime)
 }
 
 // resendDelay is how long after a session comes up resendAll runs: GoBGP
@@ -232,13 +289,16 @@ func sessionState(st bgppacket.FSMState) SessionState {
 	return SessionState(int(st) + 1)
 }
 
-func (s *Speaker) setState(addr netip.Addr, state SessionState) {
+// setState records a peer's new session state and returns the one it
+// replaces.
+func (s *Speaker) setState(addr netip.Addr, state SessionState) (prev SessionState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pe, ok := s.peers[addr]
 	if !ok || pe.state == state {
-		return
+		return state
 	}
+	prev = pe.state
 	if pe.state == StateEstablished {
 		pe.flaps++
 	}
@@ -247,6 +307,7 @@ func (s *Speaker) setState(addr netip.Addr, state SessionState) {
 	}
 	pe.state, pe.since = state, time.Now()
 	s.log.Info("peer state", "peer", pe.cfg.Name, "address", addr, "state", state)
+	return prev
 }
 
 func (s *Speaker) markEndOfRIB(addr netip.Addr) {
@@ -404,6 +465,7 @@ func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
 		s.mu.Lock()
 		delete(s.peers, p.Address)
 		s.mu.Unlock()
+		s.table.release(p.Address, 0)
 		s.log.Info("peer removed", "peer", p.Name, "address", p.Address)
 	}
 	for _, p := range append(slices.Clone(plan.replace), plan.add...) {

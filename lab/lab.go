@@ -914,10 +914,12 @@ func Restart(ctx context.Context, name string, nodes []string, opts RestartOptio
 			return err
 		}
 	}
+	started := time.Now()
 	if !opts.NoWait {
 		if err := b.waitSessions(ctx); err != nil {
 			return err
 		}
+		b.step("every session Established %v after the daemons started", time.Since(started).Round(time.Millisecond))
 	}
 	for _, n := range targets {
 		b.step("%s: petrel restarted", n.Name)

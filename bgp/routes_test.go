@@ -1,0 +1,91 @@
+package bgp
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	bgppacket "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+)
+
+func testPath(peer, prefix, nextHop string, withdraw bool) *apiutil.Path {
+	nlri, err := bgppacket.NewIPAddrPrefix(netip.MustParsePrefix(prefix))
+	if err != nil {
+		panic(err)
+	}
+	nh, err := bgppacket.NewPathAttributeNextHop(netip.MustParseAddr(nextHop))
+	if err != nil {
+		panic(err)
+	}
+	return &apiutil.Path{Nlri: nlri, PeerAddress: netip.MustParseAddr(peer), Withdrawal: withdraw,
+		Attrs: []bgppacket.PathAttributeInterface{nh}}
+}
+
+// A held peer's paths survive GoBGP's withdrawals (the peer was deleted to
+// be re-created); its next session's paths replace them; release drops
+// only what that session did not send again, and a second drop before
+// End-of-RIB does not start a new hold (the restart time is not extended).
+func TestHeldPeerKeepsPathsUntilRelease(t *testing.T) {
+	const peer, other = "10.0.0.1", "10.0.0.2"
+	tab := newRouteTable()
+	sub := tab.subscribe(false)
+	defer sub.Close()
+	now := time.Now()
+	tab.apply([]*apiutil.Path{
+		testPath(peer, "192.168.1.0/26", peer, false),
+		testPath(peer, "192.168.2.0/26", peer, false),
+		testPath(other, "192.168.2.0/26", other, false), // ECMP with the held peer
+		testPath(other, "192.168.3.0/26", other, false),
+	}, now)
+
+	gen, fresh := tab.hold(netip.MustParseAddr(peer))
+	if !fresh {
+		t.Fatal("first hold is not fresh")
+	}
+	for _, p := range []string{"192.168.1.0/26", "192.168.2.0/26"} {
+		r, _ := tab.get(netip.MustParsePrefix(p))
+		if stale := r.Paths[0].Stale; !stale {
+			t.Errorf("%s: held peer's path not marked stale: %+v", p, r.Paths)
+		}
+	}
+	// GoBGP withdraws everything of the deleted peer.
+	tab.apply([]*apiutil.Path{
+		testPath(peer, "192.168.1.0/26", peer, true),
+		testPath(peer, "192.168.2.0/26", peer, true),
+	}, now)
+	if r, ok := tab.get(netip.MustParsePrefix("192.168.1.0/26")); !ok || len(r.Paths) != 1 {
+		t.Fatalf("held path withdrawn: %+v", r)
+	}
+	if r, _ := tab.get(netip.MustParsePrefix("192.168.2.0/26")); len(r.Paths) != 2 {
+		t.Fatalf("ECMP set lost the held member: %+v", r)
+	}
+	// A second drop before End-of-RIB keeps the first hold.
+	if g, fresh := tab.hold(netip.MustParseAddr(peer)); fresh || g != gen {
+		t.Errorf("second hold = %d, fresh %v; want the first (%d), not fresh", g, fresh, gen)
+	}
+	// The new session sends 192.168.2.0/26 only, then End-of-RIB.
+	tab.apply([]*apiutil.Path{testPath(peer, "192.168.2.0/26", peer, false)}, now)
+	tab.release(netip.MustParseAddr(peer), 0)
+	if _, ok := tab.get(netip.MustParsePrefix("192.168.1.0/26")); ok {
+		t.Error("release kept a path the new session did not send")
+	}
+	r, _ := tab.get(netip.MustParsePrefix("192.168.2.0/26"))
+	if len(r.Paths) != 2 || r.Paths[0].Stale || r.Paths[1].Stale {
+		t.Errorf("refreshed ECMP set = %+v, want both members fresh", r.Paths)
+	}
+	if _, ok := tab.get(netip.MustParsePrefix("192.168.3.0/26")); !ok {
+		t.Error("another peer's path went with the release")
+	}
+	// Released: withdrawals take effect again; a stale release timer is a no-op.
+	tab.apply([]*apiutil.Path{testPath(peer, "192.168.2.0/26", peer, true)}, now)
+	if r, _ := tab.get(netip.MustParsePrefix("192.168.2.0/26")); len(r.Paths) != 1 {
+		t.Errorf("withdrawal after release ignored: %+v", r.Paths)
+	}
+	tab.release(netip.MustParseAddr(peer), gen)
+	var delivered int
+	sub.Drain(func(Route) { delivered++ })
+	if delivered != 3 {
+		t.Errorf("subscriber saw %d prefixes change, want 3", delivered)
+	}
+}
