@@ -19,10 +19,15 @@ type Skipped map[string]*DecodeError
 // cannot be decoded: those are left out, so one bad object never stops
 // the others from being followed. When the watch ends (an outage, a
 // compaction) it lists again with backoff; meanwhile the last snapshot
-// stands, so an unreachable store never looks like an empty one. It
-// returns when ctx ends.
+// stands, so an unreachable store never looks like an empty one. Events
+// that arrive together are applied together: one copy, one onChange per
+// burst, not per event. It returns when ctx ends.
 func Follow(ctx context.Context, b Backend, kind Kind, log *slog.Logger, onChange func(Snapshot, Skipped)) {
-	backoff := 100 * time.Millisecond
+	backoff := minFollowBackoff
+	retry := func() { // after a failure: wait, and wait longer next time
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, maxFollowBackoff)
+	}
 	var snap Snapshot
 	var skipped Skipped
 	changed := func() { onChange(maps.Clone(snap), maps.Clone(skipped)) }
@@ -31,8 +36,7 @@ func Follow(ctx context.Context, b Backend, kind Kind, log *slog.Logger, onChang
 		bad, partial := skippedByName(err)
 		if err != nil && !partial {
 			log.Warn("datastore list failed; keeping the last state and retrying", "kind", kind, "err", err, "retry", backoff)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 5*time.Second)
+			retry()
 			continue
 		}
 		next := Snapshot{}
@@ -45,17 +49,52 @@ func Follow(ctx context.Context, b Backend, kind Kind, log *slog.Logger, onChang
 		}
 		events, err := b.Watch(ctx, kind, rev)
 		if err != nil {
-			log.Warn("datastore watch failed; retrying", "kind", kind, "err", err)
-			sleep(ctx, backoff)
+			log.Warn("datastore watch failed; retrying", "kind", kind, "err", err, "retry", backoff)
+			retry()
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		started, delivered := time.Now(), false
 		for ev := range events {
 			apply(snap, skipped, ev)
+			applyQueued(snap, skipped, events)
 			changed()
+			delivered = true
 		}
-		if ctx.Err() == nil {
+		if ctx.Err() != nil {
+			return
+		}
+		// A watch that worked for a while is re-established at once; one
+		// that keeps ending straight away backs off like a failure.
+		if delivered || time.Since(started) >= healthyWatch {
+			backoff = minFollowBackoff
 			log.Info("datastore watch ended; re-listing", "kind", kind)
+			continue
+		}
+		log.Warn("datastore watch ended at once; re-listing after a pause", "kind", kind, "retry", backoff)
+		retry()
+	}
+}
+
+const (
+	minFollowBackoff = 100 * time.Millisecond
+	maxFollowBackoff = 5 * time.Second
+	// healthyWatch is how long a watch must last, without delivering
+	// anything, for its end not to count as a failure.
+	healthyWatch = 5 * time.Second
+)
+
+// applyQueued applies the events already waiting on events, without
+// blocking: a burst becomes one change.
+func applyQueued(snap Snapshot, skipped Skipped, events <-chan Event) {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			apply(snap, skipped, ev)
+		default:
+			return
 		}
 	}
 }
