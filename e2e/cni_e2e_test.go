@@ -23,6 +23,7 @@ import (
 	"github.com/petrel-net/petrel/dataplane"
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/datastore/backends"
+	etcdcfg "github.com/petrel-net/petrel/datastore/etcd"
 	"github.com/petrel-net/petrel/e2e/harness"
 	"github.com/petrel-net/petrel/internal/testenv/etcdserver"
 	"github.com/petrel-net/petrel/ipam"
@@ -48,7 +49,7 @@ func newCNILab(t *testing.T) *cniLab {
 	lab := harness.New(t)
 	node := lab.Node("cni1")
 	etcd := etcdserver.Start(t)
-	b, _, err := backends.Open(backends.Settings{Type: "etcdv3", EtcdEndpoints: etcd.Endpoint})
+	b, _, err := backends.Open(t.Context(), backends.Settings{Type: "etcdv3", Etcd: etcdcfg.Config{Endpoints: etcd.Endpoint}})
 	if err != nil {
 		t.Fatal(err)
 	}
