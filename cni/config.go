@@ -50,10 +50,10 @@ type NetConf struct {
 	EtcdCACertFile string `json:"etcd_ca_cert_file"`
 	EtcdCertFile   string `json:"etcd_cert_file"`
 	EtcdKeyFile    string `json:"etcd_key_file"`
-	Nodename      string `json:"nodename"`
-	MTU           int    `json:"mtu"`
-	LogLevel      string `json:"log_level"`
-	Kubernetes    struct {
+	Nodename       string `json:"nodename"`
+	MTU            int    `json:"mtu"`
+	LogLevel       string `json:"log_level"`
+	Kubernetes     struct {
 		Kubeconfig string `json:"kubeconfig"`
 	} `json:"kubernetes"`
 	Policy struct {
