@@ -46,10 +46,17 @@ type cniLab struct {
 
 func newCNILab(t *testing.T) *cniLab {
 	t.Helper()
+	return newCNILabOn(t, etcdserver.Start(t), etcdcfg.Config{})
+}
+
+// newCNILabOn is newCNILab on a given etcd, reached with creds (its
+// endpoint filled in); install-cni gets the same TLS files.
+func newCNILabOn(t *testing.T, etcd *etcdserver.Server, creds etcdcfg.Config) *cniLab {
+	t.Helper()
 	lab := harness.New(t)
 	node := lab.Node("cni1")
-	etcd := etcdserver.Start(t)
-	b, _, err := backends.Open(t.Context(), backends.Settings{Type: "etcdv3", Etcd: etcdcfg.Config{Endpoints: etcd.Endpoint}})
+	creds.Endpoints = etcd.Endpoint
+	b, _, err := backends.Open(t.Context(), backends.Settings{Type: "etcdv3", Etcd: creds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +71,8 @@ func newCNILab(t *testing.T) *cniLab {
 	// The plugins, binaries and conflist, laid out by install-cni.
 	binDir, netDir := t.TempDir(), t.TempDir()
 	if out, err := exec.Command(petrelBin, "install-cni", "--cni-bin-dir", binDir, "--cni-net-dir", netDir,
-		"--nodename", "cni1", "--datastore-type", "etcdv3", "--etcd-endpoints", "http://"+relay, "--mtu", "1410",
+		"--nodename", "cni1", "--datastore-type", "etcdv3", "--etcd-endpoints", u.Scheme+"://"+relay, "--mtu", "1410",
+		"--etcd-ca-cert-file", creds.CACertFile, "--etcd-cert-file", creds.CertFile, "--etcd-key-file", creds.KeyFile,
 		"--serviceaccount-dir", filepath.Join(netDir, "none")).CombinedOutput(); err != nil {
 		t.Fatalf("install-cni: %v\n%s", err, out)
 	}
