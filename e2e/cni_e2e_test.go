@@ -105,31 +105,11 @@ func newCNILabOn(t *testing.T, etcd *etcdserver.Server, creds etcdcfg.Config) *c
 // forwards every connection to target, dialled from the test's namespace.
 func relayInto(t *testing.T, nsPath, target string) string {
 	t.Helper()
-	l, err := func() (net.Listener, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return nil, err
-		}
-		defer orig.Close()
-		ns, err := netns.GetFromPath(nsPath)
-		if err != nil {
-			return nil, err
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			return nil, err
-		}
-		l, lerr := net.Listen("tcp", "127.0.0.1:0")
-		if err := netns.Set(orig); err != nil {
-			// This thread is stuck in the wrong namespace: never unlock
-			// it, so it dies with the goroutine.
-			runtime.LockOSThread()
-			return nil, err
-		}
-		return l, lerr
-	}()
+	var l net.Listener
+	err := inNamespace(nsPath, func() (err error) {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	})
 	if err != nil {
 		t.Fatalf("relay into %s: %v", nsPath, err)
 	}
@@ -155,6 +135,34 @@ func relayInto(t *testing.T, nsPath, target string) string {
 		}
 	}()
 	return l.Addr().String()
+}
+
+// inNamespace runs fn on a thread switched into the namespace at nsPath
+// (sockets it opens stay in that namespace).
+func inNamespace(nsPath string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	if err := netns.Set(ns); err != nil {
+		return err
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// This thread is stuck in the wrong namespace: never unlock it,
+		// so it dies with the goroutine.
+		runtime.LockOSThread()
+		return err
+	}
+	return ferr
 }
 
 // podNS creates a pod network namespace and returns its path.
