@@ -24,7 +24,10 @@ import (
 // petrel binary's resource and IPAM commands (environment and flags), the
 // daemon and the CNI plugin all work with the right files; a wrong CA, a
 // missing key and an expired certificate each fail with a message naming
-// the problem.
+// the problem. Then with etcd auth on (the CLI and the CNI plugin as the
+// user their certificate's CN names, the daemon with a password): the
+// right password works, a wrong one fails clearly, and the password is in
+// no output, log or error.
 func TestEtcdMutualTLS(t *testing.T) {
 	harness.RequireRoot(t)
 	dir := t.TempDir()
@@ -88,6 +91,15 @@ func TestEtcdMutualTLS(t *testing.T) {
 		}
 	}
 
+	const user, password = "petrel-node", "etcd-Pa55-9f3c1"
+	etcd.EnableAuth(t, map[string]string{"petrel": "", user: password})
+	var outputs []string // everything petrel printed or logged
+	out, err = petrel(append(env(creds), "ETCD_USERNAME="+user, "ETCD_PASSWORD=wrong-"+password), "get", "ippools")
+	outputs = append(outputs, out)
+	if err == nil || !strings.Contains(out, "authentication failed") || !strings.Contains(out, user) {
+		t.Errorf("a wrong etcd password: %v\n%s", err, out)
+	}
+
 	// The daemon, in a node namespace, through a relay to etcd on the
 	// host's loopback (127.0.0.1 is in etcd's certificate).
 	c := newCNILabOn(t, etcd, creds)
@@ -95,8 +107,9 @@ func TestEtcdMutualTLS(t *testing.T) {
 	relay := relayInto(t, "/var/run/netns/"+c.node.NS, u.Host)
 	lab := harness.New(t)
 	c.node.MustRun(t, "ip", "addr", "add", "10.0.0.1/32", "dev", "lo") // the node address the daemon is given
-	daemonEnv := append(env(creds), "NODENAME=tls-daemon", "IP=10.0.0.1", "ETCD_ENDPOINTS=https://"+relay)
-	startPetrelFromDatastore(t, lab, c.node, daemonEnv...)
+	daemonEnv := append(env(creds), "NODENAME=tls-daemon", "IP=10.0.0.1", "ETCD_ENDPOINTS=https://"+relay,
+		"ETCD_USERNAME="+user, "ETCD_PASSWORD="+password)
+	daemon := startPetrelFromDatastore(t, lab, c.node, daemonEnv...)
 	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
 		_, err := c.b.Get(t.Context(), datastore.KindNode, "tls-daemon")
 		return err
@@ -124,5 +137,20 @@ func TestEtcdMutualTLS(t *testing.T) {
 	bad := c.conf(map[string]any{"etcd_ca_cert_file": other.CertFile})
 	if _, err := c.plugin("ADD", "7151", podPath2, "eth0", bad); err == nil || !strings.Contains(err.Error(), "unknown CA") {
 		t.Errorf("ADD with the wrong CA: %v", fmt.Sprint(err))
+	}
+
+	for _, args := range [][]string{{"get", "nodes", "-o", "yaml"}, {"get", "ippools", "-o", "wide"}, {"ipam", "show", "--show-blocks"}} {
+		out, err := petrel(append(env(creds), "ETCD_USERNAME="+user, "ETCD_PASSWORD="+password), args...)
+		if err != nil {
+			t.Errorf("petrel %v as %s: %v\n%s", args, user, err, out)
+		}
+		outputs = append(outputs, out)
+	}
+	out, _ = daemon.Run(petrelBin, "status", "-o", "json", "--socket", daemon.socket)
+	log, _ := os.ReadFile(daemon.proc.LogPath)
+	for i, o := range append(outputs, out, string(log)) {
+		if strings.Contains(o, password) {
+			t.Errorf("output %d shows the etcd password:\n%s", i, o)
+		}
 	}
 }

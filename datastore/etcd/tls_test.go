@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/internal/testenv/etcdserver"
 	"github.com/petrel-net/petrel/internal/testenv/pki"
@@ -74,7 +72,7 @@ func TestTLS(t *testing.T) {
 
 	t.Run("auth", func(t *testing.T) {
 		const user, password = "petrel-user", "s3cret-Pa55word"
-		enableAuth(t, b.c, user, password)
+		srv.EnableAuth(t, map[string]string{user: password})
 		ok := good
 		ok.Username, ok.Password = user, password
 		b, err := New(t.Context(), ok)
@@ -104,28 +102,4 @@ func TestTLS(t *testing.T) {
 			t.Errorf("Config.String %q shows the password", s)
 		}
 	})
-}
-
-// enableAuth turns etcd auth on with a root user (etcd needs one) and a
-// user with read/write on Calico's prefix.
-func enableAuth(t *testing.T, c *clientv3.Client, user, password string) {
-	t.Helper()
-	ctx := t.Context()
-	steps := []func() error{
-		func() error { _, err := c.UserAdd(ctx, "root", "root-"+password); return err },
-		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := c.RoleAdd(ctx, "calico"); return err },
-		func() error {
-			_, err := c.RoleGrantPermission(ctx, "calico", "/calico/", clientv3.GetPrefixRangeEnd("/calico/"), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := c.UserAdd(ctx, user, password); return err },
-		func() error { _, err := c.UserGrantRole(ctx, user, "calico"); return err },
-		func() error { _, err := c.AuthEnable(ctx); return err },
-	}
-	for i, s := range steps {
-		if err := s(); err != nil {
-			t.Fatalf("auth setup step %d: %v", i, err)
-		}
-	}
 }

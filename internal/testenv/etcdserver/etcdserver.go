@@ -3,7 +3,9 @@
 package etcdserver
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +13,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/petrel-net/petrel/internal/testenv"
 	"github.com/petrel-net/petrel/internal/testenv/pki"
@@ -23,6 +28,7 @@ type Server struct {
 	args     []string
 	log      string
 	health   *http.Client
+	tls      *tls.Config // the health check's, for EnableAuth
 }
 
 // TLS makes etcd serve https with Server's certificate and require client
@@ -73,9 +79,8 @@ func StartTLS(t testing.TB, tc *TLS) *Server {
 		}
 		// The health check only asks whether etcd answers; the code
 		// under test verifies etcd's certificate.
-		s.health = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
-			Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, //nolint:gosec // see above
-		}}}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true} //nolint:gosec // see above
+		s.health = &http.Client{Transport: &http.Transport{TLSClientConfig: s.tls}}
 	}
 	s.Resume(t)
 	t.Cleanup(s.Stop)
@@ -115,4 +120,40 @@ func (s *Server) Resume(t testing.TB) {
 	}
 	data, _ := os.ReadFile(s.log)
 	t.Fatalf("etcd not healthy after 15s:\n%s", data)
+}
+
+// EnableAuth turns etcd's auth on with a root user (etcd needs one) and
+// users (name -> password; "" for a user authenticated by the CN of its
+// client certificate) that may read and write Calico's /calico/ prefix.
+func (s *Server) EnableAuth(t testing.TB, users map[string]string) {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint}, TLS: s.tls, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := t.Context()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("etcd auth setup: %v", err)
+		}
+	}
+	must(c.UserAdd(ctx, "root", "root-"+randomHex(t)))
+	must(c.UserGrantRole(ctx, "root", "root"))
+	must(c.RoleAdd(ctx, "calico"))
+	must(c.RoleGrantPermission(ctx, "calico", "/calico/", clientv3.GetPrefixRangeEnd("/calico/"), clientv3.PermissionType(clientv3.PermReadWrite)))
+	for name, password := range users {
+		must(c.UserAddWithOptions(ctx, name, password, &clientv3.UserAddOptions{NoPassword: password == ""}))
+		must(c.UserGrantRole(ctx, name, "calico"))
+	}
+	must(c.AuthEnable(ctx))
+}
+
+func randomHex(t testing.TB) string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }
