@@ -222,8 +222,16 @@ func TestDesired(t *testing.T) {
 				mkCfg("default", datastore.BGPConfigurationSpec{NodeMeshMaxRestartTime: dur(300 * time.Second), NodeMeshPassword: secret("bgp", "mesh"), NodeMeshMaxPrefixes: ptr(uint32(5000))}),
 			}},
 			want: []bgp.PeerConfig{
-				want(mesh, "10.0.0.10", 64512, with(func(p *bgp.PeerConfig) { p.RestartTime = 300 * time.Second; p.Password = "bgp/mesh"; p.MaxPrefixes = 5000 })),
-				want(mesh, "10.0.0.90", 64512, passive, with(func(p *bgp.PeerConfig) { p.RestartTime = 300 * time.Second; p.Password = "bgp/mesh"; p.MaxPrefixes = 5000 })),
+				want(mesh, "10.0.0.10", 64512, with(func(p *bgp.PeerConfig) {
+					p.RestartTime = 300 * time.Second
+					p.Password = "bgp/mesh"
+					p.MaxPrefixes = 5000
+				})),
+				want(mesh, "10.0.0.90", 64512, passive, with(func(p *bgp.PeerConfig) {
+					p.RestartTime = 300 * time.Second
+					p.Password = "bgp/mesh"
+					p.MaxPrefixes = 5000
+				})),
 			},
 		},
 		{
