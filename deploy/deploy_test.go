@@ -55,9 +55,7 @@ func TestDaemonSetLooksLikeCalicoNode(t *testing.T) {
 	if got := strings.Join(c.LivenessProbe.Exec.Command, " "); got != "petrel health --live" {
 		t.Errorf("liveness probe %q", got)
 	}
-	if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
-		t.Error("agent must be privileged (it programs routes and links)")
-	}
+	checkCapabilities(t, "k8s/petrel-node.yaml")
 	env := map[string]string{}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
@@ -263,6 +261,7 @@ func TestInstallCNIFromConfigMap(t *testing.T) {
 // paths install-cni copies the files to) into a plugin config that
 // points at them.
 func TestEtcdManifestCarriesTLS(t *testing.T) {
+	checkCapabilities(t, "k8s/petrel-node-etcd.yaml")
 	docs := documents(t, "k8s/petrel-node-etcd.yaml")
 	var cm corev1.ConfigMap
 	var ds appsv1.DaemonSet
@@ -331,5 +330,32 @@ func TestEtcdManifestCarriesTLS(t *testing.T) {
 	s := c.Datastore()
 	if s.Type != "etcdv3" || s.Etcd.CACertFile != path.Join(tls, "etcd-ca") || s.Etcd.KeyFile != path.Join(tls, "etcd-key") || s.Etcd.CertFile != path.Join(tls, "etcd-cert") {
 		t.Errorf("plugin datastore settings: %+v", s)
+	}
+}
+
+// checkCapabilities: no container of the manifest's DaemonSet is
+// privileged; the agent keeps exactly NET_ADMIN and NET_BIND_SERVICE (what
+// e2e's TestDaemonNeedsOnlyItsCapabilities runs it with) and install-cni
+// none.
+func checkCapabilities(t *testing.T, file string) {
+	t.Helper()
+	var ds appsv1.DaemonSet
+	if err := yaml.UnmarshalStrict(documents(t, file)["DaemonSet"], &ds); err != nil {
+		t.Fatal(err)
+	}
+	spec := ds.Spec.Template.Spec
+	want := map[string][]corev1.Capability{"petrel-node": {"NET_ADMIN", "NET_BIND_SERVICE"}, "install-cni": nil}
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		sc := c.SecurityContext
+		if sc == nil || sc.Capabilities == nil {
+			t.Errorf("%s: %s has no capabilities", file, c.Name)
+			continue
+		}
+		if (sc.Privileged != nil && *sc.Privileged) || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: %s may be privileged or escalate", file, c.Name)
+		}
+		if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || !slices.Equal(sc.Capabilities.Add, want[c.Name]) {
+			t.Errorf("%s: %s drops %v and adds %v, want ALL and %v", file, c.Name, sc.Capabilities.Drop, sc.Capabilities.Add, want[c.Name])
+		}
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,4 +60,36 @@ func TestSecretsNeverLeak(t *testing.T) {
 			t.Errorf("output %d shows the MD5 password:\n%s", i, grepLines(o, password))
 		}
 	}
+}
+
+// daemonCaps are the only capabilities the DaemonSet gives petrel
+// (deploy/k8s, docs/security.md): netlink writes and port 179.
+var daemonCaps = []string{"net_admin", "net_bind_service"}
+
+// TestDaemonNeedsOnlyItsCapabilities: petrel run as root with every
+// capability but daemonCaps dropped (bounding set, so for good) still
+// listens on 179, peers over TCP MD5, installs its routes in the kernel and
+// serves its control socket.
+func TestDaemonNeedsOnlyItsCapabilities(t *testing.T) {
+	harness.RequireRoot(t)
+	lab := harness.New(t)
+	a, b := lab.Node("a"), lab.Node("b")
+	lab.Link(a, "eth1", "10.0.60.1/24", b, "eth1", "10.0.60.2/24")
+	const pw = "password: caps-test"
+	caps := "-all,+" + strings.Join(daemonCaps, ",+")
+	pa := startPetrelUnder(t, lab, a, petrelConfig("a", "10.0.60.1", 64512, []peerSpec{{Address: "10.0.60.2", AS: 64512, Extra: pw}}, "192.168.60.0/26"),
+		"setpriv", "--bounding-set="+caps, "--inh-caps="+caps, "--ambient-caps="+caps, "--")
+	if status := pa.MustRun(t, "grep", "CapBnd", "/proc/"+strconv.Itoa(pa.proc.Cmd.Process.Pid)+"/status"); !strings.Contains(status, "0000000000001400") {
+		t.Fatalf("petrel runs with %s, want only NET_ADMIN and NET_BIND_SERVICE (0x1400)", status)
+	}
+	pb := startPetrel(t, lab, b, petrelConfig("b", "10.0.60.2", 64512, []peerSpec{{Address: "10.0.60.1", AS: 64512, Extra: pw + "\n    passive: true"}}, "192.168.61.0/26"))
+	established(t, "a", pa.PeerState, "10.0.60.2")
+	hasRoute(t, "a", pa.Routes, "192.168.61.0/26", "10.0.60.2")
+	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if out := a.MustRun(t, "ip", "route", "show", "192.168.61.0/26", "proto", "12"); !strings.Contains(out, "via 10.0.60.2") {
+			return errorString("192.168.61.0/26 not in a's kernel: " + out)
+		}
+		return nil
+	}, "a installs b's block")
+	hasRoute(t, "b", pb.Routes, "192.168.60.0/26", "10.0.60.1")
 }
