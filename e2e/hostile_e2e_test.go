@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/petrel-net/petrel/e2e/bench/feeder"
 	"github.com/petrel-net/petrel/e2e/harness"
@@ -194,5 +199,227 @@ func TestPrefixLimit(t *testing.T) {
 	t.Logf("petrel peak RSS %d MiB after a %d-prefix flood against a limit of 1000", rss, len(flood))
 	if rss > rssBoundMiB {
 		t.Errorf("petrel peaked at %d MiB, over the %d MiB bound", rss, rssBoundMiB)
+	}
+}
+
+// Raw path attributes (RFC 4271 4.3): flags, type, length, value.
+func attr(flags, typ byte, value ...byte) []byte {
+	return append([]byte{flags, typ, byte(len(value))}, value...)
+}
+
+var (
+	origin    = attr(0x40, 1, 0) // IGP
+	asPath    = attr(0x40, 2)    // empty: iBGP, originated by the peer
+	localPref = attr(0x40, 5, 0, 0, 0, 100)
+)
+
+func nextHop(a string) []byte { return attr(0x40, 3, netip.MustParseAddr(a).AsSlice()...) }
+
+// nlri32 encodes p as a /32 NLRI.
+func nlri32(p netip.Prefix) []byte { return append([]byte{32}, p.Addr().AsSlice()...) }
+
+// rawUpdate frames an UPDATE: no withdrawals, the attributes, the NLRI.
+func rawUpdate(attrs, nlri []byte) []byte {
+	body := append([]byte{0, 0, byte(len(attrs) >> 8), byte(len(attrs))}, attrs...)
+	return frame(2, append(body, nlri...))
+}
+
+// frame adds the 19-byte header (marker, length, type).
+func frame(typ byte, body []byte) []byte {
+	l := 19 + len(body)
+	h := append(bytes.Repeat([]byte{0xff}, 16), byte(l>>8), byte(l), typ)
+	return append(h, body...)
+}
+
+func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// notification reads messages from r until a NOTIFICATION and returns
+// its code and subcode.
+func notification(r *bufio.Reader) (string, error) {
+	for {
+		typ, body, err := feeder.ReadMessage(r)
+		if err != nil {
+			return "", err
+		}
+		if typ == 3 {
+			return feeder.Describe(typ, body), nil
+		}
+	}
+}
+
+// TestHostileBGPInput: a raw speaker sends each class of malformed UPDATE
+// and of bad OPEN to petrel while another peer stays Established with its
+// routes in the FIB. GoBGP v4 handles them as RFC 7606 and RFC 4271 say:
+// a malformed attribute whose UPDATE can still be parsed (bad length or
+// flags of a well-known attribute, a bad next hop, a missing mandatory
+// attribute, a malformed AS_PATH) makes the UPDATE a withdrawal of its
+// NLRI and the session stays up (an attribute overrunning the block keeps
+// the session but withdraws nothing: see kept); an
+// UPDATE whose NLRI cannot be located or parsed resets the session with an
+// UPDATE Message Error; a bad header with a Message Header Error; bad
+// OPENs with the matching OPEN Message Error. petrel stays up throughout.
+func TestHostileBGPInput(t *testing.T) {
+	const good, twa = "10.0.40.2", "10.0.40.3"
+	resets := []string{"10.0.40.8", "10.0.40.9", "10.0.40.10", "10.0.40.11"}
+	opens := []string{"10.0.40.4", "10.0.40.5", "10.0.40.6", "10.0.40.7"}
+	peers := map[string]string{good: "", twa: ""}
+	for _, a := range append(slices.Clone(resets), opens...) {
+		peers[a] = ""
+	}
+	h := newHostileLab(t, peers)
+	p := h.petrel
+	h.session(t, good, prefixes("10.50.0.0", 20))
+	established(t, "p", p.PeerState, good)
+
+	// Treat-as-withdraw: each case first announces its prefix properly,
+	// then sends the malformed UPDATE for it: the prefix must leave the
+	// FIB and the session must stay up.
+	s := h.session(t, twa, nil)
+	established(t, "p", p.PeerState, twa)
+	inFIB := func(prefix netip.Prefix, want bool) error {
+		out := p.MustRun(t, "ip", "-4", "route", "show", prefix.String(), "proto", "12")
+		if strings.Contains(out, "via "+twa) != want {
+			return fmt.Errorf("%s in the FIB: %v, want %v", prefix, !want, want)
+		}
+		return nil
+	}
+	next := prefixes("10.70.0.1", 9)
+	for i, tc := range []struct {
+		name  string
+		attrs []byte
+		// kept: GoBGP v4.8.0 logs "treated as withdraw" but its decoder
+		// stops at the bad attribute before the NLRI, so nothing is
+		// withdrawn and the earlier route stays (RFC 7606 4 wants the NLRI
+		// withdrawn). The session still stays up.
+		kept bool
+	}{
+		{name: "ORIGIN of length 2", attrs: concat(attr(0x40, 1, 0, 0), asPath, nextHop(twa), localPref)},
+		{name: "ORIGIN with the optional flag", attrs: concat(attr(0xc0, 1, 0), asPath, nextHop(twa), localPref)},
+		{name: "NEXT_HOP of length 3", attrs: concat(origin, asPath, attr(0x40, 3, 10, 0, 40), localPref)},
+		{name: "NEXT_HOP 0.0.0.0", attrs: concat(origin, asPath, nextHop("0.0.0.0"), localPref)},
+		{name: "NEXT_HOP multicast", attrs: concat(origin, asPath, nextHop("224.0.0.5"), localPref)},
+		{name: "no NEXT_HOP", attrs: concat(origin, asPath, localPref)},
+		{name: "AS_PATH segment longer than the attribute", attrs: concat(origin, attr(0x40, 2, 2, 5, 0, 0, 0xfd, 0xe8), nextHop(twa), localPref)},
+		// RFC 7606 4: the NLRI can still be found from the total length.
+		{name: "attribute length past the attribute block", attrs: concat(origin, asPath, localPref, []byte{0x40, 3, 40, 10}), kept: true},
+	} {
+		prefix := next[i]
+		good, err := feeder.NewFeed([]netip.Prefix{prefix}, netip.MustParseAddr(twa))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(good.Messages[0]); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		harness.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error { return inFIB(prefix, true) }, "%s: announced properly first", tc.name)
+		if err := s.Send(rawUpdate(tc.attrs, nlri32(prefix))); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.kept {
+			time.Sleep(300 * time.Millisecond)
+			if err := inFIB(prefix, true); err != nil {
+				t.Errorf("%s: %v: GoBGP now withdraws it as RFC 7606 says; make this case a plain treat-as-withdraw", tc.name, err)
+			}
+		} else {
+			harness.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error { return inFIB(prefix, false) }, "%s: treated as withdraw", tc.name)
+		}
+		select {
+		case <-s.Done():
+			t.Fatalf("%s: session reset (%v), want treat-as-withdraw", tc.name, s.Err())
+		default:
+		}
+	}
+
+	// An attribute flood: every unknown optional transitive type there is,
+	// 20 bytes each, in one 4 KB UPDATE, is passed on, not refused.
+	var flood []byte
+	for typ := byte(100); typ < 255; typ++ {
+		flood = append(flood, attr(0xc0, typ, bytes.Repeat([]byte{typ}, 18)...)...)
+	}
+	floodPrefix := next[8]
+	if err := s.Send(rawUpdate(concat(origin, asPath, nextHop(twa), localPref, flood), nlri32(floodPrefix))); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error { return inFIB(floodPrefix, true) }, "the route with 155 unknown attributes is accepted")
+
+	// Session resets: each from a peer of its own (a reset peer waits its
+	// idle hold time before it may come back).
+	valid := concat(origin, asPath, nextHop(resets[0]), localPref)
+	for i, tc := range []struct {
+		name, want string
+		msg        []byte
+	}{
+		{"NLRI /33", "NOTIFICATION code 3 subcode 10", rawUpdate(valid, []byte{33, 10, 71, 0, 0, 0})},
+		{"NLRI cut short", "NOTIFICATION code 3 subcode 10", rawUpdate(valid, []byte{32, 10, 71})},
+		{"attribute block longer than the message", "NOTIFICATION code 3 subcode 1", frame(2, concat([]byte{0, 0, 0, 200}, valid))},
+		{"header length below 19", "NOTIFICATION code 1 subcode 2", append(bytes.Repeat([]byte{0xff}, 16), 0, 10, 2)},
+	} {
+		s := h.session(t, resets[i], nil)
+		established(t, "p", p.PeerState, resets[i])
+		if err := s.Send(tc.msg); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		select {
+		case <-s.Done():
+			if err := s.Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: session ended with %v, want %s", tc.name, err, tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: session still up, want %s", tc.name, tc.want)
+		}
+	}
+
+	// Bad OPENs, each on a raw connection: petrel answers with a
+	// NOTIFICATION naming the error.
+	openMsg := func(as uint16, hold uint16, id string) []byte {
+		m, err := bgp.NewBGPOpenMessage(as, hold, netip.MustParseAddr(id),
+			[]bgp.OptionParameterInterface{bgp.NewOptionParameterCapability([]bgp.ParameterCapabilityInterface{bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC)})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	version3 := openMsg(hostileAS, 90, opens[3])
+	version3[19] = 3
+	for i, tc := range []struct {
+		name, want string
+		msg        []byte
+	}{
+		{"wrong AS", "NOTIFICATION code 2 subcode 2", openMsg(65001, 90, opens[0])},
+		{"hold time 2", "NOTIFICATION code 2 subcode 6", openMsg(hostileAS, 2, opens[1])},
+		{"garbage", "NOTIFICATION code 1 subcode 1", bytes.Repeat([]byte("garbage!"), 8)},
+		{"BGP version 3", "NOTIFICATION code 2 subcode 1", version3},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		conn, err := h.dial(opens[i])(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // a failed read reports it
+		if _, err := conn.Write(tc.msg); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got, err := notification(bufio.NewReader(conn))
+		conn.Close()
+		if err != nil || got != tc.want {
+			t.Errorf("%s: petrel answered %q (%v), want %s", tc.name, got, err, tc.want)
+		}
+	}
+
+	// petrel is up, the good peer never noticed.
+	if p.proc.Exited() {
+		t.Fatalf("petrel exited:\n%s", p.proc.Log())
+	}
+	peer, err := p.peer(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peer.State != "Established" || peer.Flaps != 0 || h.fibVia(t, good) != 20 {
+		t.Errorf("the good peer: %s, %d flaps, %d routes in the FIB", peer.State, peer.Flaps, h.fibVia(t, good))
 	}
 }
