@@ -137,32 +137,41 @@ func relayInto(t *testing.T, nsPath, target string) string {
 	return l.Addr().String()
 }
 
-// inNamespace runs fn on a thread switched into the namespace at nsPath
-// (sockets it opens stay in that namespace).
+// inNamespace runs fn on a thread of its own switched into the namespace
+// at nsPath (sockets it opens stay in that namespace). A thread that
+// cannot be switched back stays locked, so it dies with its goroutine.
 func inNamespace(nsPath string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	ns, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	if err := netns.Set(ns); err != nil {
-		return err
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// This thread is stuck in the wrong namespace: never unlock it,
-		// so it dies with the goroutine.
+	done := make(chan error, 1)
+	go func() {
 		runtime.LockOSThread()
-		return err
-	}
-	return ferr
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer orig.Close()
+		ns, err := netns.GetFromPath(nsPath)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer ns.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			done <- err
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- ferr
+	}()
+	return <-done
 }
 
 // podNS creates a pod network namespace and returns its path.
