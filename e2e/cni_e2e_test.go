@@ -12,19 +12,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	types100 "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/vishvananda/netns"
 
 	"github.com/petrel-net/petrel/dataplane"
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/datastore/backends"
 	etcdcfg "github.com/petrel-net/petrel/datastore/etcd"
 	"github.com/petrel-net/petrel/e2e/harness"
+	"github.com/petrel-net/petrel/internal/netnsrun"
 	"github.com/petrel-net/petrel/internal/testenv/etcdserver"
 	"github.com/petrel-net/petrel/ipam"
 )
@@ -106,7 +105,7 @@ func newCNILabOn(t *testing.T, etcd *etcdserver.Server, creds etcdcfg.Config) *c
 func relayInto(t *testing.T, nsPath, target string) string {
 	t.Helper()
 	var l net.Listener
-	err := inNamespace(nsPath, func() (err error) {
+	err := netnsrun.RunPath(nsPath, func() (err error) {
 		l, err = net.Listen("tcp", "127.0.0.1:0")
 		return err
 	})
@@ -135,43 +134,6 @@ func relayInto(t *testing.T, nsPath, target string) string {
 		}
 	}()
 	return l.Addr().String()
-}
-
-// inNamespace runs fn on a thread of its own switched into the namespace
-// at nsPath (sockets it opens stay in that namespace). A thread that
-// cannot be switched back stays locked, so it dies with its goroutine.
-func inNamespace(nsPath string, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.GetFromPath(nsPath)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			done <- err
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	return <-done
 }
 
 // podNS creates a pod network namespace and returns its path.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/petrel-net/petrel/e2e/bench/feeder"
 	"github.com/petrel-net/petrel/e2e/harness"
+	"github.com/petrel-net/petrel/internal/netnsrun"
 )
 
 // hostileLab is a petrel node (10.0.40.1) and a "peers" node holding the
@@ -53,7 +54,7 @@ func newHostileLab(t *testing.T, peers map[string]string) *hostileLab {
 func (h *hostileLab) dial(local string) func(context.Context) (net.Conn, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 2 * time.Second}
 	return func(ctx context.Context) (c net.Conn, err error) {
-		err = inNamespace("/var/run/netns/"+h.peers.NS, func() (err error) {
+		err = netnsrun.RunPath("/var/run/netns/"+h.peers.NS, func() (err error) {
 			c, err = d.DialContext(ctx, "tcp", "10.0.40.1:179")
 			return err
 		})
