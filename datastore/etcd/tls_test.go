@@ -70,6 +70,20 @@ func TestTLS(t *testing.T) {
 		})
 	}
 
+	t.Run("expired server cert", func(t *testing.T) {
+		old := etcdserver.StartTLS(t, &etcdserver.TLS{Server: ca.Issue(t, "old-server", pki.Options{Server: true, NotAfter: time.Now().Add(-time.Hour)}), ClientCA: ca.CertFile, Client: client})
+		cfg := good
+		cfg.Endpoints = old.Endpoint
+		b, err := New(t.Context(), cfg)
+		if err == nil {
+			b.Close()
+			t.Fatal("connected")
+		}
+		if !strings.Contains(err.Error(), "server certificate has expired") {
+			t.Errorf("error %q does not say the server certificate expired", err)
+		}
+	})
+
 	t.Run("auth", func(t *testing.T) {
 		const user, password = "petrel-user", "s3cret-Pa55word"
 		srv.EnableAuth(t, map[string]string{user: password})
