@@ -22,12 +22,15 @@ import (
 type reasonHandler struct {
 	next     slog.Handler
 	onReason func(peer netip.Addr, reason string)
-	peer     netip.Addr // from Key, on a Topic=Peer logger
-	topic    string
+	// onLimit: GoBGP found the peer over its prefix limit (and logs it
+	// nowhere else petrel can see).
+	onLimit func(peer netip.Addr)
+	peer    netip.Addr // from Key, on a Topic=Peer logger
+	topic   string
 }
 
-func newReasonHandler(next slog.Handler, onReason func(netip.Addr, string)) *reasonHandler {
-	return &reasonHandler{next: next, onReason: onReason}
+func newReasonHandler(next slog.Handler, onReason func(netip.Addr, string), onLimit func(netip.Addr)) *reasonHandler {
+	return &reasonHandler{next: next, onReason: onReason, onLimit: onLimit}
 }
 
 // Enabled lets GoBGP's per-peer debug records through, since "failed to
@@ -41,6 +44,11 @@ func (h *reasonHandler) Handle(ctx context.Context, r slog.Record) error {
 	if h.peer.IsValid() {
 		if reason := peerReason(r); reason != "" {
 			h.onReason(h.peer, reason)
+		}
+		// Without a Pct attribute it is the limit itself, not the warning
+		// threshold (which petrel does not set).
+		if r.Message == "prefix limit reached" && recordAttr(r, "Pct") == "" && h.onLimit != nil {
+			h.onLimit(h.peer)
 		}
 	}
 	if !h.next.Enabled(ctx, r.Level) {

@@ -94,7 +94,8 @@ func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 			PassiveMode: p.Passive,
 		},
 		AfiSafis: []*api.AfiSafi{{
-			Config: &api.AfiSafiConfig{Family: familyOf(p.Address), Enabled: true},
+			Config:       &api.AfiSafiConfig{Family: familyOf(p.Address), Enabled: true},
+			PrefixLimits: &api.PrefixLimit{Family: familyOf(p.Address), MaxPrefixes: p.MaxPrefixes},
 		}},
 	}
 	if p.SourceAddress.IsValid() {

@@ -110,9 +110,17 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 	if !ap.EbgpMultihop.Enabled || ap.EbgpMultihop.MultihopTtl != 5 || ap.Transport.LocalAddress != "10.0.0.1" {
 		t.Errorf("multihop/source not rendered: %+v %+v", ap.EbgpMultihop, ap.Transport)
 	}
-	v6 := toAPIPeer(peer("fd00::2", 64512), false)
+	if got := ap.AfiSafis[0].PrefixLimits.GetMaxPrefixes(); got != DefaultMaxPrefixes {
+		t.Errorf("prefix limit = %d, want the default %d", got, DefaultMaxPrefixes)
+	}
+	v6p := peer("fd00::2", 64512)
+	v6p.MaxPrefixes = 50
+	v6 := toAPIPeer(v6p, false)
 	if v6.AfiSafis[0].Config.Family.Afi.String() != "AFI_IP6" {
 		t.Errorf("IPv6 peer family = %v", v6.AfiSafis[0].Config.Family)
+	}
+	if l := v6.AfiSafis[0].PrefixLimits; l.GetMaxPrefixes() != 50 || l.GetFamily().GetAfi().String() != "AFI_IP6" {
+		t.Errorf("IPv6 prefix limit = %v", l)
 	}
 }
 

@@ -77,7 +77,10 @@ type peerEntry struct {
 	since  time.Time
 	reason string
 	flaps  uint32
-	eor    bool // End-of-RIB received at least once since the peer was added
+	// overLimit: the peer went over MaxPrefixes and is held down.
+	overLimit bool
+	limitHits uint32
+	eor       bool // End-of-RIB received at least once since the peer was added
 }
 
 // New creates a speaker; Start brings it up.
@@ -110,7 +113,7 @@ func New(cfg Config) (*Speaker, error) {
 // Start runs the embedded GoBGP server, installs the export policy and the
 // watches that feed the route table. ctx bounds the watches.
 func (s *Speaker) Start(ctx context.Context) error {
-	logger := slog.New(newReasonHandler(s.log.With("lib", "gobgp").Handler(), s.setReason))
+	logger := slog.New(newReasonHandler(s.log.With("lib", "gobgp").Handler(), s.setReason, s.onPrefixLimit))
 	s.server = server.NewBgpServer(server.LoggerOption(logger, nil))
 	go s.server.Serve()
 
@@ -500,7 +503,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.mu.Lock()
 	out := make([]PeerStatus, 0, len(s.peers))
 	for addr, pe := range s.peers {
-		st := PeerStatus{Config: pe.cfg, State: pe.state, Since: pe.since, Flaps: pe.flaps, Info: pe.state.String()}
+		st := PeerStatus{Config: pe.cfg, State: pe.state, Since: pe.since, Flaps: pe.flaps, PrefixLimitHits: pe.limitHits, Info: pe.state.String()}
 		if pe.state != StateEstablished && pe.reason != "" {
 			st.Info += "  " + pe.reason
 		}

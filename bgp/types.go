@@ -15,8 +15,15 @@ const (
 	DefaultHoldTime         = 90 * time.Second
 	DefaultKeepaliveTime    = 30 * time.Second
 	DefaultIdleHoldAfterErr = 5 * time.Second // "error wait time 5,30"
-	addPathsSendMax         = 8
-	selectionDeferral       = 30 * time.Second
+	// DefaultMaxPrefixes bounds what one peer may announce (BIRD's import
+	// limit, FRR's maximum-prefix). A Calico cluster announces one /26
+	// (or so) per node and block: 5,000 nodes with a few blocks each are
+	// far below it, while a full Internet table (~1M) or a leak of one is
+	// far above. 100k routes take petrel's peak RSS to ~200 MB
+	// (docs/BENCHMARKS.md): one bad peer cannot exhaust a node.
+	DefaultMaxPrefixes = 100_000
+	addPathsSendMax    = 8
+	selectionDeferral  = 30 * time.Second
 )
 
 // Peer types as `calicoctl node status` prints them.
@@ -52,6 +59,11 @@ type PeerConfig struct {
 	// RouteReflectorClient marks the peer as our RR client with ClusterID.
 	RouteReflectorClient bool
 	ClusterID            netip.Addr
+	// MaxPrefixes is the most prefixes (per family) the peer may send
+	// (0 = DefaultMaxPrefixes). Over it, the session is shut down with a
+	// Cease NOTIFICATION (maximum number of prefixes reached), its routes
+	// are withdrawn, and it stays down until its configuration changes.
+	MaxPrefixes uint32
 }
 
 // WithDefaults fills zero values with petrel's defaults.
@@ -64,6 +76,9 @@ func (p PeerConfig) WithDefaults() PeerConfig {
 	}
 	if p.KeepaliveTime == 0 {
 		p.KeepaliveTime = DefaultKeepaliveTime
+	}
+	if p.MaxPrefixes == 0 {
+		p.MaxPrefixes = DefaultMaxPrefixes
 	}
 	if p.Type == "" {
 		p.Type = PeerTypeNodeSpecific
@@ -152,6 +167,8 @@ type PeerStatus struct {
 	RemoteRouterID                                         string
 	PrefixesReceived, PrefixesAccepted, PrefixesAdvertised uint64
 	Flaps                                                  uint32
+	// PrefixLimitHits counts the times the peer went over MaxPrefixes.
+	PrefixLimitHits uint32
 }
 
 // Path is one candidate route to a prefix.

@@ -105,7 +105,7 @@ func summaryHeader(objs []datastore.Object, wide bool) []string {
 	case *datastore.BGPPeer:
 		h := []string{"PEER", "ASN", "NODE"}
 		if wide {
-			h = append(h, "NODE SELECTOR", "PEER SELECTOR")
+			h = append(h, "NODE SELECTOR", "PEER SELECTOR", "PASSWORD")
 		}
 		return h
 	case *datastore.IPAMBlock:
@@ -138,7 +138,12 @@ func summary(o datastore.Object, wide bool) []string {
 		}
 		s := []string{orDash(v.Spec.PeerIP), fmt.Sprint(v.Spec.ASNumber), orDash(node)}
 		if wide {
-			s = append(s, orDash(v.Spec.NodeSelector), orDash(v.Spec.PeerSelector))
+			// Where the password comes from; the datastore never holds it.
+			pw := "-"
+			if r := v.Spec.Password; r != nil && r.SecretKeyRef != nil {
+				pw = "Secret " + r.SecretKeyRef.Name + "/" + r.SecretKeyRef.Key
+			}
+			s = append(s, orDash(v.Spec.NodeSelector), orDash(v.Spec.PeerSelector), pw)
 		}
 		return s
 	case *datastore.IPAMBlock:

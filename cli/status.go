@@ -23,6 +23,10 @@ type PeerRow struct {
 	PrefixesReceived   uint64    `json:"prefixesReceived"`
 	PrefixesAccepted   uint64    `json:"prefixesAccepted"`
 	PrefixesAdvertised uint64    `json:"prefixesAdvertised"`
+	// PasswordSet says a TCP MD5 password is configured, never which.
+	PasswordSet     bool   `json:"passwordSet"`
+	MaxPrefixes     uint32 `json:"maxPrefixes"`
+	PrefixLimitHits uint32 `json:"prefixLimitHits"`
 }
 
 func peerRows(peers []*petrelpb.Peer) []PeerRow {
@@ -33,6 +37,7 @@ func peerRows(peers []*petrelpb.Peer) []PeerRow {
 			State:    birdState(p.State),
 			BGPState: p.State, Since: p.Since.AsTime().Local(), Info: p.Info, ASNumber: p.AsNumber,
 			PrefixesReceived: p.PrefixesReceived, PrefixesAccepted: p.PrefixesAccepted, PrefixesAdvertised: p.PrefixesAdvertised,
+			PasswordSet: p.PasswordSet, MaxPrefixes: p.MaxPrefixes, PrefixLimitHits: p.PrefixLimitHits,
 		})
 	}
 	return rows

@@ -20,6 +20,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/petrel-net/petrel/datastore/backends"
+	"github.com/petrel-net/petrel/datastore/etcd"
 	"github.com/petrel-net/petrel/workload"
 )
 
@@ -44,10 +45,15 @@ type NetConf struct {
 	types.PluginConf
 	DatastoreType string `json:"datastore_type"`
 	EtcdEndpoints string `json:"etcd_endpoints"`
-	Nodename      string `json:"nodename"`
-	MTU           int    `json:"mtu"`
-	LogLevel      string `json:"log_level"`
-	Kubernetes    struct {
+	// Calico's etcd TLS keys: paths on the host (install-cni copies the
+	// files there from the calico-etcd-secrets mount).
+	EtcdCACertFile string `json:"etcd_ca_cert_file"`
+	EtcdCertFile   string `json:"etcd_cert_file"`
+	EtcdKeyFile    string `json:"etcd_key_file"`
+	Nodename       string `json:"nodename"`
+	MTU            int    `json:"mtu"`
+	LogLevel       string `json:"log_level"`
+	Kubernetes     struct {
 		Kubeconfig string `json:"kubeconfig"`
 	} `json:"kubernetes"`
 	Policy struct {
@@ -107,7 +113,15 @@ func LoadConf(data []byte, needIPAM bool) (*NetConf, error) {
 
 // Datastore is the backend the config points at.
 func (c *NetConf) Datastore() backends.Settings {
-	return backends.Settings{Type: c.DatastoreType, EtcdEndpoints: c.EtcdEndpoints, Kubeconfig: c.Kubernetes.Kubeconfig}
+	return backends.Settings{
+		Type: c.DatastoreType,
+		Etcd: etcd.Config{
+			// Calico's plugin config has no etcd user or password: the
+			// plugins authenticate by client certificate.
+			Endpoints: c.EtcdEndpoints, CACertFile: c.EtcdCACertFile, CertFile: c.EtcdCertFile, KeyFile: c.EtcdKeyFile,
+		},
+		Kubeconfig: c.Kubernetes.Kubeconfig,
+	}
 }
 
 // PodIdentity is the pod's namespace and name from CNI_ARGS

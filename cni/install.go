@@ -21,6 +21,7 @@ import (
 
 // ConflistTemplate is deploy/cni/10-petrel.conflist (a copy kept equal by
 // a test): Calico's placeholders __DATASTORE_TYPE__, __ETCD_ENDPOINTS__,
+// __ETCD_CA_CERT_FILE__, __ETCD_CERT_FILE__, __ETCD_KEY_FILE__,
 // __NODENAME__, __CNI_MTU__ and __KUBECONFIG_FILEPATH__.
 //
 //go:embed 10-petrel.conflist
@@ -33,6 +34,9 @@ const (
 	DefaultConflistName      = "10-petrel.conflist"
 	DefaultKubeconfigName    = "petrel-kubeconfig"
 	DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	// TLSDirName is where the etcd TLS files go in the CNI config
+	// directory (Calico's calico-tls).
+	TLSDirName = "petrel-tls"
 )
 
 // InstallOptions say what install-cni installs where.
@@ -49,7 +53,11 @@ type InstallOptions struct {
 	NodeName      string
 	DatastoreType string // kubernetes (default) or etcdv3
 	EtcdEndpoints string
-	MTU           int // 0 = workload.DefaultMTU
+	// etcd TLS files as mounted in the install container (Calico:
+	// /calico-secrets/etcd-ca, etcd-cert, etcd-key); copied to
+	// NetDir/TLSDirName on the host for the plugins.
+	EtcdCACertFile, EtcdCertFile, EtcdKeyFile string
+	MTU                                       int // 0 = workload.DefaultMTU
 
 	// KubeconfigFrom, if set, is copied as the kubeconfig instead of
 	// building one from the service account.
@@ -143,6 +151,11 @@ func Install(o InstallOptions) error {
 		fmt.Fprintf(out, "wrote %s\n", kubeconfigPath)
 	}
 
+	tlsFiles, err := o.installTLS(out)
+	if err != nil {
+		return fmt.Errorf("install-cni: %w", err)
+	}
+
 	// Conflist.
 	tmpl := ConflistTemplate
 	switch {
@@ -158,6 +171,9 @@ func Install(o InstallOptions) error {
 	conf, err := FillConflist(tmpl, map[string]string{
 		"__DATASTORE_TYPE__":          o.DatastoreType,
 		"__ETCD_ENDPOINTS__":          o.EtcdEndpoints,
+		"__ETCD_CA_CERT_FILE__":       tlsFiles[0],
+		"__ETCD_CERT_FILE__":          tlsFiles[1],
+		"__ETCD_KEY_FILE__":           tlsFiles[2],
 		"__NODENAME__":                o.NodeName,
 		"__KUBERNETES_NODE_NAME__":    o.NodeName,
 		"__KUBECONFIG_FILEPATH__":     kubeconfigPath,
@@ -177,6 +193,34 @@ func Install(o InstallOptions) error {
 	}
 	fmt.Fprintf(out, "wrote %s\n", dst)
 	return nil
+}
+
+// installTLS copies the etcd CA, certificate and key to NetDir/TLSDirName
+// (0600, as the key must be) and returns their host paths, "" for the
+// files not given.
+func (o InstallOptions) installTLS(out io.Writer) ([3]string, error) {
+	var dst [3]string
+	src := [3]string{o.EtcdCACertFile, o.EtcdCertFile, o.EtcdKeyFile}
+	names := [3]string{"etcd-ca", "etcd-cert", "etcd-key"}
+	dir := filepath.Join(o.NetDir, TLSDirName)
+	for i, s := range src {
+		if s == "" {
+			continue
+		}
+		data, err := os.ReadFile(s)
+		if err != nil {
+			return dst, fmt.Errorf("etcd TLS file: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return dst, err
+		}
+		dst[i] = filepath.Join(dir, names[i])
+		if err := writeFileAtomic(dst[i], data, 0o600); err != nil {
+			return dst, err
+		}
+		fmt.Fprintf(out, "wrote %s\n", dst[i])
+	}
+	return dst, nil
 }
 
 // placeholderRE matches a Calico-style placeholder left in a filled template.

@@ -215,7 +215,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 
 // withIPAM opens the config's datastore for one call.
 func withIPAM(c *NetConf, fn func(*ipam.Client) error) error {
-	b, _, err := backends.Open(c.Datastore())
+	b, _, err := backends.Open(context.Background(), c.Datastore())
 	if err != nil {
 		return fmt.Errorf("datastore: %w", err)
 	}

@@ -68,6 +68,8 @@ type PeerFile struct {
 	RestartTime     string `json:"restartTime"`
 	AddPaths        *bool  `json:"addPaths"`
 	KeepaliveTime   string `json:"keepaliveTime"`
+	// MaxPrefixes: the most prefixes the peer may send (0 = 100000).
+	MaxPrefixes uint32 `json:"maxPrefixes"`
 }
 
 // KernelFile is the `kernel` section, used by kernel sync.

@@ -118,6 +118,7 @@ func (pf PeerFile) peerConfig(key string) (bgp.PeerConfig, error) {
 		Passive:         pf.Passive,
 		GracefulRestart: pf.GracefulRestart == nil || *pf.GracefulRestart, // on by default, as in bird.cfg
 		AddPaths:        pf.AddPaths == nil || *pf.AddPaths,               // "add paths on"
+		MaxPrefixes:     pf.MaxPrefixes,
 	}
 	var err error
 	if pf.Address == "" {

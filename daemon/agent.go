@@ -97,7 +97,7 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	}
 	// Listen first: a second daemon on the same node must fail before it
 	// opens BGP sessions.
-	lis, err := listenUnix(cfg.Socket)
+	lis, err := listenUnix(cfg.Socket, log)
 	if err != nil {
 		return nil, err
 	}

@@ -120,6 +120,9 @@ func (a *apiServer) ListPeers(ctx context.Context, _ *petrelpb.ListPeersRequest)
 			PrefixesAccepted:   p.PrefixesAccepted,
 			PrefixesAdvertised: p.PrefixesAdvertised,
 			Flaps:              p.Flaps,
+			PasswordSet:        p.Config.Password != "",
+			MaxPrefixes:        p.Config.MaxPrefixes,
+			PrefixLimitHits:    p.PrefixLimitHits,
 		})
 	}
 	return resp, nil

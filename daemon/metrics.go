@@ -97,6 +97,7 @@ var (
 	descPeerUp      = prometheus.NewDesc("petrel_bgp_peer_up", "1 when the session is Established.", []string{"peer", "type"}, nil)
 	descPeerUptime  = prometheus.NewDesc("petrel_bgp_peer_state_seconds", "Seconds since the session entered its current state.", []string{"peer", "state"}, nil)
 	descPeerFlaps   = prometheus.NewDesc("petrel_bgp_peer_flaps_total", "Times the session left Established.", []string{"peer"}, nil)
+	descPeerLimit   = prometheus.NewDesc("petrel_bgp_peer_prefix_limit_exceeded_total", "Times the peer sent more prefixes than its maxPrefixes and was shut down.", []string{"peer"}, nil)
 	descPrefixes    = prometheus.NewDesc("petrel_bgp_peer_prefixes", "Prefixes per peer.", []string{"peer", "direction"}, nil)
 	descRIB         = prometheus.NewDesc("petrel_rib_routes", "Prefixes with a best path in the speaker.", nil, nil)
 	descFIB         = prometheus.NewDesc("petrel_fib_routes", "petrel's routes in the kernel.", nil, nil)
@@ -119,7 +120,7 @@ type stateCollector struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSessions, descPeerUp, descPeerUptime, descPeerFlaps, descPrefixes, descRIB, descFIB,
+	for _, d := range []*prometheus.Desc{descSessions, descPeerUp, descPeerUptime, descPeerFlaps, descPeerLimit, descPrefixes, descRIB, descFIB,
 		descWrites, descWriteErrors, descRepairs, descReconciles, descGR, descStaleSwept, descIPAMBlocks, descIPAMInUse, descSkipped} {
 		ch <- d
 	}
@@ -146,6 +147,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descPeerUp, up, addr, p.Config.Type)
 			gauge(descPeerUptime, time.Since(p.Since).Seconds(), addr, state)
 			counter(descPeerFlaps, float64(p.Flaps), addr)
+			counter(descPeerLimit, float64(p.PrefixLimitHits), addr)
 			gauge(descPrefixes, float64(p.PrefixesReceived), addr, "received")
 			gauge(descPrefixes, float64(p.PrefixesAccepted), addr, "accepted")
 			gauge(descPrefixes, float64(p.PrefixesAdvertised), addr, "advertised")

@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/petrel-net/petrel/internal/netnsrun"
 	"github.com/petrel-net/petrel/internal/nlretry"
 )
 
@@ -705,7 +706,7 @@ func (p *Plumber) check(w Workload, hostIf string) error {
 // that differ. /proc/sys/net belongs to the network namespace of the thread
 // that opens it, so this runs on a locked thread moved into the host ns.
 func (p *Plumber) writeSysctls(kvs [][2]string) error {
-	return workloadInNetNS(p.hostNS, func() error {
+	return netnsrun.Run(p.hostNS, func() error {
 		for _, kv := range kvs {
 			path := filepath.Join("/proc/sys", kv[0])
 			cur, err := os.ReadFile(path)
@@ -726,7 +727,7 @@ func (p *Plumber) writeSysctls(kvs [][2]string) error {
 // readSysctls reads /proc/sys keys in the host namespace.
 func (p *Plumber) readSysctls(kvs [][2]string) (map[string]string, error) {
 	got := make(map[string]string, len(kvs))
-	err := workloadInNetNS(p.hostNS, func() error {
+	err := netnsrun.Run(p.hostNS, func() error {
 		var errs []error
 		for _, kv := range kvs {
 			b, err := os.ReadFile(filepath.Join("/proc/sys", kv[0]))
@@ -739,37 +740,6 @@ func (p *Plumber) readSysctls(kvs [][2]string) (map[string]string, error) {
 		return errors.Join(errs...)
 	})
 	return got, err
-}
-
-// workloadInNetNS runs fn on a fresh locked OS thread switched into ns, and
-// switches back afterwards. If switching back fails the thread stays locked,
-// so the Go runtime throws it away instead of reusing it in the wrong
-// namespace.
-func workloadInNetNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return to original netns: %w", err))
-			return // thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // workloadLinkByName returns the link, or nil (and no error) if there is none.

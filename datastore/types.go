@@ -224,6 +224,9 @@ type BGPPeerSpec struct {
 	Filters                  []string         `json:"filters,omitempty"`
 	LocalWorkloadSelector    string           `json:"localWorkloadSelector,omitempty"`
 	ReversePeering           string           `json:"reversePeering,omitempty"` // Auto, Manual
+	// MaxPrefixes is petrel's (not Calico's): the most prefixes the peer
+	// may send; 0 = the default (bgp.DefaultMaxPrefixes).
+	MaxPrefixes uint32 `json:"maxPrefixes,omitempty"`
 }
 
 // BGPPassword points at a Secret key, as Calico's does.
@@ -254,11 +257,14 @@ type BGPConfigurationSpec struct {
 	ListenPort             uint16           `json:"listenPort,omitempty"`
 	NodeMeshPassword       *BGPPassword     `json:"nodeMeshPassword,omitempty"`
 	NodeMeshMaxRestartTime *metav1.Duration `json:"nodeMeshMaxRestartTime,omitempty"`
-	BindMode               string           `json:"bindMode,omitempty"`
-	IgnoredInterfaces      []string         `json:"ignoredInterfaces,omitempty"`
-	Communities            []Community      `json:"communities,omitempty"`
-	PrefixAdvertisements   []PrefixAdvert   `json:"prefixAdvertisements,omitempty"`
-	ProgramClusterRoutes   string           `json:"programClusterRoutes,omitempty"`
+	// NodeMeshMaxPrefixes is petrel's: BGPPeer's maxPrefixes for the
+	// node-to-node mesh sessions.
+	NodeMeshMaxPrefixes  *uint32        `json:"nodeMeshMaxPrefixes,omitempty"`
+	BindMode             string         `json:"bindMode,omitempty"`
+	IgnoredInterfaces    []string       `json:"ignoredInterfaces,omitempty"`
+	Communities          []Community    `json:"communities,omitempty"`
+	PrefixAdvertisements []PrefixAdvert `json:"prefixAdvertisements,omitempty"`
+	ProgramClusterRoutes string         `json:"programClusterRoutes,omitempty"`
 }
 
 type ServiceIPBlock struct {

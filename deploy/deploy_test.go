@@ -55,9 +55,7 @@ func TestDaemonSetLooksLikeCalicoNode(t *testing.T) {
 	if got := strings.Join(c.LivenessProbe.Exec.Command, " "); got != "petrel health --live" {
 		t.Errorf("liveness probe %q", got)
 	}
-	if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
-		t.Error("agent must be privileged (it programs routes and links)")
-	}
+	checkCapabilities(t, "k8s/petrel-node.yaml")
 	env := map[string]string{}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
@@ -254,5 +252,110 @@ func TestInstallCNIFromConfigMap(t *testing.T) {
 	if c.Type != cni.PluginName || c.IPAM.Type != cni.IPAMName || c.Nodename != "node-1" || c.DatastoreType != "kubernetes" ||
 		c.Kubernetes.Kubeconfig != "/etc/cni/net.d/petrel-kubeconfig" {
 		t.Errorf("plugin config: %+v", c)
+	}
+}
+
+// TestEtcdManifestCarriesTLS: the etcd variant mounts Calico's
+// calico-etcd-secrets at /calico-secrets in both containers, gives both
+// the ETCD_* paths into it, and its conflist template fills (with the
+// paths install-cni copies the files to) into a plugin config that
+// points at them.
+func TestEtcdManifestCarriesTLS(t *testing.T) {
+	checkCapabilities(t, "k8s/petrel-node-etcd.yaml")
+	docs := documents(t, "k8s/petrel-node-etcd.yaml")
+	var cm corev1.ConfigMap
+	var ds appsv1.DaemonSet
+	var secret corev1.Secret
+	for kind, v := range map[string]any{"ConfigMap": &cm, "DaemonSet": &ds, "Secret": &secret} {
+		if err := yaml.UnmarshalStrict(docs[kind], v); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+	}
+	if secret.Name != "calico-etcd-secrets" {
+		t.Errorf("Secret %q, want Calico's calico-etcd-secrets", secret.Name)
+	}
+	spec := ds.Spec.Template.Spec
+	secretVolume := ""
+	for _, v := range spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == secret.Name {
+			secretVolume = v.Name
+			if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode != 0o400 {
+				t.Errorf("secret volume mode %v, want 0400", v.Secret.DefaultMode)
+			}
+		}
+	}
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		mounted := false
+		for _, m := range c.VolumeMounts {
+			mounted = mounted || (m.Name == secretVolume && m.MountPath == "/calico-secrets" && m.ReadOnly)
+		}
+		if !mounted {
+			t.Errorf("%s: %s not mounted read-only at /calico-secrets", c.Name, secret.Name)
+		}
+		env := map[string]string{}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
+				env[e.Name] = cm.Data[e.ValueFrom.ConfigMapKeyRef.Key]
+			}
+		}
+		for _, k := range []string{"ETCD_CA_CERT_FILE", "ETCD_CERT_FILE", "ETCD_KEY_FILE"} {
+			if !strings.HasPrefix(env[k], "/calico-secrets/") {
+				t.Errorf("%s: %s = %q, want a file in /calico-secrets", c.Name, k, env[k])
+			}
+		}
+		if !strings.HasPrefix(env["ETCD_ENDPOINTS"], "https://") {
+			t.Errorf("%s: ETCD_ENDPOINTS = %q", c.Name, env["ETCD_ENDPOINTS"])
+		}
+	}
+	tls := path.Join(cni.DefaultNetDir, cni.TLSDirName)
+	conf, err := cni.FillConflist(cm.Data["cni_network_config"], map[string]string{
+		"__ETCD_ENDPOINTS__":       cm.Data["etcd_endpoints"],
+		"__ETCD_CA_CERT_FILE__":    path.Join(tls, "etcd-ca"),
+		"__ETCD_CERT_FILE__":       path.Join(tls, "etcd-cert"),
+		"__ETCD_KEY_FILE__":        path.Join(tls, "etcd-key"),
+		"__KUBERNETES_NODE_NAME__": "node-1",
+		"__CNI_MTU__":              cm.Data["veth_mtu"],
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Plugins []json.RawMessage }
+	if err := json.Unmarshal(conf, &list); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cni.LoadConf(list.Plugins[0], true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Datastore()
+	if s.Type != "etcdv3" || s.Etcd.CACertFile != path.Join(tls, "etcd-ca") || s.Etcd.KeyFile != path.Join(tls, "etcd-key") || s.Etcd.CertFile != path.Join(tls, "etcd-cert") {
+		t.Errorf("plugin datastore settings: %+v", s)
+	}
+}
+
+// checkCapabilities: no container of the manifest's DaemonSet is
+// privileged; the agent keeps exactly NET_ADMIN and NET_BIND_SERVICE (what
+// e2e's TestDaemonNeedsOnlyItsCapabilities runs it with) and install-cni
+// none.
+func checkCapabilities(t *testing.T, file string) {
+	t.Helper()
+	var ds appsv1.DaemonSet
+	if err := yaml.UnmarshalStrict(documents(t, file)["DaemonSet"], &ds); err != nil {
+		t.Fatal(err)
+	}
+	spec := ds.Spec.Template.Spec
+	want := map[string][]corev1.Capability{"petrel-node": {"NET_ADMIN", "NET_BIND_SERVICE"}, "install-cni": nil}
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		sc := c.SecurityContext
+		if sc == nil || sc.Capabilities == nil {
+			t.Errorf("%s: %s has no capabilities", file, c.Name)
+			continue
+		}
+		if (sc.Privileged != nil && *sc.Privileged) || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: %s may be privileged or escalate", file, c.Name)
+		}
+		if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || !slices.Equal(sc.Capabilities.Add, want[c.Name]) {
+			t.Errorf("%s: %s drops %v and adds %v, want ALL and %v", file, c.Name, sc.Capabilities.Drop, sc.Capabilities.Add, want[c.Name])
+		}
 	}
 }

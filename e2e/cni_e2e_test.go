@@ -12,18 +12,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	types100 "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/vishvananda/netns"
 
 	"github.com/petrel-net/petrel/dataplane"
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/datastore/backends"
+	etcdcfg "github.com/petrel-net/petrel/datastore/etcd"
 	"github.com/petrel-net/petrel/e2e/harness"
+	"github.com/petrel-net/petrel/internal/netnsrun"
 	"github.com/petrel-net/petrel/internal/testenv/etcdserver"
 	"github.com/petrel-net/petrel/ipam"
 )
@@ -45,10 +45,17 @@ type cniLab struct {
 
 func newCNILab(t *testing.T) *cniLab {
 	t.Helper()
+	return newCNILabOn(t, etcdserver.Start(t), etcdcfg.Config{})
+}
+
+// newCNILabOn is newCNILab on a given etcd, reached with creds (its
+// endpoint filled in); install-cni gets the same TLS files.
+func newCNILabOn(t *testing.T, etcd *etcdserver.Server, creds etcdcfg.Config) *cniLab {
+	t.Helper()
 	lab := harness.New(t)
 	node := lab.Node("cni1")
-	etcd := etcdserver.Start(t)
-	b, _, err := backends.Open(backends.Settings{Type: "etcdv3", EtcdEndpoints: etcd.Endpoint})
+	creds.Endpoints = etcd.Endpoint
+	b, _, err := backends.Open(t.Context(), backends.Settings{Type: "etcdv3", Etcd: creds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +70,8 @@ func newCNILab(t *testing.T) *cniLab {
 	// The plugins, binaries and conflist, laid out by install-cni.
 	binDir, netDir := t.TempDir(), t.TempDir()
 	if out, err := exec.Command(petrelBin, "install-cni", "--cni-bin-dir", binDir, "--cni-net-dir", netDir,
-		"--nodename", "cni1", "--datastore-type", "etcdv3", "--etcd-endpoints", "http://"+relay, "--mtu", "1410",
+		"--nodename", "cni1", "--datastore-type", "etcdv3", "--etcd-endpoints", u.Scheme+"://"+relay, "--mtu", "1410",
+		"--etcd-ca-cert-file", creds.CACertFile, "--etcd-cert-file", creds.CertFile, "--etcd-key-file", creds.KeyFile,
 		"--serviceaccount-dir", filepath.Join(netDir, "none")).CombinedOutput(); err != nil {
 		t.Fatalf("install-cni: %v\n%s", err, out)
 	}
@@ -96,31 +104,11 @@ func newCNILab(t *testing.T) *cniLab {
 // forwards every connection to target, dialled from the test's namespace.
 func relayInto(t *testing.T, nsPath, target string) string {
 	t.Helper()
-	l, err := func() (net.Listener, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return nil, err
-		}
-		defer orig.Close()
-		ns, err := netns.GetFromPath(nsPath)
-		if err != nil {
-			return nil, err
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			return nil, err
-		}
-		l, lerr := net.Listen("tcp", "127.0.0.1:0")
-		if err := netns.Set(orig); err != nil {
-			// This thread is stuck in the wrong namespace: never unlock
-			// it, so it dies with the goroutine.
-			runtime.LockOSThread()
-			return nil, err
-		}
-		return l, lerr
-	}()
+	var l net.Listener
+	err := netnsrun.RunPath(nsPath, func() (err error) {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	})
 	if err != nil {
 		t.Fatalf("relay into %s: %v", nsPath, err)
 	}

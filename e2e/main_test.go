@@ -60,13 +60,20 @@ type petrelNode struct {
 // startPetrel writes cfg and runs `petrel daemon` in n until its API answers.
 func startPetrel(t testing.TB, lab *harness.Lab, n *harness.Node, cfg string) *petrelNode {
 	t.Helper()
+	return startPetrelUnder(t, lab, n, cfg)
+}
+
+// startPetrelUnder is startPetrel with the daemon run by wrapper (a command
+// and its arguments, such as setpriv's).
+func startPetrelUnder(t testing.TB, lab *harness.Lab, n *harness.Node, cfg string, wrapper ...string) *petrelNode {
+	t.Helper()
 	p := &petrelNode{
 		Node:   n,
 		t:      t,
 		config: filepath.Join(lab.Dir(), n.Name+".yaml"),
 		socket: filepath.Join(lab.Dir(), n.Name+".sock"),
 	}
-	p.args = []string{petrelBin, "daemon", "--config", p.config, "--socket", p.socket}
+	p.args = append(wrapper, petrelBin, "daemon", "--config", p.config, "--socket", p.socket)
 	p.writeConfig(cfg)
 	p.start()
 	return p

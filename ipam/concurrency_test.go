@@ -23,7 +23,7 @@ func TestConcurrentEtcd(t *testing.T) {
 	}
 	srv := etcdserver.Start(t)
 	runConcurrent(t, 1000, func(t *testing.T) datastore.Backend {
-		b, err := etcd.New(srv.Endpoint)
+		b, err := etcd.New(t.Context(), etcd.Config{Endpoints: srv.Endpoint})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -254,6 +254,10 @@ func (c *computation) mesh() {
 	if d, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *metav1.Duration { return s.NodeMeshMaxRestartTime }); d != nil {
 		restart = d.Duration
 	}
+	var maxPrefixes uint32 // 0: bgp's default
+	if n, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *uint32 { return s.NodeMeshMaxPrefixes }); n != nil {
+		maxPrefixes = *n
+	}
 	var password string
 	if pw, from := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *datastore.BGPPassword { return s.NodeMeshPassword }); pw != nil {
 		var err error
@@ -270,6 +274,7 @@ func (c *computation) mesh() {
 		p := c.peerConfig(target{addr: n.addr, port: n.port, asn: n.asn, clusterID: n.clusterID}, bgp.PeerTypeMesh, nil)
 		p.Password = password
 		p.RestartTime = restart
+		p.MaxPrefixes = maxPrefixes
 		p.Passive = n.addr.String() > selfIP
 		c.cands = append(c.cands, candidate{peer: p, class: classMesh, source: "node-to-node mesh"})
 	}
@@ -311,6 +316,7 @@ func (c *computation) peerConfig(t target, typ string, bp *datastore.BGPPeer) bg
 		if s.TTLSecurity != nil && *s.TTLSecurity > 0 {
 			p.Multihop = *s.TTLSecurity
 		}
+		p.MaxPrefixes = s.MaxPrefixes
 	}
 	ibgp := p.ASN == localASN
 	if !ibgp && p.Multihop == 0 {

@@ -217,13 +217,21 @@ func TestDesired(t *testing.T) {
 			want:       []bgp.PeerConfig{want(mesh, "10.0.0.10", 64512, port(1179)), want(mesh, "10.0.0.90", 64512, passive, port(1190))},
 		},
 		{
-			name: "mesh restart time and password",
+			name: "mesh restart time, password and prefix limit",
 			in: Input{Nodes: threeNodes(), Secret: okSecret, Configs: []*datastore.BGPConfiguration{
-				mkCfg("default", datastore.BGPConfigurationSpec{NodeMeshMaxRestartTime: dur(300 * time.Second), NodeMeshPassword: secret("bgp", "mesh")}),
+				mkCfg("default", datastore.BGPConfigurationSpec{NodeMeshMaxRestartTime: dur(300 * time.Second), NodeMeshPassword: secret("bgp", "mesh"), NodeMeshMaxPrefixes: ptr(uint32(5000))}),
 			}},
 			want: []bgp.PeerConfig{
-				want(mesh, "10.0.0.10", 64512, with(func(p *bgp.PeerConfig) { p.RestartTime = 300 * time.Second; p.Password = "bgp/mesh" })),
-				want(mesh, "10.0.0.90", 64512, passive, with(func(p *bgp.PeerConfig) { p.RestartTime = 300 * time.Second; p.Password = "bgp/mesh" })),
+				want(mesh, "10.0.0.10", 64512, with(func(p *bgp.PeerConfig) {
+					p.RestartTime = 300 * time.Second
+					p.Password = "bgp/mesh"
+					p.MaxPrefixes = 5000
+				})),
+				want(mesh, "10.0.0.90", 64512, passive, with(func(p *bgp.PeerConfig) {
+					p.RestartTime = 300 * time.Second
+					p.Password = "bgp/mesh"
+					p.MaxPrefixes = 5000
+				})),
 			},
 		},
 		{
@@ -414,6 +422,7 @@ func TestDesired(t *testing.T) {
 					mkPeer("nosrc", datastore.BGPPeerSpec{PeerIP: "192.168.0.4", ASNumber: 64512, SourceAddress: "None"}),
 					mkPeer("pw", datastore.BGPPeerSpec{PeerIP: "192.168.0.5", ASNumber: 64512, Password: secret("bgp-secrets", "tor")}),
 					mkPeer("usenodeip", datastore.BGPPeerSpec{PeerIP: "192.168.0.6", ASNumber: 64512, SourceAddress: "UseNodeIP"}),
+					mkPeer("limit", datastore.BGPPeerSpec{PeerIP: "192.168.0.7", ASNumber: 64512, MaxPrefixes: 200}),
 				}},
 			want: []bgp.PeerConfig{
 				want(glob, "192.168.0.1", 65000, multihop(0), with(func(p *bgp.PeerConfig) { p.LocalASN = 65000 })),
@@ -422,6 +431,7 @@ func TestDesired(t *testing.T) {
 				want(glob, "192.168.0.4", 64512, with(func(p *bgp.PeerConfig) { p.SourceAddress = netip.Addr{} })),
 				want(glob, "192.168.0.5", 64512, with(func(p *bgp.PeerConfig) { p.Password = "bgp-secrets/tor" })),
 				want(glob, "192.168.0.6", 64512),
+				want(glob, "192.168.0.7", 64512, with(func(p *bgp.PeerConfig) { p.MaxPrefixes = 200 })),
 			},
 		},
 		{

@@ -503,8 +503,13 @@ type Peer struct {
 	PrefixesAccepted   uint64 `protobuf:"varint,12,opt,name=prefixes_accepted,json=prefixesAccepted,proto3" json:"prefixes_accepted,omitempty"`
 	PrefixesAdvertised uint64 `protobuf:"varint,13,opt,name=prefixes_advertised,json=prefixesAdvertised,proto3" json:"prefixes_advertised,omitempty"`
 	Flaps              uint32 `protobuf:"varint,14,opt,name=flaps,proto3" json:"flaps,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// A TCP MD5 password is configured (its value is never sent).
+	PasswordSet bool `protobuf:"varint,15,opt,name=password_set,json=passwordSet,proto3" json:"password_set,omitempty"`
+	// The most prefixes the peer may send, and how often it went over.
+	MaxPrefixes     uint32 `protobuf:"varint,16,opt,name=max_prefixes,json=maxPrefixes,proto3" json:"max_prefixes,omitempty"`
+	PrefixLimitHits uint32 `protobuf:"varint,17,opt,name=prefix_limit_hits,json=prefixLimitHits,proto3" json:"prefix_limit_hits,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Peer) Reset() {
@@ -631,6 +636,27 @@ func (x *Peer) GetPrefixesAdvertised() uint64 {
 func (x *Peer) GetFlaps() uint32 {
 	if x != nil {
 		return x.Flaps
+	}
+	return 0
+}
+
+func (x *Peer) GetPasswordSet() bool {
+	if x != nil {
+		return x.PasswordSet
+	}
+	return false
+}
+
+func (x *Peer) GetMaxPrefixes() uint32 {
+	if x != nil {
+		return x.MaxPrefixes
+	}
+	return 0
+}
+
+func (x *Peer) GetPrefixLimitHits() uint32 {
+	if x != nil {
+		return x.PrefixLimitHits
 	}
 	return 0
 }
@@ -1012,7 +1038,7 @@ const file_petrel_proto_rawDesc = "" +
 	"staleSwept\"\x12\n" +
 	"\x10ListPeersRequest\":\n" +
 	"\x11ListPeersResponse\x12%\n" +
-	"\x05peers\x18\x01 \x03(\v2\x0f.petrel.v1.PeerR\x05peers\"\xad\x03\n" +
+	"\x05peers\x18\x01 \x03(\v2\x0f.petrel.v1.PeerR\x05peers\"\x9f\x04\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1028,7 +1054,10 @@ const file_petrel_proto_rawDesc = "" +
 	"\x11prefixes_received\x18\v \x01(\x04R\x10prefixesReceived\x12+\n" +
 	"\x11prefixes_accepted\x18\f \x01(\x04R\x10prefixesAccepted\x12/\n" +
 	"\x13prefixes_advertised\x18\r \x01(\x04R\x12prefixesAdvertised\x12\x14\n" +
-	"\x05flaps\x18\x0e \x01(\rR\x05flaps\"+\n" +
+	"\x05flaps\x18\x0e \x01(\rR\x05flaps\x12!\n" +
+	"\fpassword_set\x18\x0f \x01(\bR\vpasswordSet\x12!\n" +
+	"\fmax_prefixes\x18\x10 \x01(\rR\vmaxPrefixes\x12*\n" +
+	"\x11prefix_limit_hits\x18\x11 \x01(\rR\x0fprefixLimitHits\"+\n" +
 	"\x11ListRoutesRequest\x12\x16\n" +
 	"\x06within\x18\x01 \x01(\tR\x06within\">\n" +
 	"\x12ListRoutesResponse\x12(\n" +

@@ -91,7 +91,7 @@ func runDatastore(ctx context.Context, cmd *cobra.Command, store *backends.Setti
 	if nodeName == "" {
 		nodeName, _ = os.Hostname()
 	}
-	b, typ, err := backends.Open(*store)
+	b, typ, err := backends.Open(ctx, *store)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -25,8 +26,8 @@ func newIPAMCmd() *cobra.Command {
 }
 
 // withIPAM opens the datastore and runs fn with an IPAM client on it.
-func withIPAM(s *backends.Settings, fn func(*ipam.Client) error) error {
-	return withBackend(s, func(b datastore.Backend) error { return fn(ipam.New(b)) })
+func withIPAM(ctx context.Context, s *backends.Settings, fn func(*ipam.Client) error) error {
+	return withBackend(ctx, s, func(b datastore.Backend) error { return fn(ipam.New(b)) })
 }
 
 // nodeFlag is --node, defaulting like the daemon to $NODENAME, then the
@@ -64,7 +65,7 @@ func newIPAMAllocateCmd() *cobra.Command {
 		if pod != "" {
 			attrs["pod"] = pod
 		}
-		return withIPAM(s, func(c *ipam.Client) error {
+		return withIPAM(cmd.Context(), s, func(c *ipam.Client) error {
 			if ip != "" {
 				addr, err := netip.ParseAddr(ip)
 				if err != nil {
@@ -114,7 +115,7 @@ func newIPAMReleaseCmd() *cobra.Command {
 		if (handle == "") == (ip == "") {
 			return errors.New("release: give exactly one of --handle and --ip")
 		}
-		return withIPAM(s, func(c *ipam.Client) error {
+		return withIPAM(cmd.Context(), s, func(c *ipam.Client) error {
 			var n int
 			var err error
 			if handle != "" {
@@ -155,7 +156,7 @@ func newIPAMShowCmd() *cobra.Command {
 	s := datastoreFlags(cmd)
 	cmd.Flags().BoolVar(&showBlocks, "show-blocks", false, "also list every node's blocks")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return withBackend(s, func(b datastore.Backend) error {
+		return withBackend(cmd.Context(), s, func(b datastore.Backend) error {
 			c := ipam.New(b)
 			usage, err := c.Usage(cmd.Context())
 			if err != nil {
@@ -187,7 +188,7 @@ func newIPAMCheckCmd() *cobra.Command {
 	}
 	s := datastoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return withIPAM(s, func(c *ipam.Client) error {
+		return withIPAM(cmd.Context(), s, func(c *ipam.Client) error {
 			r, err := c.Check(cmd.Context())
 			if err != nil {
 				return err

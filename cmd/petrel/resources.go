@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,13 +18,19 @@ import (
 func datastoreFlags(cmd *cobra.Command) *backends.Settings {
 	s := backends.FromEnv()
 	cmd.Flags().StringVar(&s.Type, "datastore-type", s.Type, "etcdv3 or kubernetes ($DATASTORE_TYPE)")
-	cmd.Flags().StringVar(&s.EtcdEndpoints, "etcd-endpoints", s.EtcdEndpoints, "etcd URLs, comma-separated ($ETCD_ENDPOINTS)")
+	f := cmd.Flags()
+	f.StringVar(&s.Etcd.Endpoints, "etcd-endpoints", s.Etcd.Endpoints, "etcd URLs, comma-separated, http:// or https:// ($ETCD_ENDPOINTS)")
+	f.StringVar(&s.Etcd.CACertFile, "etcd-ca-cert-file", s.Etcd.CACertFile, "CA certificate that signed etcd's server certificate ($ETCD_CA_CERT_FILE)")
+	f.StringVar(&s.Etcd.CertFile, "etcd-cert-file", s.Etcd.CertFile, "client certificate for etcd ($ETCD_CERT_FILE)")
+	f.StringVar(&s.Etcd.KeyFile, "etcd-key-file", s.Etcd.KeyFile, "client certificate's private key ($ETCD_KEY_FILE)")
+	// The password only comes from $ETCD_PASSWORD: a flag would show it in ps.
+	f.StringVar(&s.Etcd.Username, "etcd-username", s.Etcd.Username, "etcd user, with its password in $ETCD_PASSWORD ($ETCD_USERNAME)")
 	cmd.Flags().StringVar(&s.Kubeconfig, "kubeconfig", s.Kubeconfig, "kubeconfig file ($KUBECONFIG)")
 	return &s
 }
 
-func withBackend(s *backends.Settings, fn func(datastore.Backend) error) error {
-	b, _, err := backends.Open(*s)
+func withBackend(ctx context.Context, s *backends.Settings, fn func(datastore.Backend) error) error {
+	b, _, err := backends.Open(ctx, *s)
 	if err != nil {
 		return err
 	}
@@ -58,7 +65,7 @@ func newApplyCmd() *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err) // nothing is written when any object is invalid
 		}
-		return withBackend(s, func(b datastore.Backend) error { return cli.Apply(cmd.Context(), b, objs, cmd.OutOrStdout()) })
+		return withBackend(cmd.Context(), s, func(b datastore.Backend) error { return cli.Apply(cmd.Context(), b, objs, cmd.OutOrStdout()) })
 	}
 	return cmd
 }
@@ -77,7 +84,7 @@ func newGetCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return withBackend(s, func(b datastore.Backend) error {
+		return withBackend(cmd.Context(), s, func(b datastore.Backend) error {
 			var objs []datastore.Object
 			if len(args) == 2 {
 				o, err := b.Get(cmd.Context(), kind, args[1])
@@ -112,7 +119,7 @@ func newDeleteCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return withBackend(s, func(b datastore.Backend) error {
+		return withBackend(cmd.Context(), s, func(b datastore.Backend) error {
 			if err := b.Delete(cmd.Context(), kind, args[1], ""); err != nil {
 				return err
 			}

@@ -72,7 +72,7 @@ func newWorkloadAddCmd() *cobra.Command {
 		if err := workload.CheckNetNS(p.NetNS); err != nil {
 			return fmt.Errorf("--netns %q: %w", netns, err) // before opening the datastore
 		}
-		return withIPAM(s, func(c *ipam.Client) error {
+		return withIPAM(cmd.Context(), s, func(c *ipam.Client) error {
 			addr, _, err := workload.Add(cmd.Context(), c, p)
 			if err != nil {
 				return err
@@ -109,7 +109,7 @@ func newWorkloadDelCmd() *cobra.Command {
 		if err := workload.Unplumb(cmd.Context(), p); err != nil {
 			return err
 		}
-		return withIPAM(s, func(c *ipam.Client) error {
+		return withIPAM(cmd.Context(), s, func(c *ipam.Client) error {
 			n, err := workload.Release(cmd.Context(), c, p.Handle)
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s, released %d address(es)\n", name, n)

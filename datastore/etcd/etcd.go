@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -36,14 +35,21 @@ type Backend struct {
 	c *clientv3.Client
 }
 
-// New connects to endpoints (comma-separated URLs, as ETCD_ENDPOINTS).
-func New(endpoints string) (*Backend, error) {
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   strings.Split(endpoints, ","),
-		DialTimeout: 5 * time.Second,
-	})
+// New connects to etcd. Bad certificate files, a certificate etcd or we
+// refuse, and (with auth) a wrong user or password fail here, with the
+// setting at fault named; an unreachable etcd does not (the client
+// retries, as it does through any outage).
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	cc, err := clientConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd %s: %w", endpoints, err)
+		return nil, err
+	}
+	c, err := clientv3.New(cc)
+	if err != nil {
+		if cfg.Username != "" {
+			return nil, fmt.Errorf("etcd %s as user %q (ETCD_USERNAME, ETCD_PASSWORD): %w", cfg.Endpoints, cfg.Username, err)
+		}
+		return nil, fmt.Errorf("etcd %s: %w", cfg.Endpoints, err)
 	}
 	return &Backend{c: c}, nil
 }

@@ -15,7 +15,7 @@ func TestContract(t *testing.T) {
 	datastoretest.Run(t, func(t *testing.T) datastore.Backend {
 		// Each case gets a fresh store: a key space of its own is not
 		// possible with a fixed layout, so wipe the prefix instead.
-		b, err := New(srv.Endpoint)
+		b, err := New(t.Context(), Config{Endpoints: srv.Endpoint})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +30,7 @@ func TestContract(t *testing.T) {
 // AS number that is not a number) hides only itself.
 func TestUndecodable(t *testing.T) {
 	srv := etcdserver.Start(t)
-	b, err := New(srv.Endpoint)
+	b, err := New(t.Context(), Config{Endpoints: srv.Endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,12 +72,12 @@ func (s Speaker) handshake(conn net.Conn) (*Session, error) {
 		return nil, err
 	}
 	r := bufio.NewReaderSize(conn, 64<<10)
-	typ, body, err := readMessage(r)
+	typ, body, err := ReadMessage(r)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for OPEN: %w", err)
 	}
 	if typ != msgOpen {
-		return nil, fmt.Errorf("want OPEN, got %s", describe(typ, body))
+		return nil, fmt.Errorf("want OPEN, got %s", Describe(typ, body))
 	}
 	peer, err := parseOpen(body)
 	if err != nil {
@@ -89,10 +89,10 @@ func (s Speaker) handshake(conn net.Conn) (*Session, error) {
 	if _, err := conn.Write(keepaliveMessage()); err != nil {
 		return nil, err
 	}
-	if typ, body, err = readMessage(r); err != nil {
+	if typ, body, err = ReadMessage(r); err != nil {
 		return nil, fmt.Errorf("waiting for KEEPALIVE: %w", err)
 	} else if typ != msgKeepalive {
-		return nil, fmt.Errorf("want KEEPALIVE, got %s", describe(typ, body))
+		return nil, fmt.Errorf("want KEEPALIVE, got %s", Describe(typ, body))
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, err
@@ -189,7 +189,7 @@ func (s *Session) readLoop(r *bufio.Reader) {
 				return
 			}
 		}
-		typ, body, err := readMessage(r)
+		typ, body, err := ReadMessage(r)
 		if err != nil {
 			s.end(fmt.Errorf("feeder: session %s: %w", s, err))
 			return
@@ -203,7 +203,7 @@ func (s *Session) readLoop(r *bufio.Reader) {
 				return
 			}
 		default:
-			s.end(fmt.Errorf("feeder: session %s: %s", s, describe(typ, body)))
+			s.end(fmt.Errorf("feeder: session %s: %s", s, Describe(typ, body)))
 			return
 		}
 	}
@@ -259,8 +259,8 @@ func eachPrefix(b []byte, fn func(netip.Prefix)) error {
 	return nil
 }
 
-// readMessage reads one BGP message and returns its type and body.
-func readMessage(r *bufio.Reader) (typ uint8, body []byte, err error) {
+// ReadMessage reads one BGP message and returns its type and body.
+func ReadMessage(r *bufio.Reader) (typ uint8, body []byte, err error) {
 	var h [headerLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
@@ -276,8 +276,8 @@ func readMessage(r *bufio.Reader) (typ uint8, body []byte, err error) {
 	return h[18], body, nil
 }
 
-// describe names a message for an error, decoding NOTIFICATIONs.
-func describe(typ uint8, body []byte) string {
+// Describe names a message for an error, decoding NOTIFICATIONs.
+func Describe(typ uint8, body []byte) string {
 	if typ == msgNotification && len(body) >= 2 {
 		return fmt.Sprintf("NOTIFICATION code %d subcode %d", body[0], body[1])
 	}
