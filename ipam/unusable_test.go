@@ -22,7 +22,7 @@ import (
 // each corrupt object, and the corrupt values are never overwritten.
 func TestUnusableObjectsOnEtcd(t *testing.T) {
 	srv := etcdserver.Start(t)
-	b, err := etcd.New(srv.Endpoint)
+	b, err := etcd.New(t.Context(), etcd.Config{Endpoints: srv.Endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
