@@ -222,7 +222,7 @@ func (s *Speaker) recreateRestartingPeer(addr netip.Addr) {
 	s.opMu.Unlock()
 	s.mu.Lock()
 	pe, ok := s.peers[addr]
-	down := ok && pe.state != StateEstablished
+	down := ok && pe.state != StateEstablished && !pe.overLimit // a peer over its limit stays down
 	clients := slices.ContainsFunc(slices.Collect(maps.Values(s.peers)), func(pe *peerEntry) bool { return pe.cfg.RouteReflectorClient })
 	s.mu.Unlock()
 	if !down || !pe.cfg.GracefulRestart || reflect || clients {
