@@ -94,7 +94,7 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 	p.Multihop = 5
 	p.SourceAddress = mustAddr("10.0.0.1")
 	p.RestartTime = 90 * time.Second
-	ap := toAPIPeer(p, true)
+	ap := toAPIPeer(p, true, false)
 	if !ap.GracefulRestart.Enabled || ap.GracefulRestart.RestartTime != 90 || !ap.GracefulRestart.LocalRestarting {
 		t.Errorf("peer-level graceful restart = %+v", ap.GracefulRestart)
 	}
@@ -110,9 +110,55 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 	if !ap.EbgpMultihop.Enabled || ap.EbgpMultihop.MultihopTtl != 5 || ap.Transport.LocalAddress != "10.0.0.1" {
 		t.Errorf("multihop/source not rendered: %+v %+v", ap.EbgpMultihop, ap.Transport)
 	}
-	v6 := toAPIPeer(peer("fd00::2", 64512), false)
+	v6 := toAPIPeer(peer("fd00::2", 64512), false, false)
 	if v6.AfiSafis[0].Config.Family.Afi.String() != "AFI_IP6" {
 		t.Errorf("IPv6 peer family = %v", v6.AfiSafis[0].Config.Family)
+	}
+}
+
+func TestToAPIPeerBFDAndLongLivedGracefulRestart(t *testing.T) {
+	p := PeerConfig{Address: mustAddr("10.0.0.9"), ASN: 64512, LongLivedStaleTime: 30 * time.Second,
+		BFD: BFDConfig{Enabled: true, MinRx: 100 * time.Millisecond}}.WithDefaults()
+	if !p.GracefulRestart || p.BFD.MinTx != DefaultBFDInterval || p.BFD.Multiplier != DefaultBFDMultiplier {
+		t.Fatalf("defaults not applied: %+v", p)
+	}
+	if d := p.BFD.DetectTime(); d != 300*time.Millisecond {
+		t.Errorf("detect time = %s, want 3 x 100ms", d)
+	}
+	ap := toAPIPeer(p, false, true)
+	if b := ap.Bfd; b == nil || !b.Enabled || b.RequiredMinimumReceive != 100000 || b.DesiredMinimumTxInterval != 200000 || b.DetectionMultiplier != 3 {
+		t.Errorf("BFD = %+v, want on, rx 100000 us, tx 200000 us, x3", b)
+	}
+	if off := toAPIPeer(p, false, false); off.Bfd != nil {
+		t.Errorf("BFD rendered while the session is not up: %+v", off.Bfd)
+	}
+	gr, llgr := ap.GracefulRestart, ap.AfiSafis[0].LongLivedGracefulRestart
+	if !gr.LonglivedEnabled || gr.RestartTime != 1 || llgr == nil || !llgr.Config.Enabled || llgr.Config.RestartTime != 30 {
+		t.Errorf("LLGR = %+v / %+v, want long-lived on, restart time 1 s, stale time 30 s", gr, llgr)
+	}
+	// Disabled BFD configs compare equal whatever their timers said, so
+	// SetPeers does not reset a session for them.
+	a := PeerConfig{Address: mustAddr("10.0.0.9"), ASN: 1, BFD: BFDConfig{MinRx: time.Second}}.WithDefaults()
+	if b := (PeerConfig{Address: mustAddr("10.0.0.9"), ASN: 1}).WithDefaults(); a != b {
+		t.Errorf("%+v != %+v", a.BFD, b.BFD)
+	}
+}
+
+func TestValidateBFDAndStaleTime(t *testing.T) {
+	for _, tt := range []struct {
+		p    PeerConfig
+		want string
+	}{
+		{PeerConfig{BFD: BFDConfig{Enabled: true, MinRx: time.Millisecond}}, "peer 10.0.0.9: BFD minimum receive interval 1ms is outside 10ms-"},
+		{PeerConfig{BFD: BFDConfig{Enabled: true, MinTx: 2 * time.Hour}}, "BFD minimum transmit interval 2h0m0s is outside"},
+		{PeerConfig{LongLivedStaleTime: 1 << 25 * time.Second}, "long-lived stale time"},
+		{PeerConfig{BFD: BFDConfig{Enabled: true}, LongLivedStaleTime: time.Hour}, ""},
+	} {
+		tt.p.Address, tt.p.ASN = mustAddr("10.0.0.9"), 64512
+		err := tt.p.Validate()
+		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.p, err, tt.want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,8 +49,12 @@ type Speaker struct {
 	// a consistent order. peersOpMu does the same for SetPeers, apart: adding
 	// 500 peers takes GoBGP seconds, and kernel sync's injections (which
 	// take opMu) must not wait for that.
-	opMu        sync.Mutex
-	peersOpMu   sync.Mutex
+	opMu      sync.Mutex
+	peersOpMu sync.Mutex
+	// sessionMu serialises the GoBGP calls that change one peer (add,
+	// delete, BFD on/off), so that syncBFD never updates a peer SetPeers
+	// has just replaced.
+	sessionMu   sync.Mutex
 	originated  map[netip.Prefix]bool
 	injected    map[netip.Prefix]map[string]bool // prefix -> sources injecting it
 	exportable  rangeSet
@@ -78,6 +83,9 @@ type peerEntry struct {
 	reason string
 	flaps  uint32
 	eor    bool // End-of-RIB received at least once since the peer was added
+	// restarting is the "local restarting" flag the peer was added with;
+	// bfd says whether its BFD session is configured in GoBGP now.
+	restarting, bfd bool
 }
 
 // New creates a speaker; Start brings it up.
@@ -192,7 +200,9 @@ func (s *Speaker) onPeerUpdate(ev *apiutil.WatchEventMessage_PeerEvent, _ time.T
 	}
 	addr := ev.Peer.State.NeighborAddress
 	state := sessionState(ev.Peer.State.SessionState)
-	s.setState(addr, state)
+	if s.setState(addr, state) {
+		go s.syncBFD(addr)
+	}
 	s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State = state; return ev })
 	if state == StateEstablished && !s.restarting.Load() {
 		time.AfterFunc(resendDelay, func() { s.resendAll(addr) })
@@ -232,12 +242,14 @@ func sessionState(st bgppacket.FSMState) SessionState {
 	return SessionState(int(st) + 1)
 }
 
-func (s *Speaker) setState(addr netip.Addr, state SessionState) {
+// setState records a peer's new session state; it reports whether the peer
+// has BFD, whose session must follow.
+func (s *Speaker) setState(addr netip.Addr, state SessionState) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pe, ok := s.peers[addr]
 	if !ok || pe.state == state {
-		return
+		return false
 	}
 	if pe.state == StateEstablished {
 		pe.flaps++
@@ -247,6 +259,42 @@ func (s *Speaker) setState(addr netip.Addr, state SessionState) {
 	}
 	pe.state, pe.since = state, time.Now()
 	s.log.Info("peer state", "peer", pe.cfg.Name, "address", addr, "state", state)
+	return pe.cfg.BFD.Enabled
+}
+
+// syncBFD runs a peer's BFD session only while its BGP session is
+// Established. GoBGP resets a peer on BFD down by queueing a NOTIFICATION
+// that only an Established session sends: a BFD timeout while the session
+// is already down (the peer restarting, its routes kept by graceful
+// restart) would wait for the next session and tear it down the moment it
+// comes up, dropping the routes graceful restart kept. Switching BFD off as
+// soon as the session leaves Established closes that door; BFD comes back
+// about a second after the session does.
+func (s *Speaker) syncBFD(addr netip.Addr) {
+	s.sessionMu.Lock()
+	defer s.sessionMu.Unlock()
+	s.mu.Lock()
+	pe, ok := s.peers[addr]
+	if !ok || !pe.cfg.BFD.Enabled {
+		s.mu.Unlock()
+		return
+	}
+	want := pe.state == StateEstablished
+	cfg, restarting, have := pe.cfg, pe.restarting, pe.bfd
+	s.mu.Unlock()
+	if want == have {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.server.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: toAPIPeer(cfg, restarting, want)}); err != nil {
+		s.log.Warn("switching BFD", "peer", cfg.Name, "address", addr, "on", want, "err", err)
+		return
+	}
+	s.mu.Lock()
+	pe.bfd = want
+	s.mu.Unlock()
+	s.log.Debug("BFD follows the session", "peer", cfg.Name, "address", addr, "on", want)
 }
 
 func (s *Speaker) markEndOfRIB(addr netip.Addr) {
@@ -397,30 +445,50 @@ func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
 	plan, _, planErr := planPeers(running, desired)
 	errs := []error{planErr}
 	for _, p := range append(slices.Clone(plan.remove), plan.replace...) {
-		if err := s.server.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
+		if err := s.deletePeer(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: delete: %w", p.Address, err))
 			continue
 		}
-		s.mu.Lock()
-		delete(s.peers, p.Address)
-		s.mu.Unlock()
 		s.log.Info("peer removed", "peer", p.Name, "address", p.Address)
 	}
 	for _, p := range append(slices.Clone(plan.replace), plan.add...) {
-		// Register before AddPeer so the first state events find the entry.
-		s.mu.Lock()
-		s.peers[p.Address] = &peerEntry{cfg: p, state: StateIdle, since: time.Now()}
-		s.mu.Unlock()
-		if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, s.restarting.Load())}); err != nil {
-			s.mu.Lock()
-			delete(s.peers, p.Address)
-			s.mu.Unlock()
+		if err := s.addPeer(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: add: %w", p.Address, err))
 			continue
 		}
 		s.log.Info("peer added", "peer", p.Name, "address", p.Address, "asn", p.ASN)
 	}
 	return errors.Join(errs...)
+}
+
+func (s *Speaker) deletePeer(ctx context.Context, p PeerConfig) error {
+	s.sessionMu.Lock()
+	defer s.sessionMu.Unlock()
+	if err := s.server.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.peers, p.Address)
+	s.mu.Unlock()
+	return nil
+}
+
+// addPeer adds p with BFD off: syncBFD turns it on once the session is up.
+func (s *Speaker) addPeer(ctx context.Context, p PeerConfig) error {
+	s.sessionMu.Lock()
+	defer s.sessionMu.Unlock()
+	pe := &peerEntry{cfg: p, state: StateIdle, since: time.Now(), restarting: s.restarting.Load()}
+	// Register before AddPeer so the first state events find the entry.
+	s.mu.Lock()
+	s.peers[p.Address] = pe
+	s.mu.Unlock()
+	err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, pe.restarting, false)})
+	if err != nil {
+		s.mu.Lock()
+		delete(s.peers, p.Address)
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // Peers returns the status of every configured peer, sorted by address.
@@ -434,6 +502,12 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)
 	}
+	bfd := map[netip.Addr]string{}
+	s.server.ListBfdPeer(ctx, func(addr string, st *api.BfdPeerState) {
+		if a, err := netip.ParseAddr(addr); err == nil {
+			bfd[a] = bfdStateName(st.SessionState)
+		}
+	})
 	exported := s.exportedCount()
 	s.mu.Lock()
 	out := make([]PeerStatus, 0, len(s.peers))
@@ -454,11 +528,27 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		if pe.state == StateEstablished {
 			st.PrefixesAdvertised = exported[pe.cfg.Address.Is4()]
 		}
+		if pe.cfg.BFD.Enabled {
+			st.BFD = cmp.Or(bfd[addr], "Down")
+		}
 		out = append(out, st)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Config.Address.Compare(b.Config.Address) })
 	return out, nil
+}
+
+// bfdStateName names a BFD session state as RFC 5880 does.
+func bfdStateName(st api.BfdSessionState) string {
+	switch st {
+	case api.BfdSessionState_BFD_SESSION_STATE_UP:
+		return "Up"
+	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
+		return "Init"
+	case api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN:
+		return "AdminDown"
+	}
+	return "Down"
 }
 
 // exportedCount counts, per family (true = IPv4), the routes the export
