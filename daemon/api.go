@@ -120,6 +120,11 @@ func (a *apiServer) ListPeers(ctx context.Context, _ *petrelpb.ListPeersRequest)
 			PrefixesAccepted:   p.PrefixesAccepted,
 			PrefixesAdvertised: p.PrefixesAdvertised,
 			Flaps:              p.Flaps,
+			BfdState:           p.BFD,
+			BfdMinRxMs:         uint32(p.Config.BFD.MinRx.Milliseconds()),
+			BfdMinTxMs:         uint32(p.Config.BFD.MinTx.Milliseconds()),
+			BfdMultiplier:      uint32(p.Config.BFD.Multiplier),
+			LlgrStaleTimeS:     uint32(p.Config.LongLivedStaleTime.Seconds()),
 		})
 	}
 	return resp, nil
@@ -199,6 +204,7 @@ func routeToProto(r bgp.Route) *petrelpb.Route {
 			Local:     p.Local,
 			Best:      i == 0,
 			Stale:     p.Stale,
+			LlgrStale: p.LLGRStale,
 		}
 		if p.NextHop.IsValid() {
 			pp.NextHop = p.NextHop.String()

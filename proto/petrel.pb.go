@@ -503,8 +503,17 @@ type Peer struct {
 	PrefixesAccepted   uint64 `protobuf:"varint,12,opt,name=prefixes_accepted,json=prefixesAccepted,proto3" json:"prefixes_accepted,omitempty"`
 	PrefixesAdvertised uint64 `protobuf:"varint,13,opt,name=prefixes_advertised,json=prefixesAdvertised,proto3" json:"prefixes_advertised,omitempty"`
 	Flaps              uint32 `protobuf:"varint,14,opt,name=flaps,proto3" json:"flaps,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// BFD session state (Up, Down, Init, AdminDown); empty when the peer has
+	// no BFD. BFD runs only while the BGP session is Established.
+	BfdState string `protobuf:"bytes,15,opt,name=bfd_state,json=bfdState,proto3" json:"bfd_state,omitempty"`
+	// BFD timers in force (0 without BFD).
+	BfdMinRxMs    uint32 `protobuf:"varint,16,opt,name=bfd_min_rx_ms,json=bfdMinRxMs,proto3" json:"bfd_min_rx_ms,omitempty"`
+	BfdMinTxMs    uint32 `protobuf:"varint,17,opt,name=bfd_min_tx_ms,json=bfdMinTxMs,proto3" json:"bfd_min_tx_ms,omitempty"`
+	BfdMultiplier uint32 `protobuf:"varint,18,opt,name=bfd_multiplier,json=bfdMultiplier,proto3" json:"bfd_multiplier,omitempty"`
+	// Long-lived graceful restart stale time in seconds (0 = off).
+	LlgrStaleTimeS uint32 `protobuf:"varint,19,opt,name=llgr_stale_time_s,json=llgrStaleTimeS,proto3" json:"llgr_stale_time_s,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Peer) Reset() {
@@ -631,6 +640,41 @@ func (x *Peer) GetPrefixesAdvertised() uint64 {
 func (x *Peer) GetFlaps() uint32 {
 	if x != nil {
 		return x.Flaps
+	}
+	return 0
+}
+
+func (x *Peer) GetBfdState() string {
+	if x != nil {
+		return x.BfdState
+	}
+	return ""
+}
+
+func (x *Peer) GetBfdMinRxMs() uint32 {
+	if x != nil {
+		return x.BfdMinRxMs
+	}
+	return 0
+}
+
+func (x *Peer) GetBfdMinTxMs() uint32 {
+	if x != nil {
+		return x.BfdMinTxMs
+	}
+	return 0
+}
+
+func (x *Peer) GetBfdMultiplier() uint32 {
+	if x != nil {
+		return x.BfdMultiplier
+	}
+	return 0
+}
+
+func (x *Peer) GetLlgrStaleTimeS() uint32 {
+	if x != nil {
+		return x.LlgrStaleTimeS
 	}
 	return 0
 }
@@ -782,13 +826,15 @@ type Path struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	NextHop string                 `protobuf:"bytes,1,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
 	// The neighbour it came from; empty for a route this node originates.
-	Peer          string   `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
-	PeerAs        uint32   `protobuf:"varint,3,opt,name=peer_as,json=peerAs,proto3" json:"peer_as,omitempty"`
-	AsPath        []uint32 `protobuf:"varint,4,rep,packed,name=as_path,json=asPath,proto3" json:"as_path,omitempty"`
-	LocalPref     uint32   `protobuf:"varint,5,opt,name=local_pref,json=localPref,proto3" json:"local_pref,omitempty"`
-	Local         bool     `protobuf:"varint,6,opt,name=local,proto3" json:"local,omitempty"`
-	Best          bool     `protobuf:"varint,7,opt,name=best,proto3" json:"best,omitempty"`
-	Stale         bool     `protobuf:"varint,8,opt,name=stale,proto3" json:"stale,omitempty"`
+	Peer      string   `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	PeerAs    uint32   `protobuf:"varint,3,opt,name=peer_as,json=peerAs,proto3" json:"peer_as,omitempty"`
+	AsPath    []uint32 `protobuf:"varint,4,rep,packed,name=as_path,json=asPath,proto3" json:"as_path,omitempty"`
+	LocalPref uint32   `protobuf:"varint,5,opt,name=local_pref,json=localPref,proto3" json:"local_pref,omitempty"`
+	Local     bool     `protobuf:"varint,6,opt,name=local,proto3" json:"local,omitempty"`
+	Best      bool     `protobuf:"varint,7,opt,name=best,proto3" json:"best,omitempty"`
+	Stale     bool     `protobuf:"varint,8,opt,name=stale,proto3" json:"stale,omitempty"`
+	// Kept by long-lived graceful restart (LLGR_STALE): depreferred.
+	LlgrStale     bool `protobuf:"varint,9,opt,name=llgr_stale,json=llgrStale,proto3" json:"llgr_stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -875,6 +921,13 @@ func (x *Path) GetBest() bool {
 func (x *Path) GetStale() bool {
 	if x != nil {
 		return x.Stale
+	}
+	return false
+}
+
+func (x *Path) GetLlgrStale() bool {
+	if x != nil {
+		return x.LlgrStale
 	}
 	return false
 }
@@ -1012,7 +1065,7 @@ const file_petrel_proto_rawDesc = "" +
 	"staleSwept\"\x12\n" +
 	"\x10ListPeersRequest\":\n" +
 	"\x11ListPeersResponse\x12%\n" +
-	"\x05peers\x18\x01 \x03(\v2\x0f.petrel.v1.PeerR\x05peers\"\xad\x03\n" +
+	"\x05peers\x18\x01 \x03(\v2\x0f.petrel.v1.PeerR\x05peers\"\xe2\x04\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1028,14 +1081,21 @@ const file_petrel_proto_rawDesc = "" +
 	"\x11prefixes_received\x18\v \x01(\x04R\x10prefixesReceived\x12+\n" +
 	"\x11prefixes_accepted\x18\f \x01(\x04R\x10prefixesAccepted\x12/\n" +
 	"\x13prefixes_advertised\x18\r \x01(\x04R\x12prefixesAdvertised\x12\x14\n" +
-	"\x05flaps\x18\x0e \x01(\rR\x05flaps\"+\n" +
+	"\x05flaps\x18\x0e \x01(\rR\x05flaps\x12\x1b\n" +
+	"\tbfd_state\x18\x0f \x01(\tR\bbfdState\x12!\n" +
+	"\rbfd_min_rx_ms\x18\x10 \x01(\rR\n" +
+	"bfdMinRxMs\x12!\n" +
+	"\rbfd_min_tx_ms\x18\x11 \x01(\rR\n" +
+	"bfdMinTxMs\x12%\n" +
+	"\x0ebfd_multiplier\x18\x12 \x01(\rR\rbfdMultiplier\x12)\n" +
+	"\x11llgr_stale_time_s\x18\x13 \x01(\rR\x0ellgrStaleTimeS\"+\n" +
 	"\x11ListRoutesRequest\x12\x16\n" +
 	"\x06within\x18\x01 \x01(\tR\x06within\">\n" +
 	"\x12ListRoutesResponse\x12(\n" +
 	"\x06routes\x18\x01 \x03(\v2\x10.petrel.v1.RouteR\x06routes\"F\n" +
 	"\x05Route\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12%\n" +
-	"\x05paths\x18\x02 \x03(\v2\x0f.petrel.v1.PathR\x05paths\"\xc6\x01\n" +
+	"\x05paths\x18\x02 \x03(\v2\x0f.petrel.v1.PathR\x05paths\"\xe5\x01\n" +
 	"\x04Path\x12\x19\n" +
 	"\bnext_hop\x18\x01 \x01(\tR\anextHop\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x17\n" +
@@ -1045,7 +1105,9 @@ const file_petrel_proto_rawDesc = "" +
 	"local_pref\x18\x05 \x01(\rR\tlocalPref\x12\x14\n" +
 	"\x05local\x18\x06 \x01(\bR\x05local\x12\x12\n" +
 	"\x04best\x18\a \x01(\bR\x04best\x12\x14\n" +
-	"\x05stale\x18\b \x01(\bR\x05stale\",\n" +
+	"\x05stale\x18\b \x01(\bR\x05stale\x12\x1d\n" +
+	"\n" +
+	"llgr_stale\x18\t \x01(\bR\tllgrStale\",\n" +
 	"\x12WatchRoutesRequest\x12\x16\n" +
 	"\x06replay\x18\x01 \x01(\bR\x06replay\"?\n" +
 	"\x13WatchRoutesResponse\x12(\n" +
