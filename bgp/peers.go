@@ -71,9 +71,9 @@ func familyOf(a netip.Addr) *api.Family {
 }
 
 // toAPIPeer renders a PeerConfig as GoBGP's peer. localRestarting tells the
-// peer we are a restarting speaker (GoBGP cannot detect that itself); bfd
-// turns the peer's BFD session on (see Speaker.syncBFD for when).
-func toAPIPeer(p PeerConfig, localRestarting, bfd bool) *api.Peer {
+// peer we are a restarting speaker (GoBGP cannot detect that itself). BFD
+// is not part of it: petrel runs BFD beside GoBGP's peers (bfd.go).
+func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 	p = p.WithDefaults()
 	keepalive := uint64(p.KeepaliveTime.Seconds())
 	peer := &api.Peer{
@@ -125,14 +125,7 @@ func toAPIPeer(p PeerConfig, localRestarting, bfd bool) *api.Peer {
 			Enabled: true, RestartTime: uint32(p.LongLivedStaleTime.Seconds()),
 		}}
 	}
-	if bfd && p.BFD.Enabled {
-		peer.Bfd = &api.BfdPeerConfig{
-			Enabled:                  true,
-			DesiredMinimumTxInterval: uint32(p.BFD.MinTx.Microseconds()),
-			RequiredMinimumReceive:   uint32(p.BFD.MinRx.Microseconds()),
-			DetectionMultiplier:      uint32(p.BFD.Multiplier),
-		}
-	}
+
 	if p.AddPaths {
 		peer.AfiSafis[0].AddPaths = &api.AddPaths{Config: &api.AddPathsConfig{Receive: true, SendMax: addPathsSendMax}}
 	}

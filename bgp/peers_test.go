@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -94,7 +95,7 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 	p.Multihop = 5
 	p.SourceAddress = mustAddr("10.0.0.1")
 	p.RestartTime = 90 * time.Second
-	ap := toAPIPeer(p, true, false)
+	ap := toAPIPeer(p, true)
 	if !ap.GracefulRestart.Enabled || ap.GracefulRestart.RestartTime != 90 || !ap.GracefulRestart.LocalRestarting {
 		t.Errorf("peer-level graceful restart = %+v", ap.GracefulRestart)
 	}
@@ -110,7 +111,7 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 	if !ap.EbgpMultihop.Enabled || ap.EbgpMultihop.MultihopTtl != 5 || ap.Transport.LocalAddress != "10.0.0.1" {
 		t.Errorf("multihop/source not rendered: %+v %+v", ap.EbgpMultihop, ap.Transport)
 	}
-	v6 := toAPIPeer(peer("fd00::2", 64512), false, false)
+	v6 := toAPIPeer(peer("fd00::2", 64512), false)
 	if v6.AfiSafis[0].Config.Family.Afi.String() != "AFI_IP6" {
 		t.Errorf("IPv6 peer family = %v", v6.AfiSafis[0].Config.Family)
 	}
@@ -125,12 +126,12 @@ func TestToAPIPeerBFDAndLongLivedGracefulRestart(t *testing.T) {
 	if d := p.BFD.DetectTime(); d != 300*time.Millisecond {
 		t.Errorf("detect time = %s, want 3 x 100ms", d)
 	}
-	ap := toAPIPeer(p, false, true)
-	if b := ap.Bfd; b == nil || !b.Enabled || b.RequiredMinimumReceive != 100000 || b.DesiredMinimumTxInterval != 200000 || b.DetectionMultiplier != 3 {
+	if b := bfdConfig(p.BFD); !b.Enabled || b.RequiredMinimumReceive != 100000 || b.DesiredMinimumTxInterval != 200000 || b.DetectionMultiplier != 3 {
 		t.Errorf("BFD = %+v, want on, rx 100000 us, tx 200000 us, x3", b)
 	}
-	if off := toAPIPeer(p, false, false); off.Bfd != nil {
-		t.Errorf("BFD rendered while the session is not up: %+v", off.Bfd)
+	ap := toAPIPeer(p, false)
+	if ap.Bfd != nil {
+		t.Errorf("BFD configured on GoBGP's neighbour (petrel runs it beside): %+v", ap.Bfd)
 	}
 	gr, llgr := ap.GracefulRestart, ap.AfiSafis[0].LongLivedGracefulRestart
 	if !gr.LonglivedEnabled || gr.RestartTime != 1 || llgr == nil || !llgr.Config.Enabled || llgr.Config.RestartTime != 30 {
@@ -141,6 +142,39 @@ func TestToAPIPeerBFDAndLongLivedGracefulRestart(t *testing.T) {
 	a := PeerConfig{Address: mustAddr("10.0.0.9"), ASN: 1, BFD: BFDConfig{MinRx: time.Second}}.WithDefaults()
 	if b := (PeerConfig{Address: mustAddr("10.0.0.9"), ASN: 1}).WithDefaults(); a != b {
 		t.Errorf("%+v != %+v", a.BFD, b.BFD)
+	}
+}
+
+// TestBFDState: the engine's peer state is readable (bfdState reaches into
+// GoBGP's unexported fields; this fails if their shape changes). The test
+// ends before the engine's first second, in which it opens no socket.
+func TestBFDState(t *testing.T) {
+	ctx := context.Background()
+	e, err := newBFDEngine(ctx, &Speaker{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	a := mustAddr("127.0.0.9")
+	if st, ok := bfdState(e, a); ok {
+		t.Fatalf("unknown peer has state %q", st)
+	}
+	if err := e.AddPeer(ctx, a, bfdConfig(BFDConfig{Enabled: true}.withDefaults()), ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for {
+		st, ok := bfdState(e, a)
+		if ok && st == "Down" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %q, %v; want Down", st, ok)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := e.DeletePeer(ctx, a); err != nil {
+		t.Fatal(err)
 	}
 }
 

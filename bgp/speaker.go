@@ -42,6 +42,7 @@ type Speaker struct {
 	cfg    Config
 	log    *slog.Logger
 	server *server.BgpServer
+	bfd    bfdEngine // see bfd.go
 	cancel context.CancelFunc
 
 	// opMu serialises multi-step changes to originated and injected
@@ -51,9 +52,9 @@ type Speaker struct {
 	// take opMu) must not wait for that.
 	opMu      sync.Mutex
 	peersOpMu sync.Mutex
-	// sessionMu serialises the GoBGP calls that change one peer (add,
-	// delete, BFD on/off), so that syncBFD never updates a peer SetPeers
-	// has just replaced.
+	// sessionMu serialises the calls that change one peer (add, delete,
+	// BFD on/off), so that syncBFD never acts on a peer SetPeers has just
+	// replaced.
 	sessionMu   sync.Mutex
 	originated  map[netip.Prefix]bool
 	injected    map[netip.Prefix]map[string]bool // prefix -> sources injecting it
@@ -83,9 +84,7 @@ type peerEntry struct {
 	reason string
 	flaps  uint32
 	eor    bool // End-of-RIB received at least once since the peer was added
-	// restarting is the "local restarting" flag the peer was added with;
-	// bfd says whether its BFD session is configured in GoBGP now.
-	restarting, bfd bool
+	bfd    bool // its BFD session is running
 }
 
 // New creates a speaker; Start brings it up.
@@ -140,6 +139,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 	}})
 	if err != nil {
 		return fmt.Errorf("bgp: start (AS %d, router id %s, port %d): %w", s.cfg.ASN, s.cfg.RouterID, s.cfg.ListenPort, err)
+	}
+	if s.bfd, err = newBFDEngine(ctx, s, logger); err != nil {
+		return fmt.Errorf("bgp: BFD: %w", err)
 	}
 	if err := s.installPolicy(ctx); err != nil {
 		return err
@@ -242,8 +244,8 @@ func sessionState(st bgppacket.FSMState) SessionState {
 	return SessionState(int(st) + 1)
 }
 
-// setState records a peer's new session state; it reports whether the peer
-// has BFD, whose session must follow.
+// setState records a peer's new session state; it reports whether the
+// peer's BFD must follow (syncBFD).
 func (s *Speaker) setState(addr netip.Addr, state SessionState) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -262,14 +264,9 @@ func (s *Speaker) setState(addr netip.Addr, state SessionState) bool {
 	return pe.cfg.BFD.Enabled
 }
 
-// syncBFD runs a peer's BFD session only while its BGP session is
-// Established. GoBGP resets a peer on BFD down by queueing a NOTIFICATION
-// that only an Established session sends: a BFD timeout while the session
-// is already down (the peer restarting, its routes kept by graceful
-// restart) would wait for the next session and tear it down the moment it
-// comes up, dropping the routes graceful restart kept. Switching BFD off as
-// soon as the session leaves Established closes that door; BFD comes back
-// about a second after the session does.
+// syncBFD runs a peer's BFD session while its BGP session is Established
+// and stops it otherwise: BFD watches a live session, and a BFD timeout
+// after the session ended (the peer restarting gracefully) must not count.
 func (s *Speaker) syncBFD(addr netip.Addr) {
 	s.sessionMu.Lock()
 	defer s.sessionMu.Unlock()
@@ -280,14 +277,18 @@ func (s *Speaker) syncBFD(addr netip.Addr) {
 		return
 	}
 	want := pe.state == StateEstablished
-	cfg, restarting, have := pe.cfg, pe.restarting, pe.bfd
+	cfg, have := pe.cfg, pe.bfd
 	s.mu.Unlock()
 	if want == have {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := s.server.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: toAPIPeer(cfg, restarting, want)}); err != nil {
+	err := s.bfd.DeletePeer(ctx, addr)
+	if want {
+		err = s.bfd.AddPeer(ctx, addr, bfdConfig(cfg.BFD), "")
+	}
+	if err != nil {
 		s.log.Warn("switching BFD", "peer", cfg.Name, "address", addr, "on", want, "err", err)
 		return
 	}
@@ -467,22 +468,25 @@ func (s *Speaker) deletePeer(ctx context.Context, p PeerConfig) error {
 	if err := s.server.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
 		return err
 	}
+	if err := s.bfd.DeletePeer(ctx, p.Address); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	delete(s.peers, p.Address)
 	s.mu.Unlock()
 	return nil
 }
 
-// addPeer adds p with BFD off: syncBFD turns it on once the session is up.
+// addPeer adds p; syncBFD starts its BFD once the session is up.
 func (s *Speaker) addPeer(ctx context.Context, p PeerConfig) error {
 	s.sessionMu.Lock()
 	defer s.sessionMu.Unlock()
-	pe := &peerEntry{cfg: p, state: StateIdle, since: time.Now(), restarting: s.restarting.Load()}
+	pe := &peerEntry{cfg: p, state: StateIdle, since: time.Now()}
 	// Register before AddPeer so the first state events find the entry.
 	s.mu.Lock()
 	s.peers[p.Address] = pe
 	s.mu.Unlock()
-	err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, pe.restarting, false)})
+	err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, s.restarting.Load())})
 	if err != nil {
 		s.mu.Lock()
 		delete(s.peers, p.Address)
@@ -502,12 +506,6 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)
 	}
-	bfd := map[netip.Addr]string{}
-	s.server.ListBfdPeer(ctx, func(addr string, st *api.BfdPeerState) {
-		if a, err := netip.ParseAddr(addr); err == nil {
-			bfd[a] = bfdStateName(st.SessionState)
-		}
-	})
 	exported := s.exportedCount()
 	s.mu.Lock()
 	out := make([]PeerStatus, 0, len(s.peers))
@@ -529,26 +527,14 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			st.PrefixesAdvertised = exported[pe.cfg.Address.Is4()]
 		}
 		if pe.cfg.BFD.Enabled {
-			st.BFD = cmp.Or(bfd[addr], "Down")
+			st.BFD, _ = bfdState(s.bfd, addr)
+			st.BFD = cmp.Or(st.BFD, "Down") // not running: the session is down
 		}
 		out = append(out, st)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Config.Address.Compare(b.Config.Address) })
 	return out, nil
-}
-
-// bfdStateName names a BFD session state as RFC 5880 does.
-func bfdStateName(st api.BfdSessionState) string {
-	switch st {
-	case api.BfdSessionState_BFD_SESSION_STATE_UP:
-		return "Up"
-	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
-		return "Init"
-	case api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN:
-		return "AdminDown"
-	}
-	return "Down"
 }
 
 // exportedCount counts, per family (true = IPv4), the routes the export
@@ -779,6 +765,7 @@ func localPath(p netip.Prefix) *apiutil.Path {
 // let graceful restart keep the routes.
 func (s *Speaker) Shutdown(ctx context.Context) error {
 	defer s.cancel()
+	defer s.bfd.Stop()
 	return s.server.StopBgp(ctx, &api.StopBgpRequest{})
 }
 

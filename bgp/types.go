@@ -241,7 +241,7 @@ type PeerStatus struct {
 	Flaps                                                  uint32
 	// BFD is the BFD session's state ("Up", "Down", "Init", "AdminDown"),
 	// "" when the peer has no BFD. BFD runs only while the BGP session is
-	// Established (see Speaker.syncBFD), so an idle peer shows "Down".
+	// Established (Speaker.syncBFD), so an idle peer shows "Down".
 	BFD string
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/petrel-net/petrel/e2e/harness"
+	petrelpb "github.com/petrel-net/petrel/proto"
 )
 
 // The BFD and LLGR tests: petrel at .1 of a /24 per peer, the peer at .2
@@ -275,4 +276,107 @@ func pingLosses(out string) (lost, last int) {
 		}
 	}
 	return lost, last
+}
+
+// llgrStale reports whether petrel's path for prefix via nextHop is kept by
+// long-lived graceful restart; ok is false when petrel has no such path.
+func llgrStale(p *petrelNode, prefix, nextHop string) (stale, ok bool, err error) {
+	routes, err := withClient(p, func(c *clientT) ([]*petrelpb.Route, error) { return c.Routes(bg(), prefix) })
+	for _, r := range routes {
+		for _, path := range r.Paths {
+			if r.Prefix == prefix && path.NextHop == nextHop {
+				return path.LlgrStale, true, err
+			}
+		}
+	}
+	return false, false, err
+}
+
+// TestLongLivedGracefulRestart: BIRD (graceful restart time 2 s, LLGR stale
+// time 6 s, BFD on) dies. petrel keeps its route through graceful restart
+// and then as LLGR-stale (shown by petrel routes) while traffic keeps
+// flowing, and drops it when the stale time ends. BFD going silent after
+// the session closed changes none of that.
+func TestLongLivedGracefulRestart(t *testing.T) {
+	harness.RequireRoot(t)
+	lab := harness.New(t)
+	p, bn := lab.Node("petrel"), lab.Node("bird")
+	lab.Link(p, "eth1", "10.0.41.1/24", bn, "eth1", "10.0.41.2/24")
+	p.MustRun(t, "ip", "addr", "add", pingFrom+"/32", "dev", "lo")
+	anycastTarget(t, bn, "10.0.41")
+	bird := bfdBird(t, bn, "10.0.41", "graceful restart on; graceful restart time 2;\n  long lived graceful restart on; long lived stale time 6;")
+	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.41.1", 64512, []peerSpec{
+		{Address: "10.0.41.2", AS: 65001, Extra: "longLivedStaleTime: 60s\n    " + fastBFD},
+	}))
+	bfdUp(t, pn, "10.0.41.2")
+	waitFIB(t, p, bfdPrefix, "10.0.41.2")
+
+	bird.Proc.Kill()
+	killed := time.Now()
+	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		stale, ok, err := llgrStale(pn, bfdPrefix, "10.0.41.2")
+		if err != nil || !ok || !stale {
+			return fmt.Errorf("path kept %v, LLGR-stale %v (%v)", ok, stale, err)
+		}
+		return nil
+	}, "petrel keeps BIRD's route as LLGR-stale")
+	t.Logf("route LLGR-stale %s after BIRD died", time.Since(killed).Round(time.Millisecond))
+	if out := pn.MustRun(t, petrelBin, "routes", "--socket", pn.socket); !strings.Contains(out, "llgr-stale") {
+		t.Errorf("petrel routes does not show the LLGR-stale path:\n%s", out)
+	}
+	waitFIB(t, p, bfdPrefix, "10.0.41.2")
+	if out, err := p.Run("ping", "-n", "-q", "-c", "20", "-i", "0.05", "-W", "1", "-I", pingFrom, bfdTarget); err != nil || !strings.Contains(out, " 0% packet loss") {
+		t.Errorf("traffic over the LLGR-stale route: %v\n%s", err, out)
+	}
+
+	gone := timeUntilGone(t, p, bfdPrefix, "10.0.41.2", killed, 15*time.Second)
+	t.Logf("route out of the FIB %s after BIRD died (restart time 2 s + stale time 6 s)", gone.Round(time.Millisecond))
+	if gone < 7*time.Second {
+		t.Errorf("route removed after %s, before the 2 s + 6 s BIRD asked for", gone)
+	}
+	if _, ok, _ := llgrStale(pn, bfdPrefix, "10.0.41.2"); ok {
+		t.Errorf("route still in petrel's RIB after the stale time")
+	}
+}
+
+// TestBFDPeerRestartsGracefully: a BFD peer that restarts (BIRD killed and
+// started again) is a graceful restart, not a failure: its route stays in
+// petrel's FIB throughout, and the BFD timeout that follows the session's
+// end must not reset the next session (GoBGP would send the reset it
+// queued the moment that session came up; BIRD then drops its BFD session,
+// the next timeout queues another reset, and so on).
+func TestBFDPeerRestartsGracefully(t *testing.T) {
+	harness.RequireRoot(t)
+	lab := harness.New(t)
+	p, bn := lab.Node("petrel"), lab.Node("bird")
+	lab.Link(p, "eth1", "10.0.42.1/24", bn, "eth1", "10.0.42.2/24")
+	gr := "graceful restart on; graceful restart time 30;"
+	bird := bfdBird(t, bn, "10.0.42", gr)
+	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.42.1", 64512, []peerSpec{
+		{Address: "10.0.42.2", AS: 65001, Extra: fastBFD},
+	}))
+	bfdUp(t, pn, "10.0.42.2")
+	waitFIB(t, p, bfdPrefix, "10.0.42.2")
+
+	bird.Proc.Kill()
+	time.Sleep(time.Second) // well past BFD's 300 ms detection time
+	if hops, _ := fibNextHops(p, bfdPrefix); len(hops) != 1 {
+		rib, _ := pn.Routes()
+		t.Fatalf("graceful restart did not keep the route: %s via %v (RIB %v)", bfdPrefix, hops, rib)
+	}
+	bird = bfdBird(t, bn, "10.0.42", gr)
+	bfdUp(t, pn, "10.0.42.2")
+	before, err := pn.peer("10.0.42.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	after, err := pn.peer("10.0.42.2")
+	if err != nil || after.State != "Established" || after.Flaps != before.Flaps || after.BfdState != "Up" {
+		t.Fatalf("session after BIRD came back: %+v (flaps before %d)", after, before.Flaps)
+	}
+	if st, _ := bird.ProtocolState("petrel"); st != "Established" {
+		t.Fatalf("BIRD's session is %s", st)
+	}
+	waitFIB(t, p, bfdPrefix, "10.0.42.2")
 }

@@ -504,7 +504,7 @@ type Peer struct {
 	PrefixesAdvertised uint64 `protobuf:"varint,13,opt,name=prefixes_advertised,json=prefixesAdvertised,proto3" json:"prefixes_advertised,omitempty"`
 	Flaps              uint32 `protobuf:"varint,14,opt,name=flaps,proto3" json:"flaps,omitempty"`
 	// BFD session state (Up, Down, Init, AdminDown); empty when the peer has
-	// no BFD. BFD runs only while the BGP session is Established.
+	// no BFD.
 	BfdState string `protobuf:"bytes,15,opt,name=bfd_state,json=bfdState,proto3" json:"bfd_state,omitempty"`
 	// BFD timers in force (0 without BFD).
 	BfdMinRxMs    uint32 `protobuf:"varint,16,opt,name=bfd_min_rx_ms,json=bfdMinRxMs,proto3" json:"bfd_min_rx_ms,omitempty"`
