@@ -290,15 +290,16 @@ func TestLabBadTopology(t *testing.T) {
 // labPing is `ping -i 0.01 TO` running inside a pod namespace.
 type labPing struct {
 	from, to string
+	start    time.Time
 	cmd      *exec.Cmd
 	out      bytes.Buffer
 }
 
-// TestLabRollingRestart: on mesh3, pods ping each other at >100 packets/s
-// while every petrel daemon is restarted in turn, first with SIGTERM, then
-// with SIGKILL (`petrel lab restart NODE [--kill]`); graceful restart keeps
-// the routes in the kernel, so not a single echo may be lost.
-func TestLabRollingRestart(t *testing.T) {
+// mesh3Lab brings up deploy/lab/mesh3.clab.yml (downed on cleanup) and
+// returns its state: etcd's URL and each pod's netns and address by name
+// ("node1-pod1"). It skips without etcd or when the lab is already up.
+func mesh3Lab(t *testing.T) (etcdURL string, pods map[string][2]string) {
+	t.Helper()
 	harness.RequireRoot(t)
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Skip("needs etcd (Debian etcd-server)")
@@ -323,16 +324,24 @@ func TestLabRollingRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st struct {
-		Pods []struct{ Name, Netns, Address string }
+		EtcdURL string
+		Pods    []struct{ Name, Netns, Address string }
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatal(err)
 	}
-	pods := map[string][2]string{} // default/node1-pod1 -> netns, address
+	pods = map[string][2]string{} // default/node1-pod1 -> netns, address
 	for _, p := range st.Pods {
 		pods[strings.TrimPrefix(p.Name, "default/")] = [2]string{p.Netns, p.Address}
 	}
+	return st.EtcdURL, pods
+}
 
+// startLabPings pings, at ~110/s each, across nodes both ways, within a
+// node, and between the other pods; checkLabPings then stops them and
+// fails on any echo lost.
+func startLabPings(t *testing.T, pods map[string][2]string) []*labPing {
+	t.Helper()
 	var pings []*labPing
 	for _, pair := range [][2]string{
 		{"node1-pod1", "node3-pod1"}, {"node3-pod1", "node1-pod1"}, // across nodes, both ways
@@ -341,9 +350,9 @@ func TestLabRollingRestart(t *testing.T) {
 	} {
 		from, to := pods[pair[0]], pods[pair[1]]
 		if from[0] == "" || to[1] == "" {
-			t.Fatalf("pods %v not in state.json: %s", pair, raw)
+			t.Fatalf("pods %v not in the lab's state: %v", pair, pods)
 		}
-		p := &labPing{from: pair[0], to: pair[1]}
+		p := &labPing{from: pair[0], to: pair[1], start: time.Now()}
 		// -i 0.009, not 0.01: iputils' ping sends only ~63/s at 0.01 here
 		// (16 ms apart), ~111/s at 0.009.
 		p.cmd = exec.Command("ip", "netns", "exec", from[0], "ping", "-i", "0.009", "-W", "1", to[1])
@@ -351,14 +360,42 @@ func TestLabRollingRestart(t *testing.T) {
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = p.cmd.Process.Kill() })
 		pings = append(pings, p)
 	}
-	pingStart := time.Now()
-	defer func() {
-		for _, p := range pings {
-			_ = p.cmd.Process.Kill()
+	return pings
+}
+
+func checkLabPings(t *testing.T, pings []*labPing) {
+	t.Helper()
+	for _, p := range pings {
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+	}
+	end := time.Now()
+	for _, p := range pings {
+		_ = p.cmd.Wait()
+		elapsed := end.Sub(p.start)
+		sent, recv, lost := pingLoss(p.out.String())
+		t.Logf("%s -> %s: %d sent in %v (%.0f/s), %d received, lost before the last answer: %v", p.from, p.to, sent, elapsed.Round(time.Second), float64(sent)/elapsed.Seconds(), recv, lost)
+		// ~110/s asked; a busy 2-core machine delivers 90-100. At 80/s a
+		// gap of 12 ms would still lose an echo.
+		if float64(sent) < 80*elapsed.Seconds() {
+			t.Errorf("%s -> %s: only %d echoes in %v, want 80/s or more", p.from, p.to, sent, elapsed)
 		}
-	}()
+		if float64(recv) < 80*elapsed.Seconds() || len(lost) > 0 {
+			t.Errorf("%s -> %s: %d received, %d lost (icmp_seq %v)\n%s", p.from, p.to, recv, len(lost), lost, tailLines(p.out.String(), 5))
+		}
+	}
+}
+
+// TestLabRollingRestart: on mesh3, pods ping each other at >100 packets/s
+// while every petrel daemon is restarted in turn, first with SIGTERM, then
+// with SIGKILL (`petrel lab restart NODE [--kill]`); graceful restart keeps
+// the routes in the kernel, so not a single echo may be lost.
+func TestLabRollingRestart(t *testing.T) {
+	const name = "mesh3"
+	_, pods := mesh3Lab(t)
+	pings := startLabPings(t, pods)
 	time.Sleep(2 * time.Second)
 
 	for _, kill := range []bool{false, true} {
@@ -379,27 +416,69 @@ func TestLabRollingRestart(t *testing.T) {
 			time.Sleep(2 * time.Second)
 		}
 	}
-
-	for _, p := range pings {
-		_ = p.cmd.Process.Signal(syscall.SIGINT)
-	}
-	elapsed := time.Since(pingStart)
-	for _, p := range pings {
-		_ = p.cmd.Wait()
-		sent, recv, lost := pingLoss(p.out.String())
-		t.Logf("%s -> %s: %d sent in %v (%.0f/s), %d received, lost before the last answer: %v", p.from, p.to, sent, elapsed.Round(time.Second), float64(sent)/elapsed.Seconds(), recv, lost)
-		if float64(sent) < 95*elapsed.Seconds() {
-			t.Errorf("%s -> %s: only %d echoes in %v, want 100/s", p.from, p.to, sent, elapsed)
-		}
-		if recv < 1000 || len(lost) > 0 {
-			t.Errorf("%s -> %s: %d received, %d lost (icmp_seq %v)\n%s", p.from, p.to, recv, len(lost), lost, tailLines(p.out.String(), 5))
-		}
-	}
+	checkLabPings(t, pings)
 	if status, err := labCLI(t, "status", name); err != nil || !strings.Contains(status, "Healthy") {
 		t.Errorf("status after the restarts: %v\n%s", err, status)
 	}
 	if out, err := labCLI(t, "down", name); err != nil {
 		t.Errorf("lab down: %v\n%s", err, out)
+	}
+}
+
+// TestLabRestartAllAtOnceWithLLGRAndBFD: mesh3 with the node-to-node mesh
+// on long-lived graceful restart and BFD (petrel's BGPConfiguration
+// nodeMeshRestartMode, nodeMeshFailureDetectionMode); every petrel daemon
+// is killed at the same moment and started again. The kernel keeps the
+// routes, no BFD timeout of a session already closed resets the new
+// sessions, and not one echo is lost.
+func TestLabRestartAllAtOnceWithLLGRAndBFD(t *testing.T) {
+	etcdURL, pods := mesh3Lab(t)
+	const name = "mesh3"
+	cfg := filepath.Join(t.TempDir(), "bgpconfig.yaml")
+	if err := os.WriteFile(cfg, []byte("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"+
+		"spec: {nodeMeshRestartMode: LongLivedGracefulRestart, nodeMeshMaxRestartTime: 120s, nodeMeshFailureDetectionMode: BFDIfDirectlyConnected}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply := exec.Command("ip", "netns", "exec", "plab-"+name+"-etcd", "env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+etcdURL, petrelBin, "apply", "-f", cfg)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	// The mesh sessions restart with the new options; wait for BFD on all.
+	sock := func(node string) string { return "/var/run/petrel-lab/" + name + "/" + node + ".sock" }
+	for _, node := range []string{"node1", "node2", "node3"} {
+		harness.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+			out, err := exec.Command(petrelBin, "status", "-o", "json", "--socket", sock(node)).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			if n := strings.Count(string(out), `"state": "Up"`); n != 2 || !strings.Contains(string(out), `"llgrStaleTime": "2m0s"`) {
+				return fmt.Errorf("%d BFD sessions Up, want 2, with LLGR:\n%s", n, out)
+			}
+			return nil
+		}, "%s: both mesh peers with BFD Up and LLGR", node)
+	}
+	pings := startLabPings(t, pods)
+	time.Sleep(2 * time.Second)
+
+	errs := make(chan error, 3)
+	for _, node := range []string{"node1", "node2", "node3"} {
+		go func() {
+			out, err := labCLI(t, "restart", "--lab", name, node, "--kill")
+			if err != nil {
+				err = fmt.Errorf("restart %s: %v\n%s", node, err, out)
+			}
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	time.Sleep(3 * time.Second) // BFD back up, and any stray reset would show
+	checkLabPings(t, pings)
+	if status, err := labCLI(t, "status", name); err != nil || !strings.Contains(status, "Healthy") {
+		t.Errorf("status after the restart: %v\n%s", err, status)
 	}
 }
 
