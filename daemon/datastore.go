@@ -173,13 +173,24 @@ func newStoreState(ctx context.Context, b datastore.Backend, log *slog.Logger) *
 	return st
 }
 
-// waitSynced waits until every kind has been listed once.
+// optionalKinds need not be listed before the node starts: open-source
+// Calico's CRDs have no BFDConfiguration, and without one BFD runs on
+// petrel's default timers (the list is retried, and used once it works).
+var optionalKinds = map[datastore.Kind]bool{datastore.KindBFDConfiguration: true}
+
+// waitSynced waits until every kind but the optional ones has been listed
+// once.
 func (st *storeState) waitSynced(ctx context.Context) error {
 	for {
 		st.mu.Lock()
-		n := len(st.snaps)
+		n := 0
+		for kind := range st.snaps {
+			if !optionalKinds[kind] {
+				n++
+			}
+		}
 		st.mu.Unlock()
-		if n == len(watchedKinds) {
+		if n == len(watchedKinds)-len(optionalKinds) {
 			return nil
 		}
 		select {
