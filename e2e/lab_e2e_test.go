@@ -377,12 +377,12 @@ func checkLabPings(t *testing.T, pings []*labPing) {
 		elapsed := end.Sub(p.start)
 		sent, recv, lost := pingLoss(p.out.String())
 		t.Logf("%s -> %s: %d sent in %v (%.0f/s), %d received, lost before the last answer: %v", p.from, p.to, sent, elapsed.Round(time.Second), float64(sent)/elapsed.Seconds(), recv, lost)
-		// ~110/s asked; a busy 2-core machine delivers 90-100. At 80/s a
-		// gap of 12 ms would still lose an echo.
-		if float64(sent) < 80*elapsed.Seconds() {
-			t.Errorf("%s -> %s: only %d echoes in %v, want 80/s or more", p.from, p.to, sent, elapsed)
+		// ~110/s asked; a 2-core machine shared with other test runs
+		// delivers 80-100. At 60/s a gap of 17 ms still loses an echo.
+		if float64(sent) < 60*elapsed.Seconds() {
+			t.Errorf("%s -> %s: only %d echoes in %v, want 60/s or more", p.from, p.to, sent, elapsed)
 		}
-		if float64(recv) < 80*elapsed.Seconds() || len(lost) > 0 {
+		if float64(recv) < 60*elapsed.Seconds() || len(lost) > 0 {
 			t.Errorf("%s -> %s: %d received, %d lost (icmp_seq %v)\n%s", p.from, p.to, recv, len(lost), lost, tailLines(p.out.String(), 5))
 		}
 	}
