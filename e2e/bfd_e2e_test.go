@@ -70,6 +70,15 @@ bfd
 `, net, bfdPrefix, timers, nb), "bfdd")
 }
 
+// peerLab is a lab of petrel at net.1 and one peer node at net.2.
+func peerLab(t *testing.T, peer, net string) (lab *harness.Lab, p, n *harness.Node) {
+	harness.RequireRoot(t)
+	lab = harness.New(t)
+	p, n = lab.Node("petrel"), lab.Node(peer)
+	lab.Link(p, "eth1", net+".1/24", n, "eth1", net+".2/24")
+	return lab, p, n
+}
+
 // anycastTarget gives the peer node bfdTarget on lo and a route back to
 // petrel's ping source.
 func anycastTarget(t *testing.T, n *harness.Node, net string) {
@@ -165,9 +174,7 @@ func TestBFDDetectsFrozenPeer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			net := fmt.Sprintf("10.0.%d", 21+i)
-			lab := harness.New(t)
-			p, n := lab.Node("petrel"), lab.Node(tc.name)
-			lab.Link(p, "eth1", net+".1/24", n, "eth1", net+".2/24")
+			lab, p, n := peerLab(t, tc.name, net)
 			freeze := tc.start(t, n, net)
 			extra := "keepaliveTime: 10s\n    " + fastBFD
 			if !tc.bfd {
@@ -298,10 +305,7 @@ func llgrStale(p *petrelNode, prefix, nextHop string) (stale, ok bool, err error
 // flowing, and drops it when the stale time ends. BFD going silent after
 // the session closed changes none of that.
 func TestLongLivedGracefulRestart(t *testing.T) {
-	harness.RequireRoot(t)
-	lab := harness.New(t)
-	p, bn := lab.Node("petrel"), lab.Node("bird")
-	lab.Link(p, "eth1", "10.0.41.1/24", bn, "eth1", "10.0.41.2/24")
+	lab, p, bn := peerLab(t, "bird", "10.0.41")
 	p.MustRun(t, "ip", "addr", "add", pingFrom+"/32", "dev", "lo")
 	anycastTarget(t, bn, "10.0.41")
 	bird := bfdBird(t, bn, "10.0.41", "graceful restart on; graceful restart time 2;\n  long lived graceful restart on; long lived stale time 6;")
@@ -346,10 +350,7 @@ func TestLongLivedGracefulRestart(t *testing.T) {
 // queued the moment that session came up; BIRD then drops its BFD session,
 // the next timeout queues another reset, and so on).
 func TestBFDPeerRestartsGracefully(t *testing.T) {
-	harness.RequireRoot(t)
-	lab := harness.New(t)
-	p, bn := lab.Node("petrel"), lab.Node("bird")
-	lab.Link(p, "eth1", "10.0.42.1/24", bn, "eth1", "10.0.42.2/24")
+	lab, p, bn := peerLab(t, "bird", "10.0.42")
 	gr := "graceful restart on; graceful restart time 30;"
 	bird := bfdBird(t, bn, "10.0.42", gr)
 	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.42.1", 64512, []peerSpec{
