@@ -125,7 +125,6 @@ func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 			Enabled: true, RestartTime: uint32(p.LongLivedStaleTime.Seconds()),
 		}}
 	}
-
 	if p.AddPaths {
 		peer.AfiSafis[0].AddPaths = &api.AddPaths{Config: &api.AddPathsConfig{Receive: true, SendMax: addPathsSendMax}}
 	}

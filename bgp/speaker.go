@@ -284,9 +284,11 @@ func (s *Speaker) syncBFD(addr netip.Addr) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.bfd.DeletePeer(ctx, addr)
+	var err error
 	if want {
 		err = s.bfd.AddPeer(ctx, addr, bfdConfig(cfg.BFD), "")
+	} else {
+		err = s.bfd.DeletePeer(ctx, addr)
 	}
 	if err != nil {
 		s.log.Warn("switching BFD", "peer", cfg.Name, "address", addr, "on", want, "err", err)
