@@ -184,6 +184,15 @@ func TestBFDDetectsFrozenPeer(t *testing.T) {
 			established(t, "petrel", pn.PeerState, net+".2")
 			if tc.bfd {
 				bfdUp(t, pn, net+".2")
+				if out := pn.MustRun(t, petrelBin, "status", "--socket", pn.socket); !strings.Contains(out, "Up 3x100ms") {
+					t.Errorf("petrel status lacks the BFD column:\n%s", out)
+				}
+				metrics := p.MustRun(t, "curl", "-sf", "http://127.0.0.1:9095/metrics")
+				for _, want := range []string{`petrel_bfd_peer_up{peer="` + net + `.2"} 1`, `petrel_bfd_peer_detect_seconds{peer="` + net + `.2"} 0.3`} {
+					if !strings.Contains(metrics, want) {
+						t.Errorf("metrics lack %q", want)
+					}
+				}
 			}
 			waitFIB(t, p, bfdPrefix, net+".2")
 
