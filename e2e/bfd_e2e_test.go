@@ -23,6 +23,12 @@ const (
 // bfdBird is BIRD in AS 65001 with fast BFD toward petrel at net.1; extra
 // goes into its protocol bgp.
 func bfdBird(t *testing.T, n *harness.Node, net, extra string) *harness.Bird {
+	return bfdBirdMode(t, n, net, extra, "bfd on;")
+}
+
+// bfdBirdMode is bfdBird with BIRD's BFD mode for the session ("bfd on;",
+// "bfd graceful;").
+func bfdBirdMode(t *testing.T, n *harness.Node, net, extra, mode string) *harness.Bird {
 	return harness.StartBird(t, n, fmt.Sprintf(`log stderr all;
 router id %[1]s.2;
 protocol device { scan time 1; }
@@ -33,11 +39,11 @@ protocol bgp petrel {
   neighbor %[1]s.1 as 64512;
   connect retry time 1; connect delay time 1; error wait time 1, 5;
   hold time 30;
-  bfd on;
+  %[4]s
   %[3]s
   ipv4 { import all; export all; };
 }
-`, net, bfdPrefix, extra))
+`, net, bfdPrefix, extra, mode))
 }
 
 // bfdFRR is FRR in AS 65001 with bfdd; bfd false leaves BFD off and sets
@@ -389,4 +395,28 @@ func TestBFDPeerRestartsGracefully(t *testing.T) {
 		t.Fatalf("BIRD's session is %s", st)
 	}
 	waitFIB(t, p, bfdPrefix, "10.0.42.2")
+}
+
+// TestPetrelRestartKeepsRoutesAtBIRD: petrel stops (SIGTERM, no Cease);
+// its BFD stops with it. BIRD configured as docs/bfd-llgr.md says (`bfd
+// graceful;`) keeps petrel's route under graceful restart throughout.
+// (With `bfd on;` BIRD drops it ~0.3 s after petrel exits: BFD down is a
+// failure to BIRD even during graceful restart.)
+func TestPetrelRestartKeepsRoutesAtBIRD(t *testing.T) {
+	lab, p, bn := peerLab(t, "bird", "10.0.43")
+	bird := bfdBirdMode(t, bn, "10.0.43", "graceful restart on; graceful restart time 30;", "bfd graceful;")
+	pn := startPetrel(t, lab, p, petrelConfig("petrel", "10.0.43.1", 64512, []peerSpec{{Address: "10.0.43.2", AS: 65001, Extra: fastBFD}}, "10.92.0.0/24"))
+	bfdUp(t, pn, "10.0.43.2")
+	hasRoute(t, "bird", bird.Routes, "10.92.0.0/24", "")
+	if err := pn.proc.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if rs, err := bird.Routes(); err != nil || rs["10.92.0.0/24"] == nil {
+			t.Fatalf("BIRD dropped petrel's route while petrel was down (%v): %v", err, rs)
+		}
+	}
+	pn.start()
+	bfdUp(t, pn, "10.0.43.2")
+	hasRoute(t, "bird", bird.Routes, "10.92.0.0/24", "10.0.43.1")
 }
