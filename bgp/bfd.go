@@ -48,13 +48,21 @@ func newBFDEngine(ctx context.Context, s *Speaker, logger *slog.Logger) (bfdEngi
 // bfdResetter is what the BFD server calls when a session goes down.
 type bfdResetter struct{ s *Speaker }
 
+// It asks GoBGP for the session's state rather than reading petrel's copy,
+// which follows GoBGP's events a little behind; a session that closes
+// between the two calls still gets the queued reset (a window of
+// microseconds against BFD's detection time of a few hundred ms).
 func (r bfdResetter) ResetPeer(ctx context.Context, req *api.ResetPeerRequest) error {
 	addr, err := netip.ParseAddr(req.Address)
 	if err != nil {
 		return err
 	}
-	if r.s.SessionStates()[addr] != StateEstablished {
-		return nil // nothing to reset; GoBGP would keep the reset for the next session
+	established := false
+	err = r.s.server.ListPeer(ctx, &api.ListPeerRequest{Address: req.Address}, func(p *api.Peer) {
+		established = p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
+	})
+	if err != nil || !established {
+		return err // nothing to reset; GoBGP would keep the reset for the next session
 	}
 	r.s.log.Warn("BFD declared the peer down; resetting the session without graceful restart", "address", addr)
 	return r.s.ResetPeer(ctx, addr, "BFD down")
