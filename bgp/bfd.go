@@ -11,7 +11,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
-// BFD runs on GoBGP's own BFD server (RFC 5880/5881 single hop), but one
+// bfdEngine is GoBGP's BFD server (RFC 5880/5881 single hop), but one that
 // petrel starts beside the BgpServer instead of the one inside it, which a
 // neighbour's Bfd config drives. Two GoBGP v4.8.0 behaviours make the
 // built-in wiring unusable for a node agent:
@@ -48,10 +48,10 @@ func newBFDEngine(ctx context.Context, s *Speaker, logger *slog.Logger) (bfdEngi
 // bfdResetter is what the BFD server calls when a session goes down.
 type bfdResetter struct{ s *Speaker }
 
-// It asks GoBGP for the session's state rather than reading petrel's copy,
-// which follows GoBGP's events a little behind; a session that closes
-// between the two calls still gets the queued reset (a window of
-// microseconds against BFD's detection time of a few hundred ms).
+// ResetPeer asks GoBGP for the session's state rather than reading
+// petrel's copy, which follows GoBGP's events a little behind; a session
+// that closes between the two calls still gets the queued reset (a window
+// of microseconds against BFD's detection time of a few hundred ms).
 func (r bfdResetter) ResetPeer(ctx context.Context, req *api.ResetPeerRequest) error {
 	addr, err := netip.ParseAddr(req.Address)
 	if err != nil {
