@@ -1,8 +1,10 @@
 // Package bgp is petrel's BGP speaker: an embedded GoBGP server behind
 // petrel's own types.
 //
-// It owns the GoBGP BgpServer (one per process), the peer set, the export and
-// import policies, the prefixes this node originates, and a view of the
+// It owns the GoBGP BgpServer (one per process), a GoBGP BFD server beside
+// it that watches the Established sessions which ask for BFD (bfd.go says
+// why not the BgpServer's own), the peer set, the export and import
+// policies, the prefixes this node originates, and a view of the
 // best/multipath routes that it publishes to subscribers (kernel sync, the
 // gRPC route watch). It is the only package that imports GoBGP; everything
 // outside speaks netip.Prefix, netip.Addr and the structs in this package.

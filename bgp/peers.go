@@ -71,7 +71,8 @@ func familyOf(a netip.Addr) *api.Family {
 }
 
 // toAPIPeer renders a PeerConfig as GoBGP's peer. localRestarting tells the
-// peer we are a restarting speaker (GoBGP cannot detect that itself).
+// peer we are a restarting speaker (GoBGP cannot detect that itself). BFD
+// is not part of it: petrel runs BFD beside GoBGP's peers (bfd.go).
 func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 	p = p.WithDefaults()
 	keepalive := uint64(p.KeepaliveTime.Seconds())
@@ -117,6 +118,13 @@ func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 			DeferralTime: uint32(selectionDeferral.Seconds()),
 		}
 		peer.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+	}
+	if p.LongLivedStaleTime > 0 {
+		peer.GracefulRestart.LonglivedEnabled = true
+		peer.GracefulRestart.RestartTime = uint32(llgrRestartTime.Seconds())
+		peer.AfiSafis[0].LongLivedGracefulRestart = &api.LongLivedGracefulRestart{Config: &api.LongLivedGracefulRestartConfig{
+			Enabled: true, RestartTime: uint32(p.LongLivedStaleTime.Seconds()),
+		}}
 	}
 	if p.AddPaths {
 		peer.AfiSafis[0].AddPaths = &api.AddPaths{Config: &api.AddPathsConfig{Receive: true, SendMax: addPathsSendMax}}

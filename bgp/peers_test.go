@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -121,6 +122,85 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 	}
 	if l := v6.AfiSafis[0].PrefixLimits; l.GetMaxPrefixes() != 50 || l.GetFamily().GetAfi().String() != "AFI_IP6" {
 		t.Errorf("IPv6 prefix limit = %v", l)
+	}
+}
+
+func TestToAPIPeerBFDAndLongLivedGracefulRestart(t *testing.T) {
+	p := PeerConfig{Address: mustAddr("10.0.0.9"), ASN: 64512, LongLivedStaleTime: 30 * time.Second,
+		BFD: BFDConfig{Enabled: true, MinRx: 100 * time.Millisecond}}.WithDefaults()
+	if !p.GracefulRestart || p.BFD.MinTx != DefaultBFDInterval || p.BFD.Multiplier != DefaultBFDMultiplier {
+		t.Fatalf("defaults not applied: %+v", p)
+	}
+	if d := p.BFD.DetectTime(); d != 300*time.Millisecond {
+		t.Errorf("detect time = %s, want 3 x 100ms", d)
+	}
+	if b := bfdConfig(p.BFD); !b.Enabled || b.RequiredMinimumReceive != 100000 || b.DesiredMinimumTxInterval != 200000 || b.DetectionMultiplier != 3 {
+		t.Errorf("BFD = %+v, want on, rx 100000 us, tx 200000 us, x3", b)
+	}
+	ap := toAPIPeer(p, false)
+	if ap.Bfd != nil {
+		t.Errorf("BFD configured on GoBGP's neighbour (petrel runs it beside): %+v", ap.Bfd)
+	}
+	gr, llgr := ap.GracefulRestart, ap.AfiSafis[0].LongLivedGracefulRestart
+	if !gr.LonglivedEnabled || gr.RestartTime != 1 || llgr == nil || !llgr.Config.Enabled || llgr.Config.RestartTime != 30 {
+		t.Errorf("LLGR = %+v / %+v, want long-lived on, restart time 1 s, stale time 30 s", gr, llgr)
+	}
+	// Disabled BFD configs compare equal whatever their timers said, so
+	// SetPeers does not reset a session for them.
+	a := PeerConfig{Address: mustAddr("10.0.0.9"), ASN: 1, BFD: BFDConfig{MinRx: time.Second}}.WithDefaults()
+	if b := (PeerConfig{Address: mustAddr("10.0.0.9"), ASN: 1}).WithDefaults(); a != b {
+		t.Errorf("%+v != %+v", a.BFD, b.BFD)
+	}
+}
+
+// TestBFDState: the engine's peer state is readable (bfdState reaches into
+// GoBGP's unexported fields; this fails if their shape changes). The test
+// ends before the engine's first second, in which it opens no socket.
+func TestBFDState(t *testing.T) {
+	ctx := context.Background()
+	e, err := newBFDEngine(ctx, &Speaker{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	a := mustAddr("127.0.0.9")
+	if st, ok := bfdState(e, a); ok {
+		t.Fatalf("unknown peer has state %q", st)
+	}
+	if err := e.AddPeer(ctx, a, bfdConfig(BFDConfig{Enabled: true}.withDefaults()), ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for {
+		st, ok := bfdState(e, a)
+		if ok && st == "Down" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %q, %v; want Down", st, ok)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := e.DeletePeer(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateBFDAndStaleTime(t *testing.T) {
+	for _, tt := range []struct {
+		p    PeerConfig
+		want string
+	}{
+		{PeerConfig{BFD: BFDConfig{Enabled: true, MinRx: time.Millisecond}}, "peer 10.0.0.9: BFD minimum receive interval 1ms is outside 10ms-"},
+		{PeerConfig{BFD: BFDConfig{Enabled: true, MinTx: 2 * time.Hour}}, "BFD minimum transmit interval 2h0m0s is outside"},
+		{PeerConfig{LongLivedStaleTime: 1 << 25 * time.Second}, "long-lived stale time"},
+		{PeerConfig{BFD: BFDConfig{Enabled: true}, LongLivedStaleTime: time.Hour}, ""},
+	} {
+		tt.p.Address, tt.p.ASN = mustAddr("10.0.0.9"), 64512
+		err := tt.p.Validate()
+		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.p, err, tt.want)
+		}
 	}
 }
 

@@ -310,6 +310,8 @@ func fromNativePath(ap *apiutil.Path) Path {
 			for _, seg := range a.Value {
 				p.ASPath = append(p.ASPath, seg.GetAS()...)
 			}
+		case *bgppacket.PathAttributeCommunities:
+			p.LLGRStale = slices.Contains(a.Value, uint32(bgppacket.COMMUNITY_LLGR_STALE))
 		}
 	}
 	return p

@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,7 @@ type Speaker struct {
 	cfg    Config
 	log    *slog.Logger
 	server *server.BgpServer
+	bfd    bfdEngine // see bfd.go
 	cancel context.CancelFunc
 
 	// opMu serialises multi-step changes to originated and injected
@@ -48,8 +50,12 @@ type Speaker struct {
 	// a consistent order. peersOpMu does the same for SetPeers, apart: adding
 	// 500 peers takes GoBGP seconds, and kernel sync's injections (which
 	// take opMu) must not wait for that.
-	opMu        sync.Mutex
-	peersOpMu   sync.Mutex
+	opMu      sync.Mutex
+	peersOpMu sync.Mutex
+	// sessionMu serialises the calls that change one peer (add, delete,
+	// BFD on/off), so that syncBFD never acts on a peer SetPeers has just
+	// replaced.
+	sessionMu   sync.Mutex
 	originated  map[netip.Prefix]bool
 	injected    map[netip.Prefix]map[string]bool // prefix -> sources injecting it
 	exportable  rangeSet
@@ -81,6 +87,7 @@ type peerEntry struct {
 	overLimit bool
 	limitHits uint32
 	eor       bool // End-of-RIB received at least once since the peer was added
+	bfd       bool // its BFD session is running
 }
 
 // New creates a speaker; Start brings it up.
@@ -135,6 +142,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 	}})
 	if err != nil {
 		return fmt.Errorf("bgp: start (AS %d, router id %s, port %d): %w", s.cfg.ASN, s.cfg.RouterID, s.cfg.ListenPort, err)
+	}
+	if s.bfd, err = newBFDEngine(ctx, s, logger); err != nil {
+		return fmt.Errorf("bgp: BFD: %w", err)
 	}
 	if err := s.installPolicy(ctx); err != nil {
 		return err
@@ -196,7 +206,10 @@ func (s *Speaker) onPeerUpdate(ev *apiutil.WatchEventMessage_PeerEvent, _ time.T
 	}
 	addr := ev.Peer.State.NeighborAddress
 	state := sessionState(ev.Peer.State.SessionState)
-	prev := s.setState(addr, state)
+	prev, bfd := s.setState(addr, state)
+	if bfd {
+		go s.syncBFD(addr)
+	}
 	s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State = state; return ev })
 	if state == StateEstablished && !s.restarting.Load() {
 		time.AfterFunc(resendDelay, func() { s.resendAll(addr) })
@@ -213,7 +226,7 @@ func (s *Speaker) onPeerUpdate(ev *apiutil.WatchEventMessage_PeerEvent, _ time.T
 // a session. Deleting the peer makes GoBGP forget its paths, so the table
 // holds them (stale, in the kernel) until the peer's End-of-RIB or its
 // restart time, as GoBGP's helper would have. Not done for a route
-// reflector: its clients would see the withdrawals.
+// reflector (its clients would see the withdrawals), nor under LLGR.
 func (s *Speaker) recreateRestartingPeer(addr netip.Addr) {
 	s.peersOpMu.Lock()
 	defer s.peersOpMu.Unlock()
@@ -225,7 +238,9 @@ func (s *Speaker) recreateRestartingPeer(addr netip.Addr) {
 	down := ok && pe.state != StateEstablished && !pe.overLimit // a peer over its limit stays down
 	clients := slices.ContainsFunc(slices.Collect(maps.Values(s.peers)), func(pe *peerEntry) bool { return pe.cfg.RouteReflectorClient })
 	s.mu.Unlock()
-	if !down || !pe.cfg.GracefulRestart || reflect || clients {
+	// LLGR keeps a peer's routes longer and depreferred, which only
+	// GoBGP's own helper does: such a peer keeps the idle hold.
+	if !down || !pe.cfg.GracefulRestart || pe.cfg.LongLivedStaleTime > 0 || reflect || clients {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -237,7 +252,15 @@ func (s *Speaker) recreateRestartingPeer(addr netip.Addr) {
 	if err != nil || !restarting {
 		return // not a graceful drop: GoBGP dropped the routes already
 	}
+	s.sessionMu.Lock() // with syncBFD: the BFD session goes with the peer
+	defer s.sessionMu.Unlock()
 	gen, fresh := s.table.hold(addr)
+	if pe.cfg.BFD.Enabled {
+		_ = s.bfd.DeletePeer(ctx, addr) // stopped already if the drop was seen
+		s.mu.Lock()
+		pe.bfd = false
+		s.mu.Unlock()
+	}
 	if err := s.server.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
 		s.table.release(addr, gen)
 		s.log.Warn("re-creating a restarting peer", "address", addr, "err", err)
@@ -293,13 +316,13 @@ func sessionState(st bgppacket.FSMState) SessionState {
 }
 
 // setState records a peer's new session state and returns the one it
-// replaces.
-func (s *Speaker) setState(addr netip.Addr, state SessionState) (prev SessionState) {
+// replaces, and whether the peer's BFD must follow (syncBFD).
+func (s *Speaker) setState(addr netip.Addr, state SessionState) (prev SessionState, bfd bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pe, ok := s.peers[addr]
 	if !ok || pe.state == state {
-		return state
+		return state, false
 	}
 	prev = pe.state
 	if pe.state == StateEstablished {
@@ -310,7 +333,43 @@ func (s *Speaker) setState(addr netip.Addr, state SessionState) (prev SessionSta
 	}
 	pe.state, pe.since = state, time.Now()
 	s.log.Info("peer state", "peer", pe.cfg.Name, "address", addr, "state", state)
-	return prev
+	return prev, pe.cfg.BFD.Enabled
+}
+
+// syncBFD runs a peer's BFD session while its BGP session is Established
+// and stops it otherwise: BFD watches a live session, and a BFD timeout
+// after the session ended (the peer restarting gracefully) must not count.
+func (s *Speaker) syncBFD(addr netip.Addr) {
+	s.sessionMu.Lock()
+	defer s.sessionMu.Unlock()
+	s.mu.Lock()
+	pe, ok := s.peers[addr]
+	if !ok || !pe.cfg.BFD.Enabled {
+		s.mu.Unlock()
+		return
+	}
+	want := pe.state == StateEstablished
+	cfg, have := pe.cfg, pe.bfd
+	s.mu.Unlock()
+	if want == have {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	if want {
+		err = s.bfd.AddPeer(ctx, addr, bfdConfig(cfg.BFD), "")
+	} else {
+		err = s.bfd.DeletePeer(ctx, addr)
+	}
+	if err != nil {
+		s.log.Warn("switching BFD", "peer", cfg.Name, "address", addr, "on", want, "err", err)
+		return
+	}
+	s.mu.Lock()
+	pe.bfd = want
+	s.mu.Unlock()
+	s.log.Debug("BFD follows the session", "peer", cfg.Name, "address", addr, "on", want)
 }
 
 func (s *Speaker) markEndOfRIB(addr netip.Addr) {
@@ -461,31 +520,54 @@ func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
 	plan, _, planErr := planPeers(running, desired)
 	errs := []error{planErr}
 	for _, p := range append(slices.Clone(plan.remove), plan.replace...) {
-		if err := s.server.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
+		if err := s.deletePeer(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: delete: %w", p.Address, err))
 			continue
 		}
-		s.mu.Lock()
-		delete(s.peers, p.Address)
-		s.mu.Unlock()
 		s.table.release(p.Address, 0)
 		s.log.Info("peer removed", "peer", p.Name, "address", p.Address)
 	}
 	for _, p := range append(slices.Clone(plan.replace), plan.add...) {
-		// Register before AddPeer so the first state events find the entry.
-		s.mu.Lock()
-		s.peers[p.Address] = &peerEntry{cfg: p, state: StateIdle, since: time.Now()}
-		s.mu.Unlock()
-		if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, s.restarting.Load())}); err != nil {
-			s.mu.Lock()
-			delete(s.peers, p.Address)
-			s.mu.Unlock()
+		if err := s.addPeer(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: add: %w", p.Address, err))
 			continue
 		}
 		s.log.Info("peer added", "peer", p.Name, "address", p.Address, "asn", p.ASN)
 	}
 	return errors.Join(errs...)
+}
+
+func (s *Speaker) deletePeer(ctx context.Context, p PeerConfig) error {
+	s.sessionMu.Lock()
+	defer s.sessionMu.Unlock()
+	if err := s.server.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
+		return err
+	}
+	if err := s.bfd.DeletePeer(ctx, p.Address); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.peers, p.Address)
+	s.mu.Unlock()
+	return nil
+}
+
+// addPeer adds p; syncBFD starts its BFD once the session is up.
+func (s *Speaker) addPeer(ctx context.Context, p PeerConfig) error {
+	s.sessionMu.Lock()
+	defer s.sessionMu.Unlock()
+	pe := &peerEntry{cfg: p, state: StateIdle, since: time.Now()}
+	// Register before AddPeer so the first state events find the entry.
+	s.mu.Lock()
+	s.peers[p.Address] = pe
+	s.mu.Unlock()
+	err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, s.restarting.Load())})
+	if err != nil {
+		s.mu.Lock()
+		delete(s.peers, p.Address)
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // Peers returns the status of every configured peer, sorted by address.
@@ -518,6 +600,10 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		}
 		if pe.state == StateEstablished {
 			st.PrefixesAdvertised = exported[pe.cfg.Address.Is4()]
+		}
+		if pe.cfg.BFD.Enabled {
+			st.BFD, _ = bfdState(s.bfd, addr)
+			st.BFD = cmp.Or(st.BFD, "Down") // not running: the session is down
 		}
 		out = append(out, st)
 	}
@@ -754,6 +840,7 @@ func localPath(p netip.Prefix) *apiutil.Path {
 // let graceful restart keep the routes.
 func (s *Speaker) Shutdown(ctx context.Context) error {
 	defer s.cancel()
+	defer s.bfd.Stop()
 	return s.server.StopBgp(ctx, &api.StopBgpRequest{})
 }
 

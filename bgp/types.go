@@ -24,7 +24,54 @@ const (
 	DefaultMaxPrefixes = 100_000
 	addPathsSendMax    = 8
 	selectionDeferral  = 30 * time.Second
+	// BFD timers when the configuration leaves them out: 200 ms x 3 detects
+	// a dead peer in 0.6 s, inside the 1 s a node failure may take.
+	DefaultBFDInterval   = 200 * time.Millisecond
+	DefaultBFDMultiplier = 3
+	// DefaultLLGRStaleTime is how long a long-lived graceful restart keeps
+	// a silent peer's routes when no maxRestartTime says otherwise.
+	DefaultLLGRStaleTime = time.Hour
+	// llgrRestartTime is the RFC 4724 restart time advertised with LLGR:
+	// as Calico Enterprise renders it (BIRD's "graceful restart time 0"),
+	// routes go long-lived stale almost at once. GoBGP reads 0 as "use the
+	// hold time", so the shortest time it keeps is 1 s.
+	llgrRestartTime = time.Second
 )
+
+// BFDConfig is a session's single-hop BFD (RFC 5880/5881). A BFD session
+// going down resets the BGP session at once, without graceful restart.
+type BFDConfig struct {
+	Enabled bool
+	// MinRx is the required minimum receive interval and MinTx the desired
+	// minimum transmit interval; 0 = DefaultBFDInterval.
+	MinRx, MinTx time.Duration
+	Multiplier   uint8 // 0 = DefaultBFDMultiplier
+}
+
+// withDefaults fills unset timers; a disabled BFDConfig is the zero value
+// so that two disabled configs always compare equal.
+func (b BFDConfig) withDefaults() BFDConfig {
+	if !b.Enabled {
+		return BFDConfig{}
+	}
+	if b.MinRx == 0 {
+		b.MinRx = DefaultBFDInterval
+	}
+	if b.MinTx == 0 {
+		b.MinTx = DefaultBFDInterval
+	}
+	if b.Multiplier == 0 {
+		b.Multiplier = DefaultBFDMultiplier
+	}
+	return b
+}
+
+// DetectTime is how long the peer may stay silent before BFD declares it
+// down, as far as our side decides it (the peer's transmit interval can
+// make it longer).
+func (b BFDConfig) DetectTime() time.Duration {
+	return time.Duration(b.Multiplier) * b.MinRx
+}
 
 // Peer types as `calicoctl node status` prints them.
 const (
@@ -56,6 +103,12 @@ type PeerConfig struct {
 	RestartTime     time.Duration
 	AddPaths        bool
 	KeepaliveTime   time.Duration // 0 = DefaultKeepaliveTime
+	// LongLivedStaleTime > 0 enables long-lived graceful restart (RFC 9494,
+	// BGPPeer restartMode LongLivedGracefulRestart): a peer's routes are
+	// kept, depreferred, for this long after it goes away, and ours at the
+	// peer likewise. It implies GracefulRestart.
+	LongLivedStaleTime time.Duration
+	BFD                BFDConfig
 	// RouteReflectorClient marks the peer as our RR client with ClusterID.
 	RouteReflectorClient bool
 	ClusterID            netip.Addr
@@ -86,6 +139,10 @@ func (p PeerConfig) WithDefaults() PeerConfig {
 	if p.Name == "" {
 		p.Name = DefaultPeerName(p.Type, p.Address)
 	}
+	if p.LongLivedStaleTime > 0 {
+		p.GracefulRestart = true
+	}
+	p.BFD = p.BFD.withDefaults()
 	return p
 }
 
@@ -100,6 +157,36 @@ func (p PeerConfig) Validate() error {
 		return fmt.Errorf("peer %s: sourceAddress %s is not of the peer's address family", p.Address, p.SourceAddress)
 	case len(p.Password) > 80:
 		return fmt.Errorf("peer %s: password longer than the 80 bytes TCP MD5 allows", p.Address)
+	case p.LongLivedStaleTime > maxLLGRStaleTime:
+		return fmt.Errorf("peer %s: long-lived stale time %s is longer than the %s RFC 9494 allows", p.Address, p.LongLivedStaleTime, maxLLGRStaleTime)
+	}
+	if err := p.BFD.validate(); err != nil {
+		return fmt.Errorf("peer %s: %w", p.Address, err)
+	}
+	return nil
+}
+
+// maxLLGRStaleTime is the largest stale time the capability's 24 bits hold.
+const maxLLGRStaleTime = (1<<24 - 1) * time.Second
+
+// BFD intervals travel in microseconds in 32 bits; below 10 ms a Go timer
+// on a busy node would declare healthy peers dead.
+const (
+	minBFDInterval = 10 * time.Millisecond
+	maxBFDInterval = time.Duration(1<<32-1) * time.Microsecond
+)
+
+func (b BFDConfig) validate() error {
+	if !b.Enabled {
+		return nil
+	}
+	for _, iv := range []struct {
+		name string
+		d    time.Duration
+	}{{"BFD minimum receive interval", b.MinRx}, {"BFD minimum transmit interval", b.MinTx}} {
+		if iv.d != 0 && (iv.d < minBFDInterval || iv.d > maxBFDInterval) {
+			return fmt.Errorf("%s %s is outside %s-%s", iv.name, iv.d, minBFDInterval, maxBFDInterval)
+		}
 	}
 	return nil
 }
@@ -169,6 +256,10 @@ type PeerStatus struct {
 	Flaps                                                  uint32
 	// PrefixLimitHits counts the times the peer went over MaxPrefixes.
 	PrefixLimitHits uint32
+	// BFD is the BFD session's state ("Up", "Down", "Init", "AdminDown"),
+	// "" when the peer has no BFD. BFD runs only while the BGP session is
+	// Established (Speaker.syncBFD), so an idle peer shows "Down".
+	BFD string
 }
 
 // Path is one candidate route to a prefix.
@@ -182,6 +273,10 @@ type Path struct {
 	LocalPref uint32
 	Local     bool // originated by this node
 	Stale     bool // kept by graceful restart, not yet refreshed
+	// LLGRStale marks a path kept by long-lived graceful restart (it
+	// carries the LLGR_STALE community): used only when nothing better
+	// exists.
+	LLGRStale bool
 }
 
 // Route is the speaker's current decision for one prefix: the best path

@@ -38,6 +38,28 @@ No IPv6 peers found.
 	}
 }
 
+func TestWriteStatusShowsBFDWhenAPeerHasIt(t *testing.T) {
+	now := time.Date(2026, 11, 25, 13, 0, 0, 0, time.Local)
+	peers := []*petrelpb.Peer{
+		{Address: "10.0.0.2", Type: "global", State: "Established", Info: "Established", Since: timestamppb.New(now), BfdState: "Up", BfdMinRxMs: 200, BfdMinTxMs: 200, BfdMultiplier: 3, LlgrStaleTimeS: 60},
+		{Address: "10.0.0.3", Type: "global", State: "Established", Info: "Established", Since: timestamppb.New(now)},
+	}
+	var b bytes.Buffer
+	WriteStatus(&b, peers, now)
+	for _, want := range []string{"|    BFD     |", "| Established | Up 3x200ms |", "| Established | -          |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := WriteStatusJSON(&b, peers[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.String(); !strings.Contains(s, `"state": "Up"`) || !strings.Contains(s, `"minRxMs": 200`) || !strings.Contains(s, `"llgrStaleTime": "1m0s"`) {
+		t.Errorf("JSON lacks BFD/LLGR: %s", s)
+	}
+}
+
 func TestWriteStatusJSON(t *testing.T) {
 	var b bytes.Buffer
 	if err := WriteStatusJSON(&b, []*petrelpb.Peer{{Address: "fd00::2", State: "Connect", PrefixesReceived: 3}}); err != nil {
@@ -59,19 +81,21 @@ func TestWriteRoutesShowsMultipathUnderBest(t *testing.T) {
 			{NextHop: "10.0.0.2", Peer: "10.0.0.2", Best: true, AsPath: []uint32{65001}},
 			{NextHop: "10.0.0.3", Peer: "10.0.0.3", AsPath: []uint32{65001}, Stale: true},
 		}},
+		{Prefix: "192.168.2.0/26", Paths: []*petrelpb.Path{{NextHop: "10.0.0.4", Peer: "10.0.0.4", Best: true, Stale: true, LlgrStale: true}}},
 		{Prefix: "192.168.0.192/26", Paths: []*petrelpb.Path{{Local: true, Best: true}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 4 {
+	if len(lines) != 5 {
 		t.Fatalf("got %d lines:\n%s", len(lines), b.String())
 	}
 	for i, want := range [][]string{
 		{"PREFIX", "NEXT HOP", "FROM"},
 		{"192.168.1.0/26", "10.0.0.2", "65001", "best"},
 		{"10.0.0.3", "multipath (stale)"},
+		{"192.168.2.0/26", "best (llgr-stale, depreferred)"},
 		{"192.168.0.192/26", "-", "local", "best"},
 	} {
 		for _, w := range want {

@@ -29,7 +29,10 @@ func WriteRoutes(w io.Writer, routes []*petrelpb.Route) error {
 			if p.Best {
 				sel = "best"
 			}
-			if p.Stale {
+			switch {
+			case p.LlgrStale:
+				sel += " (llgr-stale, depreferred)"
+			case p.Stale:
 				sel += " (stale)"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", prefix, orDash(p.NextHop), from, asPath(p.AsPath), sel)

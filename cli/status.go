@@ -24,9 +24,20 @@ type PeerRow struct {
 	PrefixesAccepted   uint64    `json:"prefixesAccepted"`
 	PrefixesAdvertised uint64    `json:"prefixesAdvertised"`
 	// PasswordSet says a TCP MD5 password is configured, never which.
-	PasswordSet     bool   `json:"passwordSet"`
-	MaxPrefixes     uint32 `json:"maxPrefixes"`
-	PrefixLimitHits uint32 `json:"prefixLimitHits"`
+	PasswordSet     bool    `json:"passwordSet"`
+	MaxPrefixes     uint32  `json:"maxPrefixes"`
+	PrefixLimitHits uint32  `json:"prefixLimitHits"`
+	BFD             *BFDRow `json:"bfd,omitempty"`
+	// LLGRStaleTime is the long-lived graceful restart stale time, when on.
+	LLGRStaleTime string `json:"llgrStaleTime,omitempty"`
+}
+
+// BFDRow is a peer's BFD session and timers.
+type BFDRow struct {
+	State      string `json:"state"`
+	MinRxMs    uint32 `json:"minRxMs"`
+	MinTxMs    uint32 `json:"minTxMs"`
+	Multiplier uint32 `json:"multiplier"`
 }
 
 func peerRows(peers []*petrelpb.Peer) []PeerRow {
@@ -39,8 +50,24 @@ func peerRows(peers []*petrelpb.Peer) []PeerRow {
 			PrefixesReceived: p.PrefixesReceived, PrefixesAccepted: p.PrefixesAccepted, PrefixesAdvertised: p.PrefixesAdvertised,
 			PasswordSet: p.PasswordSet, MaxPrefixes: p.MaxPrefixes, PrefixLimitHits: p.PrefixLimitHits,
 		})
+		r := &rows[len(rows)-1]
+		if p.BfdState != "" {
+			r.BFD = &BFDRow{State: p.BfdState, MinRxMs: p.BfdMinRxMs, MinTxMs: p.BfdMinTxMs, Multiplier: p.BfdMultiplier}
+		}
+		if p.LlgrStaleTimeS > 0 {
+			r.LLGRStaleTime = (time.Duration(p.LlgrStaleTimeS) * time.Second).String()
+		}
 	}
 	return rows
+}
+
+// bfdCell is the status table's BFD column: the state and the detection
+// time our side applies ("Up 3x200ms").
+func (r PeerRow) bfdCell() string {
+	if r.BFD == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s %dx%dms", r.BFD.State, r.BFD.Multiplier, r.BFD.MinRxMs)
 }
 
 // birdState is BIRD's protocol state column, which calicoctl shows: "up"
@@ -60,23 +87,32 @@ func WriteStatusJSON(w io.Writer, peers []*petrelpb.Peer) error {
 }
 
 // WriteStatus prints the table calicoctl node status users know, one
-// section per address family.
+// section per address family; a BFD column joins it when a peer has BFD.
 func WriteStatus(w io.Writer, peers []*petrelpb.Peer, now time.Time) {
 	fmt.Fprintln(w, "petrel process is running.")
 	for _, family := range []string{"IPv4", "IPv6"} {
-		var rows [][]string
+		var rows []PeerRow
+		bfd := false
 		for _, r := range peerRows(peers) {
-			if strings.Contains(r.Address, ":") != (family == "IPv6") {
-				continue
+			if strings.Contains(r.Address, ":") == (family == "IPv6") {
+				rows = append(rows, r)
+				bfd = bfd || r.BFD != nil
 			}
-			rows = append(rows, []string{r.Address, r.Type, r.State, since(r.Since, now), r.Info})
 		}
 		fmt.Fprintf(w, "\n%s BGP status\n", family)
 		if len(rows) == 0 {
 			fmt.Fprintf(w, "No %s peers found.\n", family)
 			continue
 		}
-		writeBoxTable(w, []string{"PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"}, rows)
+		header := []string{"PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"}
+		if bfd {
+			header = append(header, "BFD")
+		}
+		cells := make([][]string, len(rows))
+		for i, r := range rows {
+			cells[i] = []string{r.Address, r.Type, r.State, since(r.Since, now), r.Info, r.bfdCell()}[:len(header)]
+		}
+		writeBoxTable(w, header, cells)
 	}
 }
 

@@ -70,6 +70,20 @@ type PeerFile struct {
 	KeepaliveTime   string `json:"keepaliveTime"`
 	// MaxPrefixes: the most prefixes the peer may send (0 = 100000).
 	MaxPrefixes uint32 `json:"maxPrefixes"`
+	// BFD, when present (even empty: `bfd: {}`), runs single-hop BFD with
+	// the session; unset timers take petrel's defaults.
+	BFD *BFDFile `json:"bfd"`
+	// LongLivedStaleTime turns on long-lived graceful restart (RFC 9494):
+	// how long the peer's routes are kept, depreferred, after it goes away.
+	LongLivedStaleTime string `json:"longLivedStaleTime"`
+}
+
+// BFDFile is a peer's `bfd` section, named as Calico Enterprise's
+// BFDConfiguration interface entries.
+type BFDFile struct {
+	MinimumRecvInterval string `json:"minimumRecvInterval"`
+	MinimumSendInterval string `json:"minimumSendInterval"`
+	Multiplier          uint8  `json:"multiplier"`
 }
 
 // KernelFile is the `kernel` section, used by kernel sync.

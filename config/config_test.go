@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/petrel-net/petrel/bgp"
 )
 
 const full = `
@@ -20,6 +22,8 @@ peers:
     asNumber: 65010
     password: s3cret
     restartTime: 60s
+    bfd: {minimumRecvInterval: 100ms, multiplier: 4}
+    longLivedStaleTime: 10m
   - name: tor
     address: 10.0.1.254
     asNumber: 65000
@@ -46,6 +50,12 @@ func TestParseFull(t *testing.T) {
 		t.Fatalf("peers = %+v", c.Peers)
 	}
 	p0, p1 := c.Peers[0], c.Peers[1]
+	if p0.BFD != (bgp.BFDConfig{Enabled: true, MinRx: 100 * time.Millisecond, MinTx: bgp.DefaultBFDInterval, Multiplier: 4}) || p0.LongLivedStaleTime != 10*time.Minute {
+		t.Errorf("peer 0 BFD %+v, stale time %s", p0.BFD, p0.LongLivedStaleTime)
+	}
+	if p1.BFD.Enabled || p1.LongLivedStaleTime != 0 {
+		t.Errorf("peer 1 has BFD %+v, stale time %s; want neither", p1.BFD, p1.LongLivedStaleTime)
+	}
 	if p0.Name != "Node_10_0_0_2" || p0.Port != 179 || !p0.GracefulRestart || !p0.AddPaths || p0.RestartTime != 60*time.Second || p0.Password != "s3cret" {
 		t.Errorf("peer 0 = %+v", p0)
 	}
@@ -107,6 +117,11 @@ func TestParseErrorsNameKeyAndValue(t *testing.T) {
 		{"routerID: 10.0.0.1\nexport: [10.0.0.0/33]\n", `export[0]: "10.0.0.0/33" is not a CIDR prefix`},
 		{"routerID: 10.0.0.1\nkernel: {interfaces: [\"[eth\"]}\n", `kernel.interfaces[0]: "[eth" is not an interface pattern`},
 		{"routerID: 10.0.0.1\nkernel: {restartWait: forever}\n", `kernel.restartWait: "forever" is not a positive duration`},
+		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, bfd: {minimumRecvInterval: fast}}\n", `peers[0].bfd.minimumRecvInterval: "fast" is not a positive duration`},
+		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, bfd: {minimumSendInterval: 1ms}}\n", "peers[0]: peer 10.0.0.2: BFD minimum transmit interval 1ms is outside 10ms-"},
+		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, bfd: {multiplier: 300}}\n", "peers[0].bfd.multiplier: 300 is out of range"},
+		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, bfd: true}\n", "peers[0].bfd: expected a mapping"},
+		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, longLivedStaleTime: 0s}\n", `peers[0].longLivedStaleTime: "0s" is not a positive duration`},
 		{"routerID: [10.0.0.1\n", "not valid YAML"},
 	} {
 		_, err := Parse([]byte(tt.doc))

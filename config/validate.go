@@ -153,7 +153,23 @@ func (pf PeerFile) peerConfig(key string) (bgp.PeerConfig, error) {
 	if p.KeepaliveTime != 0 && p.KeepaliveTime < time.Second {
 		return p, fmt.Errorf("%s.keepaliveTime: %q is shorter than 1s", key, pf.KeepaliveTime)
 	}
-	return p.WithDefaults(), nil
+	if p.LongLivedStaleTime, err = parseDuration(key+".longLivedStaleTime", pf.LongLivedStaleTime, 0); err != nil {
+		return p, err
+	}
+	if b := pf.BFD; b != nil {
+		p.BFD = bgp.BFDConfig{Enabled: true, Multiplier: b.Multiplier}
+		if p.BFD.MinRx, err = parseDuration(key+".bfd.minimumRecvInterval", b.MinimumRecvInterval, 0); err != nil {
+			return p, err
+		}
+		if p.BFD.MinTx, err = parseDuration(key+".bfd.minimumSendInterval", b.MinimumSendInterval, 0); err != nil {
+			return p, err
+		}
+	}
+	p = p.WithDefaults()
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("%s: %w", key, err)
+	}
+	return p, nil
 }
 
 func parsePrefixes(key string, list []string) ([]netip.Prefix, error) {

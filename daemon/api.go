@@ -123,6 +123,11 @@ func (a *apiServer) ListPeers(ctx context.Context, _ *petrelpb.ListPeersRequest)
 			PasswordSet:        p.Config.Password != "",
 			MaxPrefixes:        p.Config.MaxPrefixes,
 			PrefixLimitHits:    p.PrefixLimitHits,
+			BfdState:           p.BFD,
+			BfdMinRxMs:         uint32(p.Config.BFD.MinRx.Milliseconds()),
+			BfdMinTxMs:         uint32(p.Config.BFD.MinTx.Milliseconds()),
+			BfdMultiplier:      uint32(p.Config.BFD.Multiplier),
+			LlgrStaleTimeS:     uint32(p.Config.LongLivedStaleTime.Seconds()),
 		})
 	}
 	return resp, nil
@@ -202,6 +207,7 @@ func routeToProto(r bgp.Route) *petrelpb.Route {
 			Local:     p.Local,
 			Best:      i == 0,
 			Stale:     p.Stale,
+			LlgrStale: p.LLGRStale,
 		}
 		if p.NextHop.IsValid() {
 			pp.NextHop = p.NextHop.String()

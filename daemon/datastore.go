@@ -42,8 +42,8 @@ type DatastoreOptions struct {
 // watchedKinds are the resources that decide the peer set and what may be
 // advertised.
 var watchedKinds = []datastore.Kind{
-	datastore.KindNode, datastore.KindBGPPeer, datastore.KindBGPConfiguration, datastore.KindIPPool,
-	datastore.KindIPAMBlock, datastore.KindBlockAffinity,
+	datastore.KindNode, datastore.KindBGPPeer, datastore.KindBGPConfiguration, datastore.KindBFDConfiguration,
+	datastore.KindIPPool, datastore.KindIPAMBlock, datastore.KindBlockAffinity,
 }
 
 // RunDatastore runs a node whose BGP configuration comes from the
@@ -199,13 +199,24 @@ func validPools(s datastore.Snapshot) (datastore.Snapshot, map[string]error) {
 	return valid, invalid
 }
 
-// waitSynced waits until every kind has been listed once.
+// optionalKinds need not be listed before the node starts: open-source
+// Calico's CRDs have no BFDConfiguration, and without one BFD runs on
+// petrel's default timers (the list is retried, and used once it works).
+var optionalKinds = map[datastore.Kind]bool{datastore.KindBFDConfiguration: true}
+
+// waitSynced waits until every kind but the optional ones has been listed
+// once.
 func (st *storeState) waitSynced(ctx context.Context) error {
 	for {
 		st.mu.Lock()
-		n := len(st.snaps)
+		n := 0
+		for kind := range st.snaps {
+			if !optionalKinds[kind] {
+				n++
+			}
+		}
 		st.mu.Unlock()
-		if n == len(watchedKinds) {
+		if n == len(watchedKinds)-len(optionalKinds) {
 			return nil
 		}
 		select {
@@ -230,7 +241,34 @@ func (st *storeState) input(node string) mesh.Input {
 	for _, o := range sorted(st.snaps[datastore.KindBGPConfiguration]) {
 		in.Configs = append(in.Configs, o.(*datastore.BGPConfiguration))
 	}
+	for _, o := range sorted(st.snaps[datastore.KindBFDConfiguration]) {
+		in.BFDConfigs = append(in.BFDConfigs, o.(*datastore.BFDConfiguration))
+	}
+	in.Interfaces = localInterfaces()
 	return in
+}
+
+// localInterfaces lists this node's interfaces and connected prefixes, for
+// BFD's "directly connected" test; nil (the Node's subnets) if unreadable.
+func localInterfaces() []mesh.Interface {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []mesh.Interface
+	for _, ifc := range ifaces {
+		addrs, _ := ifc.Addrs()
+		mi := mesh.Interface{Name: ifc.Name}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				ip, _ := netip.AddrFromSlice(ipn.IP)
+				ones, _ := ipn.Mask.Size()
+				mi.Prefixes = append(mi.Prefixes, netip.PrefixFrom(ip.Unmap(), ones))
+			}
+		}
+		out = append(out, mi)
+	}
+	return out
 }
 
 // leftOut lists the objects left out because they cannot be decoded or

@@ -99,6 +99,8 @@ var (
 	descPeerFlaps   = prometheus.NewDesc("petrel_bgp_peer_flaps_total", "Times the session left Established.", []string{"peer"}, nil)
 	descPeerLimit   = prometheus.NewDesc("petrel_bgp_peer_prefix_limit_exceeded_total", "Times the peer sent more prefixes than its maxPrefixes and was shut down.", []string{"peer"}, nil)
 	descPrefixes    = prometheus.NewDesc("petrel_bgp_peer_prefixes", "Prefixes per peer.", []string{"peer", "direction"}, nil)
+	descBFDUp       = prometheus.NewDesc("petrel_bfd_peer_up", "1 when the peer's BFD session is Up (peers with BFD only).", []string{"peer"}, nil)
+	descBFDDetect   = prometheus.NewDesc("petrel_bfd_peer_detect_seconds", "How long the peer may stay silent before BFD resets the session (our multiplier x minimum receive interval).", []string{"peer"}, nil)
 	descRIB         = prometheus.NewDesc("petrel_rib_routes", "Prefixes with a best path in the speaker.", nil, nil)
 	descFIB         = prometheus.NewDesc("petrel_fib_routes", "petrel's routes in the kernel.", nil, nil)
 	descWrites      = prometheus.NewDesc("petrel_kernel_writes_total", "Route writes to the kernel.", nil, nil)
@@ -120,7 +122,7 @@ type stateCollector struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSessions, descPeerUp, descPeerUptime, descPeerFlaps, descPeerLimit, descPrefixes, descRIB, descFIB,
+	for _, d := range []*prometheus.Desc{descSessions, descPeerUp, descPeerUptime, descPeerFlaps, descPeerLimit, descPrefixes, descBFDUp, descBFDDetect, descRIB, descFIB,
 		descWrites, descWriteErrors, descRepairs, descReconciles, descGR, descStaleSwept, descIPAMBlocks, descIPAMInUse, descSkipped} {
 		ch <- d
 	}
@@ -140,17 +142,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, p := range peers {
 			addr, state := p.Config.Address.String(), p.State.String()
 			byState[state]++
-			up := 0.0
-			if p.State == bgp.StateEstablished {
-				up = 1
-			}
-			gauge(descPeerUp, up, addr, p.Config.Type)
+			gauge(descPeerUp, boolGauge(p.State == bgp.StateEstablished), addr, p.Config.Type)
 			gauge(descPeerUptime, time.Since(p.Since).Seconds(), addr, state)
 			counter(descPeerFlaps, float64(p.Flaps), addr)
 			counter(descPeerLimit, float64(p.PrefixLimitHits), addr)
 			gauge(descPrefixes, float64(p.PrefixesReceived), addr, "received")
 			gauge(descPrefixes, float64(p.PrefixesAccepted), addr, "accepted")
 			gauge(descPrefixes, float64(p.PrefixesAdvertised), addr, "advertised")
+			if p.BFD != "" {
+				gauge(descBFDUp, boolGauge(p.BFD == "Up"), addr)
+				gauge(descBFDDetect, p.Config.BFD.DetectTime().Seconds(), addr)
+			}
 		}
 		for _, st := range []bgp.SessionState{bgp.StateIdle, bgp.StateConnect, bgp.StateActive, bgp.StateOpenSent, bgp.StateOpenConfirm, bgp.StateEstablished} {
 			gauge(descSessions, float64(byState[st.String()]), st.String())
@@ -164,11 +166,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descWriteErrors, float64(st.WriteErrors.Load()))
 		counter(descRepairs, float64(st.Repairs.Load()))
 		counter(descReconciles, float64(st.Reconciles.Load()))
-		gr := 0.0
-		if st.GracefulRestart.Load() {
-			gr = 1
-		}
-		gauge(descGR, gr)
+		gauge(descGR, boolGauge(st.GracefulRestart.Load()))
 		counter(descStaleSwept, float64(st.StaleSwept.Load()))
 	}
 	if c.ipamUse != nil {
@@ -181,4 +179,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descSkipped, float64(n), string(kind))
 		}
 	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -35,6 +35,14 @@ spec: {peerIP: "10.0.0.254:1179", asNumber: 65000}
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: b}\nspec: {peerIP: 10.0.0.3}\n", `BGPPeer "b": spec.asNumber: 0 is required`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: b}\nspec: {peerIP: 10.0.0.3, asNumber: 1, node: a, nodeSelector: all()}\n", "cannot be used together with spec.node"},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPConfiguration\nmetadata: {name: global}\nspec: {}\n", `must be "default" or "node.<node name>"`},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.0.0.3, asNumber: 1, failureDetectionMode: BFD}\n", `BGPPeer "tor": spec.failureDetectionMode: "BFD" must be one of None, BFDIfDirectlyConnected`},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.0.0.3, asNumber: 1, restartMode: LLGR}\n", `BGPPeer "tor": spec.restartMode: "LLGR" must be one of GracefulRestart, LongLivedGracefulRestart`},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeMeshRestartMode: Long}\n", `BGPConfiguration "default": spec.nodeMeshRestartMode: "Long" must be one of`},
+		{"apiVersion: projectcalico.org/v3\nkind: BFDConfiguration\nmetadata: {name: default}\nspec: {nodeSelector: \"rack ==\"}\n", `BFDConfiguration "default": spec.nodeSelector: "rack ==" is not a selector`},
+		{"apiVersion: projectcalico.org/v3\nkind: BFDConfiguration\nmetadata: {name: default}\nspec: {interfaces: [{matchPattern: \"eth[\"}]}\n", `BFDConfiguration "default": spec.interfaces[0].matchPattern: "eth[" is not an interface pattern`},
+		{"apiVersion: projectcalico.org/v3\nkind: BFDConfiguration\nmetadata: {name: default}\nspec: {interfaces: [{matchPattern: \"*\", minimumRecvInterval: 1ms}]}\n", `BFDConfiguration "default": spec.interfaces[0].minimumRecvInterval: "1ms" must be 10ms-`},
+		{"apiVersion: projectcalico.org/v3\nkind: BFDConfiguration\nmetadata: {name: default}\nspec: {interfaces: [{matchPattern: \"*\", minimumSendInterval: 10ms, multiplier: 300}]}\n", `BFDConfiguration "default": spec.interfaces[0].multiplier: 300 must be 1-255`},
+		{"apiVersion: projectcalico.org/v3\nkind: BFDConfiguration\nmetadata: {name: default}\nspec: {interfaces: [{matchPattern: \"*\", minimumRecvInterval: soon}]}\n", `BFDConfiguration: time: invalid duration "soon"`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: Node\nmetadata: {name: node1}\nspec: {bgp: {ipv4Address: fd00::1/64}}\n", `Node "node1": spec.bgp.ipv4Address: "fd00::1/64" is not an IPv4 address`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: Node\nmetadata: {name: Bad_Name}\n", `metadata.name: "Bad_Name" is not a valid name`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: b}\nspec: {cidr: 10.0.0.0/30, unallocated: [4]}\n", `spec.unallocated[0]: 4 is not an ordinal of 10.0.0.0/30 (0-3)`},
@@ -50,7 +58,7 @@ spec: {peerIP: "10.0.0.254:1179", asNumber: 65000}
 }
 
 func TestParseKindAndPlural(t *testing.T) {
-	for in, want := range map[string]Kind{"ippool": KindIPPool, "IPPools": KindIPPool, "blockaffinities": KindBlockAffinity, "BGPPeer": KindBGPPeer} {
+	for in, want := range map[string]Kind{"ippool": KindIPPool, "IPPools": KindIPPool, "blockaffinities": KindBlockAffinity, "BGPPeer": KindBGPPeer, "bfdconfigurations": KindBFDConfiguration} {
 		if k, err := ParseKind(in); err != nil || k != want {
 			t.Errorf("ParseKind(%q) = %v, %v", in, k, err)
 		}

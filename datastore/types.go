@@ -29,10 +29,11 @@ const (
 	KindIPAMConfig       Kind = "IPAMConfig"
 	KindBGPPeer          Kind = "BGPPeer"
 	KindBGPConfiguration Kind = "BGPConfiguration"
+	KindBFDConfiguration Kind = "BFDConfiguration"
 )
 
 // Kinds lists every kind.
-var Kinds = []Kind{KindNode, KindIPPool, KindIPAMBlock, KindIPAMHandle, KindBlockAffinity, KindIPAMConfig, KindBGPPeer, KindBGPConfiguration}
+var Kinds = []Kind{KindNode, KindIPPool, KindIPAMBlock, KindIPAMHandle, KindBlockAffinity, KindIPAMConfig, KindBGPPeer, KindBGPConfiguration, KindBFDConfiguration}
 
 // Plural is the lower-case plural used in URLs and etcd keys ("ippools").
 func (k Kind) Plural() string {
@@ -87,6 +88,8 @@ func New(kind Kind) (Object, error) {
 		return &BGPPeer{TypeMeta: tm}, nil
 	case KindBGPConfiguration:
 		return &BGPConfiguration{TypeMeta: tm}, nil
+	case KindBFDConfiguration:
+		return &BFDConfiguration{TypeMeta: tm}, nil
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)
 }
@@ -227,6 +230,12 @@ type BGPPeerSpec struct {
 	// MaxPrefixes is petrel's (not Calico's): the most prefixes the peer
 	// may send; 0 = the default (bgp.DefaultMaxPrefixes).
 	MaxPrefixes uint32 `json:"maxPrefixes,omitempty"`
+	// FailureDetectionMode and RestartMode are Calico Enterprise's:
+	// BFDIfDirectlyConnected runs BFD when the peer is on a subnet of
+	// this node; LongLivedGracefulRestart turns on RFC 9494 with
+	// maxRestartTime as the long-lived stale time.
+	FailureDetectionMode string `json:"failureDetectionMode,omitempty"` // None, BFDIfDirectlyConnected
+	RestartMode          string `json:"restartMode,omitempty"`          // GracefulRestart, LongLivedGracefulRestart
 }
 
 // BGPPassword points at a Secret key, as Calico's does.
@@ -265,6 +274,37 @@ type BGPConfigurationSpec struct {
 	Communities          []Community    `json:"communities,omitempty"`
 	PrefixAdvertisements []PrefixAdvert `json:"prefixAdvertisements,omitempty"`
 	ProgramClusterRoutes string         `json:"programClusterRoutes,omitempty"`
+	// NodeMeshFailureDetectionMode and NodeMeshRestartMode are petrel's:
+	// BGPPeer's failureDetectionMode and restartMode for the node-to-node
+	// mesh (nodeMeshMaxRestartTime is then the long-lived stale time).
+	NodeMeshFailureDetectionMode string `json:"nodeMeshFailureDetectionMode,omitempty"`
+	NodeMeshRestartMode          string `json:"nodeMeshRestartMode,omitempty"`
+}
+
+// BFDConfiguration is Calico Enterprise's BFD timers for the nodes its
+// selector picks, per interface. A node uses the first (by name) that
+// selects it.
+type BFDConfiguration struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              BFDConfigurationSpec `json:"spec,omitempty"`
+}
+
+type BFDConfigurationSpec struct {
+	NodeSelector string         `json:"nodeSelector,omitempty"` // empty = all()
+	Interfaces   []BFDInterface `json:"interfaces,omitempty"`
+}
+
+// BFDInterface holds the timers for the interfaces matchPattern names
+// ("eth0", "eth*", "*"); the first match wins.
+type BFDInterface struct {
+	MatchPattern        string           `json:"matchPattern"`
+	MinimumRecvInterval *metav1.Duration `json:"minimumRecvInterval,omitempty"`
+	MinimumSendInterval *metav1.Duration `json:"minimumSendInterval,omitempty"`
+	// IdleSendInterval is accepted for compatibility; GoBGP's BFD has no
+	// slower idle rate, so it is not used.
+	IdleSendInterval *metav1.Duration `json:"idleSendInterval,omitempty"`
+	Multiplier       int              `json:"multiplier,omitempty"`
 }
 
 type ServiceIPBlock struct {
@@ -289,6 +329,7 @@ func (*BlockAffinity) Kind() Kind    { return KindBlockAffinity }
 func (*IPAMConfig) Kind() Kind       { return KindIPAMConfig }
 func (*BGPPeer) Kind() Kind          { return KindBGPPeer }
 func (*BGPConfiguration) Kind() Kind { return KindBGPConfiguration }
+func (*BFDConfiguration) Kind() Kind { return KindBFDConfiguration }
 
 // IPv4 returns the node's BGP IPv4 address and subnet, if it has one.
 func (n *Node) IPv4() (netip.Prefix, bool) {

@@ -4,10 +4,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/petrel-net/petrel/selector"
 )
 
 // nameRE is what Calico (and Kubernetes) accept as a resource name.
@@ -237,8 +243,16 @@ func (p *BGPPeer) Validate() error {
 		oneOf(p, "spec.sourceAddress", s.SourceAddress, "UseNodeIP", "None"),
 		oneOf(p, "spec.nextHopMode", s.NextHopMode, "Auto", "Self", "Keep"),
 		oneOf(p, "spec.reversePeering", s.ReversePeering, "Auto", "Manual"),
+		oneOf(p, "spec.failureDetectionMode", s.FailureDetectionMode, failureDetectionModes...),
+		oneOf(p, "spec.restartMode", s.RestartMode, restartModes...),
 	)
 }
+
+// Calico Enterprise's BGPPeer modes, also petrel's mesh settings.
+var (
+	failureDetectionModes = []string{"None", "BFDIfDirectlyConnected"}
+	restartModes          = []string{"GracefulRestart", "LongLivedGracefulRestart"}
+)
 
 // ParsePeerIP splits Calico's peerIP, "10.0.0.1", "10.0.0.1:1179" or
 // "[fd00::1]:1179"; port 0 means the default.
@@ -273,5 +287,46 @@ func (c *BGPConfiguration) Validate() error {
 			}
 		}
 	}
-	return oneOf(c, "spec.bindMode", c.Spec.BindMode, "None", "NodeIP")
+	return firstError(
+		oneOf(c, "spec.bindMode", c.Spec.BindMode, "None", "NodeIP"),
+		oneOf(c, "spec.nodeMeshFailureDetectionMode", c.Spec.NodeMeshFailureDetectionMode, failureDetectionModes...),
+		oneOf(c, "spec.nodeMeshRestartMode", c.Spec.NodeMeshRestartMode, restartModes...),
+	)
+}
+
+// Bounds of BFD timers: below 10 ms a Go timer on a busy node declares
+// healthy peers dead; the protocol carries intervals in 32-bit
+// microseconds and the multiplier in 8 bits.
+const (
+	minBFDInterval = 10 * time.Millisecond
+	maxBFDInterval = time.Duration(1<<32-1) * time.Microsecond
+)
+
+func (c *BFDConfiguration) Validate() error {
+	if err := validateName(c); err != nil {
+		return err
+	}
+	if s := c.Spec.NodeSelector; s != "" {
+		if _, err := selector.Parse(s); err != nil {
+			return invalid(c, "spec.nodeSelector", s, fmt.Sprintf("is not a selector: %v", err))
+		}
+	}
+	for i, in := range c.Spec.Interfaces {
+		field := fmt.Sprintf("spec.interfaces[%d]", i)
+		if _, err := path.Match(in.MatchPattern, ""); err != nil || in.MatchPattern == "" {
+			return invalid(c, field+".matchPattern", in.MatchPattern, `is not an interface pattern (like "eth0", "eth*" or "*")`)
+		}
+		for _, iv := range []struct {
+			name string
+			d    *metav1.Duration
+		}{{"minimumRecvInterval", in.MinimumRecvInterval}, {"minimumSendInterval", in.MinimumSendInterval}} {
+			if name, d := iv.name, iv.d; d != nil && (d.Duration < minBFDInterval || d.Duration > maxBFDInterval) {
+				return invalid(c, field+"."+name, d.Duration.String(), fmt.Sprintf("must be %s-%s", minBFDInterval, maxBFDInterval))
+			}
+		}
+		if in.Multiplier < 0 || in.Multiplier > 255 {
+			return invalid(c, field+".multiplier", in.Multiplier, "must be 1-255")
+		}
+	}
+	return nil
 }

@@ -88,7 +88,7 @@ func TestDaemonSetLooksLikeCalicoNode(t *testing.T) {
 
 // TestClusterRoleIsLeastPrivilege: the ClusterRole grants exactly what the
 // kubernetes datastore (datastore/kubernetes) uses — nodes and Calico's
-// seven CRDs — and nothing more.
+// seven CRDs and Calico Enterprise's BFDConfiguration — and nothing more.
 func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 	docs := documents(t, "k8s/petrel-node.yaml")
 	var role rbacv1.ClusterRole
@@ -103,8 +103,8 @@ func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 	for _, e := range entries {
 		plurals = append(plurals, strings.TrimSuffix(strings.TrimPrefix(e.Name(), "crd.projectcalico.org_"), ".yaml"))
 	}
-	if len(plurals) != 7 {
-		t.Errorf("deploy/crds holds %d CRDs, want Calico's seven: %v", len(plurals), plurals)
+	if len(plurals) != 8 {
+		t.Errorf("deploy/crds holds %d CRDs, want Calico's seven and BFDConfiguration: %v", len(plurals), plurals)
 	}
 	// group/resource -> verbs
 	want := map[string][]string{"/nodes": {"get", "list", "watch", "update", "patch"}}

@@ -59,6 +59,18 @@
 //   - Only IPv4 mesh sessions are computed. A BGPPeer with an IPv6 peerIP
 //     is configured with the node's IPv6 BGP address as source (skipped with
 //     a Problem if the node has none, unless sourceAddress is None).
+//   - failureDetectionMode BFDIfDirectlyConnected (BGPPeer; the mesh's is
+//     BGPConfiguration nodeMeshFailureDetectionMode, petrel's own) turns BFD
+//     on when the peer lies inside a connected prefix of one of this node's
+//     interfaces (Input.Interfaces; without them, the Node's BGP address
+//     subnets). The timers come from the first BFDConfiguration by name
+//     whose nodeSelector matches this node (another match is a Problem, as
+//     Calico Enterprise logs it), from its first interfaces entry whose
+//     matchPattern matches that interface; unset timers are petrel's
+//     defaults (bgp.DefaultBFDInterval x bgp.DefaultBFDMultiplier).
+//   - restartMode LongLivedGracefulRestart (mesh: nodeMeshRestartMode) makes
+//     maxRestartTime (nodeMeshMaxRestartTime) the long-lived stale time,
+//     default bgp.DefaultLLGRStaleTime, as Calico Enterprise renders it.
 //   - Not represented in bgp.PeerConfig and ignored here: nextHopMode /
 //     keepOriginalNextHop, numAllowedLocalASNumbers, reachableBy, filters,
 //     localWorkloadSelector.

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/datastore"
@@ -28,10 +30,25 @@ type Input struct {
 	// NodeLabels gives each node's labels (selectors match on them); the
 	// Node objects' own labels are used when this is nil.
 	NodeLabels map[string]map[string]string
+	// BFDConfigs are the BFDConfiguration objects; the first by name whose
+	// nodeSelector matches this node gives its BFD timers.
+	BFDConfigs []*datastore.BFDConfiguration
+	// Interfaces are this node's interfaces with their connected prefixes:
+	// a peer inside one is directly connected (failureDetectionMode
+	// BFDIfDirectlyConnected) and takes the BFD timers of the interface's
+	// matchPattern. Nil means "the subnets of the Node's BGP addresses, on
+	// an interface without a name" (only matchPattern "*" matches it).
+	Interfaces []Interface
 	// Secret resolves a password's secretKeyRef (Secret name, key) to the
 	// password. Nil means passwords are unsupported: peers that need one
 	// are skipped with a Problem.
 	Secret func(name, key string) (string, error)
+}
+
+// Interface is one network interface of this node.
+type Interface struct {
+	Name     string
+	Prefixes []netip.Prefix
 }
 
 // Result is this node's desired BGP setup.
@@ -56,8 +73,9 @@ const (
 
 type nodeInfo struct {
 	name      string
-	addr      netip.Addr // IPv4 BGP address; invalid when none
-	addr6     netip.Addr // IPv6 BGP address; invalid when none
+	addr      netip.Addr     // IPv4 BGP address; invalid when none
+	addr6     netip.Addr     // IPv6 BGP address; invalid when none
+	subnets   []netip.Prefix // the BGP addresses with their prefix lengths
 	asn       uint32
 	clusterID netip.Addr // invalid when not a route reflector
 	labels    map[string]string
@@ -90,6 +108,7 @@ type computation struct {
 	byAddr    map[netip.Addr]*nodeInfo
 	self      *nodeInfo
 	cands     []candidate
+	bfd       *datastore.BFDConfiguration // the one for this node, if any
 }
 
 func (c *computation) problem(err error) { c.problems = append(c.problems, err) }
@@ -115,6 +134,7 @@ func Desired(in Input) Result {
 	default:
 		res.ASN = self.asn
 		c.self = self
+		c.loadBFD()
 		c.mesh()
 		for _, p := range sortedPeers(in.Peers) {
 			if err := c.bgpPeer(p); err != nil {
@@ -194,6 +214,7 @@ func (c *computation) loadNodes() {
 		}
 		if p, ok := n.IPv4(); ok {
 			ni.addr = p.Addr()
+			ni.subnets = append(ni.subnets, p)
 		}
 		if b := n.Spec.BGP; b != nil {
 			if b.ASNumber != nil {
@@ -205,6 +226,7 @@ func (c *computation) loadNodes() {
 			if b.IPv6Address != "" {
 				if p, err := netip.ParsePrefix(b.IPv6Address); err == nil {
 					ni.addr6 = p.Addr()
+					ni.subnets = append(ni.subnets, p)
 				} else if a, err := netip.ParseAddr(b.IPv6Address); err == nil {
 					ni.addr6 = a
 				}
@@ -242,6 +264,21 @@ func meshSetting[T any](c *computation, get func(*datastore.BGPConfigurationSpec
 	return nil, ""
 }
 
+// setString is s as a meshSetting value: nil when unset.
+func setString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 func (c *computation) mesh() {
 	enabled, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *bool { return s.NodeToNodeMeshEnabled })
 	if enabled != nil && !*enabled {
@@ -250,10 +287,9 @@ func (c *computation) mesh() {
 	if c.self.clusterID.IsValid() {
 		return // route reflectors do not join the mesh
 	}
-	restart := bgp.DefaultRestartTime
-	if d, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *metav1.Duration { return s.NodeMeshMaxRestartTime }); d != nil {
-		restart = d.Duration
-	}
+	maxRestart, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *metav1.Duration { return s.NodeMeshMaxRestartTime })
+	detection, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *string { return setString(s.NodeMeshFailureDetectionMode) })
+	restartMode, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *string { return setString(s.NodeMeshRestartMode) })
 	var maxPrefixes uint32 // 0: bgp's default
 	if n, _ := meshSetting(c, func(s *datastore.BGPConfigurationSpec) *uint32 { return s.NodeMeshMaxPrefixes }); n != nil {
 		maxPrefixes = *n
@@ -273,7 +309,7 @@ func (c *computation) mesh() {
 		}
 		p := c.peerConfig(target{addr: n.addr, port: n.port, asn: n.asn, clusterID: n.clusterID}, bgp.PeerTypeMesh, nil)
 		p.Password = password
-		p.RestartTime = restart
+		c.failureAndRestart(&p, deref(detection), deref(restartMode), maxRestart)
 		p.MaxPrefixes = maxPrefixes
 		p.Passive = n.addr.String() > selfIP
 		c.cands = append(c.cands, candidate{peer: p, class: classMesh, source: "node-to-node mesh"})
@@ -307,9 +343,7 @@ func (c *computation) peerConfig(t target, typ string, bp *datastore.BGPPeer) bg
 		if s.KeepaliveTime != nil {
 			p.KeepaliveTime = s.KeepaliveTime.Duration
 		}
-		if s.MaxRestartTime != nil && s.MaxRestartTime.Duration > 0 {
-			p.RestartTime = s.MaxRestartTime.Duration
-		}
+		c.failureAndRestart(&p, s.FailureDetectionMode, s.RestartMode, s.MaxRestartTime)
 		if s.SourceAddress == "None" {
 			p.SourceAddress = netip.Addr{}
 		}
@@ -327,6 +361,94 @@ func (c *computation) peerConfig(t target, typ string, bp *datastore.BGPPeer) bg
 		p.ClusterID = c.self.clusterID
 	}
 	return p
+}
+
+// failureAndRestart applies Calico Enterprise's failureDetectionMode and
+// restartMode. maxRestartTime is the graceful restart time, or with
+// LongLivedGracefulRestart the long-lived stale time (as Calico
+// Enterprise renders it for BIRD).
+func (c *computation) failureAndRestart(p *bgp.PeerConfig, detection, restartMode string, maxRestart *metav1.Duration) {
+	var restart time.Duration
+	if maxRestart != nil {
+		restart = maxRestart.Duration
+	}
+	switch {
+	case restartMode == "LongLivedGracefulRestart":
+		p.LongLivedStaleTime = cmp.Or(restart, bgp.DefaultLLGRStaleTime)
+	case restart > 0:
+		p.RestartTime = restart
+	}
+	if detection == "BFDIfDirectlyConnected" {
+		if iface, ok := c.connectedVia(p.Address); ok {
+			p.BFD = c.bfdTimers(iface)
+		}
+	}
+}
+
+// connectedVia names the interface on whose subnet addr lies.
+func (c *computation) connectedVia(addr netip.Addr) (string, bool) {
+	ifaces := c.in.Interfaces
+	if ifaces == nil {
+		ifaces = []Interface{{Prefixes: c.self.subnets}}
+	}
+	for _, iface := range ifaces {
+		for _, p := range iface.Prefixes {
+			if p.Bits() < p.Addr().BitLen() && p.Contains(addr) {
+				return iface.Name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// loadBFD picks this node's BFDConfiguration: the first by name whose
+// nodeSelector matches (Calico Enterprise supports one per node too).
+func (c *computation) loadBFD() {
+	for _, cfg := range c.in.BFDConfigs {
+		if cfg == nil {
+			continue
+		}
+		if err := cfg.Validate(); err != nil {
+			c.problem(fmt.Errorf("%w; ignored", err))
+			continue
+		}
+		if sel, _ := selector.Parse(cmp.Or(cfg.Spec.NodeSelector, "all()")); !sel.Matches(c.self.labels) { // validated
+			continue
+		}
+		switch {
+		case c.bfd == nil:
+			c.bfd = cfg
+		case cfg.Name < c.bfd.Name:
+			c.problem(fmt.Errorf("BFDConfiguration %q: also selects Node %q; %q is used", c.bfd.Name, c.self.name, cfg.Name))
+			c.bfd = cfg
+		default:
+			c.problem(fmt.Errorf("BFDConfiguration %q: also selects Node %q; %q is used", cfg.Name, c.self.name, c.bfd.Name))
+		}
+	}
+}
+
+// bfdTimers are the BFD settings for a peer reached over iface: the first
+// interface entry of this node's BFDConfiguration that matches it, else
+// petrel's defaults.
+func (c *computation) bfdTimers(iface string) bgp.BFDConfig {
+	out := bgp.BFDConfig{Enabled: true}
+	if c.bfd == nil {
+		return out
+	}
+	for _, in := range c.bfd.Spec.Interfaces {
+		if ok, _ := path.Match(in.MatchPattern, iface); !ok { // validated
+			continue
+		}
+		if in.MinimumRecvInterval != nil {
+			out.MinRx = in.MinimumRecvInterval.Duration
+		}
+		if in.MinimumSendInterval != nil {
+			out.MinTx = in.MinimumSendInterval.Duration
+		}
+		out.Multiplier = uint8(in.Multiplier)
+		break
+	}
+	return out
 }
 
 func (c *computation) resolvePassword(pw *datastore.BGPPassword) (string, error) {

@@ -63,6 +63,12 @@ func mkCfg(name string, spec datastore.BGPConfigurationSpec) *datastore.BGPConfi
 	return c
 }
 
+func mkBFD(name, sel string, ifaces ...datastore.BFDInterface) *datastore.BFDConfiguration {
+	c := &datastore.BFDConfiguration{Spec: datastore.BFDConfigurationSpec{NodeSelector: sel, Interfaces: ifaces}}
+	c.Name = name
+	return c
+}
+
 func ptr[T any](v T) *T                    { return &v }
 func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 func secret(name, key string) *datastore.BGPPassword {
@@ -488,6 +494,62 @@ func TestDesired(t *testing.T) {
 				`BGPPeer "bad-selector": spec.nodeSelector: selector "rack == ": expected a quoted value at position 8`,
 				`BGPPeer "no-as": spec.asNumber`,
 			},
+		},
+		{
+			name: "BFD for directly connected BGPPeers only; LLGR with maxRestartTime as stale time",
+			in: Input{Nodes: []*datastore.Node{mkNode(selfName, selfIP)}, Peers: []*datastore.BGPPeer{
+				mkPeer("tor", datastore.BGPPeerSpec{PeerIP: "10.0.0.1", ASNumber: 65000, FailureDetectionMode: "BFDIfDirectlyConnected", RestartMode: "LongLivedGracefulRestart", MaxRestartTime: dur(30 * time.Second)}),
+				mkPeer("far", datastore.BGPPeerSpec{PeerIP: "10.9.0.1", ASNumber: 65000, FailureDetectionMode: "BFDIfDirectlyConnected", RestartMode: "LongLivedGracefulRestart"}),
+				mkPeer("gr", datastore.BGPPeerSpec{PeerIP: "10.0.0.2", ASNumber: 65000, FailureDetectionMode: "None", RestartMode: "GracefulRestart", MaxRestartTime: dur(10 * time.Second)}),
+			}},
+			want: []bgp.PeerConfig{
+				want(glob, "10.0.0.1", 65000, with(func(p *bgp.PeerConfig) {
+					p.BFD = bgp.BFDConfig{Enabled: true}
+					p.LongLivedStaleTime = 30 * time.Second
+				})),
+				want(glob, "10.0.0.2", 65000, with(func(p *bgp.PeerConfig) { p.RestartTime = 10 * time.Second })),
+				want(glob, "10.9.0.1", 65000, with(func(p *bgp.PeerConfig) { p.LongLivedStaleTime = bgp.DefaultLLGRStaleTime })),
+			},
+		},
+		{
+			name: "mesh BFD and LLGR from BGPConfiguration; timers from the node's BFDConfiguration by interface",
+			in: Input{
+				Nodes:   []*datastore.Node{mkNode(selfName, selfIP, labels("rack", "a")), mkNode("a", "10.0.0.10"), mkNode("b", "10.1.0.90")},
+				Configs: []*datastore.BGPConfiguration{mkCfg("default", datastore.BGPConfigurationSpec{NodeMeshFailureDetectionMode: "BFDIfDirectlyConnected", NodeMeshRestartMode: "LongLivedGracefulRestart", NodeMeshMaxRestartTime: dur(time.Minute)})},
+				BFDConfigs: []*datastore.BFDConfiguration{
+					mkBFD("other-rack", "rack == 'b'", datastore.BFDInterface{MatchPattern: "*", Multiplier: 9}),
+					mkBFD("rack-a", "rack == 'a'",
+						datastore.BFDInterface{MatchPattern: "eth0", MinimumRecvInterval: dur(50 * time.Millisecond), MinimumSendInterval: dur(60 * time.Millisecond), Multiplier: 4},
+						datastore.BFDInterface{MatchPattern: "eth*", Multiplier: 7}),
+					mkBFD("zz-all", ""),
+				},
+				Interfaces: []Interface{
+					{Name: "lo", Prefixes: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
+					{Name: "eth1", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.9/16")}},
+					{Name: "eth0", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.9/24")}},
+				},
+			},
+			want: []bgp.PeerConfig{
+				want(mesh, "10.0.0.10", 64512, with(func(p *bgp.PeerConfig) {
+					p.BFD = bgp.BFDConfig{Enabled: true, MinRx: 50 * time.Millisecond, MinTx: 60 * time.Millisecond, Multiplier: 4}
+					p.LongLivedStaleTime = time.Minute
+				})),
+				want(mesh, "10.1.0.90", 64512, passive, with(func(p *bgp.PeerConfig) {
+					p.BFD = bgp.BFDConfig{Enabled: true, Multiplier: 7}
+					p.LongLivedStaleTime = time.Minute
+				})),
+			},
+			problems: []string{`BFDConfiguration "zz-all": also selects Node "me"; "rack-a" is used`},
+		},
+		{
+			name: "an invalid BFDConfiguration is ignored, BFD keeps petrel's defaults",
+			in: Input{
+				Nodes:      []*datastore.Node{mkNode(selfName, selfIP), mkNode("a", "10.0.0.10")},
+				Configs:    []*datastore.BGPConfiguration{mkCfg("default", datastore.BGPConfigurationSpec{NodeMeshFailureDetectionMode: "BFDIfDirectlyConnected"})},
+				BFDConfigs: []*datastore.BFDConfiguration{mkBFD("bad", "", datastore.BFDInterface{MatchPattern: "*", Multiplier: 256})},
+			},
+			want:     []bgp.PeerConfig{want(mesh, "10.0.0.10", 64512, with(func(p *bgp.PeerConfig) { p.BFD = bgp.BFDConfig{Enabled: true} }))},
+			problems: []string{`BFDConfiguration "bad": spec.interfaces[0].multiplier: 256 must be 1-255; ignored`},
 		},
 		{
 			name:     "this node has no IPv4 address: no peers",

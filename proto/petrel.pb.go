@@ -508,8 +508,17 @@ type Peer struct {
 	// The most prefixes the peer may send, and how often it went over.
 	MaxPrefixes     uint32 `protobuf:"varint,16,opt,name=max_prefixes,json=maxPrefixes,proto3" json:"max_prefixes,omitempty"`
 	PrefixLimitHits uint32 `protobuf:"varint,17,opt,name=prefix_limit_hits,json=prefixLimitHits,proto3" json:"prefix_limit_hits,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// BFD session state (Up, Down, Init, AdminDown); empty when the peer has
+	// no BFD.
+	BfdState string `protobuf:"bytes,18,opt,name=bfd_state,json=bfdState,proto3" json:"bfd_state,omitempty"`
+	// BFD timers in force (0 without BFD).
+	BfdMinRxMs    uint32 `protobuf:"varint,19,opt,name=bfd_min_rx_ms,json=bfdMinRxMs,proto3" json:"bfd_min_rx_ms,omitempty"`
+	BfdMinTxMs    uint32 `protobuf:"varint,20,opt,name=bfd_min_tx_ms,json=bfdMinTxMs,proto3" json:"bfd_min_tx_ms,omitempty"`
+	BfdMultiplier uint32 `protobuf:"varint,21,opt,name=bfd_multiplier,json=bfdMultiplier,proto3" json:"bfd_multiplier,omitempty"`
+	// Long-lived graceful restart stale time in seconds (0 = off).
+	LlgrStaleTimeS uint32 `protobuf:"varint,22,opt,name=llgr_stale_time_s,json=llgrStaleTimeS,proto3" json:"llgr_stale_time_s,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Peer) Reset() {
@@ -661,6 +670,41 @@ func (x *Peer) GetPrefixLimitHits() uint32 {
 	return 0
 }
 
+func (x *Peer) GetBfdState() string {
+	if x != nil {
+		return x.BfdState
+	}
+	return ""
+}
+
+func (x *Peer) GetBfdMinRxMs() uint32 {
+	if x != nil {
+		return x.BfdMinRxMs
+	}
+	return 0
+}
+
+func (x *Peer) GetBfdMinTxMs() uint32 {
+	if x != nil {
+		return x.BfdMinTxMs
+	}
+	return 0
+}
+
+func (x *Peer) GetBfdMultiplier() uint32 {
+	if x != nil {
+		return x.BfdMultiplier
+	}
+	return 0
+}
+
+func (x *Peer) GetLlgrStaleTimeS() uint32 {
+	if x != nil {
+		return x.LlgrStaleTimeS
+	}
+	return 0
+}
+
 type ListRoutesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only prefixes inside this CIDR (empty = all).
@@ -808,13 +852,15 @@ type Path struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	NextHop string                 `protobuf:"bytes,1,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
 	// The neighbour it came from; empty for a route this node originates.
-	Peer          string   `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
-	PeerAs        uint32   `protobuf:"varint,3,opt,name=peer_as,json=peerAs,proto3" json:"peer_as,omitempty"`
-	AsPath        []uint32 `protobuf:"varint,4,rep,packed,name=as_path,json=asPath,proto3" json:"as_path,omitempty"`
-	LocalPref     uint32   `protobuf:"varint,5,opt,name=local_pref,json=localPref,proto3" json:"local_pref,omitempty"`
-	Local         bool     `protobuf:"varint,6,opt,name=local,proto3" json:"local,omitempty"`
-	Best          bool     `protobuf:"varint,7,opt,name=best,proto3" json:"best,omitempty"`
-	Stale         bool     `protobuf:"varint,8,opt,name=stale,proto3" json:"stale,omitempty"`
+	Peer      string   `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	PeerAs    uint32   `protobuf:"varint,3,opt,name=peer_as,json=peerAs,proto3" json:"peer_as,omitempty"`
+	AsPath    []uint32 `protobuf:"varint,4,rep,packed,name=as_path,json=asPath,proto3" json:"as_path,omitempty"`
+	LocalPref uint32   `protobuf:"varint,5,opt,name=local_pref,json=localPref,proto3" json:"local_pref,omitempty"`
+	Local     bool     `protobuf:"varint,6,opt,name=local,proto3" json:"local,omitempty"`
+	Best      bool     `protobuf:"varint,7,opt,name=best,proto3" json:"best,omitempty"`
+	Stale     bool     `protobuf:"varint,8,opt,name=stale,proto3" json:"stale,omitempty"`
+	// Kept by long-lived graceful restart (LLGR_STALE): depreferred.
+	LlgrStale     bool `protobuf:"varint,9,opt,name=llgr_stale,json=llgrStale,proto3" json:"llgr_stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -901,6 +947,13 @@ func (x *Path) GetBest() bool {
 func (x *Path) GetStale() bool {
 	if x != nil {
 		return x.Stale
+	}
+	return false
+}
+
+func (x *Path) GetLlgrStale() bool {
+	if x != nil {
+		return x.LlgrStale
 	}
 	return false
 }
@@ -1038,7 +1091,7 @@ const file_petrel_proto_rawDesc = "" +
 	"staleSwept\"\x12\n" +
 	"\x10ListPeersRequest\":\n" +
 	"\x11ListPeersResponse\x12%\n" +
-	"\x05peers\x18\x01 \x03(\v2\x0f.petrel.v1.PeerR\x05peers\"\x9f\x04\n" +
+	"\x05peers\x18\x01 \x03(\v2\x0f.petrel.v1.PeerR\x05peers\"\xd4\x05\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1057,14 +1110,21 @@ const file_petrel_proto_rawDesc = "" +
 	"\x05flaps\x18\x0e \x01(\rR\x05flaps\x12!\n" +
 	"\fpassword_set\x18\x0f \x01(\bR\vpasswordSet\x12!\n" +
 	"\fmax_prefixes\x18\x10 \x01(\rR\vmaxPrefixes\x12*\n" +
-	"\x11prefix_limit_hits\x18\x11 \x01(\rR\x0fprefixLimitHits\"+\n" +
+	"\x11prefix_limit_hits\x18\x11 \x01(\rR\x0fprefixLimitHits\x12\x1b\n" +
+	"\tbfd_state\x18\x12 \x01(\tR\bbfdState\x12!\n" +
+	"\rbfd_min_rx_ms\x18\x13 \x01(\rR\n" +
+	"bfdMinRxMs\x12!\n" +
+	"\rbfd_min_tx_ms\x18\x14 \x01(\rR\n" +
+	"bfdMinTxMs\x12%\n" +
+	"\x0ebfd_multiplier\x18\x15 \x01(\rR\rbfdMultiplier\x12)\n" +
+	"\x11llgr_stale_time_s\x18\x16 \x01(\rR\x0ellgrStaleTimeS\"+\n" +
 	"\x11ListRoutesRequest\x12\x16\n" +
 	"\x06within\x18\x01 \x01(\tR\x06within\">\n" +
 	"\x12ListRoutesResponse\x12(\n" +
 	"\x06routes\x18\x01 \x03(\v2\x10.petrel.v1.RouteR\x06routes\"F\n" +
 	"\x05Route\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12%\n" +
-	"\x05paths\x18\x02 \x03(\v2\x0f.petrel.v1.PathR\x05paths\"\xc6\x01\n" +
+	"\x05paths\x18\x02 \x03(\v2\x0f.petrel.v1.PathR\x05paths\"\xe5\x01\n" +
 	"\x04Path\x12\x19\n" +
 	"\bnext_hop\x18\x01 \x01(\tR\anextHop\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x17\n" +
@@ -1074,7 +1134,9 @@ const file_petrel_proto_rawDesc = "" +
 	"local_pref\x18\x05 \x01(\rR\tlocalPref\x12\x14\n" +
 	"\x05local\x18\x06 \x01(\bR\x05local\x12\x12\n" +
 	"\x04best\x18\a \x01(\bR\x04best\x12\x14\n" +
-	"\x05stale\x18\b \x01(\bR\x05stale\",\n" +
+	"\x05stale\x18\b \x01(\bR\x05stale\x12\x1d\n" +
+	"\n" +
+	"llgr_stale\x18\t \x01(\bR\tllgrStale\",\n" +
 	"\x12WatchRoutesRequest\x12\x16\n" +
 	"\x06replay\x18\x01 \x01(\bR\x06replay\"?\n" +
 	"\x13WatchRoutesResponse\x12(\n" +

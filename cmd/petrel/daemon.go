@@ -25,7 +25,7 @@ func newDaemonCmd() *cobra.Command {
 Without --config it runs as calico-node does: NODENAME, IP (an address, or
 autodetect), DATASTORE_TYPE (etcdv3 with ETCD_ENDPOINTS, or kubernetes with
 KUBECONFIG) select the node and the datastore; the node registers its Node
-and follows Nodes, BGPPeers and BGPConfigurations live.
+and follows Nodes, BGPPeers, BGPConfigurations and BFDConfigurations live.
 
 With --config it runs standalone, the way a bird.cfg user runs BIRD: peers
 and originated prefixes come from the YAML file. SIGHUP re-reads the file and

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -24,11 +25,24 @@ type FRR struct {
 	// Dir is the runtime directory, owned by user frr: frr.conf, the
 	// daemons' pid files and vty sockets, and zebra's zserv.api socket.
 	Dir   string
-	Procs []*Process // one per daemon, in frrDaemons order
+	Procs []*Process // one per daemon, in frrDaemons order, then the extras
+}
+
+// Freeze stops every daemon of the instance (see Process.Freeze).
+func (f *FRR) Freeze() (thaw func()) {
+	thaws := make([]func(), len(f.Procs))
+	for i, p := range f.Procs {
+		thaws[i] = p.Freeze()
+	}
+	return func() {
+		for _, th := range thaws {
+			th()
+		}
+	}
 }
 
 // StartFRR writes conf (frr.conf syntax) and runs zebra, staticd and bgpd
-// with it inside n. It returns once bgpd answers through vtysh, and fails
+// with it inside n, and the extra daemons named (e.g. "bfdd"). It returns once bgpd answers through vtysh, and fails
 // the test if a daemon exits first or is not ready within 10s.
 //
 // The config is checked with `vtysh --dryrun` first, so a typo fails the
@@ -39,7 +53,7 @@ type FRR struct {
 // The daemons run in the foreground as tracked processes and drop
 // privileges to user frr, which is why the runtime directory and config are
 // owned by frr and the directory lives outside t.TempDir().
-func StartFRR(t testing.TB, n *Node, conf string) *FRR {
+func StartFRR(t testing.TB, n *Node, conf string, extra ...string) *FRR {
 	t.Helper()
 	uid, gid := frrOwner(t)
 	dir := n.lab.runtimeDir(t, n.Name+"-frr")
@@ -59,7 +73,8 @@ func StartFRR(t testing.TB, n *Node, conf string) *FRR {
 
 	f := &FRR{Node: n, Dir: dir}
 	zserv := filepath.Join(dir, "zserv.api")
-	for _, d := range frrDaemons {
+	daemons := append(slices.Clone(frrDaemons), extra...)
+	for _, d := range daemons {
 		f.Procs = append(f.Procs, n.Start(t, d, filepath.Join(frrLibexec, d),
 			"-u", "frr", "-g", "frr",
 			"-i", filepath.Join(dir, d+".pid"),
@@ -81,7 +96,7 @@ func StartFRR(t testing.TB, n *Node, conf string) *FRR {
 		// vtysh silently skips daemons whose socket is not there yet, so
 		// wait for all of them. A daemon reads its config before serving
 		// vty commands, so bgpd answering means its config is applied.
-		for _, d := range frrDaemons {
+		for _, d := range daemons {
 			if _, err := os.Stat(filepath.Join(dir, d+".vty")); err != nil {
 				return err
 			}

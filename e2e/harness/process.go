@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,6 +62,16 @@ func (n *Node) Start(t testing.TB, name string, args ...string) *Process {
 // Signal sends sig to the process (not its group), e.g. SIGHUP to reload.
 func (p *Process) Signal(sig os.Signal) error {
 	return p.Cmd.Process.Signal(sig)
+}
+
+// Freeze stops the process group with SIGSTOP: a hung daemon whose
+// sockets stay open, so peers notice only through timers (BGP hold time,
+// BFD). The returned thaw (SIGCONT) is safe to call more than once; call
+// it before cleanup, which would otherwise wait for SIGTERM in vain.
+func (p *Process) Freeze() (thaw func()) {
+	p.signalGroup(syscall.SIGSTOP)
+	var once sync.Once
+	return func() { once.Do(func() { p.signalGroup(syscall.SIGCONT) }) }
 }
 
 // Kill SIGKILLs the process group and waits for the process to exit. It is
