@@ -51,6 +51,7 @@ func (s *Speaker) holdDownOverLimit(addr netip.Addr, cfg PeerConfig) {
 		s.log.Error("peer over its prefix limit: delete", "peer", cfg.Name, "address", addr, "err", err)
 		return
 	}
+	s.table.forget(addr) // and whatever of its flood GoBGP still hands over
 	p := toAPIPeer(cfg, false)
 	p.Conf.AdminDown = true
 	if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {

@@ -24,10 +24,16 @@ type routeTable struct {
 	// paths, marked stale, outlive GoBGP's withdrawals until release.
 	held    map[netip.Addr]uint64
 	holdGen uint64
+	// gone are peers deleted from GoBGP (or held down): their paths are
+	// dropped and any that still arrive are ignored. GoBGP drops a deleted
+	// peer's adj-RIB-in, but an UPDATE its FSM was still processing can
+	// land after that, as a best path from a peer that no longer exists.
+	gone map[netip.Addr]bool
 }
 
 func newRouteTable() *routeTable {
-	return &routeTable{routes: map[netip.Prefix][]Path{}, subs: map[*RouteSubscription]struct{}{}, held: map[netip.Addr]uint64{}}
+	return &routeTable{routes: map[netip.Prefix][]Path{}, subs: map[*RouteSubscription]struct{}{},
+		held: map[netip.Addr]uint64{}, gone: map[netip.Addr]bool{}}
 }
 
 // RouteSubscription delivers route changes, coalesced per prefix: a consumer
@@ -129,6 +135,10 @@ func (t *routeTable) apply(batch []*apiutil.Path, at time.Time) {
 			}
 			paths = removeMember(paths, k)
 		} else {
+			k := memberKeyOf(ap)
+			if t.gone[k.peer] {
+				continue
+			}
 			paths = putMember(paths, fromNativePath(ap))
 		}
 		if len(paths) == 0 {
@@ -182,6 +192,23 @@ func (t *routeTable) release(peer netip.Addr, gen uint64) {
 	}
 	delete(t.held, peer)
 	t.rewritePeerLocked(peer, func(p Path) (Path, bool) { return p, !p.Stale })
+}
+
+// forget drops every path of peer and ignores any that arrive until
+// welcome: for a peer deleted from GoBGP, or held down.
+func (t *routeTable) forget(peer netip.Addr) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.gone[peer] = true
+	delete(t.held, peer)
+	t.rewritePeerLocked(peer, func(p Path) (Path, bool) { return p, false })
+}
+
+// welcome takes paths from peer again (it is configured anew).
+func (t *routeTable) welcome(peer netip.Addr) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.gone, peer)
 }
 
 // rewritePeerLocked passes every path from peer through change, which

@@ -117,3 +117,22 @@ func TestLLGRStalePathsAreMarked(t *testing.T) {
 		}
 	}
 }
+
+// A forgotten peer (deleted from GoBGP) loses its paths, and an UPDATE
+// GoBGP still hands over afterwards is ignored until the peer is welcome
+// again.
+func TestForgottenPeerPathsStayOut(t *testing.T) {
+	const peer = "10.0.0.3"
+	tab := newRouteTable()
+	tab.apply([]*apiutil.Path{testPath(peer, "10.60.0.0/26", peer, false)}, time.Now())
+	tab.forget(netip.MustParseAddr(peer))
+	tab.apply([]*apiutil.Path{testPath(peer, "10.60.0.64/26", peer, false)}, time.Now())
+	if n := tab.len(); n != 0 {
+		t.Fatalf("%d prefixes from a forgotten peer, want 0: %+v", n, tab.snapshot())
+	}
+	tab.welcome(netip.MustParseAddr(peer))
+	tab.apply([]*apiutil.Path{testPath(peer, "10.60.0.64/26", peer, false)}, time.Now())
+	if n := tab.len(); n != 1 {
+		t.Fatalf("%d prefixes after welcome, want 1", n)
+	}
+}

@@ -524,7 +524,7 @@ func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
 			errs = append(errs, fmt.Errorf("peer %s: delete: %w", p.Address, err))
 			continue
 		}
-		s.table.release(p.Address, 0)
+		s.table.forget(p.Address)
 		s.log.Info("peer removed", "peer", p.Name, "address", p.Address)
 	}
 	for _, p := range append(slices.Clone(plan.replace), plan.add...) {
@@ -557,6 +557,7 @@ func (s *Speaker) addPeer(ctx context.Context, p PeerConfig) error {
 	s.sessionMu.Lock()
 	defer s.sessionMu.Unlock()
 	pe := &peerEntry{cfg: p, state: StateIdle, since: time.Now()}
+	s.table.welcome(p.Address)
 	// Register before AddPeer so the first state events find the entry.
 	s.mu.Lock()
 	s.peers[p.Address] = pe
