@@ -320,6 +320,15 @@ func mesh3Lab(t *testing.T) (etcdURL string, pods map[string][2]string) {
 		t.Fatalf("lab up: %v\n%s", err, out)
 	}
 	t.Logf("up took %v", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() { // before the down above: the logs go with the lab
+		if !t.Failed() {
+			return
+		}
+		for _, node := range []string{"node1", "node2", "node3"} {
+			log, _ := os.ReadFile("/var/run/petrel-lab/" + name + "/logs/" + node + "-petrel.log")
+			t.Logf("==== %s's petrel log, last lines ====\n%s", node, tailLines(grepLines(string(log), "level=INFO")+"\n"+grepLines(string(log), "level=WARN"), 40))
+		}
+	})
 	raw, err := os.ReadFile("/var/run/petrel-lab/" + name + "/state.json")
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +393,9 @@ func checkLabPings(t *testing.T, pings []*labPing) {
 		if float64(sent) < 100*elapsed.Seconds() {
 			t.Errorf("%s -> %s: only %d echoes in %v, want 100/s or more", p.from, p.to, sent, elapsed)
 		}
-		if float64(recv) < 100*elapsed.Seconds() || len(lost) > 0 {
+		// sent-recv counts the echoes lost after the last answer too (a
+		// stream that dies for good); one may be in flight at SIGINT.
+		if float64(recv) < 100*elapsed.Seconds() || len(lost) > 0 || sent-recv > 1 {
 			t.Errorf("%s -> %s: %d received, %d lost (icmp_seq %v)\n%s", p.from, p.to, recv, len(lost), lost, tailLines(p.out.String(), 5))
 		}
 	}
@@ -478,8 +489,14 @@ func TestLabRestartAllAtOnceWithLLGRAndBFD(t *testing.T) {
 	etcdURL, pods := mesh3Lab(t)
 	const name = "mesh3"
 	cfg := filepath.Join(t.TempDir(), "bgpconfig.yaml")
+	// BFD at 300 ms x 5: at the default 200 ms x 3, three daemons starting
+	// at once beside a thousand echoes a second on this 2-core VM missed
+	// BFD's 600 ms now and then (1 run in 3), and the false "down" reset a
+	// fresh session the hard way.
 	if err := os.WriteFile(cfg, []byte("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n"+
-		"spec: {nodeMeshRestartMode: LongLivedGracefulRestart, nodeMeshMaxRestartTime: 120s, nodeMeshFailureDetectionMode: BFDIfDirectlyConnected}\n"), 0o644); err != nil {
+		"spec: {nodeMeshRestartMode: LongLivedGracefulRestart, nodeMeshMaxRestartTime: 120s, nodeMeshFailureDetectionMode: BFDIfDirectlyConnected}\n"+
+		"---\napiVersion: projectcalico.org/v3\nkind: BFDConfiguration\nmetadata: {name: default}\n"+
+		"spec: {interfaces: [{matchPattern: \"*\", minimumRecvInterval: 300ms, minimumSendInterval: 300ms, multiplier: 5}]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	apply := exec.Command("ip", "netns", "exec", "plab-"+name+"-etcd", "env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+etcdURL, petrelBin, "apply", "-f", cfg)
