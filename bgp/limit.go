@@ -57,7 +57,7 @@ func (s *Speaker) holdDownOverLimit(addr netip.Addr, cfg PeerConfig) {
 	if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
 		s.log.Error("peer over its prefix limit: re-add it held down", "peer", cfg.Name, "address", addr, "err", err)
 	}
-	s.setReason(addr, fmt.Sprintf("Prefix limit %d exceeded", cfg.MaxPrefixes))
+	s.setReason(addr, fmt.Sprintf("Prefix limit %d exceeded", cfg.PrefixLimit()))
 	s.log.Warn("peer sent more prefixes than its limit: session shut down (Cease, maximum number of prefixes reached) and its routes withdrawn; it stays down until its configuration changes or petrel restarts",
-		"peer", cfg.Name, "address", addr, "maxPrefixes", cfg.MaxPrefixes)
+		"peer", cfg.Name, "address", addr, "maxPrefixes", cfg.PrefixLimit())
 }

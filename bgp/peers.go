@@ -95,9 +95,15 @@ func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 			PassiveMode: p.Passive,
 		},
 		AfiSafis: []*api.AfiSafi{{
-			Config:       &api.AfiSafiConfig{Family: familyOf(p.Address), Enabled: true},
-			PrefixLimits: &api.PrefixLimit{Family: familyOf(p.Address), MaxPrefixes: p.MaxPrefixes},
+			Config: &api.AfiSafiConfig{Family: familyOf(p.Address), Enabled: true},
 		}},
+	}
+	// GoBGP enforces a limit the operator set (exactly, with the Cease
+	// subcode RFC 4486 names), at the price of a walk of the peer's whole
+	// adj-RIB-in per UPDATE; the default limit is the route table's
+	// (Speaker.addPeer), which costs nothing per path.
+	if p.MaxPrefixes > 0 {
+		peer.AfiSafis[0].PrefixLimits = &api.PrefixLimit{Family: familyOf(p.Address), MaxPrefixes: p.MaxPrefixes}
 	}
 	if p.SourceAddress.IsValid() {
 		peer.Transport.LocalAddress = p.SourceAddress.String()

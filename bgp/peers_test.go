@@ -111,8 +111,8 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 	if !ap.EbgpMultihop.Enabled || ap.EbgpMultihop.MultihopTtl != 5 || ap.Transport.LocalAddress != "10.0.0.1" {
 		t.Errorf("multihop/source not rendered: %+v %+v", ap.EbgpMultihop, ap.Transport)
 	}
-	if got := ap.AfiSafis[0].PrefixLimits.GetMaxPrefixes(); got != DefaultMaxPrefixes {
-		t.Errorf("prefix limit = %d, want the default %d", got, DefaultMaxPrefixes)
+	if ap.AfiSafis[0].PrefixLimits != nil {
+		t.Errorf("GoBGP prefix limit %v without maxPrefixes; the default is the route table's", ap.AfiSafis[0].PrefixLimits)
 	}
 	v6p := peer("fd00::2", 64512)
 	v6p.MaxPrefixes = 50

@@ -29,11 +29,19 @@ type routeTable struct {
 	// peer's adj-RIB-in, but an UPDATE its FSM was still processing can
 	// land after that, as a best path from a peer that no longer exists.
 	gone map[netip.Addr]bool
+	// perPeer counts each peer's paths in the table; a peer with a limit
+	// (setLimit) that goes past it is reported once to overLimit. This is
+	// the default prefix limit: O(1) per path, where GoBGP's own limit
+	// walks the peer's whole adj-RIB-in on every UPDATE (100k routes took
+	// 8 s instead of 3.6 s with it on every peer).
+	perPeer   map[netip.Addr]int
+	limits    map[netip.Addr]int
+	overLimit func(netip.Addr)
 }
 
 func newRouteTable() *routeTable {
 	return &routeTable{routes: map[netip.Prefix][]Path{}, subs: map[*RouteSubscription]struct{}{},
-		held: map[netip.Addr]uint64{}, gone: map[netip.Addr]bool{}}
+		held: map[netip.Addr]uint64{}, gone: map[netip.Addr]bool{}, perPeer: map[netip.Addr]int{}, limits: map[netip.Addr]int{}}
 }
 
 // RouteSubscription delivers route changes, coalesced per prefix: a consumer
@@ -133,11 +141,17 @@ func (t *routeTable) apply(batch []*apiutil.Path, at time.Time) {
 			if t.isHeldLocked(paths, k) {
 				continue // kept until the peer's End-of-RIB or restart time
 			}
+			if hasMember(paths, k) {
+				t.countLocked(k.peer, -1)
+			}
 			paths = removeMember(paths, k)
 		} else {
 			k := memberKeyOf(ap)
 			if t.gone[k.peer] {
 				continue
+			}
+			if !hasMember(paths, k) {
+				t.countLocked(k.peer, 1)
 			}
 			paths = putMember(paths, fromNativePath(ap))
 		}
@@ -147,6 +161,40 @@ func (t *routeTable) apply(batch []*apiutil.Path, at time.Time) {
 			t.routes[prefix] = paths
 		}
 		t.publishLocked(prefix, at)
+	}
+}
+
+func hasMember(paths []Path, k memberKey) bool {
+	return slices.ContainsFunc(paths, func(p Path) bool { return p.key() == k })
+}
+
+// countLocked adds delta to peer's path count and reports the peer once
+// when it goes past its limit.
+func (t *routeTable) countLocked(peer netip.Addr, delta int) {
+	if !peer.IsValid() {
+		return // a local path
+	}
+	n := t.perPeer[peer] + delta
+	if n <= 0 {
+		delete(t.perPeer, peer)
+	} else {
+		t.perPeer[peer] = n
+	}
+	if lim := t.limits[peer]; delta > 0 && lim > 0 && n > lim && t.overLimit != nil {
+		delete(t.limits, peer) // once: the peer is held down from here
+		go t.overLimit(peer)
+	}
+}
+
+// setLimit sets how many paths peer may have in the table (0: no limit
+// here, as when GoBGP enforces an explicit one).
+func (t *routeTable) setLimit(peer netip.Addr, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n > 0 {
+		t.limits[peer] = n
+	} else {
+		delete(t.limits, peer)
 	}
 }
 
@@ -231,6 +279,8 @@ func (t *routeTable) rewritePeerLocked(peer netip.Addr, change func(Path) (Path,
 			changed = changed || !keep || np.Stale != p.Stale
 			if keep {
 				out = append(out, np)
+			} else {
+				t.countLocked(peer, -1)
 			}
 		}
 		if !changed {

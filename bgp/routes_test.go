@@ -136,3 +136,39 @@ func TestForgottenPeerPathsStayOut(t *testing.T) {
 		t.Fatalf("%d prefixes after welcome, want 1", n)
 	}
 }
+
+// The default prefix limit: a peer whose paths in the table go past its
+// limit is reported once; withdrawals count down, and a peer without a
+// limit is never reported.
+func TestTableLimitReportsOnce(t *testing.T) {
+	const peer, free = "10.0.0.3", "10.0.0.4"
+	tab := newRouteTable()
+	reported := make(chan netip.Addr, 4)
+	tab.overLimit = func(p netip.Addr) { reported <- p }
+	tab.setLimit(netip.MustParseAddr(peer), 2)
+	now := time.Now()
+	tab.apply([]*apiutil.Path{
+		testPath(peer, "10.60.0.0/26", peer, false),
+		testPath(peer, "10.60.0.0/26", peer, false), // the same path again: still one
+		testPath(peer, "10.60.0.64/26", peer, false),
+		testPath(peer, "10.60.0.64/26", peer, true),
+		testPath(peer, "10.60.0.128/26", peer, false),
+		testPath(free, "10.61.0.0/26", free, false),
+		testPath(free, "10.61.0.64/26", free, false),
+		testPath(free, "10.61.0.128/26", free, false),
+	}, now)
+	select {
+	case p := <-reported:
+		t.Fatalf("%s reported at 2 paths, limit 2", p)
+	case <-time.After(100 * time.Millisecond):
+	}
+	tab.apply([]*apiutil.Path{testPath(peer, "10.60.0.192/26", peer, false), testPath(peer, "10.60.1.0/26", peer, false)}, now)
+	if p := <-reported; p.String() != peer {
+		t.Fatalf("reported %s, want %s", p, peer)
+	}
+	select {
+	case p := <-reported:
+		t.Fatalf("reported twice (%s)", p)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

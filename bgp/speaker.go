@@ -113,6 +113,7 @@ func New(cfg Config) (*Speaker, error) {
 		peerSubs:    map[*coalesce.Queue[netip.Addr, PeerEvent]]struct{}{},
 		table:       newRouteTable(),
 	}
+	s.table.overLimit = s.onPrefixLimit
 	s.restarting.Store(cfg.Restarting)
 	return s, nil
 }
@@ -558,6 +559,11 @@ func (s *Speaker) addPeer(ctx context.Context, p PeerConfig) error {
 	defer s.sessionMu.Unlock()
 	pe := &peerEntry{cfg: p, state: StateIdle, since: time.Now()}
 	s.table.welcome(p.Address)
+	if p.MaxPrefixes == 0 { // the default limit; GoBGP enforces an explicit one
+		s.table.setLimit(p.Address, DefaultMaxPrefixes)
+	} else {
+		s.table.setLimit(p.Address, 0)
+	}
 	// Register before AddPeer so the first state events find the entry.
 	s.mu.Lock()
 	s.peers[p.Address] = pe

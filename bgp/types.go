@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"time"
@@ -119,6 +120,11 @@ type PeerConfig struct {
 	MaxPrefixes uint32
 }
 
+// PrefixLimit is the most prefixes the peer may send: MaxPrefixes, else
+// DefaultMaxPrefixes. MaxPrefixes stays 0 under WithDefaults: an explicit
+// limit and the default one are enforced by different means (toAPIPeer).
+func (p PeerConfig) PrefixLimit() uint32 { return cmp.Or(p.MaxPrefixes, DefaultMaxPrefixes) }
+
 // WithDefaults fills zero values with petrel's defaults.
 func (p PeerConfig) WithDefaults() PeerConfig {
 	if p.Port == 0 {
@@ -129,9 +135,6 @@ func (p PeerConfig) WithDefaults() PeerConfig {
 	}
 	if p.KeepaliveTime == 0 {
 		p.KeepaliveTime = DefaultKeepaliveTime
-	}
-	if p.MaxPrefixes == 0 {
-		p.MaxPrefixes = DefaultMaxPrefixes
 	}
 	if p.Type == "" {
 		p.Type = PeerTypeNodeSpecific

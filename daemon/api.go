@@ -121,7 +121,7 @@ func (a *apiServer) ListPeers(ctx context.Context, _ *petrelpb.ListPeersRequest)
 			PrefixesAdvertised: p.PrefixesAdvertised,
 			Flaps:              p.Flaps,
 			PasswordSet:        p.Config.Password != "",
-			MaxPrefixes:        p.Config.MaxPrefixes,
+			MaxPrefixes:        p.Config.PrefixLimit(),
 			PrefixLimitHits:    p.PrefixLimitHits,
 			BfdState:           p.BFD,
 			BfdMinRxMs:         uint32(p.Config.BFD.MinRx.Milliseconds()),
