@@ -2,6 +2,7 @@ package kernelsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -107,9 +109,21 @@ func (d *devices) resolveUncached(gw netip.Addr) resolution {
 }
 
 // reachable reports whether a peer can still be reached over an up link.
+//
+// Only a clear "no": the kernel has no route, or its link is known to be
+// down. A lookup that fails otherwise, or a link this loop has not seen
+// yet (both happen while thousands of links churn), counts as reachable:
+// resetting a healthy session is worse than waiting for its hold time.
 func (d *devices) reachable(peer netip.Addr) bool {
 	routes, err := d.lookup(peer)
-	return err == nil && len(routes) > 0 && d.links[routes[0].LinkIndex].up
+	if errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) || (err == nil && len(routes) == 0) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	l, known := d.links[routes[0].LinkIndex]
+	return !known || l.up
 }
 
 // setLink records a link's state; it reports whether anything changed and
