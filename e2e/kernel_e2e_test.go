@@ -184,8 +184,11 @@ func TestKernelRepairsOutsideChanges(t *testing.T) {
 		start := time.Now()
 		for time.Since(start) < 2*time.Second {
 			if r, ok := fib(t, node)[prefix]; ok && slices.Equal(r.gateways(), []string{"10.202.0.1"}) {
-				if took := time.Since(start); took > 100*time.Millisecond {
-					t.Errorf("%s: repaired after %v, want within 100ms", what, took)
+				// The repair is event-driven (tens of ms); each poll here is
+				// an `ip netns exec ip -j route` that alone took up to ~50 ms
+				// with the whole suite running (109 ms seen once), hence 200.
+				if took := time.Since(start); took > 200*time.Millisecond {
+					t.Errorf("%s: repaired after %v, want within 200ms", what, took)
 				} else {
 					t.Logf("%s: repaired in %v", what, took)
 				}
