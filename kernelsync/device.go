@@ -215,13 +215,20 @@ func addrPrefix(ipn *net.IPNet, scope int) (netip.Prefix, bool) {
 
 // scanDevices re-reads every link and address (the device loop's scan).
 func (s *Sync) scanDevices(ctx context.Context) error {
-	links, err := nlretry.Dump(s.h.LinkList)
-	if err != nil {
-		return fmt.Errorf("kernelsync: list links: %w", err)
+	links, lerr := nlretry.Dump(s.h.LinkList)
+	addrs, aerr := nlretry.Dump(func() ([]netlink.Addr, error) { return s.h.AddrList(nil, netlink.FAMILY_ALL) })
+	for what, err := range map[string]error{"links": lerr, "addresses": aerr} {
+		if err != nil && !nlretry.Interrupted(err) {
+			return fmt.Errorf("kernelsync: list %s: %w", what, err)
+		}
 	}
-	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return s.h.AddrList(nil, netlink.FAMILY_ALL) })
-	if err != nil {
-		return fmt.Errorf("kernelsync: list addresses: %w", err)
+	if lerr != nil || aerr != nil {
+		// Still interrupted after the retries (thousands of links churning):
+		// take what the dumps did see, adding and updating only, so that
+		// the links routes go through are known; the next full scan
+		// removes what is gone.
+		s.mergeDevices(ctx, links, addrs)
+		return fmt.Errorf("kernelsync: device scan incomplete: %w", errors.Join(lerr, aerr))
 	}
 	next := newDevices(s.cfg.Interfaces, s.dev.lookup)
 	for _, l := range links {
@@ -244,6 +251,24 @@ func (s *Sync) scanDevices(ctx context.Context) error {
 	s.dev = next
 	s.devicesChanged(ctx, wentDown)
 	return nil
+}
+
+// mergeDevices records the links and addresses an interrupted scan saw,
+// removing nothing.
+func (s *Sync) mergeDevices(ctx context.Context, links []netlink.Link, addrs []netlink.Addr) {
+	changed := false
+	for _, l := range links {
+		c, _ := s.dev.setLink(l.Attrs().Index, linkState{name: l.Attrs().Name, up: isUp(l)}, false)
+		changed = changed || c
+	}
+	for _, a := range addrs {
+		if p, ok := addrPrefix(a.IPNet, a.Scope); ok && s.dev.setAddr(a.LinkIndex, p, true) {
+			changed = true
+		}
+	}
+	if changed {
+		s.devicesChanged(ctx, false)
+	}
 }
 
 func (s *Sync) onLink(ctx context.Context, l netlink.Link, deleted bool) {
