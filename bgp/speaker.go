@@ -237,7 +237,10 @@ func (s *Speaker) recreateRestartingPeer(addr netip.Addr) {
 	s.mu.Lock()
 	pe, ok := s.peers[addr]
 	down := ok && pe.state != StateEstablished && !pe.overLimit // a peer over its limit stays down
-	clients := slices.ContainsFunc(slices.Collect(maps.Values(s.peers)), func(pe *peerEntry) bool { return pe.cfg.RouteReflectorClient })
+	clients := false
+	for _, other := range s.peers {
+		clients = clients || other.cfg.RouteReflectorClient
+	}
 	s.mu.Unlock()
 	// LLGR keeps a peer's routes longer and depreferred, which only
 	// GoBGP's own helper does: such a peer keeps the idle hold.

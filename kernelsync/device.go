@@ -231,14 +231,7 @@ func (s *Sync) scanDevices(ctx context.Context) error {
 		return fmt.Errorf("kernelsync: device scan incomplete: %w", errors.Join(lerr, aerr))
 	}
 	next := newDevices(s.cfg.Interfaces, s.dev.lookup)
-	for _, l := range links {
-		next.links[l.Attrs().Index] = linkState{name: l.Attrs().Name, up: isUp(l)}
-	}
-	for _, a := range addrs {
-		if p, ok := addrPrefix(a.IPNet, a.Scope); ok {
-			next.setAddr(a.LinkIndex, p, true)
-		}
-	}
+	next.record(links, addrs)
 	wentDown := false
 	for index, old := range s.dev.links {
 		if now, ok := next.links[index]; old.up && (!ok || !now.up) {
@@ -256,23 +249,31 @@ func (s *Sync) scanDevices(ctx context.Context) error {
 // mergeDevices records the links and addresses an interrupted scan saw,
 // removing nothing.
 func (s *Sync) mergeDevices(ctx context.Context, links []netlink.Link, addrs []netlink.Addr) {
-	changed := false
-	for _, l := range links {
-		c, _ := s.dev.setLink(l.Attrs().Index, linkState{name: l.Attrs().Name, up: isUp(l)}, false)
-		changed = changed || c
-	}
-	for _, a := range addrs {
-		if p, ok := addrPrefix(a.IPNet, a.Scope); ok && s.dev.setAddr(a.LinkIndex, p, true) {
-			changed = true
-		}
-	}
-	if changed {
+	if s.dev.record(links, addrs) {
 		s.devicesChanged(ctx, false)
 	}
 }
 
+// record adds or updates links and addresses, removing nothing; it
+// reports whether anything changed.
+func (d *devices) record(links []netlink.Link, addrs []netlink.Addr) bool {
+	changed := false
+	for _, l := range links {
+		c, _ := d.setLink(l.Attrs().Index, stateOf(l), false)
+		changed = changed || c
+	}
+	for _, a := range addrs {
+		if p, ok := addrPrefix(a.IPNet, a.Scope); ok && d.setAddr(a.LinkIndex, p, true) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+func stateOf(l netlink.Link) linkState { return linkState{name: l.Attrs().Name, up: isUp(l)} }
+
 func (s *Sync) onLink(ctx context.Context, l netlink.Link, deleted bool) {
-	changed, wentDown := s.dev.setLink(l.Attrs().Index, linkState{name: l.Attrs().Name, up: isUp(l)}, deleted)
+	changed, wentDown := s.dev.setLink(l.Attrs().Index, stateOf(l), deleted)
 	if changed {
 		s.devicesChanged(ctx, wentDown)
 	}
