@@ -228,6 +228,9 @@ func (s *Speaker) onPeerUpdate(ev *apiutil.WatchEventMessage_PeerEvent, _ time.T
 // holds them (stale, in the kernel) until the peer's End-of-RIB or its
 // restart time, as GoBGP's helper would have. Not done for a route
 // reflector (its clients would see the withdrawals), nor under LLGR.
+// The re-created peer dials again every RestartingConnectRetry, not every
+// ConnectRetry: a first dial that reaches the peer before its new process
+// listens would otherwise keep the session down 5 s more.
 func (s *Speaker) recreateRestartingPeer(addr netip.Addr) {
 	s.peersOpMu.Lock()
 	defer s.peersOpMu.Unlock()
@@ -270,7 +273,9 @@ func (s *Speaker) recreateRestartingPeer(addr netip.Addr) {
 		s.log.Warn("re-creating a restarting peer", "address", addr, "err", err)
 		return
 	}
-	if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(pe.cfg, s.restarting.Load())}); err != nil {
+	again := toAPIPeer(pe.cfg, s.restarting.Load())
+	again.Timers.Config.ConnectRetry = uint64(RestartingConnectRetry.Seconds())
+	if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: again}); err != nil {
 		s.table.release(addr, gen)
 		s.mu.Lock()
 		delete(s.peers, addr)

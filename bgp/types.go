@@ -13,6 +13,7 @@ const (
 	DefaultPort             = 179
 	DefaultRestartTime      = 120 * time.Second // nodeMeshMaxRestartTime
 	DefaultConnectRetry     = 5 * time.Second   // "connect retry time 5"
+	RestartingConnectRetry  = 2 * time.Second   // GoBGP's shortest; for a peer expected back within seconds
 	DefaultHoldTime         = 90 * time.Second
 	DefaultKeepaliveTime    = 30 * time.Second
 	DefaultIdleHoldAfterErr = 5 * time.Second // "error wait time 5,30"
