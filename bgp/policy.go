@@ -22,11 +22,14 @@ const (
 //
 //	route put into the RIB by this node, prefix in the exportable set  -> accept
 //	route learned over iBGP, prefix in the reflectable set             -> accept
+//	route learned over iBGP, prefix in the exportable set, to eBGP     -> accept
 //	anything else                                                      -> reject
 //
-// The reflectable set is empty unless this node is a route reflector, so a
-// route learned from a peer is otherwise never re-advertised, whatever its
-// prefix. The sets are edited in place (Append/Remove, never Replace: the
+// The reflectable set is empty unless this node is a route reflector. The
+// third rule is Calico's: every node passes the pool routes it learned
+// from the mesh on to its eBGP peers (a few gateway nodes can front the
+// whole cluster to a ToR). A route learned over eBGP, or outside the
+// pools, is never re-advertised. The sets are edited in place (Append/Remove, never Replace: the
 // policy keeps a pointer to the set object it was built with), so changing
 // what leaves never touches a session.
 func exportPolicy() *api.Policy {
@@ -45,8 +48,59 @@ func exportPolicy() *api.Policy {
 				Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
 			})
 		}
+		policy.Statements = append(policy.Statements, &api.Statement{
+			Name: "petrel-to-ebgp" + family,
+			Conditions: &api.Conditions{
+				PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: setExportable + family},
+				NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: ebgpPeersSet},
+				RouteType:   api.Conditions_ROUTE_TYPE_INTERNAL,
+			},
+			Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
+		})
 	}
 	return policy
+}
+
+// noPeer keeps the eBGP neighbor set from ever being empty: GoBGP reads an
+// empty neighbor set as "every peer".
+var noPeer = []string{"0.0.0.0/32", "::/128"}
+
+// listSet is a neighbor set edited in place, like rangeSet.
+type listSet struct {
+	name string
+	have map[string]bool
+}
+
+// sync edits GoBGP's set so it holds exactly want (plus noPeer).
+func (ls *listSet) sync(ctx context.Context, server *server.BgpServer, want map[string]bool) error {
+	if ls.have == nil {
+		ls.have = map[string]bool{}
+	}
+	var add, remove []string
+	for e := range want {
+		if !ls.have[e] {
+			add = append(add, e)
+		}
+	}
+	for e := range ls.have {
+		if !want[e] {
+			remove = append(remove, e)
+		}
+	}
+	if len(add) > 0 {
+		if err := server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
+			DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: ls.name, List: add}}); err != nil {
+			return fmt.Errorf("bgp: %s add: %w", ls.name, err)
+		}
+	}
+	if len(remove) > 0 {
+		if err := server.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: &api.DefinedSet{
+			DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: ls.name, List: remove}}); err != nil {
+			return fmt.Errorf("bgp: %s remove: %w", ls.name, err)
+		}
+	}
+	ls.have = want
+	return nil
 }
 
 func exportAssignment() *api.PolicyAssignment {

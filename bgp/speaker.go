@@ -62,6 +62,12 @@ type Speaker struct {
 	reflectable rangeSet
 	extra       map[exportRange]bool // export ranges beyond originated prefixes
 	reflect     bool                 // route reflector: pass iBGP routes in extra on
+	// routePolicy is the BGPFilter/next-hop/communities policy installed
+	// as installedPolicy, generation policyGen (filterpolicy.go).
+	routePolicy     RoutePolicy
+	installedPolicy renderedPolicy
+	policyGen       uint64
+	ebgpPeers       listSet // eBGP peers: pool routes learned over iBGP go to them
 
 	mu    sync.Mutex // guards peers and peerSubs
 	peers map[netip.Addr]*peerEntry
@@ -108,6 +114,7 @@ func New(cfg Config) (*Speaker, error) {
 		injected:    map[netip.Prefix]map[string]bool{},
 		exportable:  rangeSet{purpose: setExportable, have: map[exportRange]bool{}},
 		reflectable: rangeSet{purpose: setReflectable, have: map[exportRange]bool{}},
+		ebgpPeers:   listSet{name: ebgpPeersSet},
 		extra:       map[exportRange]bool{},
 		peers:       map[netip.Addr]*peerEntry{},
 		peerSubs:    map[*coalesce.Queue[netip.Addr, PeerEvent]]struct{}{},
@@ -164,9 +171,11 @@ const (
 )
 
 func (s *Speaker) installPolicy(ctx context.Context) error {
-	for _, set := range append(prefixSets(setExportable, nil), prefixSets(setReflectable, nil)...) {
+	sets := append(prefixSets(setExportable, nil), prefixSets(setReflectable, nil)...)
+	sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: ebgpPeersSet, List: noPeer})
+	for _, set := range sets {
 		if err := s.server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
-			return fmt.Errorf("bgp: export prefix set %s: %w", set.Name, err)
+			return fmt.Errorf("bgp: export set %s: %w", set.Name, err)
 		}
 	}
 	if err := s.server.AddPolicy(ctx, &api.AddPolicyRequest{Policy: exportPolicy(), ReferExistingStatements: false}); err != nil {
@@ -526,8 +535,8 @@ func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
 	s.mu.Unlock()
 
 	defer s.peersSet.Store(true)
-	plan, _, planErr := planPeers(running, desired)
-	errs := []error{planErr}
+	plan, want, planErr := planPeers(running, desired)
+	errs := []error{planErr, s.syncEBGPPeers(ctx, want)}
 	for _, p := range append(slices.Clone(plan.remove), plan.replace...) {
 		if err := s.deletePeer(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: delete: %w", p.Address, err))
@@ -544,6 +553,22 @@ func (s *Speaker) SetPeers(ctx context.Context, desired []PeerConfig) error {
 		s.log.Info("peer added", "peer", p.Name, "address", p.Address, "asn", p.ASN)
 	}
 	return errors.Join(errs...)
+}
+
+// syncEBGPPeers keeps the set of eBGP peers that learned pool routes go
+// to; it is set before the peers are added, so their first UPDATEs carry
+// those routes.
+func (s *Speaker) syncEBGPPeers(ctx context.Context, peers map[netip.Addr]PeerConfig) error {
+	local := cmp.Or(s.cfg.ASN, DefaultASN)
+	want := map[string]bool{}
+	for a, p := range peers {
+		if p.ASN != cmp.Or(p.LocalASN, local) {
+			want[netip.PrefixFrom(a, a.BitLen()).String()] = true
+		}
+	}
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	return s.ebgpPeers.sync(ctx, s.server, want)
 }
 
 func (s *Speaker) deletePeer(ctx context.Context, p PeerConfig) error {
