@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -133,26 +132,6 @@ func (r FilterRule) key() string {
 
 // IsLargeCommunity tells "aa:nn:mm" from "aa:nn".
 func IsLargeCommunity(c string) bool { return strings.Count(c, ":") == 2 }
-
-// ValidCommunity checks a standard (16-bit parts) or large (32-bit
-// parts) community.
-func ValidCommunity(c string) error {
-	parts := strings.Split(c, ":")
-	bits := 16
-	switch len(parts) {
-	case 2:
-	case 3:
-		bits = 32
-	default:
-		return fmt.Errorf("community %q is neither aa:nn nor aa:nn:mm", c)
-	}
-	for _, p := range parts {
-		if _, err := strconv.ParseUint(p, 10, bits); err != nil {
-			return fmt.Errorf("community %q: %q is not a %d-bit number", c, p, bits)
-		}
-	}
-	return nil
-}
 
 // lengths is the prefix-length range an In/NotIn rule accepts.
 func (r FilterRule) lengths() (minLen, maxLen int) {

@@ -43,7 +43,7 @@ type DatastoreOptions struct {
 // advertised.
 var watchedKinds = []datastore.Kind{
 	datastore.KindNode, datastore.KindBGPPeer, datastore.KindBGPConfiguration, datastore.KindBFDConfiguration,
-	datastore.KindIPPool, datastore.KindIPAMBlock, datastore.KindBlockAffinity,
+	datastore.KindIPPool, datastore.KindIPAMBlock, datastore.KindBlockAffinity, datastore.KindBGPFilter,
 }
 
 // RunDatastore runs a node whose BGP configuration comes from the
@@ -133,6 +133,10 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 				log.Error("datastore object skipped", "problem", p)
 			}
 		}
+		// The policy goes first: a new peer's first UPDATEs honour its filters.
+		if err := a.speaker.SetRoutePolicy(ctx, res.Policy); err != nil {
+			log.Error("applying BGP filters, next-hop modes and communities", "err", err)
+		}
 		if err := a.speaker.SetPeers(ctx, res.Peers); err != nil {
 			log.Error("applying peers", "err", err)
 		}
@@ -200,9 +204,11 @@ func validPools(s datastore.Snapshot) (datastore.Snapshot, map[string]error) {
 }
 
 // optionalKinds need not be listed before the node starts: open-source
-// Calico's CRDs have no BFDConfiguration, and without one BFD runs on
-// petrel's default timers (the list is retried, and used once it works).
-var optionalKinds = map[datastore.Kind]bool{datastore.KindBFDConfiguration: true}
+// Calico's CRDs have no BFDConfiguration (BFD then runs on petrel's
+// default timers), and before 3.25 no BGPFilter (a BGPPeer that names one
+// is skipped until it can be read). The list is retried, and used once it
+// works.
+var optionalKinds = map[datastore.Kind]bool{datastore.KindBFDConfiguration: true, datastore.KindBGPFilter: true}
 
 // waitSynced waits until every kind but the optional ones has been listed
 // once.
@@ -243,6 +249,9 @@ func (st *storeState) input(node string) mesh.Input {
 	}
 	for _, o := range sorted(st.snaps[datastore.KindBFDConfiguration]) {
 		in.BFDConfigs = append(in.BFDConfigs, o.(*datastore.BFDConfiguration))
+	}
+	for _, o := range sorted(st.snaps[datastore.KindBGPFilter]) {
+		in.Filters = append(in.Filters, o.(*datastore.BGPFilter))
 	}
 	in.Interfaces = localInterfaces()
 	return in

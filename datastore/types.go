@@ -30,10 +30,11 @@ const (
 	KindBGPPeer          Kind = "BGPPeer"
 	KindBGPConfiguration Kind = "BGPConfiguration"
 	KindBFDConfiguration Kind = "BFDConfiguration"
+	KindBGPFilter        Kind = "BGPFilter"
 )
 
 // Kinds lists every kind.
-var Kinds = []Kind{KindNode, KindIPPool, KindIPAMBlock, KindIPAMHandle, KindBlockAffinity, KindIPAMConfig, KindBGPPeer, KindBGPConfiguration, KindBFDConfiguration}
+var Kinds = []Kind{KindNode, KindIPPool, KindIPAMBlock, KindIPAMHandle, KindBlockAffinity, KindIPAMConfig, KindBGPPeer, KindBGPConfiguration, KindBFDConfiguration, KindBGPFilter}
 
 // Plural is the lower-case plural used in URLs and etcd keys ("ippools").
 func (k Kind) Plural() string {
@@ -90,6 +91,8 @@ func New(kind Kind) (Object, error) {
 		return &BGPConfiguration{TypeMeta: tm}, nil
 	case KindBFDConfiguration:
 		return &BFDConfiguration{TypeMeta: tm}, nil
+	case KindBGPFilter:
+		return &BGPFilter{TypeMeta: tm}, nil
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)
 }

@@ -103,8 +103,8 @@ func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 	for _, e := range entries {
 		plurals = append(plurals, strings.TrimSuffix(strings.TrimPrefix(e.Name(), "crd.projectcalico.org_"), ".yaml"))
 	}
-	if len(plurals) != 8 {
-		t.Errorf("deploy/crds holds %d CRDs, want Calico's seven and BFDConfiguration: %v", len(plurals), plurals)
+	if len(plurals) != 9 {
+		t.Errorf("deploy/crds holds %d CRDs, want Calico's eight (BGPFilter included) and BFDConfiguration: %v", len(plurals), plurals)
 	}
 	// group/resource -> verbs
 	want := map[string][]string{"/nodes": {"get", "list", "watch", "update", "patch"}}

@@ -43,6 +43,8 @@ type Input struct {
 	// password. Nil means passwords are unsupported: peers that need one
 	// are skipped with a Problem.
 	Secret func(name, key string) (string, error)
+	// Filters are the BGPFilters BGPPeers name in spec.filters.
+	Filters []*datastore.BGPFilter
 }
 
 // Interface is one network interface of this node.
@@ -60,6 +62,9 @@ type Result struct {
 	ASN uint32
 	// ListenPort is node.<name> listenPort, else default's, else 179.
 	ListenPort uint16
+	// Policy is the route policy of the peers' BGPFilters and next-hop
+	// modes and of the prefixAdvertisements communities.
+	Policy bgp.RoutePolicy
 	// Problems lists the objects skipped (each error names its object).
 	Problems []error
 }
@@ -84,6 +89,7 @@ type nodeInfo struct {
 
 type candidate struct {
 	peer   bgp.PeerConfig
+	policy bgp.PeerPolicy
 	class  int
 	order  string // BGPPeer name; "" for the mesh
 	source string // the object that produced it, for Problems
@@ -98,17 +104,19 @@ type target struct {
 }
 
 type computation struct {
-	in        Input
-	problems  []error
-	defCfg    *datastore.BGPConfiguration
-	nodeCfgs  map[string]*datastore.BGPConfiguration // by node name
-	globalASN uint32
-	nodes     []*nodeInfo // valid nodes, sorted by name
-	byName    map[string]*nodeInfo
-	byAddr    map[netip.Addr]*nodeInfo
-	self      *nodeInfo
-	cands     []candidate
-	bfd       *datastore.BFDConfiguration // the one for this node, if any
+	in         Input
+	problems   []error
+	defCfg     *datastore.BGPConfiguration
+	nodeCfgs   map[string]*datastore.BGPConfiguration // by node name
+	globalASN  uint32
+	nodes      []*nodeInfo // valid nodes, sorted by name
+	byName     map[string]*nodeInfo
+	byAddr     map[netip.Addr]*nodeInfo
+	self       *nodeInfo
+	cands      []candidate
+	bfd        *datastore.BFDConfiguration // the one for this node, if any
+	filters    map[string]*datastore.BGPFilter
+	badFilters []string // names of BGPFilters that failed validation
 }
 
 func (c *computation) problem(err error) { c.problems = append(c.problems, err) }
@@ -135,13 +143,15 @@ func Desired(in Input) Result {
 		res.ASN = self.asn
 		c.self = self
 		c.loadBFD()
+		c.loadFilters()
 		c.mesh()
 		for _, p := range sortedPeers(in.Peers) {
 			if err := c.bgpPeer(p); err != nil {
 				c.problem(err)
 			}
 		}
-		res.Peers = c.dedupe()
+		res.Peers, res.Policy.Peers = c.dedupe()
+		res.Policy.Communities = c.prefixCommunities()
 	}
 	res.Problems = c.problems
 	return res
@@ -534,7 +544,12 @@ func (c *computation) bgpPeer(bp *datastore.BGPPeer) error {
 		}
 		p := c.peerConfig(t, typ, opts)
 		p.Password = password
-		c.cands = append(c.cands, candidate{peer: p, class: class, order: bp.Name, source: fmt.Sprintf("BGPPeer %q", bp.Name)})
+		pol, err := c.peerPolicy(opts, p)
+		if err != nil {
+			c.problem(err)
+			return
+		}
+		c.cands = append(c.cands, candidate{peer: p, policy: pol, class: class, order: bp.Name, source: fmt.Sprintf("BGPPeer %q", bp.Name)})
 	}
 
 	if forward {
@@ -579,12 +594,13 @@ func (c *computation) bgpPeer(bp *datastore.BGPPeer) error {
 // dedupe keeps the first candidate per address (mesh, global, node
 // specific; then BGPPeer name; then address) and returns them sorted by
 // address.
-func (c *computation) dedupe() []bgp.PeerConfig {
+func (c *computation) dedupe() ([]bgp.PeerConfig, map[netip.Addr]bgp.PeerPolicy) {
 	slices.SortStableFunc(c.cands, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(a.class, b.class), cmp.Compare(a.order, b.order), a.peer.Address.Compare(b.peer.Address))
 	})
 	kept := map[netip.Addr]candidate{}
 	var out []bgp.PeerConfig
+	policies := map[netip.Addr]bgp.PeerPolicy{}
 	for _, cd := range c.cands {
 		if k, dup := kept[cd.peer.Address]; dup {
 			if k.source != cd.source {
@@ -594,7 +610,10 @@ func (c *computation) dedupe() []bgp.PeerConfig {
 		}
 		kept[cd.peer.Address] = cd
 		out = append(out, cd.peer)
+		if len(cd.policy.Export)+len(cd.policy.Import) > 0 || cd.policy.NextHop != bgp.NextHopAuto {
+			policies[cd.peer.Address] = cd.policy
+		}
 	}
 	slices.SortFunc(out, func(a, b bgp.PeerConfig) int { return a.Address.Compare(b.Address) })
-	return out
+	return out, policies
 }

@@ -107,6 +107,16 @@ func (b *Bird) Routes() (map[string][]string, error) {
 	return parseBirdRoutes(out), nil
 }
 
+// RoutesFrom is Routes for the routes one protocol brought in: what a
+// single BGP neighbour announced.
+func (b *Bird) RoutesFrom(protocol string) (map[string][]string, error) {
+	out, err := b.Cmd("show", "route", "protocol", protocol)
+	if err != nil {
+		return nil, err
+	}
+	return parseBirdRoutes(out), nil
+}
+
 // Stop stops BIRD (SIGTERM, SIGKILL after 5s) and waits for it to exit.
 func (b *Bird) Stop() {
 	_ = b.Proc.Stop(5 * time.Second)
