@@ -75,7 +75,6 @@ func familyOf(a netip.Addr) *api.Family {
 // is not part of it: petrel runs BFD beside GoBGP's peers (bfd.go).
 func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 	p = p.WithDefaults()
-	keepalive := uint64(p.KeepaliveTime.Seconds())
 	peer := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address.String(),
@@ -86,8 +85,8 @@ func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 		},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			ConnectRetry:           uint64(DefaultConnectRetry.Seconds()),
-			HoldTime:               3 * keepalive,
-			KeepaliveInterval:      keepalive,
+			HoldTime:               uint64(p.HoldTime.Seconds()),
+			KeepaliveInterval:      uint64(p.KeepaliveTime.Seconds()),
 			IdleHoldTimeAfterReset: uint64(DefaultIdleHoldAfterErr.Seconds()),
 		}},
 		Transport: &api.Transport{
@@ -108,9 +107,13 @@ func toAPIPeer(p PeerConfig, localRestarting bool) *api.Peer {
 	if p.SourceAddress.IsValid() {
 		peer.Transport.LocalAddress = p.SourceAddress.String()
 	}
-	if p.Multihop > 0 {
+	switch {
+	case p.TTLSecurity > 0: // GoBGP then sends with TTL 255
+		peer.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: uint32(256 - int(p.TTLSecurity))}
+	case p.Multihop > 0:
 		peer.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.Multihop)}
 	}
+	peer.Conf.AllowOwnAsn = uint32(p.AllowOwnAS)
 	if p.GracefulRestart {
 		// Both the peer-level switch and the per-family one are needed, or
 		// the capability carries no families and peers keep nothing.

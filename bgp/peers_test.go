@@ -111,6 +111,21 @@ func TestToAPIPeerGracefulRestartNeedsBothSwitches(t *testing.T) {
 	if !ap.EbgpMultihop.Enabled || ap.EbgpMultihop.MultihopTtl != 5 || ap.Transport.LocalAddress != "10.0.0.1" {
 		t.Errorf("multihop/source not rendered: %+v %+v", ap.EbgpMultihop, ap.Transport)
 	}
+	if ap.Timers.Config.HoldTime != 240 || ap.Timers.Config.KeepaliveInterval != 80 {
+		t.Errorf("hold/keepalive = %d/%d, want BIRD's 240/80", ap.Timers.Config.HoldTime, ap.Timers.Config.KeepaliveInterval)
+	}
+	timed := peer("10.0.0.3", 64513)
+	timed.KeepaliveTime, timed.TTLSecurity, timed.AllowOwnAS = 10*time.Second, 2, 3
+	tp := toAPIPeer(timed, false)
+	if tp.Timers.Config.HoldTime != 240 || tp.Timers.Config.KeepaliveInterval != 10 {
+		t.Errorf("keepaliveTime 10s: hold/keepalive = %d/%d, want 240/10 (independent, as BIRD)", tp.Timers.Config.HoldTime, tp.Timers.Config.KeepaliveInterval)
+	}
+	if !tp.TtlSecurity.GetEnabled() || tp.TtlSecurity.GetTtlMin() != 254 || tp.EbgpMultihop != nil {
+		t.Errorf("ttlSecurity 2: %v %v, want GTSM with minimum TTL 254 and no multihop", tp.TtlSecurity, tp.EbgpMultihop)
+	}
+	if tp.Conf.AllowOwnAsn != 3 {
+		t.Errorf("allow own AS = %d, want 3", tp.Conf.AllowOwnAsn)
+	}
 	if ap.AfiSafis[0].PrefixLimits != nil {
 		t.Errorf("GoBGP prefix limit %v without maxPrefixes; the default is the route table's", ap.AfiSafis[0].PrefixLimits)
 	}

@@ -362,3 +362,28 @@ func TestRestartingPeerIsDialledAgainSoon(t *testing.T) {
 		t.Errorf("session back %v after the drop, want under 4.8 s", took.Round(time.Millisecond))
 	}
 }
+
+// GTSM (ttlSecurity): a peer whose packets may have crossed more hops
+// than allowed never gets a session; with GTSM on both ends it does.
+func TestTTLSecurityDropsFarPackets(t *testing.T) {
+	a := startNode(t, "127.0.20.1", 64512)
+	b := startNode(t, "127.0.20.2", 64513)
+	gtsm := b.peerTo(a)
+	gtsm.TTLSecurity = 1 // only packets sent with TTL 255 arrive
+	if err := a.s.SetPeers(context.Background(), []PeerConfig{gtsm}); err != nil {
+		t.Fatal(err)
+	}
+	plain := a.peerTo(b) // eBGP, not multihop: GoBGP sends with TTL 1
+	if err := b.s.SetPeers(context.Background(), []PeerConfig{plain}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // first dials at 1.5-2 s, a retry after 2 s more
+	if err := established(a, b.addr)(); err == nil {
+		t.Fatal("a session came up with packets sent with TTL 1 to a peer that requires 255")
+	}
+	plain.TTLSecurity = 1
+	if err := b.s.SetPeers(context.Background(), []PeerConfig{plain}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "GTSM on both ends", established(a, b.addr))
+}

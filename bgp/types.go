@@ -14,8 +14,7 @@ const (
 	DefaultRestartTime      = 120 * time.Second // nodeMeshMaxRestartTime
 	DefaultConnectRetry     = 5 * time.Second   // "connect retry time 5"
 	RestartingConnectRetry  = 2 * time.Second   // GoBGP's shortest; for a peer expected back within seconds
-	DefaultHoldTime         = 90 * time.Second
-	DefaultKeepaliveTime    = 30 * time.Second
+	DefaultHoldTime         = 240 * time.Second // BIRD's; keepalive a third of it unless set
 	DefaultIdleHoldAfterErr = 5 * time.Second // "error wait time 5,30"
 	// DefaultMaxPrefixes bounds what one peer may announce (BIRD's import
 	// limit, FRR's maximum-prefix). A Calico cluster announces one /26
@@ -104,7 +103,17 @@ type PeerConfig struct {
 	GracefulRestart bool
 	RestartTime     time.Duration
 	AddPaths        bool
-	KeepaliveTime   time.Duration // 0 = DefaultKeepaliveTime
+	// HoldTime (0 = DefaultHoldTime) and KeepaliveTime (0 = a third of
+	// the hold time) are independent, as in BIRD.
+	HoldTime      time.Duration
+	KeepaliveTime time.Duration
+	// TTLSecurity > 0 is GTSM (RFC 5082, BGPPeer ttlSecurity): packets go
+	// out with TTL 255 and arrive only if they crossed at most this many
+	// hops (the kernel drops the rest).
+	TTLSecurity uint8
+	// AllowOwnAS accepts routes whose AS path holds our AS up to this many
+	// times (BGPPeer numAllowedLocalASNumbers; BIRD's "allow local as").
+	AllowOwnAS uint8
 	// LongLivedStaleTime > 0 enables long-lived graceful restart (RFC 9494,
 	// BGPPeer restartMode LongLivedGracefulRestart): a peer's routes are
 	// kept, depreferred, for this long after it goes away, and ours at the
@@ -134,8 +143,11 @@ func (p PeerConfig) WithDefaults() PeerConfig {
 	if p.RestartTime == 0 {
 		p.RestartTime = DefaultRestartTime
 	}
+	if p.HoldTime == 0 {
+		p.HoldTime = DefaultHoldTime
+	}
 	if p.KeepaliveTime == 0 {
-		p.KeepaliveTime = DefaultKeepaliveTime
+		p.KeepaliveTime = p.HoldTime / 3
 	}
 	if p.Type == "" {
 		p.Type = PeerTypeNodeSpecific

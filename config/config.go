@@ -68,6 +68,12 @@ type PeerFile struct {
 	RestartTime     string `json:"restartTime"`
 	AddPaths        *bool  `json:"addPaths"`
 	KeepaliveTime   string `json:"keepaliveTime"`
+	// HoldTime defaults to BIRD's 240s (keepalive a third of it).
+	HoldTime string `json:"holdTime"`
+	// TTLSecurity is GTSM: the most hops the peer's packets may cross.
+	TTLSecurity uint8 `json:"ttlSecurity"`
+	// AllowLocalAS accepts routes carrying our AS this many times.
+	AllowLocalAS uint8 `json:"allowLocalAS"`
 	// MaxPrefixes: the most prefixes the peer may send (0 = 100000).
 	MaxPrefixes uint32 `json:"maxPrefixes"`
 	// BFD, when present (even empty: `bfd: {}`), runs single-hop BFD with

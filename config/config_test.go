@@ -122,6 +122,8 @@ func TestParseErrorsNameKeyAndValue(t *testing.T) {
 		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, bfd: {multiplier: 300}}\n", "peers[0].bfd.multiplier: 300 is out of range"},
 		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, bfd: true}\n", "peers[0].bfd: expected a mapping"},
 		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, longLivedStaleTime: 0s}\n", `peers[0].longLivedStaleTime: "0s" is not a positive duration`},
+		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, holdTime: 2s}\n", `peers[0].holdTime: "2s" is outside the 3s-65535s`},
+		{"routerID: 10.0.0.1\npeers:\n- {address: 10.0.0.2, asNumber: 1, ttlSecurity: 2, multihop: 3}\n", "peers[0].ttlSecurity: cannot be used together with multihop"},
 		{"routerID: [10.0.0.1\n", "not valid YAML"},
 	} {
 		_, err := Parse([]byte(tt.doc))

@@ -119,6 +119,8 @@ func (pf PeerFile) peerConfig(key string) (bgp.PeerConfig, error) {
 		GracefulRestart: pf.GracefulRestart == nil || *pf.GracefulRestart, // on by default, as in bird.cfg
 		AddPaths:        pf.AddPaths == nil || *pf.AddPaths,               // "add paths on"
 		MaxPrefixes:     pf.MaxPrefixes,
+		TTLSecurity:     pf.TTLSecurity,
+		AllowOwnAS:      pf.AllowLocalAS,
 	}
 	var err error
 	if pf.Address == "" {
@@ -152,6 +154,15 @@ func (pf PeerFile) peerConfig(key string) (bgp.PeerConfig, error) {
 	}
 	if p.KeepaliveTime != 0 && p.KeepaliveTime < time.Second {
 		return p, fmt.Errorf("%s.keepaliveTime: %q is shorter than 1s", key, pf.KeepaliveTime)
+	}
+	if p.HoldTime, err = parseDuration(key+".holdTime", pf.HoldTime, 0); err != nil {
+		return p, err
+	}
+	if p.HoldTime != 0 && (p.HoldTime < 3*time.Second || p.HoldTime > 65535*time.Second) {
+		return p, fmt.Errorf("%s.holdTime: %q is outside the 3s-65535s BGP allows", key, pf.HoldTime)
+	}
+	if p.TTLSecurity > 0 && p.Multihop > 0 {
+		return p, fmt.Errorf("%s.ttlSecurity: cannot be used together with multihop (GTSM sends with TTL 255)", key)
 	}
 	if p.LongLivedStaleTime, err = parseDuration(key+".longLivedStaleTime", pf.LongLivedStaleTime, 0); err != nil {
 		return p, err

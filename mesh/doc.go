@@ -22,10 +22,9 @@
 //     as a dotted string, is greater than ours (confd's template compares
 //     strings, so "10.0.0.10" < "10.0.0.9"). Both ends compute the same
 //     order, so exactly one side connects. Only mesh sessions are passive.
-//   - ttlSecurity N is rendered as Multihop N (outgoing TTL N). BIRD's
-//     "ttl security on" additionally drops packets that arrive with a TTL
-//     below 256-N (GTSM); bgp.PeerConfig has no field for that, so the
-//     incoming check is not done. Without ttlSecurity, confd renders a bare
+//   - ttlSecurity N is GTSM as BIRD's "ttl security on; multihop N": out
+//     with TTL 255, in only with a TTL of at least 256-N (the kernel's
+//     IP_MINTTL drops the rest). Without ttlSecurity, confd renders a bare
 //     "multihop" for every peer; for eBGP peers that is BIRD's default TTL
 //     64 (DefaultMultihopTTL); iBGP sessions are not TTL-limited anyway.
 //   - Passwords live in Secrets (secretKeyRef). Input.Secret resolves them;

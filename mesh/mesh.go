@@ -358,12 +358,15 @@ func (c *computation) peerConfig(t target, typ string, bp *datastore.BGPPeer) bg
 			p.SourceAddress = netip.Addr{}
 		}
 		if s.TTLSecurity != nil && *s.TTLSecurity > 0 {
-			p.Multihop = *s.TTLSecurity
+			p.TTLSecurity = *s.TTLSecurity
+		}
+		if n := s.NumAllowedLocalASNumbers; n != nil && *n > 0 {
+			p.AllowOwnAS = uint8(min(*n, 255))
 		}
 		p.MaxPrefixes = s.MaxPrefixes
 	}
 	ibgp := p.ASN == localASN
-	if !ibgp && p.Multihop == 0 {
+	if !ibgp && p.Multihop == 0 && p.TTLSecurity == 0 {
 		p.Multihop = DefaultMultihopTTL
 	}
 	if ibgp && c.self.clusterID.IsValid() && t.clusterID != c.self.clusterID {
