@@ -15,7 +15,7 @@ const (
 	DefaultConnectRetry     = 5 * time.Second   // "connect retry time 5"
 	RestartingConnectRetry  = 2 * time.Second   // GoBGP's shortest; for a peer expected back within seconds
 	DefaultHoldTime         = 240 * time.Second // BIRD's; keepalive a third of it unless set
-	DefaultIdleHoldAfterErr = 5 * time.Second // "error wait time 5,30"
+	DefaultIdleHoldAfterErr = 5 * time.Second   // "error wait time 5,30"
 	// DefaultMaxPrefixes bounds what one peer may announce (BIRD's import
 	// limit, FRR's maximum-prefix). A Calico cluster announces one /26
 	// (or so) per node and block: 5,000 nodes with a few blocks each are
