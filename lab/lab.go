@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/petrel-net/petrel/cli"
+	"github.com/petrel-net/petrel/internal/netnsbuild"
 	petrelpb "github.com/petrel-net/petrel/proto"
 )
 
@@ -105,7 +106,7 @@ func Exists(name string) bool {
 	if _, err := os.Stat(Dir(name)); err == nil {
 		return true
 	}
-	nss, _ := listNetns()
+	nss, _ := netnsbuild.List()
 	for _, ns := range nss {
 		if strings.HasPrefix(ns, NSPrefix+name+"-") {
 			return true
@@ -159,24 +160,21 @@ func (b *builder) build(ctx context.Context) error {
 	for _, name := range names {
 		n := b.topo.Topology.Nodes[name]
 		ns := NSName(b.state.Name, name)
-		if _, err := run("ip", "netns", "add", ns); err != nil {
+		if err := netnsbuild.Create(ns); err != nil {
 			return err
 		}
 		b.state.Nodes = append(b.state.Nodes, NodeState{Name: name, Kind: n.Kind, Role: n.Role(), NS: ns})
 		if err := b.save(); err != nil {
 			return err
 		}
-		if _, err := run("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
-			return err
-		}
 		if n.Kind == "bridge" {
-			if _, err := run("ip", "-n", ns, "link", "add", "br0", "type", "bridge"); err != nil {
+			if err := netnsbuild.Bridge(ns, "br0"); err != nil {
 				return err
 			}
-			if _, err := run("ip", "-n", ns, "link", "set", "br0", "up"); err != nil {
+			if err := netnsbuild.Up(ns, "br0"); err != nil {
 				return err
 			}
-		} else if _, err := inNS(ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
+		} else if err := netnsbuild.Sysctl(ns, "net/ipv4/ip_forward", "1"); err != nil {
 			return err
 		}
 	}
@@ -197,7 +195,9 @@ func (b *builder) build(ctx context.Context) error {
 	}
 	for i := range b.state.Nodes {
 		if b.state.Nodes[i].Kind == "linux" {
-			b.state.Nodes[i].Addr, _ = globalIPv4(b.state.Nodes[i].NS)
+			if p, err := netnsbuild.GlobalIPv4(b.state.Nodes[i].NS); err == nil {
+				b.state.Nodes[i].Addr = p.String()
+			}
 		}
 	}
 	if err := b.save(); err != nil {
@@ -264,16 +264,16 @@ func (b *builder) link(a, z Endpoint) error {
 		a, z = z, a
 	}
 	aNS, zNS := NSName(b.state.Name, a.Node), NSName(b.state.Name, z.Node)
-	if _, err := run("ip", "-n", aNS, "link", "add", a.If, "type", "veth", "peer", "name", z.If, "netns", zNS); err != nil {
+	if err := netnsbuild.Veth(aNS, a.If, zNS, z.If); err != nil {
 		return err
 	}
 	if b.kind(a.Node) == "bridge" {
-		if _, err := run("ip", "-n", aNS, "link", "set", a.If, "master", "br0"); err != nil {
+		if err := netnsbuild.SetMaster(aNS, a.If, "br0"); err != nil {
 			return err
 		}
 	}
 	for _, e := range [][2]string{{aNS, a.If}, {zNS, z.If}} {
-		if _, err := run("ip", "-n", e[0], "link", "set", e[1], "up"); err != nil {
+		if err := netnsbuild.Up(e[0], e[1]); err != nil {
 			return err
 		}
 	}
@@ -615,20 +615,17 @@ func (b *builder) waitSessions(ctx context.Context) error {
 func (b *builder) addPods() error {
 	for _, n := range b.state.Nodes {
 		count := b.topo.Topology.Nodes[n.Name].Pods()
-		if out, _ := run("ip", "-n", n.NS, "route", "show", "default"); count > 0 && strings.TrimSpace(out) == "" {
+		if has, err := netnsbuild.HasDefaultRoute(n.NS); count > 0 && err == nil && !has {
 			b.step("warning: %s has no default route; its pods cannot ARP for 169.254.1.1 (add one with exec)", n.Name)
 		}
 		for i := 1; i <= count; i++ {
 			pod := fmt.Sprintf("%s-pod%d", n.Name, i)
 			ns := NSName(b.state.Name, pod)
-			if _, err := run("ip", "netns", "add", ns); err != nil {
+			if err := netnsbuild.Create(ns); err != nil {
 				return err
 			}
 			b.state.Pods = append(b.state.Pods, PodState{Name: "default/" + pod, Node: n.Name, NS: ns})
 			if err := b.save(); err != nil {
-				return err
-			}
-			if _, err := run("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
 				return err
 			}
 			out, err := b.petrelCmd(n.NS, []string{"NODENAME=" + n.Name}, "workload", "add", "--name", "default/"+pod, "--netns", ns)
@@ -734,7 +731,7 @@ func Labs() []string {
 			seen[e.Name()] = true
 		}
 	}
-	nss, _ := listNetns()
+	nss, _ := netnsbuild.List()
 	for _, ns := range nss {
 		if rest, ok := strings.CutPrefix(ns, NSPrefix); ok {
 			if name, _, ok := strings.Cut(rest, "-"); ok && labNameRE.MatchString(name) {
@@ -808,7 +805,7 @@ func Down(name string, out io.Writer) error {
 		fmt.Fprintf(out, "[%s] stopping %d processes\n", name, len(pids))
 		killAll(pids, 5*time.Second)
 	}
-	nss, err := listNetns()
+	nss, err := netnsbuild.List()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -822,7 +819,7 @@ func Down(name string, out io.Writer) error {
 		fmt.Fprintf(out, "[%s] deleting %d namespaces\n", name, len(mine))
 	}
 	for _, ns := range mine {
-		if err := deleteNetns(ns); err != nil {
+		if err := netnsbuild.Delete(ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
