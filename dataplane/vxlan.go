@@ -73,7 +73,16 @@ type Remote struct {
 // changes only the difference.
 type VXLAN struct {
 	h   *netlink.Handle
+	w   tunnelWriter // h; a counter in tests
 	cfg VXLANConfig
+}
+
+// tunnelWriter is what Sync writes the remotes' entries and routes through.
+type tunnelWriter interface {
+	NeighSet(*netlink.Neigh) error
+	NeighDel(*netlink.Neigh) error
+	RouteReplace(*netlink.Route) error
+	RouteDel(*netlink.Route) error
 }
 
 // NewVXLAN works in the current network namespace.
@@ -82,7 +91,7 @@ func NewVXLAN(cfg VXLANConfig) (*VXLAN, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &VXLAN{h: h, cfg: cfg}, nil
+	return &VXLAN{h: h, w: h, cfg: cfg}, nil
 }
 
 func (v *VXLAN) Close() { v.h.Close() }
@@ -183,16 +192,16 @@ func (v *VXLAN) Sync(remotes []Remote) error {
 		wantFDB[r.MAC.String()] = true
 		// ARP for the remote tunnel address, and where its MAC lives.
 		errs = append(errs,
-			v.h.NeighSet(&netlink.Neigh{LinkIndex: idx, State: netlink.NUD_PERMANENT, Type: unix.RTN_UNICAST,
+			v.w.NeighSet(&netlink.Neigh{LinkIndex: idx, State: netlink.NUD_PERMANENT, Type: unix.RTN_UNICAST,
 				IP: r.TunnelAddr.AsSlice(), HardwareAddr: r.MAC}),
-			v.h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
+			v.w.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
 				Flags: netlink.NTF_SELF, IP: r.Underlay.AsSlice(), HardwareAddr: r.MAC}))
 		for _, b := range r.Blocks {
 			wantRoutes[b.Masked()] = r.TunnelAddr
 		}
 	}
 	for p, gw := range wantRoutes {
-		err := v.h.RouteReplace(&netlink.Route{
+		err := v.w.RouteReplace(&netlink.Route{
 			LinkIndex: idx, Dst: ipNet(p), Gw: gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK),
 			Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN,
 		})
@@ -211,14 +220,14 @@ func (v *VXLAN) prune(link netlink.Link, neigh, fdb map[string]bool, routes map[
 	if ns, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_INET) }); err == nil {
 		for _, n := range ns {
 			if n.State == netlink.NUD_PERMANENT && !neigh[n.IP.String()] {
-				errs = append(errs, v.h.NeighDel(&n))
+				errs = append(errs, v.w.NeighDel(&n))
 			}
 		}
 	}
 	if ns, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_BRIDGE) }); err == nil {
 		for _, n := range ns {
 			if n.State == netlink.NUD_PERMANENT && n.HardwareAddr != nil && !fdb[n.HardwareAddr.String()] && n.IP != nil {
-				errs = append(errs, v.h.NeighDel(&n))
+				errs = append(errs, v.w.NeighDel(&n))
 			}
 		}
 	}
@@ -229,7 +238,7 @@ func (v *VXLAN) prune(link netlink.Link, neigh, fdb map[string]bool, routes map[
 		for _, r := range rs {
 			if p, ok := prefixOf(r.Dst); ok {
 				if _, keep := routes[p]; !keep {
-					errs = append(errs, v.h.RouteDel(&r))
+					errs = append(errs, v.w.RouteDel(&r))
 				}
 			}
 		}
