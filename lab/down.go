@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,10 +82,5 @@ func labPids(name string) []int {
 	for pid := range marked {
 		pidSet[pid] = true
 	}
-	var pids []int
-	for pid := range pidSet {
-		pids = append(pids, pid)
-	}
-	sort.Ints(pids)
-	return pids
+	return slices.Sorted(maps.Keys(pidSet))
 }

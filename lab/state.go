@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/petrel-net/petrel/internal/netnsbuild"
@@ -127,12 +128,7 @@ func Labs() []string {
 			seen[pname] = true
 		}
 	}
-	var names []string
-	for n := range seen {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // ResolveName turns a lab name or a topology file into a lab name.
