@@ -73,7 +73,16 @@ type Remote struct {
 // changes only the difference.
 type VXLAN struct {
 	h   *netlink.Handle
+	w   tunnelWriter // h; a counter in tests
 	cfg VXLANConfig
+}
+
+// tunnelWriter is what Sync writes the remotes' entries and routes through.
+type tunnelWriter interface {
+	NeighSet(*netlink.Neigh) error
+	NeighDel(*netlink.Neigh) error
+	RouteReplace(*netlink.Route) error
+	RouteDel(*netlink.Route) error
 }
 
 // NewVXLAN works in the current network namespace.
@@ -82,7 +91,7 @@ func NewVXLAN(cfg VXLANConfig) (*VXLAN, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &VXLAN{h: h, cfg: cfg}, nil
+	return &VXLAN{h: h, w: h, cfg: cfg}, nil
 }
 
 func (v *VXLAN) Close() { v.h.Close() }
@@ -165,74 +174,129 @@ func (v *VXLAN) parent() (netlink.Link, error) {
 	return nil, fmt.Errorf("vxlan: no interface has the node address %s", v.cfg.Underlay)
 }
 
-// Sync makes the tunnel state equal to remotes.
+// Sync makes the tunnel state equal to remotes. It reads what the kernel
+// holds on the device and writes only the difference: an entry or route
+// that is already right is left alone, one that is missing or wrong (also
+// when removed or changed behind petrel's back) is written, and one that no
+// remote needs any more is removed.
 func (v *VXLAN) Sync(remotes []Remote) error {
 	link, err := v.ensureDevice()
 	if err != nil {
 		return err
 	}
 	idx := link.Attrs().Index
-	var errs []error
-	wantNeigh, wantFDB := map[string]bool{}, map[string]bool{}
-	wantRoutes := map[netip.Prefix]netip.Addr{}
+	want := desiredTunnel(remotes)
+	return errors.Join(v.syncARP(idx, want.arp), v.syncFDB(idx, want.fdb), v.syncRoutes(idx, want.routes))
+}
+
+// tunnelState is what Sync keeps on the device for the remotes.
+type tunnelState struct {
+	arp    map[netip.Addr]net.HardwareAddr // remote tunnel address -> its VTEP MAC
+	fdb    map[string]vtep                 // VTEP MAC -> where it lives
+	routes map[netip.Prefix]netip.Addr     // remote block -> tunnel address via
+}
+
+type vtep struct {
+	mac      net.HardwareAddr
+	underlay netip.Addr
+}
+
+func desiredTunnel(remotes []Remote) tunnelState {
+	want := tunnelState{arp: map[netip.Addr]net.HardwareAddr{}, fdb: map[string]vtep{}, routes: map[netip.Prefix]netip.Addr{}}
 	for _, r := range remotes {
 		if !r.TunnelAddr.IsValid() || r.MAC == nil {
 			continue
 		}
-		wantNeigh[r.TunnelAddr.String()] = true
-		wantFDB[r.MAC.String()] = true
-		// ARP for the remote tunnel address, and where its MAC lives.
-		errs = append(errs,
-			v.h.NeighSet(&netlink.Neigh{LinkIndex: idx, State: netlink.NUD_PERMANENT, Type: unix.RTN_UNICAST,
-				IP: r.TunnelAddr.AsSlice(), HardwareAddr: r.MAC}),
-			v.h.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
-				Flags: netlink.NTF_SELF, IP: r.Underlay.AsSlice(), HardwareAddr: r.MAC}))
+		want.arp[r.TunnelAddr] = r.MAC
+		want.fdb[r.MAC.String()] = vtep{mac: r.MAC, underlay: r.Underlay}
 		for _, b := range r.Blocks {
-			wantRoutes[b.Masked()] = r.TunnelAddr
+			want.routes[b.Masked()] = r.TunnelAddr
 		}
 	}
-	for p, gw := range wantRoutes {
-		err := v.h.RouteReplace(&netlink.Route{
-			LinkIndex: idx, Dst: ipNet(p), Gw: gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK),
-			Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("route %s via %s: %w", p, gw, err))
-		}
-	}
-	errs = append(errs, v.prune(link, wantNeigh, wantFDB, wantRoutes))
-	return errors.Join(errs...)
+	return want
 }
 
-// prune removes tunnel entries and routes of nodes that are gone.
-func (v *VXLAN) prune(link netlink.Link, neigh, fdb map[string]bool, routes map[netip.Prefix]netip.Addr) error {
-	var errs []error
-	idx := link.Attrs().Index
-	if ns, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_INET) }); err == nil {
-		for _, n := range ns {
-			if n.State == netlink.NUD_PERMANENT && !neigh[n.IP.String()] {
-				errs = append(errs, v.h.NeighDel(&n))
-			}
-		}
-	}
-	if ns, err := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_BRIDGE) }); err == nil {
-		for _, n := range ns {
-			if n.State == netlink.NUD_PERMANENT && n.HardwareAddr != nil && !fdb[n.HardwareAddr.String()] && n.IP != nil {
-				errs = append(errs, v.h.NeighDel(&n))
-			}
-		}
-	}
-	rs, err := nlretry.Dump(func() ([]netlink.Route, error) {
+// syncARP keeps a permanent neighbour entry for each remote tunnel address.
+func (v *VXLAN) syncARP(idx int, want map[netip.Addr]net.HardwareAddr) error {
+	have, _ := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_INET) })
+	return applyDiff(want, have,
+		func(n netlink.Neigh) (netip.Addr, bool) { return addrOf(n.IP), n.State == netlink.NUD_PERMANENT },
+		func(mac net.HardwareAddr, n netlink.Neigh) bool { return slices.Equal(n.HardwareAddr, mac) },
+		func(ip netip.Addr, mac net.HardwareAddr) error {
+			return v.w.NeighSet(&netlink.Neigh{LinkIndex: idx, State: netlink.NUD_PERMANENT, Type: unix.RTN_UNICAST,
+				IP: ip.AsSlice(), HardwareAddr: mac})
+		},
+		v.w.NeighDel)
+}
+
+// syncFDB keeps a permanent FDB entry for each remote VTEP MAC: the
+// underlay address its frames are sent to.
+func (v *VXLAN) syncFDB(idx int, want map[string]vtep) error {
+	have, _ := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_BRIDGE) })
+	return applyDiff(want, have,
+		func(n netlink.Neigh) (string, bool) {
+			return n.HardwareAddr.String(), n.State == netlink.NUD_PERMANENT && n.HardwareAddr != nil && n.IP != nil
+		},
+		func(w vtep, n netlink.Neigh) bool { return addrOf(n.IP) == w.underlay },
+		func(_ string, w vtep) error {
+			return v.w.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
+				Flags: netlink.NTF_SELF, IP: w.underlay.AsSlice(), HardwareAddr: w.mac})
+		},
+		v.w.NeighDel)
+}
+
+// syncRoutes keeps `<block> via <tunnel IP> dev vxlan.calico onlink`
+// (protocol 80) for each remote block.
+func (v *VXLAN) syncRoutes(idx int, want map[netip.Prefix]netip.Addr) error {
+	have, _ := nlretry.Dump(func() ([]netlink.Route, error) {
 		return v.h.RouteListFiltered(unix.AF_INET, &netlink.Route{LinkIndex: idx, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
 	})
-	if err == nil {
-		for _, r := range rs {
-			if p, ok := prefixOf(r.Dst); ok {
-				if _, keep := routes[p]; !keep {
-					errs = append(errs, v.h.RouteDel(&r))
-				}
+	return applyDiff(want, have,
+		prefixOfRoute,
+		func(gw netip.Addr, r netlink.Route) bool {
+			return addrOf(r.Gw) == gw && r.Flags&int(netlink.FLAG_ONLINK) != 0 && r.Priority == 0
+		},
+		func(p netip.Prefix, gw netip.Addr) error {
+			err := v.w.RouteReplace(&netlink.Route{
+				LinkIndex: idx, Dst: ipNet(p), Gw: gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK),
+				Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN,
+			})
+			if err != nil {
+				return fmt.Errorf("route %s via %s: %w", p, gw, err)
 			}
+			return nil
+		},
+		v.w.RouteDel)
+}
+
+// applyDiff makes the kernel's entries of one kind (have, from a dump;
+// empty when the dump failed, and then everything wanted is written)
+// equal to want. key names an entry and says whether it is Sync's to
+// manage at all; right says whether it already is what its key wants.
+// Missing and wrong entries are set first, then the unwanted ones deleted.
+func applyDiff[K comparable, V, E any](want map[K]V, have []E, key func(E) (K, bool), right func(V, E) bool,
+	set func(K, V) error, del func(*E) error) error {
+	done := map[K]bool{}
+	var stale []E
+	for _, e := range have {
+		k, ours := key(e)
+		if !ours {
+			continue
 		}
+		if v, wanted := want[k]; !wanted {
+			stale = append(stale, e)
+		} else if right(v, e) {
+			done[k] = true
+		}
+	}
+	var errs []error
+	for k, v := range want {
+		if !done[k] {
+			errs = append(errs, set(k, v))
+		}
+	}
+	for i := range stale {
+		errs = append(errs, del(&stale[i]))
 	}
 	return errors.Join(errs...)
 }
@@ -250,6 +314,15 @@ func (v *VXLAN) Remove() error {
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
+
+// addrOf is ip as a netip.Addr (IPv4 unmapped); the zero Addr if none.
+func addrOf(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
+}
+
+// prefixOfRoute is r's destination; false when it has none (a default).
+func prefixOfRoute(r netlink.Route) (netip.Prefix, bool) { return prefixOf(r.Dst) }
 
 func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	if n == nil {

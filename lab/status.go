@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/petrel-net/petrel/cli"
+	petrelpb "github.com/petrel-net/petrel/proto"
 )
 
 // Report is what Status found wrong; Healthy when nothing.
@@ -20,33 +21,121 @@ type Report struct {
 func (r Report) Healthy() bool { return len(r.Problems) == 0 }
 
 // Status writes the lab's nodes, each petrel node's sessions (like petrel
-// status), each BIRD's protocols, the pods and a pod-to-pod ping matrix.
+// status), each BIRD's or FRR's sessions, the pods and a pod-to-pod ping
+// matrix.
 func Status(name string, w io.Writer) (Report, error) {
-	var rep Report
 	s, err := Load(name)
 	if err != nil {
-		return rep, err
+		return Report{}, err
 	}
-	procs := map[string]string{} // "<node>-<proc>" -> state
+	st := gatherStatus(s)
+	st.render(w)
+	return Report{Problems: st.problems}, nil
+}
+
+// labStatus is what Status found, gathered before any of it is written.
+type labStatus struct {
+	state    *State
+	procs    map[string]string // by node: "etcd (pid 12) petrel (not running)"
+	sessions []nodeSessions    // of the petrel and router nodes, in node order
+	loss     map[[2]string]int // ping loss in percent, by [from, to] pod
+	problems []string
+}
+
+// nodeSessions is what one node said about its BGP sessions: a petrel
+// node's peers (or why it could not be asked), a router's own summary.
+type nodeSessions struct {
+	node   NodeState
+	peers  []*petrelpb.Peer
+	err    error
+	router string // "BIRD" or "FRR"; "" for a petrel node
+	out    string
+}
+
+// routerShows says how Status asks each kind of router for its sessions.
+var routerShows = map[string]struct {
+	label, tool string
+	args        func(socket string) []string
+}{
+	"bird": {"BIRD", "birdc", func(s string) []string { return []string{"-s", s, "show", "protocols"} }},
+	"frr":  {"FRR", "vtysh", func(s string) []string { return []string{"--vty_socket", s, "-c", "show bgp summary"} }},
+}
+
+func gatherStatus(s *State) *labStatus {
+	st := &labStatus{state: s, procs: map[string]string{}}
+	st.gatherProcs()
+	if !s.Ready {
+		st.problem("up did not finish")
+	}
 	for _, n := range s.Nodes {
+		st.gatherSessions(n)
+	}
+	if len(s.Pods) > 1 {
+		st.loss = map[[2]string]int{}
+		for _, r := range PingMatrix(s.Pods, 3) {
+			st.loss[[2]string{r.From, r.To}] = r.Loss
+			if r.Loss != 0 {
+				st.problem("ping %s -> %s: %d%% loss", r.From, r.To, r.Loss)
+			}
+		}
+	}
+	return st
+}
+
+func (st *labStatus) problem(format string, args ...any) {
+	st.problems = append(st.problems, fmt.Sprintf(format, args...))
+}
+
+// gatherProcs checks every process that has a pid file.
+func (st *labStatus) gatherProcs() {
+	for _, n := range st.state.Nodes {
 		for _, p := range []string{"etcd", "petrel", "bird", "zebra", "staticd", "bgpd"} {
-			if pid, ok := pidFile(name, n.Name+"-"+p); ok {
+			if pid, ok := pidFile(st.state.Name, n.Name+"-"+p); ok {
 				if alive(pid) {
-					procs[n.Name] += fmt.Sprintf("%s (pid %d) ", p, pid)
+					st.procs[n.Name] += fmt.Sprintf("%s (pid %d) ", p, pid)
 				} else {
-					procs[n.Name] += p + " (not running) "
-					rep.Problems = append(rep.Problems, fmt.Sprintf("%s on %s is not running", p, n.Name))
+					st.procs[n.Name] += p + " (not running) "
+					st.problem("%s on %s is not running", p, n.Name)
 				}
 			}
 		}
 	}
+}
+
+// gatherSessions asks a petrel node or a router for its sessions.
+func (st *labStatus) gatherSessions(n NodeState) {
+	if n.Socket == "" {
+		return
+	}
+	if n.Role == "node" {
+		ps, err := peers(n.Socket)
+		if err != nil {
+			st.problem("%s: %v", n.Name, err)
+		} else if e := established(ps); e != len(ps) {
+			st.problem("%s: %d of %d sessions Established", n.Name, e, len(ps))
+		}
+		st.sessions = append(st.sessions, nodeSessions{node: n, peers: ps, err: err})
+		return
+	}
+	show, ok := routerShows[n.Role]
+	if !ok {
+		return
+	}
+	out, err := run(show.tool, show.args(n.Socket)...)
+	if err != nil {
+		st.problem("%s: %s: %v", n.Name, show.tool, err)
+	}
+	st.sessions = append(st.sessions, nodeSessions{node: n, router: show.label, out: out})
+}
+
+func (st *labStatus) render(w io.Writer) {
+	s := st.state
 	fmt.Fprintf(w, "Lab %s (%s)", s.Name, s.Topology)
 	if s.EtcdURL != "" {
 		fmt.Fprintf(w, ", etcd %s", s.EtcdURL)
 	}
 	if !s.Ready {
 		fmt.Fprint(w, " — up did not finish")
-		rep.Problems = append(rep.Problems, "up did not finish")
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
@@ -54,43 +143,14 @@ func Status(name string, w io.Writer) (Report, error) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tKIND\tROLE\tADDRESS\tNETNS\tPROCESSES")
 	for _, n := range s.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Kind, orDash(n.Role), orDash(n.Addr), n.NS, orDash(strings.TrimSpace(procs[n.Name])))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Kind, orDash(n.Role), orDash(n.Addr), n.NS, orDash(strings.TrimSpace(st.procs[n.Name])))
 	}
 	tw.Flush()
 
-	for _, n := range s.Nodes {
-		switch {
-		case n.Role == "node" && n.Socket != "":
-			fmt.Fprintln(w)
-			ps, err := peers(n.Socket)
-			if err != nil {
-				fmt.Fprintf(w, "%s: %v\n", n.Name, err)
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v", n.Name, err))
-				continue
-			}
-			e := established(ps)
-			fmt.Fprintf(w, "%s: %d/%d sessions Established\n", n.Name, e, len(ps))
-			if e != len(ps) {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %d of %d sessions Established", n.Name, e, len(ps)))
-			}
-			cli.WriteStatus(w, ps, time.Now())
-		case n.Role == "bird" && n.Socket != "":
-			fmt.Fprintln(w)
-			out, err := run("birdc", "-s", n.Socket, "show", "protocols")
-			if err != nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: birdc: %v", n.Name, err))
-			}
-			fmt.Fprintf(w, "%s (BIRD):\n%s", n.Name, out)
-		case n.Role == "frr" && n.Socket != "":
-			fmt.Fprintln(w)
-			out, err := run("vtysh", "--vty_socket", n.Socket, "-c", "show bgp summary")
-			if err != nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: vtysh: %v", n.Name, err))
-			}
-			fmt.Fprintf(w, "%s (FRR):\n%s", n.Name, out)
-		}
+	for _, ns := range st.sessions {
+		fmt.Fprintln(w)
+		ns.render(w)
 	}
-
 	if len(s.Pods) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -100,42 +160,53 @@ func Status(name string, w io.Writer) (Report, error) {
 		}
 		tw.Flush()
 	}
-	if len(s.Pods) > 1 {
-		loss := map[[2]string]int{}
-		for _, r := range PingMatrix(s.Pods, 3) {
-			loss[[2]string{r.From, r.To}] = r.Loss
-			if r.Loss != 0 {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("ping %s -> %s: %d%% loss", r.From, r.To, r.Loss))
-			}
-		}
+	if st.loss != nil {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Ping matrix (packet loss, 3 echoes, row pings column):")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprint(tw, "FROM \\ TO")
-		for _, p := range s.Pods {
-			fmt.Fprintf(tw, "\t%s", short(p.Name))
-		}
-		fmt.Fprintln(tw)
-		for _, from := range s.Pods {
-			fmt.Fprint(tw, short(from.Name))
-			for _, to := range s.Pods {
-				if from.Name == to.Name {
-					fmt.Fprint(tw, "\t-")
-					continue
-				}
-				fmt.Fprintf(tw, "\t%d%%", loss[[2]string{from.Name, to.Name}])
-			}
-			fmt.Fprintln(tw)
-		}
-		tw.Flush()
+		st.renderPings(w)
 	}
 	fmt.Fprintln(w)
-	if rep.Healthy() {
+	if len(st.problems) == 0 {
 		fmt.Fprintln(w, "Healthy: every session Established, every pod reaches every other pod.")
 	} else {
-		fmt.Fprintf(w, "Problems:\n  %s\n", strings.Join(rep.Problems, "\n  "))
+		fmt.Fprintf(w, "Problems:\n  %s\n", strings.Join(st.problems, "\n  "))
 	}
-	return rep, nil
+}
+
+func (ns nodeSessions) render(w io.Writer) {
+	switch {
+	case ns.router != "":
+		fmt.Fprintf(w, "%s (%s):\n%s", ns.node.Name, ns.router, ns.out)
+	case ns.err != nil:
+		fmt.Fprintf(w, "%s: %v\n", ns.node.Name, ns.err)
+	default:
+		fmt.Fprintf(w, "%s: %d/%d sessions Established\n", ns.node.Name, established(ns.peers), len(ns.peers))
+		cli.WriteStatus(w, ns.peers, time.Now())
+	}
+}
+
+// renderPings writes the loss matrix: a row per pod pinging, a column per
+// pod pinged.
+func (st *labStatus) renderPings(w io.Writer) {
+	pods := st.state.Pods
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "FROM \\ TO")
+	for _, p := range pods {
+		fmt.Fprintf(tw, "\t%s", short(p.Name))
+	}
+	fmt.Fprintln(tw)
+	for _, from := range pods {
+		fmt.Fprint(tw, short(from.Name))
+		for _, to := range pods {
+			if from.Name == to.Name {
+				fmt.Fprint(tw, "\t-")
+				continue
+			}
+			fmt.Fprintf(tw, "\t%d%%", st.loss[[2]string{from.Name, to.Name}])
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
 }
 
 func short(pod string) string { _, p, _ := strings.Cut(pod, "/"); return p }

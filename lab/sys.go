@@ -2,7 +2,6 @@ package lab
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,45 +17,18 @@ import (
 // run is cmdutil.Run: combined output, an error naming the command.
 func run(name string, args ...string) (string, error) { return cmdutil.Run(name, args...) }
 
-// inNS runs args inside namespace ns.
+// inNS runs the program args inside namespace ns. It goes through `ip netns
+// exec` (namespaces, links and addresses are built with netlink instead)
+// because starting a program in a namespace is that tool's job: it also
+// mounts the namespace's own /sys and /etc/netns/NS files for the program,
+// which a Go fork from a thread moved into the namespace would not.
 func inNS(ns string, args ...string) (string, error) {
-	return run("ip", append([]string{"netns", "exec", ns}, args...)...)
+	return run("ip", netnsExec(ns, args)...)
 }
 
-// listNetns returns the names of all network namespaces.
-func listNetns() ([]string, error) {
-	out, err := run("ip", "netns", "list")
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 0 { // "name (id: 3)"
-			names = append(names, f[0])
-		}
-	}
-	return names, nil
-}
-
-// deleteNetns kills whatever still runs in ns and deletes it.
-func deleteNetns(ns string) error {
-	for range 3 {
-		if out, err := run("ip", "netns", "pids", ns); err == nil {
-			for _, f := range strings.Fields(out) {
-				if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-		}
-		if _, err := run("ip", "netns", "del", ns); err != nil {
-			return err
-		}
-		if _, err := os.Stat(filepath.Join("/var/run/netns", ns)); errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil
+// netnsExec is the `ip` command line that runs args inside ns.
+func netnsExec(ns string, args []string) []string {
+	return append([]string{"netns", "exec", ns}, args...)
 }
 
 // envMarker is set in the environment of every process the lab starts.
@@ -88,7 +60,7 @@ func start(lab, ns, logPath, pidPath string, env []string, args ...string) (*pro
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd := exec.Command("ip", netnsExec(ns, args)...) // see inNS
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(append(os.Environ(), envMarker+"="+lab), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -164,23 +136,6 @@ func killAll(pids []int, grace time.Duration) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-}
-
-// globalIPv4 returns the first global IPv4 address (CIDR) in ns.
-func globalIPv4(ns string) (string, error) {
-	out, err := run("ip", "-n", ns, "-4", "-o", "addr", "show", "scope", "global")
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line) // "2: eth1    inet 10.0.0.1/24 brd ... scope global eth1"
-		for i := 0; i+1 < len(f); i++ {
-			if f[i] == "inet" {
-				return f[i+1], nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no global IPv4 address in %s", ns)
 }
 
 // poll calls fn every interval until it returns nil or timeout passes.

@@ -118,72 +118,99 @@ func ParseTopology(b []byte) (*Topology, error) {
 			n = &TopoNode{Kind: "linux"}
 			t.Topology.Nodes[name] = n
 		}
-		if !nodeNameRE.MatchString(name) {
-			return nil, fmt.Errorf("topology: node name %q: want letters, digits, '-', '_' (at most 31)", name)
+		if err := checkNode(name, n); err != nil {
+			return nil, fmt.Errorf("topology: %w", err)
 		}
-		if n.Kind == "" {
-			n.Kind = "linux"
-		}
-		switch n.Kind {
-		case "linux", "bridge":
-		default:
-			return nil, fmt.Errorf("topology: node %s: kind %q not supported (linux, bridge)", name, n.Kind)
-		}
-		role := n.Labels[LabelRole]
-		switch role {
-		case "", "node", "bird", "frr":
-		case "etcd":
+		if n.Role() == "etcd" {
 			etcds = append(etcds, name)
-		default:
-			return nil, fmt.Errorf("topology: node %s: label %s: %q (want node, etcd, bird or frr)", name, LabelRole, role)
-		}
-		if role != "" && n.Kind != "linux" {
-			return nil, fmt.Errorf("topology: node %s: label %s needs kind linux", name, LabelRole)
-		}
-		if v, ok := n.Labels[LabelRR]; ok && ((role != "bird" && role != "frr") || (v != "true" && v != "false")) {
-			return nil, fmt.Errorf("topology: node %s: label %s: %q (want \"true\" or \"false\", on a node labelled %s: bird or frr)", name, LabelRR, v, LabelRole)
-		}
-		if p, ok := n.Labels[LabelPods]; ok {
-			if v, err := strconv.Atoi(p); err != nil || v < 0 || v > 50 || role != "node" {
-				return nil, fmt.Errorf("topology: node %s: label pods: %q (want 0-50, on a petrel node)", name, p)
-			}
 		}
 	}
-	// Pods get namespaces "<node>-podI": a node must not be called that.
-	for name, n := range t.Topology.Nodes {
-		for i := 1; i <= n.Pods(); i++ {
-			if _, ok := t.Topology.Nodes[fmt.Sprintf("%s-pod%d", name, i)]; ok {
-				return nil, fmt.Errorf("topology: node %s-pod%d: clashes with pod %d of node %s", name, i, i, name)
-			}
-		}
+	if err := t.checkPodNames(); err != nil {
+		return nil, err
 	}
 	if len(etcds) != 1 {
 		sort.Strings(etcds)
 		return nil, fmt.Errorf("topology: want exactly one node labelled %s: etcd, have %d %v", LabelRole, len(etcds), etcds)
 	}
+	if err := t.checkLinks(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// checkNode checks a node's name, kind and labels, and defaults its kind
+// to linux.
+func checkNode(name string, n *TopoNode) error {
+	if !nodeNameRE.MatchString(name) {
+		return fmt.Errorf("node name %q: want letters, digits, '-', '_' (at most 31)", name)
+	}
+	if n.Kind == "" {
+		n.Kind = "linux"
+	}
+	switch n.Kind {
+	case "linux", "bridge":
+	default:
+		return fmt.Errorf("node %s: kind %q not supported (linux, bridge)", name, n.Kind)
+	}
+	role := n.Role()
+	switch role {
+	case "", "node", "bird", "frr", "etcd":
+	default:
+		return fmt.Errorf("node %s: label %s: %q (want node, etcd, bird or frr)", name, LabelRole, role)
+	}
+	if role != "" && n.Kind != "linux" {
+		return fmt.Errorf("node %s: label %s needs kind linux", name, LabelRole)
+	}
+	if v, ok := n.Labels[LabelRR]; ok && ((role != "bird" && role != "frr") || (v != "true" && v != "false")) {
+		return fmt.Errorf("node %s: label %s: %q (want \"true\" or \"false\", on a node labelled %s: bird or frr)", name, LabelRR, v, LabelRole)
+	}
+	if p, ok := n.Labels[LabelPods]; ok {
+		if v, err := strconv.Atoi(p); err != nil || v < 0 || v > 50 || role != "node" {
+			return fmt.Errorf("node %s: label pods: %q (want 0-50, on a petrel node)", name, p)
+		}
+	}
+	return nil
+}
+
+// checkPodNames refuses a node called like another node's pod: pods get
+// namespaces "<node>-podI".
+func (t *Topology) checkPodNames() error {
+	for name, n := range t.Topology.Nodes {
+		for i := 1; i <= n.Pods(); i++ {
+			if _, ok := t.Topology.Nodes[fmt.Sprintf("%s-pod%d", name, i)]; ok {
+				return fmt.Errorf("topology: node %s-pod%d: clashes with pod %d of node %s", name, i, i, name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkLinks checks that every link joins two known nodes, uses each
+// interface once and does not join two bridges.
+func (t *Topology) checkLinks() error {
 	used := map[Endpoint]bool{}
 	for i, l := range t.Topology.Links {
 		eps, err := l.Parse()
 		if err != nil {
-			return nil, fmt.Errorf("topology: links[%d]: %w", i, err)
+			return fmt.Errorf("topology: links[%d]: %w", i, err)
 		}
 		for _, ep := range eps {
 			if _, ok := t.Topology.Nodes[ep.Node]; !ok {
-				return nil, fmt.Errorf("topology: links[%d]: endpoint %s:%s: unknown node %q", i, ep.Node, ep.If, ep.Node)
+				return fmt.Errorf("topology: links[%d]: endpoint %s:%s: unknown node %q", i, ep.Node, ep.If, ep.Node)
 			}
 			if ep.If == "br0" && t.Topology.Nodes[ep.Node].Kind == "bridge" {
-				return nil, fmt.Errorf("topology: links[%d]: %s:br0: br0 is the bridge itself, name the port otherwise", i, ep.Node)
+				return fmt.Errorf("topology: links[%d]: %s:br0: br0 is the bridge itself, name the port otherwise", i, ep.Node)
 			}
 			if used[ep] {
-				return nil, fmt.Errorf("topology: links[%d]: %s:%s used twice", i, ep.Node, ep.If)
+				return fmt.Errorf("topology: links[%d]: %s:%s used twice", i, ep.Node, ep.If)
 			}
 			used[ep] = true
 		}
 		if t.Topology.Nodes[eps[0].Node].Kind == "bridge" && t.Topology.Nodes[eps[1].Node].Kind == "bridge" {
-			return nil, fmt.Errorf("topology: links[%d]: bridge to bridge is not supported", i)
+			return fmt.Errorf("topology: links[%d]: bridge to bridge is not supported", i)
 		}
 	}
-	return &t, nil
+	return nil
 }
 
 // Parse splits the link's two endpoints.

@@ -1,11 +1,13 @@
 package harness
 
+import "github.com/petrel-net/petrel/internal/netnsbuild"
+
 // Bridge creates a Linux bridge inside hub, with an optional address
 // (CIDR, empty = none): a shared L2 segment for several nodes, like a rack
 // switch. It stays inside hub's namespace and goes with it.
 func (l *Lab) Bridge(hub *Node, name, cidr string) {
 	l.t.Helper()
-	mustRun(l.t, "ip", "-n", hub.NS, "link", "add", name, "type", "bridge")
+	must(l.t, netnsbuild.Bridge(hub.NS, name))
 	hub.configureLink(l.t, name, cidr)
 }
 
@@ -17,7 +19,8 @@ func (l *Lab) Attach(hub *Node, bridge string, n *Node, ifName, cidr string) {
 	if len(port) > 15 {
 		port = port[:15]
 	}
-	mustRun(l.t, "ip", "-n", hub.NS, "link", "add", port, "type", "veth", "peer", "name", ifName, "netns", n.NS)
-	mustRun(l.t, "ip", "-n", hub.NS, "link", "set", port, "master", bridge, "up")
+	must(l.t, netnsbuild.Veth(hub.NS, port, n.NS, ifName))
+	must(l.t, netnsbuild.SetMaster(hub.NS, port, bridge))
+	must(l.t, netnsbuild.Up(hub.NS, port))
 	n.configureLink(l.t, ifName, cidr)
 }

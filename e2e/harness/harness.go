@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/petrel-net/petrel/internal/cmdutil"
+	"github.com/petrel-net/petrel/internal/netnsbuild"
 )
 
 const (
@@ -123,15 +124,14 @@ func (l *Lab) Node(name string) *Node {
 		l.t.Fatalf("harness: node %q already exists", name)
 	}
 
-	mustRun(l.t, "ip", "netns", "add", n.NS)
+	must(l.t, netnsbuild.Create(n.NS))
 	// Track it only once it exists, but before configuring it, so a failure
 	// below still gets the namespace deleted.
 	l.mu.Lock()
 	l.nodes = append(l.nodes, n)
 	l.mu.Unlock()
 
-	mustRun(l.t, "ip", "-n", n.NS, "link", "set", "lo", "up")
-	n.MustRun(l.t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	must(l.t, netnsbuild.Sysctl(n.NS, "net/ipv4/ip_forward", "1"))
 	return n
 }
 
@@ -143,7 +143,7 @@ func (l *Lab) Node(name string) *Node {
 // ever exists in the host's root namespace.
 func (l *Lab) Link(a *Node, aIf, aCIDR string, b *Node, bIf, bCIDR string) {
 	l.t.Helper()
-	mustRun(l.t, "ip", "-n", a.NS, "link", "add", aIf, "type", "veth", "peer", "name", bIf, "netns", b.NS)
+	must(l.t, netnsbuild.Veth(a.NS, aIf, b.NS, bIf))
 	a.configureLink(l.t, aIf, aCIDR)
 	b.configureLink(l.t, bIf, bCIDR)
 }
@@ -197,7 +197,7 @@ func (l *Lab) cleanup() {
 	wg.Wait()
 
 	for i := len(nodes) - 1; i >= 0; i-- {
-		if err := deleteNamespace(nodes[i].NS); err != nil {
+		if err := netnsbuild.Delete(nodes[i].NS); err != nil {
 			l.t.Errorf("harness: cleanup: %v", err)
 		}
 	}
@@ -235,42 +235,25 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// deleteNamespace kills whatever still runs in ns (processes not started
-// through the Lab, or children that escaped their process group) and deletes
-// it. A namespace only disappears once its last process is gone, so killing
-// first is what makes the deletion real.
-func deleteNamespace(ns string) error {
-	if out, err := run("ip", "netns", "pids", ns); err == nil {
-		for _, f := range strings.Fields(out) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	_, err := run("ip", "netns", "del", ns)
-	return err
-}
-
 // sweepStale deletes namespaces and runtime directories named
 // "pe2e-<pid>-..." whose pid is no longer alive: the remains of a test
 // binary that was killed before its cleanup ran. Those of live binaries
 // (possibly running in parallel with us) are left alone.
 func sweepStale(t testing.TB) {
 	t.Helper()
-	out, err := run("ip", "netns", "list")
+	names, err := netnsbuild.List()
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		fields := strings.Fields(line) // "name (id: 3)" or "name"
-		if len(fields) == 0 || !isStale(fields[0]) {
+	for _, ns := range names {
+		if !isStale(ns) {
 			continue
 		}
-		if err := deleteNamespace(fields[0]); err != nil {
+		if err := netnsbuild.Delete(ns); err != nil {
 			t.Logf("harness: sweeping stale namespace: %v", err) // maybe a parallel sweeper won
 			continue
 		}
-		t.Logf("harness: swept stale namespace %s", fields[0])
+		t.Logf("harness: swept stale namespace %s", ns)
 	}
 
 	entries, _ := os.ReadDir(os.TempDir())
@@ -338,15 +321,9 @@ func (n *Node) configureLink(t testing.TB, ifName, cidr string) {
 		if err != nil {
 			t.Fatalf("harness: link %s on %s: %v", ifName, n.Name, err)
 		}
-		args := []string{"-n", n.NS, "addr", "add", cidr, "dev", ifName}
-		if pfx.Addr().Is6() {
-			// Skip duplicate address detection: the address would stay
-			// "tentative" (unusable) for a second or two otherwise.
-			args = append(args, "nodad")
-		}
-		mustRun(t, "ip", args...)
+		must(t, netnsbuild.AddAddr(n.NS, ifName, pfx)) // IPv6 without DAD: usable at once
 	}
-	mustRun(t, "ip", "-n", n.NS, "link", "set", ifName, "up")
+	must(t, netnsbuild.Up(n.NS, ifName))
 }
 
 // Eventually calls fn every interval until it returns nil, and fails the
@@ -395,11 +372,9 @@ func addRoute(routes map[string][]string, prefix, nextHop string) {
 // run is cmdutil.Run: combined output, an error naming the command.
 func run(name string, args ...string) (string, error) { return cmdutil.Run(name, args...) }
 
-func mustRun(t testing.TB, name string, args ...string) string {
+func must(t testing.TB, err error) {
 	t.Helper()
-	out, err := run(name, args...)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	return out
 }

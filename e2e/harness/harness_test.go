@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/petrel-net/petrel/internal/netnsbuild"
 )
 
 // TestMain fails the run if any test leaked a namespace of this process:
@@ -154,7 +156,7 @@ func TestSweepStale(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "add", stale).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	t.Cleanup(func() { _ = deleteNamespace(stale) }) // in case the sweep fails
+	t.Cleanup(func() { _ = netnsbuild.Delete(stale) }) // in case the sweep fails
 	orphan := exec.Command("ip", "netns", "exec", stale, "sleep", "60")
 	if err := orphan.Start(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,233 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/petrel-net/petrel/cli"
+	petrelpb "github.com/petrel-net/petrel/proto"
+)
+
+func hostOf(cidr string) string { h, _, _ := strings.Cut(cidr, "/"); return h }
+
+func (b *builder) startProc(n *NodeState, name string, env []string, args ...string) (*proc, error) {
+	p, err := start(b.state.Name, n.NS,
+		filepath.Join(b.dir, "logs", n.Name+"-"+name+".log"),
+		filepath.Join(b.dir, "pids", n.Name+"-"+name+".pid"), env, args...)
+	if err == nil {
+		b.procs = append(b.procs, p)
+	}
+	return p, err
+}
+
+// waitFor polls probe, giving up early (with the log's tail) if p exits.
+func waitFor(p *proc, what string, timeout time.Duration, probe func() error) error {
+	err := poll(timeout, 100*time.Millisecond, func() error {
+		if p.exited() {
+			return errExited
+		}
+		return probe()
+	})
+	if errors.Is(err, errExited) || p.exited() {
+		return fmt.Errorf("%s exited during startup; last lines of %s:\n%s", what, p.log, tailFile(p.log, 20))
+	}
+	if err != nil {
+		return fmt.Errorf("%s not ready after %v: %w", what, timeout, err)
+	}
+	return nil
+}
+
+var errExited = errors.New("exited")
+
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (b *builder) startEtcd() error {
+	n := b.node("etcd")
+	if n.Addr == "" {
+		return fmt.Errorf("etcd node %s has no IPv4 address (give it one with exec: [ip addr add ... dev eth1])", n.Name)
+	}
+	b.state.EtcdURL = "http://" + hostOf(n.Addr) + ":2379"
+	b.step("starting etcd on %s (%s)", n.Name, b.state.EtcdURL)
+	p, err := b.startProc(n, "etcd", nil, "etcd", "--data-dir", filepath.Join(b.dir, "etcd"), "--name", "lab",
+		"--listen-client-urls", b.state.EtcdURL, "--advertise-client-urls", b.state.EtcdURL,
+		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--initial-cluster", "lab=http://127.0.0.1:2380")
+	if err != nil {
+		return err
+	}
+	if err := b.save(); err != nil {
+		return err
+	}
+	return waitFor(p, "etcd", 20*time.Second, func() error {
+		_, err := inNS(n.NS, b.opts.Petrel, "get", "ippools", "--datastore-type", "etcdv3", "--etcd-endpoints", b.state.EtcdURL)
+		return err
+	})
+}
+
+func (b *builder) startBird(n *NodeState) error {
+	if n.Addr == "" {
+		return fmt.Errorf("bird node %s has no IPv4 address", n.Name)
+	}
+	rr := ""
+	if b.topo.Topology.Nodes[n.Name].RouteReflector() {
+		rr = "  rr client;\n"
+	}
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "log stderr all;\nrouter id %s;\nprotocol device { scan time 1; }\nprotocol direct { ipv4; interface \"-lo\", \"*\"; }\nprotocol kernel { ipv4 { export all; }; }\n", hostOf(n.Addr))
+	for _, p := range b.petrelAddrs() {
+		fmt.Fprintf(&conf, "protocol bgp %s {\n  local as 64512;\n  neighbor %s as 64512;\n  source address %s;\n  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n  graceful restart on;\n%s  ipv4 { import all; export all; };\n}\n",
+			strings.ReplaceAll(p[0], "-", "_"), hostOf(p[1]), hostOf(n.Addr), rr)
+	}
+	confPath := filepath.Join(b.dir, n.Name+"-bird.conf")
+	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
+		return err
+	}
+	n.Socket = filepath.Join(b.dir, n.Name+"-bird.ctl")
+	if rr != "" {
+		b.step("starting BIRD on %s (%s), route reflector for the petrel nodes", n.Name, hostOf(n.Addr))
+	} else {
+		b.step("starting BIRD on %s (%s)", n.Name, hostOf(n.Addr))
+	}
+	p, err := b.startProc(n, "bird", nil, "bird", "-f", "-c", confPath, "-s", n.Socket, "-P", filepath.Join(b.dir, n.Name+"-bird.pid"))
+	if err != nil {
+		return err
+	}
+	return waitFor(p, "bird on "+n.Name, 10*time.Second, func() error {
+		_, err := run("birdc", "-s", n.Socket, "show", "status")
+		return err
+	})
+}
+
+// petrelAddrs lists the petrel nodes' addresses (CIDR), by node name.
+func (b *builder) petrelAddrs() [][2]string {
+	var res [][2]string
+	for _, p := range b.petrels() {
+		addr := b.topo.Topology.Nodes[p.Name].Env["IP"]
+		if addr == "" {
+			addr = p.Addr
+		}
+		if addr != "" {
+			res = append(res, [2]string{p.Name, addr})
+		}
+	}
+	return res
+}
+
+// frrDaemons are what an FRR BGP speaker needs: zebra (interfaces, the RIB
+// and the kernel routes), staticd and bgpd.
+var frrDaemons = []string{"zebra", "staticd", "bgpd"}
+
+// startFRR runs FRR (zebra, staticd, bgpd in the foreground, as user frr)
+// peering iBGP with every petrel node, a route reflector for them when
+// the node is labelled so. Its files are in <dir>/<node>-frr/ (owned by
+// frr); vtysh --vty_socket that directory talks to it.
+func (b *builder) startFRR(n *NodeState) error {
+	if n.Addr == "" {
+		return fmt.Errorf("frr node %s has no IPv4 address", n.Name)
+	}
+	rr := b.topo.Topology.Nodes[n.Name].RouteReflector()
+	var conf, af strings.Builder
+	fmt.Fprintf(&conf, "frr defaults traditional\nhostname %s\nlog stdout\nip forwarding\n!\nrouter bgp 64512\n bgp router-id %s\n no bgp ebgp-requires-policy\n bgp graceful-restart\n", n.Name, hostOf(n.Addr))
+	for _, p := range b.petrelAddrs() {
+		a := hostOf(p[1])
+		fmt.Fprintf(&conf, " neighbor %s remote-as 64512\n neighbor %s description %s\n neighbor %s update-source %s\n neighbor %s timers connect 1\n", a, a, p[0], a, hostOf(n.Addr), a)
+		if rr {
+			fmt.Fprintf(&af, "  neighbor %s route-reflector-client\n", a)
+		}
+	}
+	fmt.Fprintf(&conf, " !\n address-family ipv4 unicast\n  redistribute connected\n%s exit-address-family\n!\n", af.String())
+	dir := filepath.Join(b.dir, n.Name+"-frr")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	confPath := filepath.Join(dir, "frr.conf")
+	if err := os.WriteFile(confPath, []byte(conf.String()), 0o640); err != nil {
+		return err
+	}
+	if out, err := run("chown", "-R", "frr:frr", dir); err != nil {
+		return fmt.Errorf("frr node %s: %w (is FRR installed?) %s", n.Name, err, out)
+	}
+	if _, err := run("vtysh", "--dryrun", "--inputfile", confPath); err != nil {
+		return fmt.Errorf("frr node %s: config rejected: %w", n.Name, err)
+	}
+	n.Socket = dir
+	what := ""
+	if rr {
+		what = ", route reflector for the petrel nodes"
+	}
+	b.step("starting FRR on %s (%s)%s", n.Name, hostOf(n.Addr), what)
+	zserv := filepath.Join(dir, "zserv.api")
+	var last *proc
+	for _, d := range frrDaemons {
+		p, err := b.startProc(n, d, nil, filepath.Join("/usr/lib/frr", d), "-u", "frr", "-g", "frr",
+			"-i", filepath.Join(dir, d+".pid"), "-z", zserv, "--vty_socket", dir, "-f", confPath)
+		if err != nil {
+			return err
+		}
+		last = p
+		if d == "zebra" {
+			// The others retry a missing zebra only after 10s.
+			if err := waitFor(p, "zebra on "+n.Name, 10*time.Second, func() error { _, err := os.Stat(zserv); return err }); err != nil {
+				return err
+			}
+		}
+	}
+	return waitFor(last, "bgpd on "+n.Name, 10*time.Second, func() error {
+		for _, d := range frrDaemons {
+			if _, err := os.Stat(filepath.Join(dir, d+".vty")); err != nil {
+				return err
+			}
+		}
+		_, err := run("vtysh", "--vty_socket", dir, "-c", "show bgp summary")
+		return err
+	})
+}
+
+func (b *builder) startPetrel(n *NodeState) error {
+	topoEnv := b.topo.Topology.Nodes[n.Name].Env
+	env := map[string]string{"NODENAME": n.Name, "IP": n.Addr, "DATASTORE_TYPE": "etcdv3", "ETCD_ENDPOINTS": b.state.EtcdURL}
+	for k, v := range topoEnv {
+		env[k] = v
+	}
+	if env["IP"] == "" {
+		return fmt.Errorf("petrel node %s has no IPv4 address (exec: [ip addr add ...] or env IP)", n.Name)
+	}
+	var envList []string
+	for k, v := range env {
+		envList = append(envList, k+"="+v)
+	}
+	sort.Strings(envList)
+	n.Socket = filepath.Join(b.dir, n.Name+".sock")
+	b.step("starting petrel daemon on %s (%s)", n.Name, env["IP"])
+	p, err := b.startProc(n, "petrel", envList, b.opts.Petrel, "daemon", "--socket", n.Socket)
+	if err != nil {
+		return err
+	}
+	return waitFor(p, "petrel on "+n.Name, 20*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := cli.Dial(ctx, n.Socket)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.GetInfo(ctx, &petrelpb.GetInfoRequest{})
+		return err
+	})
+}

@@ -1,0 +1,74 @@
+package lab
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/petrel-net/petrel/cli"
+	petrelpb "github.com/petrel-net/petrel/proto"
+)
+
+// peers lists a petrel node's peers through its socket.
+func peers(socket string) ([]*petrelpb.Peer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, err := cli.Dial(ctx, socket)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	resp, err := c.ListPeers(ctx, &petrelpb.ListPeersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Peers, nil
+}
+
+func established(ps []*petrelpb.Peer) int {
+	n := 0
+	for _, p := range ps {
+		if p.State == "Established" {
+			n++
+		}
+	}
+	return n
+}
+
+// PingResult is one cell of the ping matrix.
+type PingResult struct {
+	From, To string
+	Loss     int // percent; 100 when ping could not run
+}
+
+// PingMatrix pings every pod from every other pod (count echoes each, all
+// pairs in parallel) and returns the loss per pair.
+func PingMatrix(pods []PodState, count int) []PingResult {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var res []PingResult
+	for _, from := range pods {
+		for _, to := range pods {
+			if from.Name == to.Name || to.Addr == "" {
+				continue
+			}
+			wg.Go(func() {
+				loss := 100
+				out, _ := inNS(from.NS, "ping", "-c", strconv.Itoa(count), "-i", "0.2", "-W", "1", "-q", to.Addr)
+				if i := strings.Index(out, "% packet loss"); i > 0 {
+					j := strings.LastIndexAny(out[:i], " ,") + 1
+					if v, err := strconv.ParseFloat(out[j:i], 64); err == nil {
+						loss = int(v + 0.5)
+					}
+				}
+				mu.Lock()
+				res = append(res, PingResult{From: from.Name, To: to.Name, Loss: loss})
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	return res
+}

@@ -1,0 +1,372 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/petrel-net/petrel/internal/netnsbuild"
+)
+
+// DefaultResources are applied to the lab's etcd before any node starts:
+// the seed's IPPool.
+const DefaultResources = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv4-ippool}
+spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Never, natOutgoing: true, nodeSelector: all(), allowedUses: [Workload, Tunnel]}
+`
+
+// Options configure Up.
+type Options struct {
+	Petrel string    // the petrel binary the lab runs (default: this executable)
+	Out    io.Writer // progress lines
+}
+
+type builder struct {
+	opts  Options
+	topo  *Topology
+	dir   string
+	state State
+	procs []*proc
+}
+
+func (b *builder) step(format string, args ...any) {
+	fmt.Fprintf(b.opts.Out, "[%s] %s\n", b.state.Name, fmt.Sprintf(format, args...))
+}
+
+// Up builds the lab described by the topology file.
+func Up(ctx context.Context, topoPath string, opts Options) error {
+	topo, err := LoadTopology(topoPath)
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("petrel lab needs root (network namespaces)")
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Petrel == "" {
+		if opts.Petrel, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	if Exists(topo.Name) {
+		return fmt.Errorf("lab %s already exists (remove it with: petrel lab down %s)", topo.Name, topo.Name)
+	}
+	b := &builder{opts: opts, topo: topo, dir: Dir(topo.Name)}
+	b.state = State{Name: topo.Name, Topology: topoPath, Petrel: opts.Petrel}
+	for _, d := range []string{b.dir, filepath.Join(b.dir, "pids"), filepath.Join(b.dir, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if raw, err := os.ReadFile(topoPath); err == nil {
+		_ = os.WriteFile(filepath.Join(b.dir, "topology.clab.yml"), raw, 0o644)
+	}
+	if err := b.save(); err != nil {
+		return err
+	}
+	if err := b.build(ctx); err != nil {
+		return fmt.Errorf("%w\n(the lab is left as it is for inspection: petrel lab status %s; remove it with: petrel lab down %s)", err, topo.Name, topo.Name)
+	}
+	return nil
+}
+
+func (b *builder) build(ctx context.Context) error {
+	if err := b.createNamespaces(); err != nil {
+		return err
+	}
+	if err := b.createLinks(); err != nil {
+		return err
+	}
+	if err := b.runExecs(); err != nil {
+		return err
+	}
+	b.recordAddresses()
+	if err := b.save(); err != nil {
+		return err
+	}
+	if err := b.startEtcd(); err != nil {
+		return err
+	}
+	if err := b.applyResources(); err != nil {
+		return err
+	}
+	if err := b.startDaemons(); err != nil {
+		return err
+	}
+	if err := b.waitSessions(ctx); err != nil {
+		return err
+	}
+	if err := b.addPods(); err != nil {
+		return err
+	}
+	if err := b.waitPings(); err != nil {
+		return err
+	}
+	b.state.Ready = true
+	if err := b.save(); err != nil {
+		return err
+	}
+	b.step("ready: %d namespaces, %d petrel nodes, %d pods (petrel lab status %s; petrel lab down %s)",
+		len(b.state.Nodes), len(b.petrels()), len(b.state.Pods), b.state.Name, b.state.Name)
+	return nil
+}
+
+// createNamespaces gives every node its namespace, recorded in the state
+// as soon as it exists: a bridge node gets its br0, the others forward.
+func (b *builder) createNamespaces() error {
+	names := b.topo.NodeNames()
+	b.step("creating %d namespaces", len(names))
+	for _, name := range names {
+		n := b.topo.Topology.Nodes[name]
+		ns := NSName(b.state.Name, name)
+		if err := netnsbuild.Create(ns); err != nil {
+			return err
+		}
+		b.state.Nodes = append(b.state.Nodes, NodeState{Name: name, Kind: n.Kind, Role: n.Role(), NS: ns})
+		if err := b.save(); err != nil {
+			return err
+		}
+		if n.Kind == "bridge" {
+			if err := netnsbuild.Bridge(ns, "br0"); err != nil {
+				return err
+			}
+			if err := netnsbuild.Up(ns, "br0"); err != nil {
+				return err
+			}
+		} else if err := netnsbuild.Sysctl(ns, "net/ipv4/ip_forward", "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *builder) createLinks() error {
+	b.step("creating %d links", len(b.topo.Topology.Links))
+	for _, l := range b.topo.Topology.Links {
+		eps, _ := l.Parse()
+		if err := b.link(eps[0], eps[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runExecs runs each node's exec commands (addresses, routes) in its
+// namespace, once every link exists.
+func (b *builder) runExecs() error {
+	for _, name := range b.topo.NodeNames() {
+		for _, c := range b.topo.Topology.Nodes[name].Exec {
+			if _, err := inNS(NSName(b.state.Name, name), "sh", "-c", c); err != nil {
+				return fmt.Errorf("node %s: exec: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// recordAddresses notes each linux node's first global IPv4 address, the
+// one its daemons use.
+func (b *builder) recordAddresses() {
+	for i := range b.state.Nodes {
+		if b.state.Nodes[i].Kind == "linux" {
+			if p, err := netnsbuild.GlobalIPv4(b.state.Nodes[i].NS); err == nil {
+				b.state.Nodes[i].Addr = p.String()
+			}
+		}
+	}
+}
+
+// startDaemons starts the routers (BIRD, FRR) before the petrel nodes
+// that peer with them.
+func (b *builder) startDaemons() error {
+	for i := range b.state.Nodes {
+		switch b.state.Nodes[i].Role {
+		case "bird":
+			if err := b.startBird(&b.state.Nodes[i]); err != nil {
+				return err
+			}
+		case "frr":
+			if err := b.startFRR(&b.state.Nodes[i]); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range b.petrels() {
+		if err := b.startPetrel(n); err != nil {
+			return err
+		}
+	}
+	return b.save()
+}
+
+func (b *builder) kind(node string) string { return b.topo.Topology.Nodes[node].Kind }
+
+// link creates a veth between two nodes; a bridge node's end becomes a
+// port of its br0. Both ends are created directly in their namespaces.
+func (b *builder) link(a, z Endpoint) error {
+	if b.kind(a.Node) != "bridge" && b.kind(z.Node) == "bridge" {
+		a, z = z, a
+	}
+	aNS, zNS := NSName(b.state.Name, a.Node), NSName(b.state.Name, z.Node)
+	if err := netnsbuild.Veth(aNS, a.If, zNS, z.If); err != nil {
+		return err
+	}
+	if b.kind(a.Node) == "bridge" {
+		if err := netnsbuild.SetMaster(aNS, a.If, "br0"); err != nil {
+			return err
+		}
+	}
+	for _, e := range [][2]string{{aNS, a.If}, {zNS, z.If}} {
+		if err := netnsbuild.Up(e[0], e[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// petrels are the petrel nodes, in state order.
+func (b *builder) petrels() []*NodeState {
+	var res []*NodeState
+	for i := range b.state.Nodes {
+		if b.state.Nodes[i].Role == "node" {
+			res = append(res, &b.state.Nodes[i])
+		}
+	}
+	return res
+}
+
+func (b *builder) node(role string) *NodeState {
+	for i := range b.state.Nodes {
+		if b.state.Nodes[i].Role == role {
+			return &b.state.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// petrelCmd runs a petrel client command inside ns against the lab's etcd.
+func (b *builder) petrelCmd(ns string, env []string, args ...string) (string, error) {
+	full := append([]string{"env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + b.state.EtcdURL}, env...)
+	return inNS(ns, append(append(full, b.opts.Petrel), args...)...)
+}
+
+func (b *builder) applyResources() error {
+	docs := DefaultResources
+	for _, n := range b.state.Nodes {
+		if (n.Role == "bird" || n.Role == "frr") && n.Addr != "" {
+			docs += fmt.Sprintf("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: %s}\nspec: {peerIP: %s, asNumber: 64512}\n", strings.ToLower(n.Name), hostOf(n.Addr))
+		}
+	}
+	what := "IPPool default-ipv4-ippool 192.168.0.0/16"
+	if b.topo.MeshOff() {
+		docs += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n"
+		what += ", node-to-node mesh off"
+	}
+	b.step("applying the default resources (%s)", what)
+	path := filepath.Join(b.dir, "resources.yaml")
+	if err := os.WriteFile(path, []byte(docs), 0o644); err != nil {
+		return err
+	}
+	_, err := b.petrelCmd(b.node("etcd").NS, nil, "apply", "-f", path)
+	return err
+}
+
+func (b *builder) waitSessions(ctx context.Context) error {
+	petrels := b.petrels()
+	if len(petrels) == 0 {
+		return nil
+	}
+	b.step("waiting for BGP sessions")
+	err := poll(90*time.Second, 250*time.Millisecond, func() error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, n := range petrels {
+			ps, err := peers(n.Socket)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+			if len(ps) == 0 && len(petrels) > 1 {
+				return fmt.Errorf("%s: no peers yet", n.Name)
+			}
+			if e := established(ps); e != len(ps) {
+				return fmt.Errorf("%s: %d of %d sessions Established", n.Name, e, len(ps))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("BGP sessions: %w", err)
+	}
+	for _, n := range petrels {
+		ps, _ := peers(n.Socket)
+		b.step("%s: %d sessions Established", n.Name, len(ps))
+	}
+	return nil
+}
+
+func (b *builder) addPods() error {
+	for _, n := range b.state.Nodes {
+		count := b.topo.Topology.Nodes[n.Name].Pods()
+		if has, err := netnsbuild.HasDefaultRoute(n.NS); count > 0 && err == nil && !has {
+			b.step("warning: %s has no default route; its pods cannot ARP for 169.254.1.1 (add one with exec)", n.Name)
+		}
+		for i := 1; i <= count; i++ {
+			pod := fmt.Sprintf("%s-pod%d", n.Name, i)
+			ns := NSName(b.state.Name, pod)
+			if err := netnsbuild.Create(ns); err != nil {
+				return err
+			}
+			b.state.Pods = append(b.state.Pods, PodState{Name: "default/" + pod, Node: n.Name, NS: ns})
+			if err := b.save(); err != nil {
+				return err
+			}
+			out, err := b.petrelCmd(n.NS, []string{"NODENAME=" + n.Name}, "workload", "add", "--name", "default/"+pod, "--netns", ns)
+			if err != nil {
+				return fmt.Errorf("pod %s: %w", pod, err)
+			}
+			b.state.Pods[len(b.state.Pods)-1].Addr = strings.TrimSpace(out)
+			b.step("pod default/%s on %s: %s", pod, n.Name, strings.TrimSpace(out))
+			if err := b.save(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *builder) waitPings() error {
+	if len(b.state.Pods) < 2 {
+		return nil
+	}
+	b.step("waiting until every pod reaches every other pod")
+	err := poll(60*time.Second, 500*time.Millisecond, func() error {
+		var failed []string
+		for _, c := range PingMatrix(b.state.Pods, 1) {
+			if c.Loss != 0 {
+				failed = append(failed, c.From+"->"+c.To)
+			}
+		}
+		if len(failed) > 0 {
+			sort.Strings(failed)
+			if len(failed) > 6 {
+				failed = append(failed[:6], fmt.Sprintf("and %d more", len(failed)-6))
+			}
+			return fmt.Errorf("no answer: %s", strings.Join(failed, ", "))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pod connectivity: %w", err)
+	}
+	return nil
+}
