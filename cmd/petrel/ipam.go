@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/petrel-net/petrel/cli"
+	"github.com/petrel-net/petrel/config"
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/datastore/backends"
 	"github.com/petrel-net/petrel/ipam"
@@ -33,11 +34,7 @@ func withIPAM(ctx context.Context, s *backends.Settings, fn func(*ipam.Client) e
 // nodeFlag is --node, defaulting like the daemon to $NODENAME, then the
 // hostname.
 func nodeFlag(cmd *cobra.Command) *string {
-	def := os.Getenv("NODENAME")
-	if def == "" {
-		def, _ = os.Hostname()
-	}
-	return cmd.Flags().String("node", def, "node the addresses are for ($NODENAME)")
+	return cmd.Flags().String("node", config.NodeName(os.Getenv), "node the addresses are for ($NODENAME)")
 }
 
 func newIPAMAllocateCmd() *cobra.Command {
