@@ -20,7 +20,10 @@ func newInstallCNICmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "install-cni",
 		Short: "Install the CNI plugins (petrel-cni, petrel-ipam), their kubeconfig and the conflist",
-		Args:  cobra.NoArgs,
+		Example: `  # what the DaemonSet's init container runs
+  KUBERNETES_NODE_NAME=node-a petrel install-cni
+  petrel install-cni --nodename node-a --datastore-type etcdv3 --etcd-endpoints http://10.0.0.100:2379`,
+		Args: cobra.NoArgs,
 	}
 	c := cni.BindInstallFlags(cmd.Flags(), os.Getenv)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

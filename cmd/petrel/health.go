@@ -18,6 +18,9 @@ func newHealthCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "health [--bgp-ready] [--kernel-ready] [--live]",
 		Short: "Readiness/liveness probe: exit 0 when every asked check passes, 1 otherwise, with one line saying why",
+		Example: `  # the DaemonSet's readiness and liveness probes
+  petrel health --bgp-ready --kernel-ready
+  petrel health --live`,
 		Long: `Kubernetes probes call this, as calico-node's run "calico-node -bird-ready -felix-ready".
 
 --bgp-ready: no peers, or (first 30 s) every peer Established and graceful

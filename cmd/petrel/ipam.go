@@ -21,7 +21,9 @@ import (
 var errCheckFailed = errors.New("ipam check found problems")
 
 func newIPAMCmd() *cobra.Command {
-	root := &cobra.Command{Use: "ipam", Short: "Calico-compatible IP address management"}
+	root := &cobra.Command{Use: "ipam", Short: "Calico-compatible IP address management",
+		Example: `  petrel ipam show --show-blocks
+  petrel ipam check`}
 	root.AddCommand(newIPAMAllocateCmd(), newIPAMReleaseCmd(), newIPAMShowCmd(), newIPAMCheckCmd())
 	return root
 }
@@ -42,7 +44,9 @@ func newIPAMAllocateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "allocate --handle H [--namespace N --pod P] [--pool CIDR] [--ip IP]",
 		Short: "Allocate an address (from the node's blocks, claiming one if needed) and print it",
-		Args:  cobra.NoArgs,
+		Example: `  petrel ipam allocate --handle k8s-pod-network.0123abcd --namespace default --pod web-0
+  petrel ipam allocate --handle my-vip --ip 192.168.0.200 --node node-a`,
+		Args: cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	node := nodeFlag(cmd)
@@ -101,7 +105,9 @@ func newIPAMReleaseCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "release (--handle H | --ip IP) [--release-empty-blocks]",
 		Short: "Release addresses; blocks stay affine to the node unless asked",
-		Args:  cobra.NoArgs,
+		Example: `  petrel ipam release --handle k8s-pod-network.0123abcd
+  petrel ipam release --ip 192.168.0.200 --release-empty-blocks`,
+		Args: cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	node := nodeFlag(cmd)
@@ -148,7 +154,9 @@ func newIPAMShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show [--show-blocks]",
 		Short: "Pools with their used and free addresses, like calicoctl ipam show",
-		Args:  cobra.NoArgs,
+		Example: `  petrel ipam show
+  petrel ipam show --show-blocks`,
+		Args: cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	cmd.Flags().BoolVar(&showBlocks, "show-blocks", false, "also list every node's blocks")
@@ -179,9 +187,10 @@ func newIPAMShowCmd() *cobra.Command {
 
 func newIPAMCheckCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "check",
-		Short: "Cross-check blocks, handles and affinities; exit 1 on leaks, orphans or corruption",
-		Args:  cobra.NoArgs,
+		Use:     "check",
+		Short:   "Cross-check blocks, handles and affinities; exit 1 on leaks, orphans or corruption",
+		Example: `  petrel ipam check || echo "IPAM needs repair"`,
+		Args:    cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

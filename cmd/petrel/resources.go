@@ -43,7 +43,9 @@ func newApplyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or update resources from YAML or JSON (several documents, or - for stdin)",
-		Args:  cobra.NoArgs,
+		Example: `  petrel apply -f datastore/testdata/seed.yaml
+  petrel get ippools -o yaml --datastore-type kubernetes | petrel apply -f - --datastore-type etcdv3 --etcd-endpoints http://10.0.0.100:2379`,
+		Args: cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "file with resources (- for stdin)")
@@ -75,7 +77,9 @@ func newGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
 		Short: "Show resources (-o yaml|json|wide)",
-		Args:  cobra.RangeArgs(1, 2),
+		Example: `  petrel get nodes -o wide
+  petrel get bgppeer rack1-tor -o yaml`,
+		Args: cobra.RangeArgs(1, 2),
 	}
 	s := datastoreFlags(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json")
@@ -109,9 +113,10 @@ func newGetCmd() *cobra.Command {
 
 func newDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "delete KIND NAME",
-		Short: "Delete a resource",
-		Args:  cobra.ExactArgs(2),
+		Use:     "delete KIND NAME",
+		Short:   "Delete a resource",
+		Example: `  petrel delete bgppeer rack1-tor`,
+		Args:    cobra.ExactArgs(2),
 	}
 	s := datastoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

@@ -15,7 +15,9 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show BGP sessions, like calicoctl node status",
-		Args:  cobra.NoArgs,
+		Example: `  petrel status
+  petrel status -o json --socket /var/run/petrel/petrel.sock`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withDaemon(cmd, output, func(c *cli.Client) error {
 				resp, err := c.ListPeers(cmd.Context(), &petrelpb.ListPeersRequest{})
@@ -45,7 +47,9 @@ func newRoutesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "routes",
 		Short: "Show the RIB: prefix, next hops, source peer, best/multipath",
-		Args:  cobra.NoArgs,
+		Example: `  petrel routes
+  petrel routes --within 192.168.0.0/16 -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withDaemon(cmd, output, func(c *cli.Client) error {
 				routes, err := c.Routes(cmd.Context(), within)

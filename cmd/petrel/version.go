@@ -15,9 +15,10 @@ import (
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the client's version and, when one answers, the daemon's",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the client's version and, when one answers, the daemon's",
+		Example: `  petrel version`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "petrel %s (gobgp %s, %s)\n", version.String(), version.GoBGP(), runtime.Version())

@@ -15,7 +15,9 @@ import (
 )
 
 func newWorkloadCmd() *cobra.Command {
-	root := &cobra.Command{Use: "workload", Short: "Plumb pods into this node (what a CNI plugin calls)"}
+	root := &cobra.Command{Use: "workload", Short: "Plumb pods into this node (what a CNI plugin calls)",
+		Example: `  petrel workload add --name default/pod1 --netns pod1
+  petrel workload del --name default/pod1`}
 	root.AddCommand(newWorkloadAddCmd(), newWorkloadDelCmd())
 	return root
 }
@@ -50,9 +52,10 @@ func newWorkloadAddCmd() *cobra.Command {
 	var name, netns, containerID string
 	var mtu int
 	cmd := &cobra.Command{
-		Use:   "add --name NAMESPACE/POD --netns NAME|PATH",
-		Short: "Allocate an address and plumb the pod (veth, /32, routes); prints the address",
-		Args:  cobra.NoArgs,
+		Use:     "add --name NAMESPACE/POD --netns NAME|PATH",
+		Short:   "Allocate an address and plumb the pod (veth, /32, routes); prints the address",
+		Example: `  ip netns add pod1 && petrel workload add --name default/pod1 --netns pod1`,
+		Args:    cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	node := nodeFlag(cmd)
@@ -87,9 +90,10 @@ func newWorkloadAddCmd() *cobra.Command {
 func newWorkloadDelCmd() *cobra.Command {
 	var name, netns, containerID string
 	cmd := &cobra.Command{
-		Use:   "del --name NAMESPACE/POD [--netns NAME|PATH]",
-		Short: "Unplumb the pod and release its address (harmless when already gone)",
-		Args:  cobra.NoArgs,
+		Use:     "del --name NAMESPACE/POD [--netns NAME|PATH]",
+		Short:   "Unplumb the pod and release its address (harmless when already gone)",
+		Example: `  petrel workload del --name default/pod1 --netns pod1`,
+		Args:    cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	cmd.Flags().StringVar(&name, "name", "", "NAMESPACE/POD (required)")
