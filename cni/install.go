@@ -74,6 +74,30 @@ type InstallOptions struct {
 // kubeconfig (0600) for them, and fills and writes the conflist. Every
 // file is written to a temporary name and renamed into place.
 func Install(o InstallOptions) error {
+	o = o.withDefaults()
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if err := o.installBinaries(out); err != nil {
+		return err
+	}
+	kubeconfigPath, err := o.installKubeconfig(out)
+	if err != nil {
+		return err
+	}
+	tlsFiles, err := o.installTLS(out)
+	if err != nil {
+		return fmt.Errorf("install-cni: %w", err)
+	}
+	return o.installConflist(out, kubeconfigPath, tlsFiles)
+}
+
+// withDefaults fills in Calico's defaults for what o leaves empty.
+func (o InstallOptions) withDefaults() InstallOptions {
 	if o.BinDir == "" {
 		o.BinDir = DefaultBinDir
 	}
@@ -95,10 +119,12 @@ func Install(o InstallOptions) error {
 	if o.MTU == 0 {
 		o.MTU = 1450
 	}
-	out := o.Out
-	if out == nil {
-		out = io.Discard
-	}
+	return o
+}
+
+// validate refuses, before anything is written, options the plugins could
+// not run with.
+func (o InstallOptions) validate() error {
 	if o.NodeName == "" {
 		return errors.New("install-cni: no node name (set --nodename or $KUBERNETES_NODE_NAME)")
 	}
@@ -108,8 +134,12 @@ func Install(o InstallOptions) error {
 	if o.DatastoreType == "etcdv3" && o.EtcdEndpoints == "" {
 		return errors.New("install-cni: datastore type etcdv3 needs etcd endpoints")
 	}
+	return nil
+}
 
-	// Binaries.
+// installBinaries copies this binary (or o.Binary) into BinDir under the
+// plugin names it answers to.
+func (o InstallOptions) installBinaries(out io.Writer) error {
 	src := o.Binary
 	if src == "" {
 		exe, err := os.Executable()
@@ -132,41 +162,36 @@ func Install(o InstallOptions) error {
 		}
 		fmt.Fprintf(out, "installed %s\n", dst)
 	}
+	return nil
+}
 
-	// Kubeconfig.
+// installKubeconfig writes the plugins' kubeconfig into NetDir when
+// running in a pod, and returns its path (named in the conflist either way).
+func (o InstallOptions) installKubeconfig(out io.Writer) (string, error) {
 	if err := os.MkdirAll(o.NetDir, 0o755); err != nil {
-		return fmt.Errorf("install-cni: %w", err)
+		return "", fmt.Errorf("install-cni: %w", err)
 	}
-	kubeconfigPath := filepath.Join(o.NetDir, o.KubeconfigName)
+	path := filepath.Join(o.NetDir, o.KubeconfigName)
 	kc, err := o.kubeconfig()
 	switch {
 	case err != nil:
-		return fmt.Errorf("install-cni: kubeconfig: %w", err)
+		return "", fmt.Errorf("install-cni: kubeconfig: %w", err)
 	case kc == nil:
 		fmt.Fprintf(out, "not running in a pod (no service account token or KUBERNETES_SERVICE_HOST): no kubeconfig written\n")
 	default:
-		if err := writeFileAtomic(kubeconfigPath, kc, 0o600); err != nil {
-			return fmt.Errorf("install-cni: %w", err)
+		if err := writeFileAtomic(path, kc, 0o600); err != nil {
+			return "", fmt.Errorf("install-cni: %w", err)
 		}
-		fmt.Fprintf(out, "wrote %s\n", kubeconfigPath)
+		fmt.Fprintf(out, "wrote %s\n", path)
 	}
+	return path, nil
+}
 
-	tlsFiles, err := o.installTLS(out)
+// installConflist fills the conflist template and writes it into NetDir.
+func (o InstallOptions) installConflist(out io.Writer, kubeconfigPath string, tlsFiles [3]string) error {
+	tmpl, err := o.conflistTemplate()
 	if err != nil {
-		return fmt.Errorf("install-cni: %w", err)
-	}
-
-	// Conflist.
-	tmpl := ConflistTemplate
-	switch {
-	case o.Template != "":
-		b, err := os.ReadFile(o.Template)
-		if err != nil {
-			return fmt.Errorf("install-cni: template: %w", err)
-		}
-		tmpl = string(b)
-	case strings.TrimSpace(o.TemplateText) != "":
-		tmpl = o.TemplateText
+		return err
 	}
 	conf, err := FillConflist(tmpl, map[string]string{
 		"__DATASTORE_TYPE__":          o.DatastoreType,
@@ -193,6 +218,22 @@ func Install(o InstallOptions) error {
 	}
 	fmt.Fprintf(out, "wrote %s\n", dst)
 	return nil
+}
+
+// conflistTemplate is the template file, else the template text, else
+// Calico's.
+func (o InstallOptions) conflistTemplate() (string, error) {
+	switch {
+	case o.Template != "":
+		b, err := os.ReadFile(o.Template)
+		if err != nil {
+			return "", fmt.Errorf("install-cni: template: %w", err)
+		}
+		return string(b), nil
+	case strings.TrimSpace(o.TemplateText) != "":
+		return o.TemplateText, nil
+	}
+	return ConflistTemplate, nil
 }
 
 // installTLS copies the etcd CA, certificate and key to NetDir/TLSDirName

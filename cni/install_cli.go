@@ -1,10 +1,14 @@
 package cni
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 )
@@ -114,5 +118,29 @@ func (c *InstallCLI) Validate() error {
 	if c.templateFile != "" {
 		c.Options.Template = c.templateFile
 	}
+	return nil
+}
+
+// Run is `petrel install-cni`: validate, install, then, with Sleep (Calico's
+// sidecar mode), stay up until SIGINT or SIGTERM.
+func (c *InstallCLI) Run(ctx context.Context, out io.Writer) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	o := c.Options
+	o.Out = out
+	if err := Install(o); err != nil {
+		return err
+	}
+	if !c.Sleep {
+		return nil
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintln(out, "installed; sleeping until terminated ($SLEEP=true)")
+	<-ctx.Done()
 	return nil
 }

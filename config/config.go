@@ -1,6 +1,8 @@
-// Package config reads petrel's standalone configuration file: the
-// datastore-free mode in which petrel runs the way a bird.cfg user runs
-// BIRD, with peers and originated prefixes listed in one YAML file.
+// Package config reads petrel's settings: the standalone configuration
+// file (the datastore-free mode in which petrel runs the way a bird.cfg
+// user runs BIRD, with peers and originated prefixes listed in one YAML
+// file), and in datastore mode the node's settings from calico-node's
+// environment (NodeFromEnv). DefaultKernel is what both start from.
 //
 // It only parses and validates; it never starts anything. Every error names
 // the key (with its path, e.g. peers[1].address) and the offending value.
@@ -129,6 +131,21 @@ type Kernel struct {
 	Learn       bool
 	Interfaces  []string // protocol direct's ordered patterns
 	RestartWait time.Duration
+}
+
+// DefaultKernel is kernel sync as calico-node's bird.cfg runs it: on,
+// protocol 12 in the main table, learning alien routes, scanning every 2 s,
+// protocol direct on every interface but workloads'.
+func DefaultKernel() Kernel {
+	return Kernel{
+		Enabled:     true,
+		Protocol:    DefaultKernelProtocol,
+		Table:       DefaultKernelTable,
+		ScanTime:    DefaultScanTime,
+		Learn:       true,
+		Interfaces:  DefaultInterfaces,
+		RestartWait: DefaultRestartWait,
+	}
 }
 
 // Load reads and validates the file at path.

@@ -200,16 +200,17 @@ func parsePrefixes(key string, list []string) ([]netip.Prefix, error) {
 }
 
 func (c *Config) setKernel(k KernelFile) error {
-	switch {
-	case k.Protocol == 0:
-		c.Kernel.Protocol = DefaultKernelProtocol
-	case k.Protocol < 5 || k.Protocol > 255:
-		// 0-4 are the kernel's own (unspec, redirect, kernel, boot, static):
-		// petrel would treat the operator's routes as its own.
-		return fmt.Errorf("kernel.protocol: %d must be 5-255 (0-4 belong to the kernel and to static routes)", k.Protocol)
+	enabled, learn := c.Kernel.Enabled, c.Kernel.Learn
+	c.Kernel = DefaultKernel()
+	c.Kernel.Enabled, c.Kernel.Learn = enabled, learn
+	if k.Protocol != 0 {
+		if err := checkProtocol("kernel.protocol", k.Protocol); err != nil {
+			return err
+		}
+		c.Kernel.Protocol = k.Protocol
 	}
-	if c.Kernel.Table == 0 {
-		c.Kernel.Table = DefaultKernelTable
+	if k.Table != 0 {
+		c.Kernel.Table = k.Table
 	}
 	var err error
 	if c.Kernel.ScanTime, err = parseDuration("kernel.scanTime", k.ScanTime, DefaultScanTime); err != nil {
@@ -218,13 +219,27 @@ func (c *Config) setKernel(k KernelFile) error {
 	if c.Kernel.RestartWait, err = parseDuration("kernel.restartWait", k.RestartWait, DefaultRestartWait); err != nil {
 		return err
 	}
-	c.Kernel.Interfaces = DefaultInterfaces
 	if k.Interfaces != nil {
 		c.Kernel.Interfaces = k.Interfaces
 	}
-	for i, pat := range c.Kernel.Interfaces {
+	return checkInterfaces("kernel.interfaces", c.Kernel.Interfaces)
+}
+
+// checkProtocol refuses the route protocols that are not petrel's to use.
+func checkProtocol(key string, p int) error {
+	if p < 5 || p > 255 {
+		// 0-4 are the kernel's own (unspec, redirect, kernel, boot, static):
+		// petrel would treat the operator's routes as its own.
+		return fmt.Errorf("%s: %d must be 5-255 (0-4 belong to the kernel and to static routes)", key, p)
+	}
+	return nil
+}
+
+// checkInterfaces validates protocol direct's patterns ("eth*", "-cali*").
+func checkInterfaces(key string, patterns []string) error {
+	for i, pat := range patterns {
 		if _, err := path.Match(strings.TrimPrefix(pat, "-"), ""); err != nil || strings.TrimPrefix(pat, "-") == "" {
-			return fmt.Errorf("kernel.interfaces[%d]: %q is not an interface pattern (like \"eth*\" or \"-cali*\")", i, pat)
+			return fmt.Errorf("%s[%d]: %q is not an interface pattern (like \"eth*\" or \"-cali*\")", key, i, pat)
 		}
 	}
 	return nil

@@ -31,7 +31,7 @@ func TestSyncedWithoutBFDConfigurations(t *testing.T) {
 	if err := st.waitSynced(ctx); err != nil {
 		t.Fatalf("not synced without BFDConfigurations: %v", err)
 	}
-	if in := st.input("node-a"); in.BFDConfigs != nil {
+	if in := st.read(); in.BFDConfigs != nil {
 		t.Errorf("BFDConfigs = %v", in.BFDConfigs)
 	}
 }

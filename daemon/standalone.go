@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"reflect"
 
-	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/config"
 )
 
@@ -61,17 +60,18 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 	// come up, not after the last peer is configured (500 peers take
 	// GoBGP over a second to add).
 	a.startKernel(ctx)
-	if err := applyStandalone(ctx, a.speaker, cfg); err != nil {
+	loop := standaloneLoop(a.targets())
+	if err := loop.Reconcile(ctx, desiredFromFile(cfg)); err != nil {
 		log.Error("applying configuration", "config", opts.ConfigPath, "err", err)
 	}
 	log.Info("petrel running", "node", cfg.NodeName, "routerID", cfg.RouterID, "as", cfg.ASN,
 		"peers", len(cfg.Peers), "originated", len(cfg.Originate), "socket", cfg.Socket)
-	return a.run(ctx, opts.Ready, opts.Reload, func() { reload(ctx, a, cfg, opts, log) })
+	return a.run(ctx, opts.Ready, opts.Reload, func() { reload(ctx, loop, cfg, opts, log) })
 }
 
 // reload re-reads the file and applies what changed; a broken file changes
 // nothing.
-func reload(ctx context.Context, a *agent, cfg *config.Config, opts StandaloneOptions, log *slog.Logger) {
+func reload(ctx context.Context, loop reconcileLoop, cfg *config.Config, opts StandaloneOptions, log *slog.Logger) {
 	next, err := config.Load(opts.ConfigPath)
 	if err != nil {
 		log.Error("reload refused; keeping the running configuration", "err", err)
@@ -86,19 +86,17 @@ func reload(ctx context.Context, a *agent, cfg *config.Config, opts StandaloneOp
 	if opts.Level != nil {
 		opts.Level.Set(next.LogLevel)
 	}
-	if err := applyStandalone(ctx, a.speaker, next); err != nil {
+	if err := loop.Reconcile(ctx, desiredFromFile(next)); err != nil {
 		log.Error("reload", "err", err)
 	}
 	cfg.Peers, cfg.Originate, cfg.Export = next.Peers, next.Originate, next.Export
 	log.Info("configuration reloaded", "peers", len(next.Peers), "originated", len(next.Originate))
 }
 
-func applyStandalone(ctx context.Context, speaker *bgp.Speaker, cfg *config.Config) error {
-	return errors.Join(
-		speaker.SetExportRanges(ctx, cfg.Export),
-		speaker.SetOriginated(ctx, cfg.Originate),
-		speaker.SetPeers(ctx, cfg.Peers),
-	)
+// desiredFromFile is what a config file asks for: its export ranges,
+// originated prefixes and peers.
+func desiredFromFile(cfg *config.Config) *desired {
+	return &desired{ExportRanges: cfg.Export, Originated: cfg.Originate, Peers: cfg.Peers}
 }
 
 // restartOnly reports settings that differ but cannot change at run time,

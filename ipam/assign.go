@@ -120,91 +120,140 @@ func (c *Client) EnsureIPv4(ctx context.Context, a AssignArgs) (netip.Addr, erro
 	return addrs[0], nil
 }
 
-// assignFamily allocates n addresses from pools (all of one family).
+// assignFamily allocates n addresses from pools (all of one family): from
+// the node's blocks, then from blocks it claims, then borrowed from other
+// nodes' blocks.
 func (c *Client) assignFamily(ctx context.Context, a AssignArgs, cfg datastore.IPAMConfigSpec, pools []pool, n int) ([]netip.Addr, error) {
-	var got []netip.Addr
-	take := func(cidr netip.Prefix, mine bool) error {
-		ips, err := c.allocate(ctx, cidr, a.Handle, a.Attrs, func(b block) ([]int, error) {
-			if b.Spec.Deleted || (mine && b.node() != a.Node) || (!mine && (b.node() == a.Node || b.Spec.StrictAffinity)) {
-				return nil, nil
-			}
-			return b.Spec.Unallocated[:min(n-len(got), b.free())], nil
-		})
-		got = append(got, ips...)
-		var unusable *datastore.DecodeError
-		if errors.As(err, &unusable) {
-			return nil // reserved as it is; Check reports it
+	as := &assignment{c: c, args: a, cfg: cfg, pools: pools, n: n}
+	if err := as.fromOwnBlocks(ctx); err != nil {
+		return as.got, err
+	}
+	if err := as.borrow(ctx); err != nil {
+		return as.got, err
+	}
+	if len(as.got) < n {
+		err := exhausted(pools)
+		if len(as.why) > 0 {
+			err = fmt.Errorf("%w (%s)", err, strings.Join(as.why, "; "))
 		}
+		return as.got, fmt.Errorf("ipam: %d of %d addresses for node %s: %w", len(as.got), n, a.Node, err)
+	}
+	return as.got, nil
+}
+
+// assignment is one assignFamily call under way.
+type assignment struct {
+	c     *Client
+	args  AssignArgs
+	cfg   datastore.IPAMConfigSpec
+	pools []pool
+	n     int
+	got   []netip.Addr
+	// why says what stopped the node from claiming or borrowing more.
+	why []string
+}
+
+func (as *assignment) done() bool { return len(as.got) == as.n }
+
+// take allocates what is still missing from one block: one affine to the
+// node (mine), or one it borrows from.
+func (as *assignment) take(ctx context.Context, cidr netip.Prefix, mine bool) error {
+	a := as.args
+	ips, err := as.c.allocate(ctx, cidr, a.Handle, a.Attrs, func(b block) ([]int, error) {
+		if b.Spec.Deleted || (mine && b.node() != a.Node) || (!mine && (b.node() == a.Node || b.Spec.StrictAffinity)) {
+			return nil, nil
+		}
+		return b.Spec.Unallocated[:min(as.n-len(as.got), b.free())], nil
+	})
+	as.got = append(as.got, ips...)
+	var unusable *datastore.DecodeError
+	if errors.As(err, &unusable) {
+		return nil // reserved as it is; Check reports it
+	}
+	return err
+}
+
+// fromOwnBlocks takes addresses from the node's blocks, claiming a new
+// block each time they run out, until done or no block can be claimed.
+func (as *assignment) fromOwnBlocks(ctx context.Context) error {
+	for !as.done() {
+		mine, err := as.fromAffineBlocks(ctx)
+		if err != nil || as.done() {
+			return err
+		}
+		claimed, err := as.claimBlock(ctx, mine)
+		if err != nil || !claimed {
+			return err
+		}
+	}
+	return nil
+}
+
+// fromAffineBlocks takes addresses from the blocks affine to the node in
+// the pools, and returns how many such blocks it has.
+func (as *assignment) fromAffineBlocks(ctx context.Context) (mine int, err error) {
+	affs, err := as.c.listAffinities(ctx, as.args.Node)
+	if err != nil {
+		return 0, err
+	}
+	for _, af := range affs {
+		if _, ok := poolOf(as.pools, af.cidr); !ok || af.Spec.State == "pendingDeletion" {
+			continue
+		}
+		mine++
+		if !af.confirmed() && !as.c.confirm(ctx, af) {
+			continue // a claim in progress, or abandoned (Check reports it)
+		}
+		if err := as.take(ctx, af.cidr, true); err != nil {
+			return mine, err
+		}
+		if as.done() {
+			return mine, nil
+		}
+	}
+	return mine, nil
+}
+
+// claimBlock claims a free block for the node, unless IPAMConfig forbids
+// it or the node already has its maximum (mine).
+func (as *assignment) claimBlock(ctx context.Context, mine int) (bool, error) {
+	if !as.cfg.AutoAllocateBlocks {
+		as.why = append(as.why, "autoAllocateBlocks is false")
+		return false, nil
+	}
+	if as.cfg.MaxBlocksPerHost > 0 && mine >= as.cfg.MaxBlocksPerHost {
+		as.why = append(as.why, fmt.Sprintf("node %s has reached maxBlocksPerHost %d", as.args.Node, as.cfg.MaxBlocksPerHost))
+		return false, nil
+	}
+	return as.c.claimFreeBlock(ctx, as.args.Node, as.pools, as.cfg.StrictAffinity)
+}
+
+// borrow takes what is still missing from other nodes' blocks, unless
+// strictAffinity forbids it.
+func (as *assignment) borrow(ctx context.Context) error {
+	if as.done() {
+		return nil
+	}
+	if as.cfg.StrictAffinity {
+		as.why = append(as.why, "strictAffinity forbids borrowing")
+		return nil
+	}
+	blocks, _, err := as.c.listBlocks(ctx)
+	if err != nil {
 		return err
 	}
-	var why []string
-	for len(got) < n {
-		// 1. Blocks affine to the node.
-		affs, err := c.listAffinities(ctx, a.Node)
-		if err != nil {
-			return got, err
+	for _, b := range blocks {
+		if _, ok := poolOf(as.pools, b.cidr); !ok || b.free() == 0 || b.node() == as.args.Node {
+			continue
 		}
-		mine := 0
-		for _, af := range affs {
-			if _, ok := poolOf(pools, af.cidr); !ok || af.Spec.State == "pendingDeletion" {
-				continue
-			}
-			mine++
-			if !af.confirmed() && !c.confirm(ctx, af) {
-				continue // a claim in progress, or abandoned (Check reports it)
-			}
-			if err := take(af.cidr, true); err != nil {
-				return got, err
-			}
-			if len(got) == n {
-				return got, nil
-			}
+		if err := as.take(ctx, b.cidr, false); err != nil {
+			return err
 		}
-		// 2. A new block.
-		if !cfg.AutoAllocateBlocks {
-			why = append(why, "autoAllocateBlocks is false")
-			break
-		}
-		if cfg.MaxBlocksPerHost > 0 && mine >= cfg.MaxBlocksPerHost {
-			why = append(why, fmt.Sprintf("node %s has reached maxBlocksPerHost %d", a.Node, cfg.MaxBlocksPerHost))
-			break
-		}
-		claimed, err := c.claimFreeBlock(ctx, a.Node, pools, cfg.StrictAffinity)
-		if err != nil {
-			return got, err
-		}
-		if !claimed {
-			break
+		if as.done() {
+			return nil
 		}
 	}
-	// 3. Borrow from other nodes' blocks.
-	if len(got) < n && cfg.StrictAffinity {
-		why = append(why, "strictAffinity forbids borrowing")
-	} else if len(got) < n {
-		blocks, _, err := c.listBlocks(ctx)
-		if err != nil {
-			return got, err
-		}
-		for _, b := range blocks {
-			if _, ok := poolOf(pools, b.cidr); !ok || b.free() == 0 || b.node() == a.Node {
-				continue
-			}
-			if err := take(b.cidr, false); err != nil {
-				return got, err
-			}
-			if len(got) == n {
-				break
-			}
-		}
-	}
-	if len(got) < n {
-		err := exhausted(pools)
-		if len(why) > 0 {
-			err = fmt.Errorf("%w (%s)", err, strings.Join(why, "; "))
-		}
-		return got, fmt.Errorf("ipam: %d of %d addresses for node %s: %w", len(got), n, a.Node, err)
-	}
-	return got, nil
+	return nil
 }
 
 // AssignIP allocates a given address to a handle. The address must be in

@@ -218,113 +218,150 @@ type unreadable struct {
 }
 
 func check(blocks []block, hobjs []datastore.Object, affs []affinity, skip unreadable) Report {
-	r := Report{Blocks: len(blocks), Handles: len(hobjs), Affinities: len(affs)}
-	add := func(kind ProblemKind, object, format string, args ...any) {
-		r.Problems = append(r.Problems, Problem{kind, object, fmt.Sprintf(format, args...)})
+	c := &checker{
+		r:    Report{Blocks: len(blocks), Handles: len(hobjs), Affinities: len(affs)},
+		skip: skip, held: map[string]map[string]int{}, byCIDR: map[netip.Prefix]block{},
 	}
-
-	// held[handle][block] counts allocations, for the handle check.
-	held := map[string]map[string]int{}
-	byCIDR := map[netip.Prefix]block{}
 	for i, b := range blocks {
-		obj := "IPAMBlock " + b.Name
-		byCIDR[b.cidr] = b
+		c.byCIDR[b.cidr] = b
 		if i > 0 && blocks[i-1].cidr.Overlaps(b.cidr) {
-			add(BlockOverlap, obj, "overlaps block %s", blocks[i-1].cidr)
+			c.add(BlockOverlap, "IPAMBlock "+b.Name, "overlaps block %s", blocks[i-1].cidr)
 		}
-		free := map[int]int{}
-		for _, o := range b.Spec.Unallocated {
-			free[o]++
+		c.checkOrdinals(b)
+		c.checkBlockAffinity(b, affs)
+	}
+	c.checkAffinities(affs)
+	c.checkHandles(hobjs)
+	return c.r
+}
+
+// checker gathers Check's findings over one read of the store.
+type checker struct {
+	r    Report
+	skip unreadable
+	// held[handle][block] counts allocations, for the handle check.
+	held   map[string]map[string]int
+	byCIDR map[netip.Prefix]block
+}
+
+func (c *checker) add(kind ProblemKind, object, format string, args ...any) {
+	c.r.Problems = append(c.r.Problems, Problem{kind, object, fmt.Sprintf(format, args...)})
+}
+
+// checkOrdinals checks that each ordinal of b is either allocated (to a
+// valid attribute) or unallocated, once, and counts its allocations per
+// handle.
+func (c *checker) checkOrdinals(b block) {
+	free := map[int]int{}
+	for _, o := range b.Spec.Unallocated {
+		free[o]++
+	}
+	var both, lost, repeated, bad []int
+	for ord, a := range b.Spec.Allocations {
+		switch {
+		case a != nil && free[ord] > 0:
+			both = append(both, ord)
+		case a == nil && free[ord] == 0:
+			lost = append(lost, ord)
 		}
-		var both, lost, repeated, bad []int
-		for ord, a := range b.Spec.Allocations {
-			switch {
-			case a != nil && free[ord] > 0:
-				both = append(both, ord)
-			case a == nil && free[ord] == 0:
-				lost = append(lost, ord)
-			}
-			if free[ord] > 1 {
-				repeated = append(repeated, ord)
-			}
-			if a == nil {
-				continue
-			}
-			if b.attr(ord) == nil {
-				bad = append(bad, ord)
-				continue
-			}
-			h := b.handleOf(ord)
-			if held[h] == nil {
-				held[h] = map[string]int{}
-			}
-			held[h][b.cidr.String()]++
+		if free[ord] > 1 {
+			repeated = append(repeated, ord)
 		}
-		for _, p := range []struct {
-			kind ProblemKind
-			ords []int
-			what string
-		}{
-			{OrdinalBoth, both, "allocated and also unallocated"},
-			{OrdinalLost, lost, "neither allocated nor unallocated"},
-			{OrdinalRepeated, repeated, "listed more than once in unallocated"},
-			{BadAttribute, bad, fmt.Sprintf("allocated to an attribute index past the %d attributes", len(b.Spec.Attributes))},
-		} {
-			if len(p.ords) > 0 {
-				add(p.kind, obj, "%d ordinals %s: %s", len(p.ords), p.what, ranges(p.ords))
-			}
+		if a == nil {
+			continue
 		}
-		if n := b.node(); n != "" && !slices.ContainsFunc(affs, func(a affinity) bool { return a.cidr == b.cidr && a.Spec.Node == n }) {
-			add(BlockWithoutAffinity, obj, "affine to %s, which has no BlockAffinity %s", n, AffinityName(n, b.cidr))
+		if b.attr(ord) == nil {
+			bad = append(bad, ord)
+			continue
+		}
+		h := b.handleOf(ord)
+		if c.held[h] == nil {
+			c.held[h] = map[string]int{}
+		}
+		c.held[h][b.cidr.String()]++
+	}
+	for _, p := range []struct {
+		kind ProblemKind
+		ords []int
+		what string
+	}{
+		{OrdinalBoth, both, "allocated and also unallocated"},
+		{OrdinalLost, lost, "neither allocated nor unallocated"},
+		{OrdinalRepeated, repeated, "listed more than once in unallocated"},
+		{BadAttribute, bad, fmt.Sprintf("allocated to an attribute index past the %d attributes", len(b.Spec.Attributes))},
+	} {
+		if len(p.ords) > 0 {
+			c.add(p.kind, "IPAMBlock "+b.Name, "%d ordinals %s: %s", len(p.ords), p.what, ranges(p.ords))
 		}
 	}
+}
 
+// checkBlockAffinity checks that a block affine to a node has that
+// node's BlockAffinity.
+func (c *checker) checkBlockAffinity(b block, affs []affinity) {
+	if n := b.node(); n != "" && !slices.ContainsFunc(affs, func(a affinity) bool { return a.cidr == b.cidr && a.Spec.Node == n }) {
+		c.add(BlockWithoutAffinity, "IPAMBlock "+b.Name, "affine to %s, which has no BlockAffinity %s", n, AffinityName(n, b.cidr))
+	}
+}
+
+// checkAffinities checks that each BlockAffinity has its block, affine to
+// the same node.
+func (c *checker) checkAffinities(affs []affinity) {
 	for _, af := range affs {
 		obj := "BlockAffinity " + af.Name
-		b, ok := byCIDR[af.cidr]
+		b, ok := c.byCIDR[af.cidr]
 		switch {
-		case !ok && skip.blocks[af.cidr]:
+		case !ok && c.skip.blocks[af.cidr]:
 		case !ok:
-			add(AffinityWithoutBlock, obj, "%s has no IPAMBlock %s (state %q)", af.Spec.Node, BlockName(af.cidr), af.Spec.State)
+			c.add(AffinityWithoutBlock, obj, "%s has no IPAMBlock %s (state %q)", af.Spec.Node, BlockName(af.cidr), af.Spec.State)
 		case b.node() != af.Spec.Node:
-			add(AffinityMismatch, obj, "block %s is affine to %q, not %s", af.cidr, b.node(), af.Spec.Node)
+			c.add(AffinityMismatch, obj, "block %s is affine to %q, not %s", af.cidr, b.node(), af.Spec.Node)
 		}
 	}
+}
 
+// checkHandles checks each handle's counts against the allocations the
+// blocks hold, then reports allocations no handle counts.
+func (c *checker) checkHandles(hobjs []datastore.Object) {
 	counted := map[string]bool{}
 	for _, o := range hobjs {
 		h := o.(*datastore.IPAMHandle)
-		id := h.Spec.HandleID
-		counted[id] = true
-		keys := slices.Sorted(maps.Keys(h.Spec.Block))
-		for k := range held[id] {
-			if _, ok := h.Spec.Block[k]; !ok {
-				keys = append(keys, k)
-			}
-		}
-		if len(keys) == 0 {
-			add(HandleCount, "IPAMHandle "+h.Name, "counts no address")
-		}
-		for _, k := range keys {
-			if p, err := netip.ParsePrefix(k); err == nil && skip.blocks[p] {
-				continue
-			}
-			if want, got := h.Spec.Block[k], held[id][k]; want != got {
-				add(HandleCount, "IPAMHandle "+h.Name, "counts %d addresses in %s, the block holds %d", want, k, got)
-			}
-		}
+		counted[h.Spec.HandleID] = true
+		c.checkHandleCounts(h)
 	}
-	for _, id := range slices.Sorted(maps.Keys(held)) {
-		if !counted[id] && !skip.handles[HandleName(id)] {
+	for _, id := range slices.Sorted(maps.Keys(c.held)) {
+		if !counted[id] && !c.skip.handles[HandleName(id)] {
 			obj := "handle " + id
 			if id == "" {
 				obj = "no handle"
 			}
-			add(OrphanAllocation, obj, "%d addresses in blocks %s, no IPAMHandle %s",
-				sum(held[id]), strings.Join(slices.Sorted(maps.Keys(held[id])), ", "), HandleName(id))
+			c.add(OrphanAllocation, obj, "%d addresses in blocks %s, no IPAMHandle %s",
+				sum(c.held[id]), strings.Join(slices.Sorted(maps.Keys(c.held[id])), ", "), HandleName(id))
 		}
 	}
-	return r
+}
+
+// checkHandleCounts compares, block by block, what h counts with what the
+// blocks hold for it (blocks that could not be read excepted).
+func (c *checker) checkHandleCounts(h *datastore.IPAMHandle) {
+	id := h.Spec.HandleID
+	keys := slices.Sorted(maps.Keys(h.Spec.Block))
+	for k := range c.held[id] {
+		if _, ok := h.Spec.Block[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		c.add(HandleCount, "IPAMHandle "+h.Name, "counts no address")
+	}
+	for _, k := range keys {
+		if p, err := netip.ParsePrefix(k); err == nil && c.skip.blocks[p] {
+			continue
+		}
+		if want, got := h.Spec.Block[k], c.held[id][k]; want != got {
+			c.add(HandleCount, "IPAMHandle "+h.Name, "counts %d addresses in %s, the block holds %d", want, k, got)
+		}
+	}
 }
 
 // ranges prints sorted ordinals compactly: "0-1, 3-56, 58-63".

@@ -250,10 +250,8 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 	defer scan.Stop()
 	restartDeadline := time.NewTimer(s.cfg.RestartWait)
 	defer restartDeadline.Stop()
-	batch := time.NewTimer(time.Hour)
-	batch.Stop()
-	batchArmed := false
-	var lastFlush time.Time
+	pacer := newFlushPacer()
+	defer pacer.timer.Stop()
 
 	for {
 		select {
@@ -283,12 +281,9 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 				s.onAddr(ctx, u)
 			}
 		case <-events.lost:
-			s.log.Warn("netlink events lost; resubscribing and rescanning")
-			events.cancel()
-			if events, err = subscribe(ctx, s.log, s.writer.port()); err != nil {
+			if events, err = s.resubscribe(ctx, events); err != nil {
 				return err
 			}
-			s.reconcile(ctx)
 		case now := <-scan.C:
 			if s.scanDue(now) {
 				s.reconcile(ctx)
@@ -296,20 +291,50 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 			s.checkRestartDone(drainRoutes)
 		case <-restartDeadline.C:
 			s.endGracefulRestart("restart wait expired")
-		case <-batch.C:
-			batchArmed = false
+		case <-pacer.timer.C:
+			pacer.armed = false
 		}
 		s.Stats.LastLoop.Store(time.Now().UnixNano())
-		// Write at once when the writer has been idle, so a lone change
-		// reaches the kernel in microseconds; during a burst, let changes
-		// gather for flushGap so they go out in large batches.
-		if since := time.Since(lastFlush); since >= flushGap {
-			s.flush(ctx)
-			lastFlush = time.Now()
-		} else if !batchArmed {
-			batch.Reset(flushGap - since)
-			batchArmed = true
-		}
+		pacer.flush(ctx, s)
+	}
+}
+
+// resubscribe replaces netlink subscriptions that lost events, then
+// rescans: what was lost is found by comparison, not replayed.
+func (s *Sync) resubscribe(ctx context.Context, old *subscriptions) (*subscriptions, error) {
+	s.log.Warn("netlink events lost; resubscribing and rescanning")
+	old.cancel()
+	events, err := subscribe(ctx, s.log, s.writer.port())
+	if err != nil {
+		return old, err // Run's deferred cancel of old is then harmless
+	}
+	s.reconcile(ctx)
+	return events, nil
+}
+
+// flushPacer decides when Run writes: at once when the writer has been
+// idle, so a lone change reaches the kernel in microseconds; during a
+// burst, changes gather for flushGap so they go out in large batches.
+type flushPacer struct {
+	timer     *time.Timer // wakes Run to write what gathered
+	armed     bool
+	lastFlush time.Time
+}
+
+func newFlushPacer() *flushPacer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &flushPacer{timer: t}
+}
+
+// flush writes now, or arms the timer to write when flushGap has passed.
+func (p *flushPacer) flush(ctx context.Context, s *Sync) {
+	if since := time.Since(p.lastFlush); since >= flushGap {
+		s.flush(ctx)
+		p.lastFlush = time.Now()
+	} else if !p.armed {
+		p.timer.Reset(flushGap - since)
+		p.armed = true
 	}
 }
 

@@ -507,91 +507,121 @@ func (c *computation) bgpPeer(bp *datastore.BGPPeer) error {
 	if err := bp.Validate(); err != nil {
 		return fmt.Errorf("%w; peer skipped", err)
 	}
-	nodeSel, err := parseSelector(bp, "spec.nodeSelector", bp.Spec.NodeSelector)
+	sc, err := parseScope(bp)
 	if err != nil {
 		return err
 	}
-	peerSel, err := parseSelector(bp, "spec.peerSelector", bp.Spec.PeerSelector)
-	if err != nil {
-		return err
-	}
-	global := bp.Spec.Node == "" && nodeSel == nil
-	appliesTo := func(n *nodeInfo) bool {
-		switch {
-		case global:
-			return true
-		case bp.Spec.Node != "":
-			return n.name == bp.Spec.Node
-		}
-		return nodeSel.Matches(n.labels)
-	}
-	forward := appliesTo(c.self)
-	reverse := peerSel != nil && bp.Spec.ReversePeering != "Manual" && peerSel.Matches(c.self.labels)
+	forward := sc.appliesTo(c.self)
+	reverse := sc.peerSel != nil && bp.Spec.ReversePeering != "Manual" && sc.peerSel.Matches(c.self.labels)
 	if !forward && !reverse {
 		return nil
 	}
-
 	var password string
 	if bp.Spec.Password != nil {
 		if password, err = c.resolvePassword(bp.Spec.Password); err != nil {
 			return fmt.Errorf("BGPPeer %q: spec.password: %w; peer skipped", bp.Name, err)
 		}
 	}
-	add := func(t target, typ string, class int, opts *datastore.BGPPeer) {
-		if t.addr == c.self.addr || (c.self.addr6.IsValid() && t.addr == c.self.addr6) {
-			return // never peer with ourselves
-		}
-		if t.addr.Is6() && !c.self.addr6.IsValid() && bp.Spec.SourceAddress != "None" {
-			c.problem(fmt.Errorf("BGPPeer %q: peer %s is IPv6 but Node %q has no IPv6 BGP address (spec.bgp.ipv6Address); peer skipped", bp.Name, t.addr, c.self.name))
-			return
-		}
-		p := c.peerConfig(t, typ, opts)
-		p.Password = password
-		pol, err := c.peerPolicy(opts, p)
-		if err != nil {
-			c.problem(err)
-			return
-		}
-		c.cands = append(c.cands, candidate{peer: p, policy: pol, class: class, order: bp.Name, source: fmt.Sprintf("BGPPeer %q", bp.Name)})
-	}
-
 	if forward {
-		typ, class := bgp.PeerTypeNodeSpecific, classNode
-		if global {
-			typ, class = bgp.PeerTypeGlobal, classGlobal
-		}
-		if peerSel == nil {
-			addr, port, _ := datastore.ParsePeerIP(bp.Spec.PeerIP) // validated
-			t := target{addr: addr, port: port, asn: bp.Spec.ASNumber}
-			if n := c.byAddr[addr]; n != nil {
-				t.clusterID = n.clusterID
-			}
-			add(t, typ, class, bp)
-		} else {
-			for _, n := range c.nodes {
-				if n != c.self && n.addr.IsValid() && peerSel.Matches(n.labels) {
-					add(target{addr: n.addr, port: n.port, asn: n.asn, clusterID: n.clusterID}, typ, class, bp)
-				}
-			}
-		}
+		c.forwardPeers(sc, password)
 	}
 	if reverse {
-		// The other side's options, minus its local AS, which is the AS
-		// it presents to us.
-		opts := *bp
-		opts.Spec.LocalASNumber = nil
-		for _, n := range c.nodes {
-			if n == c.self || !n.addr.IsValid() || !appliesTo(n) {
-				continue
-			}
-			asn := n.asn
-			if bp.Spec.LocalASNumber != nil {
-				asn = *bp.Spec.LocalASNumber
-			}
-			add(target{addr: n.addr, port: n.port, asn: asn, clusterID: n.clusterID}, bgp.PeerTypeNodeSpecific, classNode, &opts)
-		}
+		c.reversePeers(sc, password)
 	}
 	return nil
+}
+
+// peerScope is which nodes a BGPPeer applies to (node, nodeSelector, or
+// every node) and, with a peerSelector, which nodes it peers them with.
+type peerScope struct {
+	bp      *datastore.BGPPeer
+	global  bool
+	nodeSel selector.Selector
+	peerSel selector.Selector
+}
+
+func parseScope(bp *datastore.BGPPeer) (peerScope, error) {
+	nodeSel, err := parseSelector(bp, "spec.nodeSelector", bp.Spec.NodeSelector)
+	if err != nil {
+		return peerScope{}, err
+	}
+	peerSel, err := parseSelector(bp, "spec.peerSelector", bp.Spec.PeerSelector)
+	if err != nil {
+		return peerScope{}, err
+	}
+	return peerScope{bp: bp, global: bp.Spec.Node == "" && nodeSel == nil, nodeSel: nodeSel, peerSel: peerSel}, nil
+}
+
+func (sc peerScope) appliesTo(n *nodeInfo) bool {
+	switch {
+	case sc.global:
+		return true
+	case sc.bp.Spec.Node != "":
+		return n.name == sc.bp.Spec.Node
+	}
+	return sc.nodeSel.Matches(n.labels)
+}
+
+// forwardPeers adds the sessions of a BGPPeer that applies to this node:
+// to its peerIP, or to every node its peerSelector selects.
+func (c *computation) forwardPeers(sc peerScope, password string) {
+	typ, class := bgp.PeerTypeNodeSpecific, classNode
+	if sc.global {
+		typ, class = bgp.PeerTypeGlobal, classGlobal
+	}
+	if sc.peerSel == nil {
+		addr, port, _ := datastore.ParsePeerIP(sc.bp.Spec.PeerIP) // validated
+		t := target{addr: addr, port: port, asn: sc.bp.Spec.ASNumber}
+		if n := c.byAddr[addr]; n != nil {
+			t.clusterID = n.clusterID
+		}
+		c.addCandidate(sc.bp, t, typ, class, sc.bp, password)
+		return
+	}
+	for _, n := range c.nodes {
+		if n != c.self && n.addr.IsValid() && sc.peerSel.Matches(n.labels) {
+			c.addCandidate(sc.bp, target{addr: n.addr, port: n.port, asn: n.asn, clusterID: n.clusterID}, typ, class, sc.bp, password)
+		}
+	}
+}
+
+// reversePeers adds, on a node a peerSelector selects, the other side of
+// the sessions: one to each node the BGPPeer applies to.
+func (c *computation) reversePeers(sc peerScope, password string) {
+	// The other side's options, minus its local AS, which is the AS it
+	// presents to us.
+	opts := *sc.bp
+	opts.Spec.LocalASNumber = nil
+	for _, n := range c.nodes {
+		if n == c.self || !n.addr.IsValid() || !sc.appliesTo(n) {
+			continue
+		}
+		asn := n.asn
+		if sc.bp.Spec.LocalASNumber != nil {
+			asn = *sc.bp.Spec.LocalASNumber
+		}
+		c.addCandidate(sc.bp, target{addr: n.addr, port: n.port, asn: asn, clusterID: n.clusterID}, bgp.PeerTypeNodeSpecific, classNode, &opts, password)
+	}
+}
+
+// addCandidate adds one session of BGPPeer bp, configured from opts,
+// unless it would be with ourselves or over an address family we lack.
+func (c *computation) addCandidate(bp *datastore.BGPPeer, t target, typ string, class int, opts *datastore.BGPPeer, password string) {
+	if t.addr == c.self.addr || (c.self.addr6.IsValid() && t.addr == c.self.addr6) {
+		return // never peer with ourselves
+	}
+	if t.addr.Is6() && !c.self.addr6.IsValid() && bp.Spec.SourceAddress != "None" {
+		c.problem(fmt.Errorf("BGPPeer %q: peer %s is IPv6 but Node %q has no IPv6 BGP address (spec.bgp.ipv6Address); peer skipped", bp.Name, t.addr, c.self.name))
+		return
+	}
+	p := c.peerConfig(t, typ, opts)
+	p.Password = password
+	pol, err := c.peerPolicy(opts, p)
+	if err != nil {
+		c.problem(err)
+		return
+	}
+	c.cands = append(c.cands, candidate{peer: p, policy: pol, class: class, order: bp.Name, source: fmt.Sprintf("BGPPeer %q", bp.Name)})
 }
 
 // dedupe keeps the first candidate per address (mesh, global, node

@@ -14,6 +14,8 @@ func newLabCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "lab",
 		Short: "Build a petrel cluster on this machine from a containerlab topology (root; see docs/lab.md)",
+		Example: `  sudo petrel lab up deploy/lab/mesh3.clab.yml && sudo petrel lab status
+  sudo petrel lab down`,
 	}
 	root.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabRestartCmd())
 	return root
@@ -21,9 +23,10 @@ func newLabCmd() *cobra.Command {
 
 func newLabUpCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "up FILE.clab.yml",
-		Short: "Create namespaces, links, etcd, petrel daemons, BIRD and pods; wait until pods reach each other",
-		Args:  cobra.ExactArgs(1),
+		Use:     "up FILE.clab.yml",
+		Short:   "Create namespaces, links, etcd, petrel daemons, BIRD and pods; wait until pods reach each other",
+		Example: `  sudo petrel lab up deploy/lab/mesh3.clab.yml`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lab.Up(cmd.Context(), args[0], lab.Options{Out: cmd.OutOrStdout()})
 		},
@@ -50,7 +53,9 @@ func newLabStatusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status [NAME|FILE.clab.yml]",
 		Short: "Nodes, sessions per node, pods and a pod-to-pod ping matrix; exits 1 unless healthy",
-		Args:  cobra.MaximumNArgs(1),
+		Example: `  sudo petrel lab status
+  sudo petrel lab status mesh3`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := labName(args)
 			if err != nil {
@@ -72,7 +77,9 @@ func newLabDownCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "down [NAME|FILE.clab.yml]",
 		Short: "Remove every namespace, link, process and file of the lab (all labs without an argument)",
-		Args:  cobra.MaximumNArgs(1),
+		Example: `  sudo petrel lab down deploy/lab/mesh3.clab.yml
+  sudo petrel lab down`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			names := lab.Labs()
 			if len(args) == 1 {
@@ -101,6 +108,8 @@ func newLabRestartCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restart NODE... | --all",
 		Short: "Stop petrel daemons (SIGTERM, or SIGKILL with --kill) all at once and start them again as up did; waits for the sessions",
+		Example: `  sudo petrel lab restart node1 node2
+  sudo petrel lab restart --all --kill --lab mesh3`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) > 0) {
 				return errors.New("name the nodes to restart, or --all (not both)")

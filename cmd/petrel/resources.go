@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -29,13 +27,16 @@ func datastoreFlags(cmd *cobra.Command) *backends.Settings {
 	return &s
 }
 
-func withBackend(ctx context.Context, s *backends.Settings, fn func(datastore.Backend) error) error {
-	b, _, err := backends.Open(ctx, *s)
-	if err != nil {
-		return err
+// opener opens the datastore the flags select, for a cli command.
+func opener(ctx context.Context, s *backends.Settings) cli.Opener {
+	return func(fn func(datastore.Backend) error) error {
+		b, _, err := backends.Open(ctx, *s)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return fn(b)
 	}
-	defer b.Close()
-	return fn(b)
 }
 
 func newApplyCmd() *cobra.Command {
@@ -43,29 +44,14 @@ func newApplyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or update resources from YAML or JSON (several documents, or - for stdin)",
-		Args:  cobra.NoArgs,
+		Example: `  petrel apply -f datastore/testdata/seed.yaml
+  petrel get ippools -o yaml --datastore-type kubernetes | petrel apply -f - --datastore-type etcdv3 --etcd-endpoints http://10.0.0.100:2379`,
+		Args: cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "file with resources (- for stdin)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		var data []byte
-		var err error
-		switch file {
-		case "":
-			return fmt.Errorf("apply: -f FILE is required")
-		case "-":
-			data, err = io.ReadAll(os.Stdin)
-		default:
-			data, err = os.ReadFile(file)
-		}
-		if err != nil {
-			return err
-		}
-		objs, err := datastore.Decode(data)
-		if err != nil {
-			return fmt.Errorf("%s: %w", file, err) // nothing is written when any object is invalid
-		}
-		return withBackend(cmd.Context(), s, func(b datastore.Backend) error { return cli.Apply(cmd.Context(), b, objs, cmd.OutOrStdout()) })
+		return cli.ApplyFile(cmd.Context(), file, os.Stdin, opener(cmd.Context(), s), cmd.OutOrStdout())
 	}
 	return cmd
 }
@@ -75,57 +61,32 @@ func newGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
 		Short: "Show resources (-o yaml|json|wide)",
-		Args:  cobra.RangeArgs(1, 2),
+		Example: `  petrel get nodes -o wide
+  petrel get bgppeer rack1-tor -o yaml`,
+		Args: cobra.RangeArgs(1, 2),
 	}
 	s := datastoreFlags(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, yaml or json")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		kind, err := datastore.ParseKind(args[0])
-		if err != nil {
-			return err
+		name := ""
+		if len(args) == 2 {
+			name = args[1]
 		}
-		return withBackend(cmd.Context(), s, func(b datastore.Backend) error {
-			var objs []datastore.Object
-			if len(args) == 2 {
-				o, err := b.Get(cmd.Context(), kind, args[1])
-				if err != nil {
-					return err
-				}
-				objs = []datastore.Object{o}
-			} else if objs, _, err = b.List(cmd.Context(), kind); err != nil {
-				if _, partial := datastore.SkippedObjects(err); !partial {
-					return err
-				}
-				// Show the good objects; the error then names the bad ones.
-			}
-			if werr := cli.WriteObjects(cmd.OutOrStdout(), objs, output); werr != nil {
-				return werr
-			}
-			return err
-		})
+		return cli.Get(cmd.Context(), args[0], name, output, opener(cmd.Context(), s), cmd.OutOrStdout())
 	}
 	return cmd
 }
 
 func newDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "delete KIND NAME",
-		Short: "Delete a resource",
-		Args:  cobra.ExactArgs(2),
+		Use:     "delete KIND NAME",
+		Short:   "Delete a resource",
+		Example: `  petrel delete bgppeer rack1-tor`,
+		Args:    cobra.ExactArgs(2),
 	}
 	s := datastoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		kind, err := datastore.ParseKind(args[0])
-		if err != nil {
-			return err
-		}
-		return withBackend(cmd.Context(), s, func(b datastore.Backend) error {
-			if err := b.Delete(cmd.Context(), kind, args[1], ""); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %q deleted\n", kind, args[1])
-			return nil
-		})
+		return cli.Delete(cmd.Context(), args[0], args[1], opener(cmd.Context(), s), cmd.OutOrStdout())
 	}
 	return cmd
 }

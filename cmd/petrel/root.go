@@ -8,8 +8,11 @@ import (
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "petrel",
-		Short:         "BGP routing daemon for Kubernetes nodes",
+		Use:   "petrel",
+		Short: "BGP routing daemon for Kubernetes nodes",
+		Example: `  NODENAME=node-a DATASTORE_TYPE=kubernetes petrel daemon   # the node agent, as calico-node
+  petrel status                                             # its BGP sessions
+  petrel routes --within 192.168.0.0/16                     # its RIB`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

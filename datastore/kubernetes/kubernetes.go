@@ -238,19 +238,7 @@ func (b *Backend) Watch(ctx context.Context, kind datastore.Kind, revision strin
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(b.ctx, cancel)
-	opts := metav1.ListOptions{ResourceVersion: revision}
-	var w watch.Interface
-	var err error
-	if kind == datastore.KindNode {
-		w, err = b.core.CoreV1().Nodes().Watch(ctx, opts)
-	} else {
-		r, rerr := b.resource(kind)
-		if rerr != nil {
-			err = rerr
-		} else {
-			w, err = r.Watch(ctx, opts)
-		}
-	}
+	w, err := b.watch(ctx, kind, metav1.ListOptions{ResourceVersion: revision})
 	if err != nil {
 		stop()
 		cancel()
@@ -262,65 +250,100 @@ func (b *Backend) Watch(ctx context.Context, kind datastore.Kind, revision strin
 		defer stop()
 		defer cancel()
 		defer w.Stop()
-		// Core Nodes change for reasons petrel does not see (status,
-		// heartbeats); drop modifications that leave the petrel Node as it was.
-		last := map[string]string{}
-		for {
-			var ev watch.Event
-			var ok bool
-			select {
-			case ev, ok = <-w.ResultChan():
-				if !ok {
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-			var typ datastore.EventType
-			switch ev.Type {
-			case watch.Added:
-				typ = datastore.Added
-			case watch.Modified:
-				typ = datastore.Modified
-			case watch.Deleted:
-				typ = datastore.Deleted
-			case watch.Bookmark:
-				continue
-			default: // watch.Error: typically 410 Gone; the caller re-lists
-				return
-			}
-			obj, bad := fromWatch(kind, ev.Object)
-			if bad != nil {
-				// One bad object must not end the watch (a re-list would
-				// find it again): report it and go on.
-				e := datastore.UndecodableEvent(typ, bad)
-				delete(last, bad.Name)
-				select {
-				case out <- e:
-					continue
-				case <-ctx.Done():
-					return
-				}
-			}
-			if kind == datastore.KindNode {
-				key := nodeKey(obj.(*datastore.Node))
-				if typ == datastore.Modified && last[obj.GetName()] == key {
-					continue
-				}
-				if typ == datastore.Deleted {
-					delete(last, obj.GetName())
-				} else {
-					last[obj.GetName()] = key
-				}
-			}
-			select {
-			case out <- datastore.Event{Type: typ, Object: obj}:
-			case <-ctx.Done():
-				return
-			}
-		}
+		relay(ctx, kind, w, out)
 	}()
 	return out, nil
+}
+
+// watch opens the API server's watch of a kind: core Nodes, or a CRD.
+func (b *Backend) watch(ctx context.Context, kind datastore.Kind, opts metav1.ListOptions) (watch.Interface, error) {
+	if kind == datastore.KindNode {
+		return b.core.CoreV1().Nodes().Watch(ctx, opts)
+	}
+	r, err := b.resource(kind)
+	if err != nil {
+		return nil, err
+	}
+	return r.Watch(ctx, opts)
+}
+
+// relay passes w's events on to out, decoded, until w or ctx ends or the
+// server sends an error event.
+func relay(ctx context.Context, kind datastore.Kind, w watch.Interface, out chan<- datastore.Event) {
+	nodes := nodeKeys{}
+	for {
+		var ev watch.Event
+		var ok bool
+		select {
+		case ev, ok = <-w.ResultChan():
+			if !ok {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+		e, send, ok := translate(kind, ev, nodes)
+		if !ok {
+			return
+		}
+		if !send {
+			continue
+		}
+		select {
+		case out <- e:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// translate turns an API server event into petrel's. send is false for
+// events petrel need not see; ok is false for an error event (typically
+// 410 Gone), which ends the watch so that the caller re-lists.
+func translate(kind datastore.Kind, ev watch.Event, nodes nodeKeys) (e datastore.Event, send, ok bool) {
+	var typ datastore.EventType
+	switch ev.Type {
+	case watch.Added:
+		typ = datastore.Added
+	case watch.Modified:
+		typ = datastore.Modified
+	case watch.Deleted:
+		typ = datastore.Deleted
+	case watch.Bookmark:
+		return e, false, true
+	default:
+		return e, false, false
+	}
+	obj, bad := fromWatch(kind, ev.Object)
+	if bad != nil {
+		// One bad object must not end the watch (a re-list would find it
+		// again): report it and go on.
+		delete(nodes, bad.Name)
+		return datastore.UndecodableEvent(typ, bad), true, true
+	}
+	if kind == datastore.KindNode && nodes.unchanged(typ, obj.(*datastore.Node)) {
+		return e, false, true
+	}
+	return datastore.Event{Type: typ, Object: obj}, true, true
+}
+
+// nodeKeys remembers, by name, what petrel reads of each watched Node:
+// core Nodes change for reasons petrel does not see (status, heartbeats).
+type nodeKeys map[string]string
+
+// unchanged records the event and reports whether it is a modification
+// that leaves the petrel Node as it was (to be dropped).
+func (k nodeKeys) unchanged(typ datastore.EventType, n *datastore.Node) bool {
+	key := nodeKey(n)
+	if typ == datastore.Modified && k[n.Name] == key {
+		return true
+	}
+	if typ == datastore.Deleted {
+		delete(k, n.Name)
+	} else {
+		k[n.Name] = key
+	}
+	return false
 }
 
 // fromWatch decodes a watched object; the error names the object.

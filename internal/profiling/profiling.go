@@ -1,4 +1,7 @@
-package main
+// Package profiling writes the daemon's CPU and heap profiles when the
+// environment asks for them: how docs/BENCHMARKS.md finds where time and
+// memory go in a daemon that runs inside a network namespace.
+package profiling
 
 import (
 	"fmt"
@@ -8,11 +11,9 @@ import (
 	"time"
 )
 
-// startProfiling writes a CPU profile to $PETREL_CPUPROFILE and, at stop,
-// a heap profile to $PETREL_MEMPROFILE (or $PETREL_MEMPROFILE_AFTER after
-// start): how BENCHMARKS.md finds where time
-// and memory go in a daemon that runs inside a network namespace.
-func startProfiling() (stop func()) {
+// Start writes a CPU profile to $PETREL_CPUPROFILE and, at stop, a heap
+// profile to $PETREL_MEMPROFILE (or $PETREL_MEMPROFILE_AFTER after start).
+func Start() (stop func()) {
 	var stops []func()
 	if path := os.Getenv("PETREL_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)

@@ -1,0 +1,99 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Environment variables of datastore mode, which has no file: calico-node's
+// names where it has one, PETREL_ ones for what BIRD hard-codes in calico-node.
+// docs/datastore.md lists them all in one table.
+const (
+	EnvNodeName         = "NODENAME"
+	EnvIP               = "IP"
+	EnvLogLevel         = "BGP_LOGSEVERITYSCREEN"
+	EnvKernelProtocol   = "PETREL_KERNEL_PROTOCOL"
+	EnvKernelTable      = "PETREL_KERNEL_TABLE"
+	EnvKernelInterfaces = "PETREL_KERNEL_INTERFACES"
+)
+
+// Node is datastore mode's own settings (the datastore itself is
+// backends.Settings).
+type Node struct {
+	// Name is the node's name: $NODENAME, else the hostname.
+	Name string
+	// IP is $IP as given: an address, address/length, or autodetect ("").
+	IP       string
+	LogLevel slog.Level
+	// Kernel is DefaultKernel with the protocol, table and interface
+	// patterns from the environment.
+	Kernel Kernel
+}
+
+// NodeFromEnv reads datastore mode's settings with getenv (os.Getenv),
+// refusing a value it cannot use and naming its variable.
+func NodeFromEnv(getenv func(string) string) (Node, error) {
+	n := Node{Name: NodeName(getenv), IP: getenv(EnvIP), Kernel: DefaultKernel()}
+	var err error
+	if n.LogLevel, err = parseLevel(calicoLevel(getenv(EnvLogLevel))); err != nil {
+		return Node{}, fmt.Errorf("%s: %q is not one of debug, info, warning, error", EnvLogLevel, getenv(EnvLogLevel))
+	}
+	if v := getenv(EnvKernelProtocol); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil {
+			return Node{}, fmt.Errorf("%s: %q is not a number", EnvKernelProtocol, v)
+		}
+		if err := checkProtocol(EnvKernelProtocol, p); err != nil {
+			return Node{}, err
+		}
+		n.Kernel.Protocol = p
+	}
+	if v := getenv(EnvKernelTable); v != "" {
+		t, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || t == 0 {
+			return Node{}, fmt.Errorf("%s: %q is not a route table number (1-4294967295)", EnvKernelTable, v)
+		}
+		n.Kernel.Table = uint32(t)
+	}
+	if v := getenv(EnvKernelInterfaces); v != "" {
+		n.Kernel.Interfaces = splitList(v)
+		if err := checkInterfaces(EnvKernelInterfaces, n.Kernel.Interfaces); err != nil {
+			return Node{}, err
+		}
+	}
+	return n, nil
+}
+
+// NodeName is $NODENAME, else the hostname, as calico-node names its node.
+func NodeName(getenv func(string) string) string {
+	if name := getenv(EnvNodeName); name != "" {
+		return name
+	}
+	name, _ := os.Hostname()
+	return name
+}
+
+// calicoLevel maps Calico's severities (Warning, Fatal) onto slog's.
+func calicoLevel(s string) string {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "warning":
+		return "warn"
+	case "fatal", "panic":
+		return "error"
+	}
+	return s
+}
+
+// splitList splits "a, b,c" into its non-empty, trimmed items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -1,0 +1,201 @@
+package daemon
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/petrel-net/petrel/bgp"
+	"github.com/petrel-net/petrel/dataplane"
+	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/ipam"
+	"github.com/petrel-net/petrel/mesh"
+)
+
+// snapshot is one consistent read of the watched kinds, each sorted by
+// name, with the objects left out of them (undecodable, invalid pools).
+type snapshot struct {
+	Nodes      []*datastore.Node
+	Peers      []*datastore.BGPPeer
+	Configs    []*datastore.BGPConfiguration
+	BFDConfigs []*datastore.BFDConfiguration
+	Filters    []*datastore.BGPFilter
+	Pools      []*datastore.IPPool // valid ones only
+	Blocks     []*datastore.IPAMBlock
+	Affinities []*datastore.BlockAffinity
+	LeftOut    []string
+}
+
+// self is what the node knows of itself before it reads the datastore.
+type self struct {
+	Name string
+	// Subnet is the node's own IPv4 subnet: CrossSubnet pools encapsulate
+	// only towards nodes outside it.
+	Subnet netip.Prefix
+	// Interfaces are the node's interfaces, for BFD's directly-connected
+	// test (nil: the Node's subnets).
+	Interfaces []mesh.Interface
+}
+
+// desired is everything the node should be doing, computed in one place
+// (computeDesired) from a snapshot; each reconciler reads its part of it.
+// A new concern (Kubernetes Service prefixes next) adds its field here.
+type desired struct {
+	// Peers is the BGP peer set (mesh, BGPPeers, route reflectors).
+	Peers []bgp.PeerConfig
+	// RoutePolicy is the peers' BGPFilters and next-hop modes and the
+	// prefixAdvertisements communities.
+	RoutePolicy bgp.RoutePolicy
+	// ASN and ListenPort are read at start only; a change is reported.
+	ASN        uint32
+	ListenPort uint16
+	// ExportRanges are the pools inside which learned routes may be
+	// advertised (calico_export_to_bgp_peers).
+	ExportRanges []netip.Prefix
+	// Reflector: this node is a route reflector and passes pool routes on.
+	Reflector bool
+	// Originated are the node's confirmed blocks and, as /32s, the
+	// addresses it borrowed from other nodes' blocks.
+	Originated []netip.Prefix
+	// Blackholes are the node's confirmed blocks: unknown addresses in
+	// them are dropped locally.
+	Blackholes []netip.Prefix
+	VXLAN      vxlanPlan
+	// Problems are the objects left out, one line each, for status.
+	Problems []string
+}
+
+// vxlanPlan is the VXLAN part of desired.
+type vxlanPlan struct {
+	// Enabled: some enabled pool encapsulates, so the tunnel is needed.
+	Enabled bool
+	// Remotes are the other nodes' tunnel endpoints with the blocks routed
+	// through them.
+	Remotes []dataplane.Remote
+	// Excluded are the blocks the tunnel routes: kernel sync leaves them
+	// alone.
+	Excluded []netip.Prefix
+}
+
+// computeDesired is the one place where the datastore's objects become
+// what this node should do.
+func computeDesired(snap snapshot, me self) desired {
+	res := mesh.Desired(mesh.Input{
+		NodeName: me.Name, Nodes: snap.Nodes, Peers: snap.Peers, Configs: snap.Configs,
+		BFDConfigs: snap.BFDConfigs, Filters: snap.Filters, Interfaces: me.Interfaces,
+	})
+	own, borrowed := ipam.NodeRoutes(me.Name, snap.Blocks, snap.Affinities)
+	originated := slices.Clone(own)
+	for _, a := range borrowed {
+		originated = append(originated, netip.PrefixFrom(a, a.BitLen()))
+	}
+	problems := slices.Clone(snap.LeftOut)
+	for _, p := range res.Problems {
+		problems = append(problems, p.Error())
+	}
+	return desired{
+		Peers: res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
+		ExportRanges: exportRanges(snap.Pools),
+		Reflector:    isReflector(snap.Nodes, me.Name),
+		Originated:   originated,
+		Blackholes:   own,
+		VXLAN:        planVXLAN(snap, me),
+		Problems:     problems,
+	}
+}
+
+// exportRanges are the enabled pools that allow BGP export: routes this
+// node learns inside them may be advertised (calico_export_to_bgp_peers).
+func exportRanges(pools []*datastore.IPPool) []netip.Prefix {
+	var out []netip.Prefix
+	for _, pool := range pools {
+		if pool.Spec.Disabled || pool.Spec.DisableBGPExport {
+			continue
+		}
+		if p, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// isReflector reports whether the node is a route reflector.
+func isReflector(nodes []*datastore.Node, name string) bool {
+	for _, n := range nodes {
+		if n.Name == name {
+			return n.Spec.BGP != nil && n.Spec.BGP.RouteReflectorClusterID != ""
+		}
+	}
+	return false
+}
+
+// planVXLAN decides, for every other node's confirmed block, who programs
+// its route: the VXLAN dataplane when the block's pool encapsulates towards
+// that node (Always, or CrossSubnet and the node is outside our subnet),
+// else kernel sync from BGP.
+func planVXLAN(snap snapshot, me self) vxlanPlan {
+	plan := vxlanPlan{Enabled: vxlanEnabled(snap.Pools)}
+	remotes := tunnelEndpoints(snap.Nodes, me.Name)
+	for _, a := range snap.Affinities {
+		r, ok := remotes[a.Spec.Node]
+		if !ok || (a.Spec.State != "confirmed" && a.Spec.State != "") || a.Spec.Deleted == "true" {
+			continue
+		}
+		block, err := netip.ParsePrefix(a.Spec.CIDR)
+		if err != nil {
+			continue
+		}
+		if encapsulated(snap.Pools, block, me.Subnet, r.Underlay) {
+			r.Blocks = append(r.Blocks, block)
+			plan.Excluded = append(plan.Excluded, block)
+		}
+	}
+	plan.Remotes = make([]dataplane.Remote, 0, len(remotes))
+	for _, n := range snap.Nodes {
+		if r, ok := remotes[n.Name]; ok {
+			plan.Remotes = append(plan.Remotes, *r)
+		}
+	}
+	return plan
+}
+
+// vxlanEnabled reports whether any enabled pool encapsulates with VXLAN.
+func vxlanEnabled(pools []*datastore.IPPool) bool {
+	for _, p := range pools {
+		if !p.Spec.Disabled && p.Spec.VXLANMode != "" && p.Spec.VXLANMode != "Never" {
+			return true
+		}
+	}
+	return false
+}
+
+// tunnelEndpoints are the other nodes that publish a VXLAN endpoint, by
+// name.
+func tunnelEndpoints(nodes []*datastore.Node, self string) map[string]*dataplane.Remote {
+	remotes := map[string]*dataplane.Remote{}
+	for _, n := range nodes {
+		ip, ok := n.IPv4()
+		if n.Name == self || !ok || n.Spec.IPv4VXLANTunnelAddr == "" {
+			continue
+		}
+		tun, err1 := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
+		mac, err2 := net.ParseMAC(n.Spec.VXLANTunnelMACAddr)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		remotes[n.Name] = &dataplane.Remote{Node: n.Name, Underlay: ip.Addr(), TunnelAddr: tun, MAC: mac}
+	}
+	return remotes
+}
+
+// encapsulated reports whether an enabled pool holding block encapsulates
+// traffic towards underlay.
+func encapsulated(pools []*datastore.IPPool, block, ourSubnet netip.Prefix, underlay netip.Addr) bool {
+	for _, p := range pools {
+		cidr, err := netip.ParsePrefix(p.Spec.CIDR)
+		if err == nil && !p.Spec.Disabled && cidr.Contains(block.Addr()) && dataplane.Encapsulate(p.Spec.VXLANMode, ourSubnet, underlay) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,114 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+)
+
+// A reconciler owns one concern of the node (its peers, what it exports,
+// its blackholes, its VXLAN tunnel...) and makes it match desired. It
+// remembers what it applied last and changes only what differs, so a pass
+// in which its part of desired did not change costs nothing. A failed
+// change is not remembered, so the next pass tries it again.
+//
+// This is the shape of Cilium's BGP control plane
+// (pkg/bgpv1/manager/reconciler): one small reconciler per concern, run in
+// a fixed order by one loop.
+type reconciler interface {
+	// Name says which concern failed, in errors.
+	Name() string
+	Reconcile(ctx context.Context, d *desired) error
+}
+
+// reconcileLoop runs its reconcilers in order, every one of them on every
+// pass: one that fails does not stop the others.
+type reconcileLoop []reconciler
+
+// Reconcile brings every concern to d and returns what failed, by name.
+func (l reconcileLoop) Reconcile(ctx context.Context, d *desired) error {
+	var errs []error
+	for _, r := range l {
+		if err := r.Reconcile(ctx, d); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// lastApplied is the value a reconciler last applied successfully.
+type lastApplied[T any] struct {
+	value T
+	ok    bool // false: nothing applied yet, or the last attempt failed
+}
+
+// apply calls set with want unless want is what was applied last.
+func (l *lastApplied[T]) apply(want T, set func(T) error) error {
+	if l.ok && reflect.DeepEqual(l.value, want) {
+		return nil
+	}
+	if err := set(want); err != nil {
+		l.ok = false
+		return err
+	}
+	l.value, l.ok = want, true
+	return nil
+}
+
+// loopTargets are what the reconcilers drive.
+type loopTargets struct {
+	speaker interface {
+		exportTarget
+		policyTarget
+		peerTarget
+	}
+	kernel interface { // nil when kernel sync is off
+		blackholeTarget
+		excludeTarget
+	}
+	api problemTarget
+	log *slog.Logger
+}
+
+// targets are the agent's parts the reconcilers drive.
+func (a *agent) targets() loopTargets {
+	t := loopTargets{speaker: a.speaker, api: a.api, log: a.log}
+	if a.kernel != nil { // a nil *kernelsync.Sync must not become a non-nil interface
+		t.kernel = a.kernel
+	}
+	return t
+}
+
+// datastoreLoop is datastore mode's pass, in this order:
+//
+//  1. exported prefixes: export ranges, route reflection and originated
+//     prefixes are in place before peers change, so a new session's first
+//     update is already right;
+//  2. IPAM blocks: the blackholes of the blocks just originated;
+//  3. VXLAN: the tunnel, and the hand-off of its blocks from kernel sync;
+//  4. status: problems and restart-only changes, for the operator;
+//  5. route policy (BGPFilters, next-hop modes, communities), before
+//  6. peers, last, so that new peers see everything above.
+//
+// A new concern is one more reconciler in this list, with its part of
+// desired computed in computeDesired.
+func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Context) (tunnel, error)) reconcileLoop {
+	loop := reconcileLoop{&exportReconciler{speaker: t.speaker}}
+	vx := &vxlanReconciler{setup: setupTunnel}
+	if t.kernel != nil {
+		loop = append(loop, &blockReconciler{kernel: t.kernel})
+		vx.kernel = t.kernel
+	}
+	return append(loop, vx,
+		&statusReconciler{api: t.api, log: t.log, startedASN: first.ASN, startedPort: first.ListenPort},
+		&policyReconciler{speaker: t.speaker},
+		&peerReconciler{speaker: t.speaker})
+}
+
+// standaloneLoop is standalone mode's pass: what the config file says to
+// export, then its peers (the same reconcilers as datastore mode's).
+func standaloneLoop(t loopTargets) reconcileLoop {
+	return reconcileLoop{&exportReconciler{speaker: t.speaker}, &peerReconciler{speaker: t.speaker}}
+}

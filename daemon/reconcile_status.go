@@ -1,0 +1,37 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+)
+
+// problemTarget is the API server's list of problems shown in status.
+type problemTarget interface {
+	// setProblems reports whether the list changed.
+	setProblems(problems []string) bool
+}
+
+// statusReconciler keeps what the operator sees: the objects left out
+// (in status, and logged once each time the list changes), and a warning
+// when a setting that needs a restart changed.
+type statusReconciler struct {
+	api problemTarget
+	log *slog.Logger
+	// started are the ASN and listen port the node runs with.
+	startedASN  uint32
+	startedPort uint16
+}
+
+func (r *statusReconciler) Name() string { return "status" }
+
+func (r *statusReconciler) Reconcile(_ context.Context, d *desired) error {
+	if r.api.setProblems(d.Problems) {
+		for _, p := range d.Problems {
+			r.log.Error("datastore object skipped", "problem", p)
+		}
+	}
+	if d.ASN != r.startedASN || d.ListenPort != r.startedPort {
+		r.log.Warn("AS number or listen port changed; takes effect after a restart", "as", d.ASN, "listenPort", d.ListenPort)
+	}
+	return nil
+}

@@ -1,0 +1,266 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/petrel-net/petrel/bgp"
+	"github.com/petrel-net/petrel/dataplane"
+)
+
+// calls records, in order, the calls the fakes below receive.
+type calls []string
+
+func (c *calls) add(s string) { *c = append(*c, s) }
+
+// fakeSpeaker stands in for *bgp.Speaker; fail makes the named call fail.
+type fakeSpeaker struct {
+	calls *calls
+	fail  string
+}
+
+func (f *fakeSpeaker) call(name string) error {
+	f.calls.add(name)
+	if f.fail == name {
+		return errors.New(name + " refused")
+	}
+	return nil
+}
+
+func (f *fakeSpeaker) SetExportRanges(context.Context, []netip.Prefix) error {
+	return f.call("SetExportRanges")
+}
+func (f *fakeSpeaker) SetReflect(context.Context, bool) error { return f.call("SetReflect") }
+func (f *fakeSpeaker) SetOriginated(context.Context, []netip.Prefix) error {
+	return f.call("SetOriginated")
+}
+func (f *fakeSpeaker) SetPeers(context.Context, []bgp.PeerConfig) error { return f.call("SetPeers") }
+func (f *fakeSpeaker) SetRoutePolicy(context.Context, bgp.RoutePolicy) error {
+	return f.call("SetRoutePolicy")
+}
+
+// fakeKernel stands in for *kernelsync.Sync.
+type fakeKernel struct{ calls *calls }
+
+func (f *fakeKernel) SetBlackholes([]netip.Prefix) { f.calls.add("SetBlackholes") }
+func (f *fakeKernel) SetExcluded(context.Context, []netip.Prefix) error {
+	f.calls.add("SetExcluded")
+	return nil
+}
+
+type fakeTunnel struct{ calls *calls }
+
+func (f *fakeTunnel) Sync([]dataplane.Remote) error {
+	f.calls.add("Sync")
+	return nil
+}
+
+type fakeAPI struct {
+	calls    *calls
+	problems []string
+}
+
+func (f *fakeAPI) setProblems(p []string) bool {
+	f.calls.add("setProblems")
+	changed := !slices.Equal(f.problems, p)
+	f.problems = p
+	return changed
+}
+
+func pfx(s ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range s {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}
+
+// reconcileTwice runs r on first, then on second, and returns the calls
+// of the second pass.
+func reconcileTwice(t *testing.T, c *calls, r reconciler, first, second desired) calls {
+	t.Helper()
+	if err := r.Reconcile(t.Context(), &first); err != nil {
+		t.Fatalf("first pass: %v", err)
+	}
+	*c = nil
+	if err := r.Reconcile(t.Context(), &second); err != nil {
+		t.Fatalf("second pass: %v", err)
+	}
+	return *c
+}
+
+func TestExportReconcilerChangesOnlyWhatDiffers(t *testing.T) {
+	base := desired{ExportRanges: pfx("10.0.0.0/16"), Originated: pfx("10.0.1.0/26")}
+	moreOriginated := base
+	moreOriginated.Originated = pfx("10.0.1.0/26", "10.0.2.0/26")
+	reflector := base
+	reflector.Reflector = true
+	for name, tc := range map[string]struct {
+		next desired
+		want calls
+	}{
+		"nothing changed":  {base, nil},
+		"a new block":      {moreOriginated, calls{"SetOriginated"}},
+		"became reflector": {reflector, calls{"SetReflect"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var c calls
+			r := &exportReconciler{speaker: &fakeSpeaker{calls: &c}}
+			if got := reconcileTwice(t, &c, r, base, tc.next); !slices.Equal(got, tc.want) {
+				t.Errorf("second pass calls %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A change the speaker refused is tried again on the next pass, even
+// when desired did not change meanwhile.
+func TestReconcilerRetriesAFailedChange(t *testing.T) {
+	var c calls
+	sp := &fakeSpeaker{calls: &c, fail: "SetPeers"}
+	r := &peerReconciler{speaker: sp}
+	d := desired{Peers: []bgp.PeerConfig{{Address: netip.MustParseAddr("10.0.0.2"), ASN: 64512}}}
+	if err := r.Reconcile(t.Context(), &d); err == nil {
+		t.Fatal("a refused SetPeers is not reported")
+	}
+	sp.fail = ""
+	c = nil
+	if err := r.Reconcile(t.Context(), &d); err != nil || !slices.Equal(c, calls{"SetPeers"}) {
+		t.Fatalf("unchanged desired after a failure: calls %v (%v), want SetPeers again", c, err)
+	}
+	if got := reconcileTwice(t, &c, r, d, d); len(got) != 0 {
+		t.Errorf("once applied, an unchanged pass calls %v, want none", got)
+	}
+}
+
+func TestPeerReconcilerAppliesAChangedPeerSet(t *testing.T) {
+	var c calls
+	r := &peerReconciler{speaker: &fakeSpeaker{calls: &c}}
+	one := desired{Peers: []bgp.PeerConfig{{Address: netip.MustParseAddr("10.0.0.2"), ASN: 64512}}}
+	two := desired{Peers: append(slices.Clone(one.Peers), bgp.PeerConfig{Address: netip.MustParseAddr("10.0.0.3"), ASN: 64512})}
+	if got := reconcileTwice(t, &c, r, one, two); !slices.Equal(got, calls{"SetPeers"}) {
+		t.Errorf("calls %v, want one SetPeers", got)
+	}
+	if got := reconcileTwice(t, &c, r, two, two); len(got) != 0 {
+		t.Errorf("unchanged peers: calls %v, want none", got)
+	}
+}
+
+func TestBlockReconcilerSetsBlackholesOnChange(t *testing.T) {
+	var c calls
+	r := &blockReconciler{kernel: &fakeKernel{calls: &c}}
+	a, b := desired{Blackholes: pfx("10.0.1.0/26")}, desired{Blackholes: pfx("10.0.1.0/26", "10.0.1.64/26")}
+	if got := reconcileTwice(t, &c, r, a, a); len(got) != 0 {
+		t.Errorf("unchanged blocks: calls %v", got)
+	}
+	if got := reconcileTwice(t, &c, r, a, b); !slices.Equal(got, calls{"SetBlackholes"}) {
+		t.Errorf("new block: calls %v", got)
+	}
+}
+
+func TestVXLANReconciler(t *testing.T) {
+	var c calls
+	setups, failSetup := 0, true
+	r := &vxlanReconciler{
+		kernel: &fakeKernel{calls: &c},
+		setup: func(context.Context) (tunnel, error) {
+			setups++
+			c.add("setup")
+			if failSetup {
+				return nil, errors.New("no tunnel address")
+			}
+			return &fakeTunnel{calls: &c}, nil
+		},
+	}
+	off := desired{}
+	on := desired{VXLAN: vxlanPlan{Enabled: true, Excluded: pfx("10.0.9.0/26"), Remotes: []dataplane.Remote{{
+		Node: "b", Underlay: netip.MustParseAddr("172.16.0.2"), TunnelAddr: netip.MustParseAddr("10.0.0.1"),
+		MAC: net.HardwareAddr{0x66, 0, 0, 0, 0, 1}, Blocks: pfx("10.0.9.0/26"),
+	}}}}
+	if got := reconcileTwice(t, &c, r, off, off); len(got) != 0 {
+		t.Errorf("no VXLAN pool: calls %v, want none", got)
+	}
+	if err := r.Reconcile(t.Context(), &on); err == nil {
+		t.Error("a failed setup is not reported")
+	}
+	failSetup = false
+	c = nil
+	if err := r.Reconcile(t.Context(), &on); err != nil {
+		t.Fatal(err)
+	}
+	// The hand-off from kernel sync comes before the tunnel's routes.
+	if want := (calls{"setup", "SetExcluded", "Sync"}); !slices.Equal(c, want) {
+		t.Errorf("setting up: calls %v, want %v", c, want)
+	}
+	if got := reconcileTwice(t, &c, r, on, on); !slices.Equal(got, calls{"Sync"}) {
+		t.Errorf("unchanged: calls %v, want only Sync (it repairs the device)", got)
+	}
+	if setups != 2 {
+		t.Errorf("%d setups, want 2 (one failed, one kept)", setups)
+	}
+}
+
+func TestStatusReconcilerShowsProblems(t *testing.T) {
+	var c calls
+	api := &fakeAPI{calls: &c}
+	r := &statusReconciler{api: api, log: slog.New(slog.DiscardHandler)}
+	d := desired{Problems: []string{"IPPool bad: spec.cidr: not a CIDR; pool ignored"}}
+	if err := r.Reconcile(t.Context(), &d); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(api.problems, d.Problems) {
+		t.Errorf("status shows %v, want %v", api.problems, d.Problems)
+	}
+}
+
+// The loop runs every concern in its documented order, and one failing
+// does not stop those after it.
+func TestDatastoreLoopOrder(t *testing.T) {
+	var c calls
+	sp := &fakeSpeaker{calls: &c, fail: "SetOriginated"}
+	targets := loopTargets{speaker: sp, kernel: &fakeKernel{calls: &c}, api: &fakeAPI{calls: &c}, log: slog.New(slog.DiscardHandler)}
+	loop := datastoreLoop(targets, &desired{}, func(context.Context) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
+	d := desired{VXLAN: vxlanPlan{Enabled: true}}
+	err := loop.Reconcile(t.Context(), &d)
+	if err == nil || !strings.Contains(err.Error(), "exported prefixes: originating: SetOriginated refused") {
+		t.Errorf("error %v, want the refused SetOriginated named", err)
+	}
+	want := calls{"SetExportRanges", "SetReflect", "SetOriginated", "SetBlackholes", "SetExcluded", "Sync", "setProblems", "SetRoutePolicy", "SetPeers"}
+	if !slices.Equal(c, want) {
+		t.Errorf("calls %v\nwant  %v", c, want)
+	}
+}
+
+// Without kernel sync there are no blackholes to keep and nothing to hand
+// over: the loop skips both rather than call a nil kernel.
+func TestDatastoreLoopWithoutKernelSync(t *testing.T) {
+	var c calls
+	sp := &fakeSpeaker{calls: &c}
+	targets := loopTargets{speaker: sp, api: &fakeAPI{calls: &c}, log: slog.New(slog.DiscardHandler)}
+	loop := datastoreLoop(targets, &desired{}, func(context.Context) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
+	d := desired{VXLAN: vxlanPlan{Enabled: true}, Blackholes: pfx("10.0.1.0/26")}
+	if err := loop.Reconcile(t.Context(), &d); err != nil {
+		t.Fatal(err)
+	}
+	want := calls{"SetExportRanges", "SetReflect", "SetOriginated", "Sync", "setProblems", "SetRoutePolicy", "SetPeers"}
+	if !slices.Equal(c, want) {
+		t.Errorf("calls %v\nwant  %v", c, want)
+	}
+}
+
+func TestStandaloneLoopDrivesExportsThenPeers(t *testing.T) {
+	var c calls
+	loop := standaloneLoop(loopTargets{speaker: &fakeSpeaker{calls: &c}})
+	if err := loop.Reconcile(t.Context(), &desired{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := (calls{"SetExportRanges", "SetReflect", "SetOriginated", "SetPeers"}); !slices.Equal(c, want) {
+		t.Errorf("calls %v, want %v", c, want)
+	}
+}
