@@ -77,6 +77,16 @@ func NodeName(getenv func(string) string) string {
 }
 
 // calicoLevel maps Calico's severities (Warning, Fatal) onto slog's.
+// CalicoLogLevel parses calico-node's log severities (Debug, Info,
+// Warning, Error, Fatal; any case) as a slog level.
+func CalicoLogLevel(s string) (slog.Level, error) {
+	l, err := parseLevel(calicoLevel(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not one of Debug, Info, Warning, Error, Fatal", s)
+	}
+	return l, nil
+}
+
 func calicoLevel(s string) string {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "warning":

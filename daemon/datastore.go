@@ -32,6 +32,10 @@ type DatastoreOptions struct {
 	MetricsAddr string
 	// Forwarding is the IP forwarding to turn on at start.
 	Forwarding config.Forwarding
+	// Level, when set, follows BGPConfiguration logSeverityScreen live;
+	// EnvLevel is the level when no BGPConfiguration sets one.
+	Level    *slog.LevelVar
+	EnvLevel slog.Level
 }
 
 // RunDatastore runs a node whose BGP configuration comes from the
@@ -73,7 +77,9 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		return err
 	}
 	defer a.stop()
-	loop := datastoreLoop(a.targets(), first, func(ctx context.Context) (tunnel, error) {
+	targets := a.targets()
+	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
+	loop := datastoreLoop(targets, first, func(ctx context.Context) (tunnel, error) {
 		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, ip.Addr(), log)
 		if err != nil {
 			return nil, err // not a nil *VXLAN in a non-nil interface

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -63,6 +64,8 @@ type desired struct {
 	VXLAN      vxlanPlan
 	// Problems are the objects left out, one line each, for status.
 	Problems []string
+	// LogLevel is BGPConfiguration logSeverityScreen; nil when unset.
+	LogLevel *slog.Level
 }
 
 // vxlanPlan is the VXLAN part of desired.
@@ -93,8 +96,13 @@ func computeDesired(snap snapshot, me self) desired {
 	for _, p := range res.Problems {
 		problems = append(problems, p.Error())
 	}
+	var logLevel *slog.Level
+	if l, ok := logLevelFrom(snap.Configs, me.Name); ok {
+		logLevel = &l
+	}
 	return desired{
-		Peers: res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
+		LogLevel: logLevel,
+		Peers:    res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
 		ExportRanges: exportRanges(snap.Pools),
 		Reflector:    isReflector(snap.Nodes, me.Name),
 		Originated:   originated,

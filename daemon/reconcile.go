@@ -70,6 +70,10 @@ type loopTargets struct {
 	}
 	api problemTarget
 	log *slog.Logger
+	// level, when set, follows BGPConfiguration logSeverityScreen, and
+	// envLevel when that is unset.
+	level    *slog.LevelVar
+	envLevel slog.Level
 }
 
 // targets are the agent's parts the reconcilers drive.
@@ -83,6 +87,7 @@ func (a *agent) targets() loopTargets {
 
 // datastoreLoop is datastore mode's pass, in this order:
 //
+//  0. the log level (logSeverityScreen), so the rest logs at the new one;
 //  1. exported prefixes: export ranges, route reflection and originated
 //     prefixes are in place before peers change, so a new session's first
 //     update is already right;
@@ -95,7 +100,11 @@ func (a *agent) targets() loopTargets {
 // A new concern is one more reconciler in this list, with its part of
 // desired computed in computeDesired.
 func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Context) (tunnel, error)) reconcileLoop {
-	loop := reconcileLoop{&exportReconciler{speaker: t.speaker}}
+	var loop reconcileLoop
+	if t.level != nil {
+		loop = append(loop, &logLevelReconciler{level: t.level, fallback: t.envLevel, log: t.log})
+	}
+	loop = append(loop, &exportReconciler{speaker: t.speaker})
 	vx := &vxlanReconciler{setup: setupTunnel}
 	if t.kernel != nil {
 		loop = append(loop, &blockReconciler{kernel: t.kernel})

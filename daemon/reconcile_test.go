@@ -12,6 +12,7 @@ import (
 
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/dataplane"
+	"github.com/petrel-net/petrel/datastore"
 )
 
 // calls records, in order, the calls the fakes below receive.
@@ -262,5 +263,36 @@ func TestStandaloneLoopDrivesExportsThenPeers(t *testing.T) {
 	}
 	if want := (calls{"SetExportRanges", "SetReflect", "SetOriginated", "SetPeers"}); !slices.Equal(c, want) {
 		t.Errorf("calls %v, want %v", c, want)
+	}
+}
+
+// logSeverityScreen: the node's own BGPConfiguration wins over default's,
+// an unset one falls back to the environment's level, and the level
+// changes live.
+func TestLogLevelFollowsBGPConfiguration(t *testing.T) {
+	cfg := func(name, level string) *datastore.BGPConfiguration {
+		c := &datastore.BGPConfiguration{Spec: datastore.BGPConfigurationSpec{LogSeverityScreen: level}}
+		c.Name = name
+		return c
+	}
+	if l, ok := logLevelFrom([]*datastore.BGPConfiguration{cfg("default", "Warning"), cfg("node.a", "Debug")}, "a"); !ok || l != slog.LevelDebug {
+		t.Errorf("node's Debug over default's Warning: got %v %v", l, ok)
+	}
+	if l, ok := logLevelFrom([]*datastore.BGPConfiguration{cfg("default", "Warning"), cfg("node.b", "Debug")}, "a"); !ok || l != slog.LevelWarn {
+		t.Errorf("another node's object must not count: got %v %v", l, ok)
+	}
+	if _, ok := logLevelFrom([]*datastore.BGPConfiguration{cfg("default", "")}, "a"); ok {
+		t.Error("an unset logSeverityScreen set a level")
+	}
+	level := new(slog.LevelVar)
+	r := &logLevelReconciler{level: level, fallback: slog.LevelInfo, log: slog.New(slog.DiscardHandler)}
+	debug := slog.LevelDebug
+	for _, step := range []struct {
+		d    desired
+		want slog.Level
+	}{{desired{LogLevel: &debug}, slog.LevelDebug}, {desired{}, slog.LevelInfo}} {
+		if err := r.Reconcile(t.Context(), &step.d); err != nil || level.Level() != step.want {
+			t.Errorf("level %v (%v), want %v", level.Level(), err, step.want)
+		}
 	}
 }

@@ -289,6 +289,7 @@ func (c *BGPConfiguration) Validate() error {
 	}
 	return firstError(
 		oneOf(c, "spec.bindMode", c.Spec.BindMode, "None", "NodeIP"),
+		oneOf(c, "spec.logSeverityScreen", c.Spec.LogSeverityScreen, "Debug", "Info", "Warning", "Error", "Fatal"),
 		oneOf(c, "spec.nodeMeshFailureDetectionMode", c.Spec.NodeMeshFailureDetectionMode, failureDetectionModes...),
 		oneOf(c, "spec.nodeMeshRestartMode", c.Spec.NodeMeshRestartMode, restartModes...),
 	)

@@ -128,4 +128,26 @@ spec:
 		t.Error("node3 peers with the ToR without its filter")
 	}
 	established(t, "bird", c.bird.ProtocolState, "node1")
+
+	// logSeverityScreen is applied live, the node's own object first, and
+	// without a restart.
+	pid := c.nodes[0].proc.Cmd.Process.Pid
+	for _, step := range []struct{ object, want string }{
+		{"apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: node.node1}\nspec: {logSeverityScreen: Debug}\n", "level=debug"},
+		{"apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: node.node1}\nspec: {logSeverityScreen: Warning}\n", "level=warn"},
+	} {
+		c.apply(t, step.object)
+		harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+			if !strings.Contains(c.nodes[0].proc.Log(), `msg="log level changed" `+step.want) {
+				return fmt.Errorf("node1 did not change its log level to %s", step.want)
+			}
+			return nil
+		}, "log level on node1")
+	}
+	if strings.Contains(c.nodes[1].proc.Log(), "log level changed") {
+		t.Error("node2 changed its log level for node1's BGPConfiguration")
+	}
+	if c.nodes[0].proc.Exited() || c.nodes[0].proc.Cmd.Process.Pid != pid {
+		t.Error("node1's daemon restarted to change its log level")
+	}
 }
