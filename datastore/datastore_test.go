@@ -31,6 +31,8 @@ spec: {peerIP: "10.0.0.254:1179", asNumber: 65000}
 		{"apiVersion: crd.projectcalico.org/v1\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, vxlanMode: Sometimes}\n", `spec.vxlanMode: "Sometimes" must be one of Always, CrossSubnet, Never`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, vxlanMode: Always, ipipMode: Always}\n", "cannot be enabled together with ipipMode"},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, cidrr: x}\n", `unknown field "cidrr"`},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, allowedUses: [LoadBalancer, Workload]}\n", "LoadBalancer cannot be combined with another use"},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, allowedUses: [Lb]}\n", `must be one of Workload, Tunnel, LoadBalancer`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: b}\nspec: {peerIP: 10.0.0.300, asNumber: 1}\n", `BGPPeer "b": spec.peerIP: "10.0.0.300" is not an IP address`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: b}\nspec: {peerIP: 10.0.0.3}\n", `BGPPeer "b": spec.asNumber: 0 is required`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: b}\nspec: {peerIP: 10.0.0.3, asNumber: 1, node: a, nodeSelector: all()}\n", "cannot be used together with spec.node"},

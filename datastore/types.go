@@ -131,7 +131,7 @@ type IPPoolSpec struct {
 	DisableBGPExport bool     `json:"disableBGPExport,omitempty"`
 	BlockSize        int      `json:"blockSize,omitempty"`
 	NodeSelector     string   `json:"nodeSelector,omitempty"`
-	AllowedUses      []string `json:"allowedUses,omitempty"` // Workload, Tunnel
+	AllowedUses      []string `json:"allowedUses,omitempty"` // Workload, Tunnel, LoadBalancer
 }
 
 // IPAMBlock is one block of a pool, affine to a node.
