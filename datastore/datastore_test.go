@@ -37,6 +37,7 @@ spec: {peerIP: "10.0.0.254:1179", asNumber: 65000}
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: b}\nspec: {peerIP: 10.0.0.3}\n", `BGPPeer "b": spec.asNumber: 0 is required`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: b}\nspec: {peerIP: 10.0.0.3, asNumber: 1, node: a, nodeSelector: all()}\n", "cannot be used together with spec.node"},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPConfiguration\nmetadata: {name: global}\nspec: {}\n", `must be "default" or "node.<node name>"`},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {serviceLoadBalancerAggregation: Partly}\n", `spec.serviceLoadBalancerAggregation: "Partly" must be one of Enabled, Disabled`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.0.0.3, asNumber: 1, failureDetectionMode: BFD}\n", `BGPPeer "tor": spec.failureDetectionMode: "BFD" must be one of None, BFDIfDirectlyConnected`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.0.0.3, asNumber: 1, restartMode: LLGR}\n", `BGPPeer "tor": spec.restartMode: "LLGR" must be one of GracefulRestart, LongLivedGracefulRestart`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeMeshRestartMode: Long}\n", `BGPConfiguration "default": spec.nodeMeshRestartMode: "Long" must be one of`},

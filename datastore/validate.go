@@ -293,6 +293,7 @@ func (c *BGPConfiguration) Validate() error {
 	}
 	return firstError(
 		oneOf(c, "spec.bindMode", c.Spec.BindMode, "None", "NodeIP"),
+		oneOf(c, "spec.serviceLoadBalancerAggregation", c.Spec.ServiceLoadBalancerAggregation, "Enabled", "Disabled"),
 		oneOf(c, "spec.nodeMeshFailureDetectionMode", c.Spec.NodeMeshFailureDetectionMode, failureDetectionModes...),
 		oneOf(c, "spec.nodeMeshRestartMode", c.Spec.NodeMeshRestartMode, restartModes...),
 	)
