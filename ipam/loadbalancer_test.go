@@ -58,6 +58,13 @@ func TestLoadBalancerPools(t *testing.T) {
 		t.Errorf("requested LoadBalancer address: %v", err)
 	}
 	mustCheck(t, c)
+	if pools, err := c.PoolsFor(ctx, UseLoadBalancer); err != nil || len(pools) != 1 || pools["lb"] != netip.MustParsePrefix("10.50.0.0/24") {
+		t.Errorf("PoolsFor(LoadBalancer) = %v, %v", pools, err)
+	}
+	held, err := c.HandlesWithPrefix(ctx, "lb-")
+	if err != nil || len(held) != 2 || held["lb-abc"][0] != ip || held["lb-y"][0] != netip.MustParseAddr("10.50.0.77") {
+		t.Errorf("HandlesWithPrefix(lb-) = %v, %v", held, err)
+	}
 	for _, h := range []string{"lb-abc", "lb-y"} {
 		if _, err := c.ReleaseByHandle(ctx, h); err != nil {
 			t.Fatal(err)
