@@ -80,6 +80,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		return err
 	}
 	defer a.stop()
+	setServiceConfig := startServices(ctx, a, opts.Backend, opts.NodeName, log)
 	// VXLAN: set up on the first pool that needs it, then kept in sync.
 	var tunnel *dataplane.VXLAN
 	syncTunnel := func() {
@@ -124,6 +125,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 			a.kernel.SetBlackholes(own)
 		}
 		syncTunnel()
+		setServiceConfig(st.snapshot(datastore.KindBGPConfiguration))
 		problems := st.leftOut()
 		for _, p := range res.Problems {
 			problems = append(problems, p.Error())

@@ -31,6 +31,7 @@ func newStatusCmd() *cobra.Command {
 					return err
 				}
 				cli.WriteKernel(cmd.OutOrStdout(), info.Kernel)
+				cli.WriteServices(cmd.OutOrStdout(), info.ServicePrefixes)
 				cli.WriteProblems(cmd.OutOrStdout(), info.Problems)
 				return nil
 			})
