@@ -135,7 +135,7 @@ func (a *assigner) sync(ctx context.Context, key string) error {
 	if apierrors.IsNotFound(err) {
 		if h, ok := a.handleOf[key]; ok {
 			delete(a.handleOf, key)
-			return a.release(ctx, h, nil)
+			return a.releaseAll(ctx, h)
 		}
 		return nil
 	}
@@ -144,14 +144,15 @@ func (a *assigner) sync(ctx context.Context, key string) error {
 	}
 	h := lbHandle(svc)
 	if old, ok := a.handleOf[key]; ok && old != h { // deleted and re-created
-		if err := a.release(ctx, old, nil); err != nil {
+		a.c.log.Info("Service re-created", "service", key, "old", old, "new", h)
+		if err := a.releaseAll(ctx, old); err != nil {
 			return err
 		}
 	}
 	a.handleOf[key] = h
 	if !managed(svc) {
 		gone := a.held[h]
-		if err := a.release(ctx, h, nil); err != nil {
+		if err := a.releaseAll(ctx, h); err != nil {
 			return err
 		}
 		return a.setStatus(ctx, svc, gone, nil)
@@ -181,7 +182,7 @@ func (a *assigner) fulfil(ctx context.Context, svc *corev1.Service, h string, re
 			drop = append(drop, addr)
 		}
 	}
-	if err := a.release(ctx, h, drop); err != nil {
+	if err := a.releaseSome(ctx, h, drop); err != nil {
 		return err
 	}
 	args := ipam.AssignArgs{Node: ipam.VirtualLoadBalancer, Handle: h, Use: ipam.UseLoadBalancer, Pools: req.pools, Attrs: map[string]string{
@@ -211,29 +212,32 @@ func (a *assigner) fulfil(ctx context.Context, svc *corev1.Service, h string, re
 		return err
 	}
 	a.held[h] = append(a.held[h], got...)
-	a.c.log.Info("LoadBalancer address assigned", "service", svc.Namespace+"/"+svc.Name, "addresses", got)
+	a.c.log.Info("LoadBalancer address assigned", "service", svc.Namespace+"/"+svc.Name, "handle", h, "addresses", got)
 	return nil
 }
 
-// release frees addrs of handle h, or all of them when addrs is nil.
-func (a *assigner) release(ctx context.Context, h string, addrs []netip.Addr) error {
-	if addrs == nil {
-		if len(a.held[h]) == 0 {
-			return nil
-		}
-		if _, err := a.c.opts.IPAM.ReleaseByHandle(ctx, h); err != nil {
-			return err
-		}
-		a.c.log.Info("LoadBalancer addresses released", "handle", h, "addresses", a.held[h])
-		delete(a.held, h)
+// releaseAll frees every address of handle h.
+func (a *assigner) releaseAll(ctx context.Context, h string) error {
+	if len(a.held[h]) == 0 {
 		return nil
 	}
+	if _, err := a.c.opts.IPAM.ReleaseByHandle(ctx, h); err != nil {
+		return err
+	}
+	a.c.log.Info("LoadBalancer addresses released", "handle", h, "addresses", a.held[h])
+	delete(a.held, h)
+	return nil
+}
+
+// releaseSome frees addrs of handle h.
+func (a *assigner) releaseSome(ctx context.Context, h string, addrs []netip.Addr) error {
 	if len(addrs) == 0 {
 		return nil
 	}
 	if _, err := a.c.opts.IPAM.ReleaseIPs(ctx, addrs...); err != nil {
 		return err
 	}
+	a.c.log.Info("LoadBalancer addresses released", "handle", h, "addresses", addrs)
 	a.held[h] = slices.DeleteFunc(a.held[h], func(x netip.Addr) bool { return slices.Contains(addrs, x) })
 	return nil
 }
@@ -252,7 +256,8 @@ func (a *assigner) collect(ctx context.Context) error {
 	var errs []error
 	for h := range a.held {
 		if !live[h] {
-			errs = append(errs, a.release(ctx, h, nil))
+			a.c.log.Info("collecting LoadBalancer handle of a Service that is gone", "handle", h)
+			errs = append(errs, a.releaseAll(ctx, h))
 		}
 	}
 	return errors.Join(errs...)
