@@ -344,3 +344,64 @@ func (s *serviceLab) checkIPAM(t *testing.T, want int) {
 		t.Errorf("petrel ipam check: %v\n%s", err, out)
 	}
 }
+
+// TestServiceAdvertisementWithEtcd: on the etcd datastore the Services
+// still come from the Kubernetes API (KUBECONFIG), as calico-node's do. A
+// Local Service is advertised by the node with its endpoint only; the
+// other node learns that route over the mesh but programs no route inside
+// the Service range.
+func TestServiceAdvertisementWithEtcd(t *testing.T) {
+	harness.RequireRoot(t)
+	if testing.Short() {
+		t.Skip("needs a kube-apiserver")
+	}
+	env := kubeapi.Start(t)
+	host, err := url.Parse(env.RestConfig.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube, err := kubernetes.NewForConfig(env.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClusterLab(t, 0, seedPoolNoVXLAN)
+	c.apply(t, `apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {serviceClusterIPs: [{cidr: `+svcClusterCIDR+`}]}
+`)
+	for i := 1; i <= 2; i++ {
+		n := c.lab.Node(fmt.Sprintf("node%d", i))
+		n.ForwardHostLoopback(t, host.Host)
+		c.lab.Attach(c.hub, "br0", n, "eth1", fmt.Sprintf("10.0.0.%d/24", i))
+		c.nodes = append(c.nodes, startPetrelFromDatastore(t, c.lab, n, "NODENAME="+n.Name, fmt.Sprintf("IP=10.0.0.%d", i),
+			"DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+etcdURL, "KUBECONFIG="+env.Kubeconfig))
+	}
+	c.waitSessions(t, map[int][]string{1: {"10.0.0.2"}, 2: {"10.0.0.1"}})
+
+	ctx := t.Context()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.60", InternalTrafficPolicy: ptrTo(corev1.ServiceInternalTrafficPolicyLocal),
+			Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}},
+	}
+	if _, err := kube.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.DiscoveryV1().EndpointSlices("default").Create(ctx, endpointSlice("web", "node1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const host32 = "10.96.0.60/32"
+	hasRoute(t, "node2", c.nodes[1].Routes, host32, "10.0.0.1")
+	hasRoute(t, "node2", c.nodes[1].Routes, svcClusterCIDR, "")
+	if rs, err := c.nodes[0].Routes(); err != nil || len(rs[host32]) != 1 {
+		t.Errorf("node1's RIB for %s: %v (%v), want its own route only", host32, rs[host32], err)
+	}
+	for p := range fib(t, c.nodes[1].Node) {
+		if netip.MustParsePrefix(svcClusterCIDR).Overlaps(netip.MustParsePrefix(p)) {
+			t.Errorf("node2 programmed the Service route %s", p)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
