@@ -18,18 +18,13 @@ func TestServicePrefixesLeaveExactlyAndAreWithdrawn(t *testing.T) {
 	rr := startNode(t, "127.0.16.2", 64512)
 	c := startNode(t, "127.0.16.3", 64512)
 	tor := startNode(t, "127.0.16.4", 65100)
-	client := func(n *testNode) PeerConfig {
-		p := n.peerTo(rr)
-		p.RouteReflectorClient, p.ClusterID = true, netip.MustParseAddr("224.0.0.1")
-		return p
-	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(rr.s.SetPeers(context.Background(), []PeerConfig{client(a), client(c)}))
+	must(rr.s.SetPeers(context.Background(), []PeerConfig{rrClient(a, rr), rrClient(c, rr)}))
 	must(c.s.SetPeers(context.Background(), []PeerConfig{rr.peerTo(c)}))
 	must(a.s.SetPeers(context.Background(), []PeerConfig{rr.peerTo(a), tor.peerTo(a)}))
 	must(tor.s.SetPeers(context.Background(), []PeerConfig{a.peerTo(tor)}))

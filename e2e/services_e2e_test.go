@@ -41,7 +41,10 @@ type serviceLab struct {
 	tor  *harness.Bird
 }
 
-func newServiceLab(t *testing.T) *serviceLab {
+// kubeAPI starts a kube-apiserver for a test run as root (skipped with
+// -short) and returns it with its host:port, which nodes reach through
+// ForwardHostLoopback.
+func kubeAPI(t *testing.T) (*kubeapi.Env, string) {
 	harness.RequireRoot(t)
 	if testing.Short() {
 		t.Skip("needs a kube-apiserver")
@@ -51,10 +54,20 @@ func newServiceLab(t *testing.T) *serviceLab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env, host.Host
+}
+
+func kubeClient(t *testing.T, env *kubeapi.Env) kubernetes.Interface {
 	kube, err := kubernetes.NewForConfig(env.RestConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kube
+}
+
+func newServiceLab(t *testing.T) *serviceLab {
+	env, apiHost := kubeAPI(t)
+	kube := kubeClient(t, env)
 	s := &serviceLab{clusterLab: &clusterLab{lab: harness.New(t)}, env: env, kube: kube}
 	s.hub = s.lab.Node("switch")
 	s.lab.Bridge(s.hub, "br0", "10.0.0.100/24")
@@ -78,7 +91,7 @@ func newServiceLab(t *testing.T) *serviceLab {
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("node%d", i)
 		n := s.lab.Node(name)
-		n.ForwardHostLoopback(t, host.Host)
+		n.ForwardHostLoopback(t, apiHost)
 		s.lab.Attach(s.hub, "br0", n, "eth1", fmt.Sprintf("10.0.0.%d/24", i))
 		s.nodes = append(s.nodes, startPetrelFromDatastore(t, s.lab, n, "NODENAME="+name, fmt.Sprintf("IP=10.0.0.%d", i),
 			"DATASTORE_TYPE=kubernetes", "KUBECONFIG="+env.Kubeconfig))
@@ -351,19 +364,8 @@ func (s *serviceLab) checkIPAM(t *testing.T, want int) {
 // other node learns that route over the mesh but programs no route inside
 // the Service range.
 func TestServiceAdvertisementWithEtcd(t *testing.T) {
-	harness.RequireRoot(t)
-	if testing.Short() {
-		t.Skip("needs a kube-apiserver")
-	}
-	env := kubeapi.Start(t)
-	host, err := url.Parse(env.RestConfig.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube, err := kubernetes.NewForConfig(env.RestConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, apiHost := kubeAPI(t)
+	kube := kubeClient(t, env)
 	c := newClusterLab(t, 0, seedPoolNoVXLAN)
 	c.apply(t, `apiVersion: projectcalico.org/v3
 kind: BGPConfiguration
@@ -372,7 +374,7 @@ spec: {serviceClusterIPs: [{cidr: `+svcClusterCIDR+`}]}
 `)
 	for i := 1; i <= 2; i++ {
 		n := c.lab.Node(fmt.Sprintf("node%d", i))
-		n.ForwardHostLoopback(t, host.Host)
+		n.ForwardHostLoopback(t, apiHost)
 		c.lab.Attach(c.hub, "br0", n, "eth1", fmt.Sprintf("10.0.0.%d/24", i))
 		c.nodes = append(c.nodes, startPetrelFromDatastore(t, c.lab, n, "NODENAME="+n.Name, fmt.Sprintf("IP=10.0.0.%d", i),
 			"DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+etcdURL, "KUBECONFIG="+env.Kubeconfig))
