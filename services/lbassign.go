@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,9 @@ const resyncEvery = 30 * time.Second
 type assigner struct {
 	c     *Controller
 	queue atomic.Pointer[workqueue.TypedRateLimitingInterface[string]] // nil while not leading
+	// term serialises terms: leader election starts the next one without
+	// waiting for the last to return.
+	term sync.Mutex
 
 	held     map[string][]netip.Addr // handle -> addresses in IPAM
 	handleOf map[string]string       // "namespace/name" -> its handle, to release on delete
@@ -64,6 +68,8 @@ func (a *assigner) enqueue(key string) {
 // handle holds from IPAM, then works through every Service, the handles
 // of Services that are gone, and the changes that follow.
 func (a *assigner) lead(ctx context.Context) {
+	a.term.Lock()
+	defer a.term.Unlock()
 	log := a.c.log
 	if !cache.WaitForCacheSync(ctx.Done(), a.c.factory.Core().V1().Services().Informer().HasSynced) {
 		return
