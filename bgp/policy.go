@@ -24,9 +24,11 @@ const (
 //	route learned over iBGP, prefix in the reflectable set             -> accept
 //	anything else                                                      -> reject
 //
-// The reflectable set is empty unless this node is a route reflector, so a
-// route learned from a peer is otherwise never re-advertised, whatever its
-// prefix. The sets are edited in place (Append/Remove, never Replace: the
+// The exportable set holds the originated blocks and Service prefixes
+// (each exactly) and the pools (with their subnets). The reflectable set
+// is empty unless this node is a route reflector (then: the pools and the
+// Service ranges), so a route learned from a peer is otherwise never
+// re-advertised, whatever its prefix. The sets are edited in place (Append/Remove, never Replace: the
 // policy keeps a pointer to the set object it was built with), so changing
 // what leaves never touches a session.
 func exportPolicy() *api.Policy {
