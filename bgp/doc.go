@@ -12,7 +12,8 @@
 // It never touches the kernel: installing routes is kernelsync's job.
 //
 // Export rule (calico_export_to_bgp_peers): only routes that this node put
-// into the RIB itself (originated blocks, later learned kernel routes) and
-// that fall inside the exportable set ever leave; a route learned from a
-// peer is never re-advertised.
+// into the RIB itself (originated blocks and Service prefixes, learned
+// kernel routes) and that fall inside the exportable set ever leave; a
+// route learned from a peer is never re-advertised, except by a route
+// reflector, inside the pools and the Service ranges.
 package bgp

@@ -25,11 +25,13 @@ const (
 //	route learned over iBGP, prefix in the exportable set, to eBGP     -> accept
 //	anything else                                                      -> reject
 //
-// The reflectable set is empty unless this node is a route reflector. The
-// third rule is Calico's: every node passes the pool routes it learned
-// from the mesh on to its eBGP peers (a few gateway nodes can front the
-// whole cluster to a ToR). A route learned over eBGP, or outside the
-// pools, is never re-advertised. The sets are edited in place (Append/Remove, never Replace: the
+// The exportable set holds the originated blocks and Service prefixes
+// (each exactly) and the pools (with their subnets). The reflectable set
+// is empty unless this node is a route reflector (then: the pools and the
+// Service ranges). The third rule is Calico's: every node passes the pool
+// routes it learned from the mesh on to its eBGP peers (a few gateway
+// nodes can front the whole cluster to a ToR). A route learned over eBGP,
+// or outside these sets, is never re-advertised. The sets are edited in place (Append/Remove, never Replace: the
 // policy keeps a pointer to the set object it was built with), so changing
 // what leaves never touches a session.
 func exportPolicy() *api.Policy {

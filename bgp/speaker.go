@@ -55,13 +55,18 @@ type Speaker struct {
 	// sessionMu serialises the calls that change one peer (add, delete,
 	// BFD on/off), so that syncBFD never acts on a peer SetPeers has just
 	// replaced.
-	sessionMu   sync.Mutex
-	originated  map[netip.Prefix]bool
-	injected    map[netip.Prefix]map[string]bool // prefix -> sources injecting it
-	exportable  rangeSet
-	reflectable rangeSet
-	extra       map[exportRange]bool // export ranges beyond originated prefixes
-	reflect     bool                 // route reflector: pass iBGP routes in extra on
+	sessionMu sync.Mutex
+	// exported holds, per source (SourceOriginate, SourceService), the
+	// prefixes injected and exported exactly.
+	exported map[string]map[netip.Prefix]bool
+	// serviceRanges are the configured Service CIDRs: a route reflector
+	// passes on iBGP routes inside them, as Calico's do.
+	serviceRanges map[exportRange]bool
+	injected      map[netip.Prefix]map[string]bool // prefix -> sources injecting it
+	exportable    rangeSet
+	reflectable   rangeSet
+	extra         map[exportRange]bool // export ranges beyond originated prefixes
+	reflect       bool                 // route reflector: pass iBGP routes in extra on
 	// routePolicy is the BGPFilter/next-hop/communities policy installed
 	// as installedPolicy, generation policyGen (filterpolicy.go).
 	routePolicy     RoutePolicy
@@ -110,7 +115,7 @@ func New(cfg Config) (*Speaker, error) {
 	s := &Speaker{
 		cfg:         cfg,
 		log:         cfg.Logger.With("component", "bgp"),
-		originated:  map[netip.Prefix]bool{},
+		exported:    map[string]map[netip.Prefix]bool{},
 		injected:    map[netip.Prefix]map[string]bool{},
 		exportable:  rangeSet{purpose: setExportable, have: map[exportRange]bool{}},
 		reflectable: rangeSet{purpose: setReflectable, have: map[exportRange]bool{}},
@@ -683,17 +688,31 @@ const (
 func (s *Speaker) SetOriginated(ctx context.Context, prefixes []netip.Prefix) error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
+	return s.setExportedLocked(ctx, SourceOriginate, prefixes)
+}
+
+// setExportedLocked makes the prefixes source injects, each exported
+// exactly, equal to prefixes.
+func (s *Speaker) setExportedLocked(ctx context.Context, source string, prefixes []netip.Prefix) error {
 	want, err := prefixSet(prefixes)
 	if err != nil {
 		return err
 	}
 	// The export set must admit a prefix before its path is added, and lose
 	// it only after the path is gone.
-	maps.Copy(s.originated, want)
-	errs := []error{s.syncExportSetLocked(ctx), s.setInjectedLocked(SourceOriginate, want)}
-	s.originated = want
+	s.exported[source] = union(s.exported[source], want)
+	errs := []error{s.syncExportSetLocked(ctx), s.setInjectedLocked(source, want)}
+	s.exported[source] = want
 	errs = append(errs, s.syncExportSetLocked(ctx))
 	return errors.Join(errs...)
+}
+
+// union is a new set holding the members of a and b.
+func union[K comparable](a, b map[K]bool) map[K]bool {
+	out := make(map[K]bool, len(a)+len(b))
+	maps.Copy(out, a)
+	maps.Copy(out, b)
+	return out
 }
 
 // SetInjected makes the routes that source injects into the RIB equal to
@@ -793,13 +812,13 @@ func (s *Speaker) applyLocalPaths(paths []*apiutil.Path, withdraw bool) error {
 }
 
 // Originated returns the prefixes this node currently originates.
-func (s *Speaker) Originated() []netip.Prefix {
+func (s *Speaker) Originated() []netip.Prefix { return s.exportedBy(SourceOriginate) }
+
+// exportedBy returns the prefixes source exports, sorted.
+func (s *Speaker) exportedBy(source string) []netip.Prefix {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	out := make([]netip.Prefix, 0, len(s.originated))
-	for p := range s.originated {
-		out = append(out, p)
-	}
+	out := slices.Collect(maps.Keys(s.exported[source]))
 	slices.SortFunc(out, comparePrefix)
 	return out
 }
@@ -848,12 +867,14 @@ func (s *Speaker) resyncExportLocked(ctx context.Context) error {
 
 func (s *Speaker) syncExportSetLocked(ctx context.Context) error {
 	want := maps.Clone(s.extra)
-	for p := range s.originated {
-		want[exactly(p)] = true
+	for _, set := range s.exported {
+		for p := range set {
+			want[exactly(p)] = true
+		}
 	}
 	reflect := map[exportRange]bool{}
 	if s.reflect {
-		reflect = maps.Clone(s.extra)
+		reflect = union(s.extra, s.serviceRanges)
 	}
 	return errors.Join(s.exportable.sync(ctx, s.server, want), s.reflectable.sync(ctx, s.server, reflect))
 }

@@ -266,6 +266,13 @@ func TestUnreachablePeerShowsReason(t *testing.T) {
 	}
 }
 
+// rrClient is n as a route-reflector client of rr, in rr's peer set.
+func rrClient(n, rr *testNode) PeerConfig {
+	p := n.peerTo(rr)
+	p.RouteReflectorClient, p.ClusterID = true, netip.MustParseAddr("224.0.0.1")
+	return p
+}
+
 // TestRouteReflectorPassesPoolRoutesOnlyWhenReflecting: a route reflector
 // passes iBGP routes inside the export ranges to its clients; any other
 // node (and the reflector before SetReflect) passes nothing on.
@@ -273,12 +280,7 @@ func TestRouteReflectorPassesPoolRoutesOnlyWhenReflecting(t *testing.T) {
 	a := startNode(t, "127.0.14.1", 64512)
 	rr := startNode(t, "127.0.14.2", 64512)
 	c := startNode(t, "127.0.14.3", 64512)
-	client := func(n *testNode) PeerConfig {
-		p := n.peerTo(rr)
-		p.RouteReflectorClient, p.ClusterID = true, netip.MustParseAddr("224.0.0.1")
-		return p
-	}
-	if err := rr.s.SetPeers(context.Background(), []PeerConfig{client(a), client(c)}); err != nil {
+	if err := rr.s.SetPeers(context.Background(), []PeerConfig{rrClient(a, rr), rrClient(c, rr)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []*testNode{a, c} {

@@ -45,6 +45,7 @@ func Status(ctx context.Context, socket, output string, w io.Writer) error {
 			return err
 		}
 		WriteKernel(w, info.Kernel)
+		WriteServices(w, info.ServicePrefixes)
 		WriteProblems(w, info.Problems)
 		return nil
 	})

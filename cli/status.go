@@ -180,6 +180,17 @@ func WriteKernel(w io.Writer, k *petrelpb.KernelStatus) {
 	fmt.Fprintln(w)
 }
 
+// WriteServices lists the Service prefixes the node advertises, if any.
+func WriteServices(w io.Writer, prefixes []string) {
+	if len(prefixes) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nService prefixes advertised (%d):\n", len(prefixes))
+	for _, p := range prefixes {
+		fmt.Fprintln(w, "  "+p)
+	}
+}
+
 // WriteProblems lists datastore objects the daemon skipped, if any.
 func WriteProblems(w io.Writer, problems []string) {
 	if len(problems) == 0 {

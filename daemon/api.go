@@ -78,6 +78,9 @@ func (a *apiServer) GetInfo(ctx context.Context, _ *petrelpb.GetInfoRequest) (*p
 	for _, p := range a.speaker.Originated() {
 		resp.Originated = append(resp.Originated, p.String())
 	}
+	for _, p := range a.speaker.Services() {
+		resp.ServicePrefixes = append(resp.ServicePrefixes, p.String())
+	}
 	a.mu.Lock()
 	resp.Problems = slices.Clone(a.problems)
 	a.mu.Unlock()

@@ -79,6 +79,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	defer a.stop()
 	targets := a.targets()
 	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
+	targets.services = startServices(ctx, a, opts.Backend, opts.NodeName, log)
 	loop := datastoreLoop(targets, first, func(ctx context.Context) (tunnel, error) {
 		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, ip.Addr(), log)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/ipam"
 	"github.com/petrel-net/petrel/mesh"
+	"github.com/petrel-net/petrel/services"
 )
 
 // snapshot is one consistent read of the watched kinds, each sorted by
@@ -66,6 +67,8 @@ type desired struct {
 	Problems []string
 	// LogLevel is BGPConfiguration logSeverityScreen; nil when unset.
 	LogLevel *slog.Level
+	// Services are the default BGPConfiguration's Service fields.
+	Services services.Config
 }
 
 // vxlanPlan is the VXLAN part of desired.
@@ -102,6 +105,7 @@ func computeDesired(snap snapshot, me self) desired {
 	}
 	return desired{
 		LogLevel: logLevel,
+		Services: services.ConfigFrom(defaultConfig(snap.Configs)),
 		Peers:    res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
 		ExportRanges: exportRanges(snap.Pools),
 		Reflector:    isReflector(snap.Nodes, me.Name),
@@ -110,6 +114,16 @@ func computeDesired(snap snapshot, me self) desired {
 		VXLAN:        planVXLAN(snap, me),
 		Problems:     problems,
 	}
+}
+
+// defaultConfig is the BGPConfiguration named "default", or nil.
+func defaultConfig(configs []*datastore.BGPConfiguration) *datastore.BGPConfiguration {
+	for _, c := range configs {
+		if c.Name == "default" {
+			return c
+		}
+	}
+	return nil
 }
 
 // exportRanges are the enabled pools that allow BGP export: routes this

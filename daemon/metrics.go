@@ -111,6 +111,7 @@ var (
 	descStaleSwept  = prometheus.NewDesc("petrel_graceful_restart_stale_swept_total", "Adopted routes removed because no peer refreshed them.", nil, nil)
 	descIPAMBlocks  = prometheus.NewDesc("petrel_ipam_blocks", "IPAM blocks affine to this node.", nil, nil)
 	descIPAMInUse   = prometheus.NewDesc("petrel_ipam_addresses_in_use", "Addresses allocated in this node's blocks.", nil, nil)
+	descServices    = prometheus.NewDesc("petrel_service_prefixes_advertised", "Service prefixes this node advertises, by address family.", []string{"family"}, nil)
 	descSkipped     = prometheus.NewDesc("petrel_datastore_objects_skipped", "Datastore objects left out because they cannot be decoded (see petrel status).", []string{"kind"}, nil)
 )
 
@@ -123,7 +124,7 @@ type stateCollector struct {
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descPeerUp, descPeerUptime, descPeerFlaps, descPeerLimit, descPrefixes, descBFDUp, descBFDDetect, descRIB, descFIB,
-		descWrites, descWriteErrors, descRepairs, descReconciles, descGR, descStaleSwept, descIPAMBlocks, descIPAMInUse, descSkipped} {
+		descWrites, descWriteErrors, descRepairs, descReconciles, descGR, descStaleSwept, descIPAMBlocks, descIPAMInUse, descSkipped, descServices} {
 		ch <- d
 	}
 }
@@ -159,6 +160,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descRIB, float64(c.speaker.RouteCount()))
+	services := c.speaker.Services()
+	v4 := 0
+	for _, p := range services {
+		if p.Addr().Is4() {
+			v4++
+		}
+	}
+	gauge(descServices, float64(v4), "ipv4")
+	gauge(descServices, float64(len(services)-v4), "ipv6")
 	if k := c.kernel; k != nil {
 		st := &k.Stats
 		gauge(descFIB, float64(st.FIBRoutes.Load()))

@@ -74,6 +74,8 @@ type loopTargets struct {
 	// envLevel when that is unset.
 	level    *slog.LevelVar
 	envLevel slog.Level
+	// services is the Service controller; nil without a Kubernetes API.
+	services serviceTarget
 }
 
 // targets are the agent's parts the reconcilers drive.
@@ -93,6 +95,8 @@ func (a *agent) targets() loopTargets {
 //     update is already right;
 //  2. IPAM blocks: the blackholes of the blocks just originated;
 //  3. VXLAN: the tunnel, and the hand-off of its blocks from kernel sync;
+//     3b. Services: the configured Service ranges, to the Service controller
+//     (which advertises from its own informers);
 //  4. status: problems and restart-only changes, for the operator;
 //  5. route policy (BGPFilters, next-hop modes, communities), before
 //  6. peers, last, so that new peers see everything above.
@@ -110,7 +114,11 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 		loop = append(loop, &blockReconciler{kernel: t.kernel})
 		vx.kernel = t.kernel
 	}
-	return append(loop, vx,
+	loop = append(loop, vx)
+	if t.services != nil {
+		loop = append(loop, &serviceReconciler{controller: t.services})
+	}
+	return append(loop,
 		&statusReconciler{api: t.api, log: t.log, startedASN: first.ASN, startedPort: first.ListenPort},
 		&policyReconciler{speaker: t.speaker},
 		&peerReconciler{speaker: t.speaker})

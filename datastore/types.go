@@ -134,7 +134,7 @@ type IPPoolSpec struct {
 	DisableBGPExport bool     `json:"disableBGPExport,omitempty"`
 	BlockSize        int      `json:"blockSize,omitempty"`
 	NodeSelector     string   `json:"nodeSelector,omitempty"`
-	AllowedUses      []string `json:"allowedUses,omitempty"` // Workload, Tunnel
+	AllowedUses      []string `json:"allowedUses,omitempty"` // Workload, Tunnel, LoadBalancer
 }
 
 // IPAMBlock is one block of a pool, affine to a node.
@@ -266,9 +266,13 @@ type BGPConfigurationSpec struct {
 	ServiceClusterIPs      []ServiceIPBlock `json:"serviceClusterIPs,omitempty"`
 	ServiceExternalIPs     []ServiceIPBlock `json:"serviceExternalIPs,omitempty"`
 	ServiceLoadBalancerIPs []ServiceIPBlock `json:"serviceLoadBalancerIPs,omitempty"`
-	ListenPort             uint16           `json:"listenPort,omitempty"`
-	NodeMeshPassword       *BGPPassword     `json:"nodeMeshPassword,omitempty"`
-	NodeMeshMaxRestartTime *metav1.Duration `json:"nodeMeshMaxRestartTime,omitempty"`
+	// ServiceLoadBalancerAggregation: Enabled (default) advertises the
+	// serviceLoadBalancerIPs CIDRs; Disabled one /32 (/128) per assigned
+	// LoadBalancer address instead.
+	ServiceLoadBalancerAggregation string           `json:"serviceLoadBalancerAggregation,omitempty"`
+	ListenPort                     uint16           `json:"listenPort,omitempty"`
+	NodeMeshPassword               *BGPPassword     `json:"nodeMeshPassword,omitempty"`
+	NodeMeshMaxRestartTime         *metav1.Duration `json:"nodeMeshMaxRestartTime,omitempty"`
 	// NodeMeshMaxPrefixes is petrel's: BGPPeer's maxPrefixes for the
 	// node-to-node mesh sessions.
 	NodeMeshMaxPrefixes  *uint32        `json:"nodeMeshMaxPrefixes,omitempty"`

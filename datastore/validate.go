@@ -138,9 +138,13 @@ func (p *IPPool) Validate() error {
 		return invalid(p, "spec.vxlanMode", p.Spec.VXLANMode, "cannot be enabled together with ipipMode "+p.Spec.IPIPMode)
 	}
 	for i, u := range p.Spec.AllowedUses {
-		if err := oneOf(p, fmt.Sprintf("spec.allowedUses[%d]", i), u, "Workload", "Tunnel"); err != nil {
+		if err := oneOf(p, fmt.Sprintf("spec.allowedUses[%d]", i), u, "Workload", "Tunnel", "LoadBalancer"); err != nil {
 			return err
 		}
+	}
+	// As Calico: a Service address must never also be a pod's or a tunnel's.
+	if slices.Contains(p.Spec.AllowedUses, "LoadBalancer") && len(p.Spec.AllowedUses) > 1 {
+		return invalid(p, "spec.allowedUses", strings.Join(p.Spec.AllowedUses, ","), "LoadBalancer cannot be combined with another use")
 	}
 	return nil
 }
@@ -290,6 +294,7 @@ func (c *BGPConfiguration) Validate() error {
 	return firstError(
 		oneOf(c, "spec.bindMode", c.Spec.BindMode, "None", "NodeIP"),
 		oneOf(c, "spec.logSeverityScreen", c.Spec.LogSeverityScreen, "Debug", "Info", "Warning", "Error", "Fatal"),
+		oneOf(c, "spec.serviceLoadBalancerAggregation", c.Spec.ServiceLoadBalancerAggregation, "Enabled", "Disabled"),
 		oneOf(c, "spec.nodeMeshFailureDetectionMode", c.Spec.NodeMeshFailureDetectionMode, failureDetectionModes...),
 		oneOf(c, "spec.nodeMeshRestartMode", c.Spec.NodeMeshRestartMode, restartModes...),
 	)

@@ -88,7 +88,8 @@ func TestDaemonSetLooksLikeCalicoNode(t *testing.T) {
 
 // TestClusterRoleIsLeastPrivilege: the ClusterRole grants exactly what the
 // kubernetes datastore (datastore/kubernetes) uses — nodes and Calico's
-// seven CRDs and Calico Enterprise's BFDConfiguration — and nothing more.
+// seven CRDs and Calico Enterprise's BFDConfiguration — and what Service
+// advertisement uses (services/), and nothing more.
 func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 	docs := documents(t, "k8s/petrel-node.yaml")
 	var role rbacv1.ClusterRole
@@ -107,7 +108,9 @@ func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 		t.Errorf("deploy/crds holds %d CRDs, want Calico's eight (BGPFilter included) and BFDConfiguration: %v", len(plurals), plurals)
 	}
 	// group/resource -> verbs
-	want := map[string][]string{"/nodes": {"get", "list", "watch", "update", "patch"}}
+	want := map[string][]string{"/nodes": {"get", "list", "watch", "update", "patch"},
+		"/services": {"get", "list", "watch"}, "/services/status": {"update"},
+		"discovery.k8s.io/endpointslices": {"get", "list", "watch"}, "coordination.k8s.io/leases": {"get", "create", "update"}}
 	for _, p := range plurals {
 		want["crd.projectcalico.org/"+p] = []string{"get", "list", "watch", "create", "update", "delete"}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -87,21 +86,13 @@ func TestMalformedObjectsInBulk(t *testing.T) {
 		checkBulk(t, c, good, bad, func(objs []storedObject) { c.etcdPutAll(t, objs) })
 	})
 	t.Run("kubernetes", func(t *testing.T) {
-		harness.RequireRoot(t)
-		if testing.Short() {
-			t.Skip("needs a kube-apiserver")
-		}
-		env := kubeapi.Start(t)
-		host, err := url.Parse(env.RestConfig.Host)
-		if err != nil {
-			t.Fatal(err)
-		}
+		env, apiHost := kubeAPI(t)
 		c := &clusterLab{lab: harness.New(t)}
 		c.hub = c.lab.Node("switch")
 		c.lab.Bridge(c.hub, "br0", "10.0.0.100/24")
 		kubePut(t, env, []storedObject{{kind: datastore.KindIPPool, name: "default-ipv4-ippool",
 			spec: map[string]any{"cidr": "192.168.0.0/16", "blockSize": 26, "vxlanMode": "Never", "ipipMode": "Never", "nodeSelector": "all()"}}})
-		reachAPI := func(n *harness.Node) { n.ForwardHostLoopback(t, host.Host) }
+		reachAPI := func(n *harness.Node) { n.ForwardHostLoopback(t, apiHost) }
 		c.startNodes(t, reachAPI, "DATASTORE_TYPE=kubernetes", "KUBECONFIG="+env.Kubeconfig)
 		good, bad := bulkObjects(false)
 		checkBulk(t, c, good, bad, func(objs []storedObject) { kubePut(t, env, objs) })

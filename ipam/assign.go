@@ -25,7 +25,7 @@ type AssignArgs struct {
 	// Pools, if set, restricts allocation to these pools (ignoring their
 	// node selectors, as Calico does).
 	Pools []netip.Prefix
-	Use   string // UseWorkload (default) or UseTunnel
+	Use   string // UseWorkload (default), UseTunnel or UseLoadBalancer
 }
 
 func (a *AssignArgs) check() error {
@@ -40,8 +40,8 @@ func (a *AssignArgs) check() error {
 	if a.Use == "" {
 		a.Use = UseWorkload
 	}
-	if a.Use != UseWorkload && a.Use != UseTunnel {
-		return fmt.Errorf("ipam: use %q: want %s or %s", a.Use, UseWorkload, UseTunnel)
+	if a.Use != UseWorkload && a.Use != UseTunnel && a.Use != UseLoadBalancer {
+		return fmt.Errorf("ipam: use %q: want %s, %s or %s", a.Use, UseWorkload, UseTunnel, UseLoadBalancer)
 	}
 	attrs := maps.Clone(a.Attrs)
 	if attrs == nil {
@@ -257,9 +257,20 @@ func (as *assignment) borrow(ctx context.Context) error {
 }
 
 // AssignIP allocates a given address to a handle. The address must be in
-// an enabled pool; if its block does not exist yet, node claims it.
+// an enabled pool (of any use); if its block does not exist yet, node
+// claims it.
 func (c *Client) AssignIP(ctx context.Context, node string, ip netip.Addr, handle string, attrs map[string]string) error {
-	a := AssignArgs{Node: node, Handle: handle, Attrs: attrs}
+	return c.assignIP(ctx, AssignArgs{Node: node, Handle: handle, Attrs: attrs}, ip, false)
+}
+
+// AssignIPFor is AssignIP for a.Node, a.Handle and a.Attrs, from a pool
+// that allows a.Use: a Service's requested LoadBalancer address must be in
+// a LoadBalancer pool.
+func (c *Client) AssignIPFor(ctx context.Context, a AssignArgs, ip netip.Addr) error {
+	return c.assignIP(ctx, a, ip, true)
+}
+
+func (c *Client) assignIP(ctx context.Context, a AssignArgs, ip netip.Addr, checkUse bool) error {
 	if err := a.check(); err != nil {
 		return err
 	}
@@ -275,6 +286,10 @@ func (c *Client) AssignIP(ctx context.Context, node string, ip netip.Addr, handl
 	if p.spec.Disabled {
 		return fmt.Errorf("ipam: %s is in disabled pool %s", ip, p.cidr)
 	}
+	if checkUse && !p.allows(a.Use) {
+		return fmt.Errorf("ipam: %s is in pool %s, which does not allow %s addresses", ip, p.cidr, a.Use)
+	}
+	node := a.Node
 	cidr := blockOf(ip, p.blockBits)
 	for range c.retries {
 		ips, err := c.allocate(ctx, cidr, a.Handle, a.Attrs, func(b block) ([]int, error) {

@@ -75,7 +75,7 @@ func newBlock(cidr netip.Prefix, node string, strict bool) *datastore.IPAMBlock 
 	o, _ := datastore.New(datastore.KindIPAMBlock)
 	b := o.(*datastore.IPAMBlock)
 	b.Name = BlockName(cidr)
-	aff := hostAffinity(node)
+	aff := blockAffinity(node)
 	b.Spec = datastore.IPAMBlockSpec{
 		CIDR:           cidr.String(),
 		Affinity:       &aff,
@@ -90,10 +90,14 @@ func newBlock(cidr netip.Prefix, node string, strict bool) *datastore.IPAMBlock 
 	return b
 }
 
-// node is the node the block is affine to ("" if none or not a host).
+// node is the node the block is affine to ("" if none), or
+// VirtualLoadBalancer for Calico's "virtual:load-balancer".
 func (b block) node() string {
 	if b.Spec.Affinity == nil {
 		return ""
+	}
+	if *b.Spec.Affinity == blockAffinity(VirtualLoadBalancer) {
+		return VirtualLoadBalancer
 	}
 	n, _ := strings.CutPrefix(*b.Spec.Affinity, "host:")
 	if n == *b.Spec.Affinity {

@@ -26,8 +26,10 @@
 //     non-zero, the maximum number of blocks"); a missing IPAMConfig means
 //     strictAffinity false, autoAllocateBlocks true.
 //   - An IPPool without allowedUses allows Workload and Tunnel (Calico's
-//     default). An empty nodeSelector selects every node; pools named in
-//     AssignArgs.Pools are used whatever their selector, as in Calico.
+//     default), never LoadBalancer: Service addresses come only from pools
+//     that name that use. An empty nodeSelector selects every node; pools
+//     named in AssignArgs.Pools, and pools for LoadBalancer addresses (which
+//     belong to no node), are used whatever their selector, as in Calico.
 //   - A block's empty allocations list is read as all-free slots (see
 //     parseBlock).
 //   - AutoAssign is all or nothing: when it cannot get every address it
@@ -63,9 +65,15 @@ var (
 
 // Pool uses, as IPPool.spec.allowedUses.
 const (
-	UseWorkload = "Workload"
-	UseTunnel   = "Tunnel"
+	UseWorkload     = "Workload"
+	UseTunnel       = "Tunnel"
+	UseLoadBalancer = "LoadBalancer"
 )
+
+// VirtualLoadBalancer is the node name LoadBalancer addresses are assigned
+// for, as Calico's kube-controllers do: their blocks are affine to
+// "virtual:load-balancer", so no real node originates them.
+const VirtualLoadBalancer = "load-balancer"
 
 // DefaultRetries bounds the compare-and-swap retries of one write, as
 // Calico's datastoreRetries.
@@ -114,7 +122,10 @@ type pool struct {
 }
 
 func (p pool) allows(use string) bool {
-	return len(p.spec.AllowedUses) == 0 || slices.Contains(p.spec.AllowedUses, use)
+	if len(p.spec.AllowedUses) == 0 {
+		return use != UseLoadBalancer
+	}
+	return slices.Contains(p.spec.AllowedUses, use)
 }
 
 // pools lists every usable IPPool, ordered by CIDR so that allocation
@@ -211,7 +222,7 @@ func (c *Client) selectPools(ctx context.Context, all []pool, a AssignArgs, v6 b
 		if p.spec.Disabled || p.cidr.Addr().Is6() != v6 || !p.allows(a.Use) {
 			continue
 		}
-		if s := strings.TrimSpace(p.spec.NodeSelector); s != "" && s != "all()" {
+		if s := strings.TrimSpace(p.spec.NodeSelector); s != "" && s != "all()" && a.Use != UseLoadBalancer {
 			sel, err := selector.Parse(s)
 			if err != nil {
 				return nil, fmt.Errorf("ipam: IPPool %q: nodeSelector: %w", p.name, err)

@@ -23,8 +23,14 @@ func AffinityName(node string, cidr netip.Prefix) string { return node + "-" + B
 // HandleName is the IPAMHandle name of a handle id.
 func HandleName(handleID string) string { return strings.ToLower(handleID) }
 
-// hostAffinity is an IPAMBlock's spec.affinity for a node.
-func hostAffinity(node string) string { return "host:" + node }
+// blockAffinity is an IPAMBlock's spec.affinity for a node: Calico's
+// "virtual:load-balancer" for LoadBalancer addresses, else "host:<node>".
+func blockAffinity(node string) string {
+	if node == VirtualLoadBalancer {
+		return "virtual:" + node
+	}
+	return "host:" + node
+}
 
 // blockLen is the number of addresses (ordinals) of a block.
 func blockLen(cidr netip.Prefix) int { return 1 << (cidr.Addr().BitLen() - cidr.Bits()) }

@@ -68,6 +68,10 @@ type Sync struct {
 	// kernel sync does not program them, whatever BGP says.
 	excluded   map[netip.Prefix]bool
 	excludeReq chan excludeRequest
+	// notProgrammed are ranges whose BGP routes, of any length, are never
+	// programmed (Service CIDRs: kube-proxy owns those addresses).
+	notProgrammed    map[netip.Prefix]bool
+	notProgrammedReq chan map[netip.Prefix]bool // from SetNotProgrammed to Run
 	// stopped is closed when Run returns, so SetExcluded never waits for a
 	// loop that is gone.
 	stopped chan struct{}
@@ -102,17 +106,18 @@ func New(cfg Config) (*Sync, error) {
 // newSync builds the loop state around a writer and a route lookup.
 func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.Route, error)) *Sync {
 	return &Sync{
-		cfg:          cfg,
-		log:          cfg.Logger.With("component", "kernel"),
-		writer:       writer,
-		fib:          newFibTable(),
-		learned:      map[netip.Prefix]bool{},
-		blackholes:   map[netip.Prefix]bool{},
-		blackholeReq: make(chan map[netip.Prefix]bool, 1),
-		excluded:     map[netip.Prefix]bool{},
-		excludeReq:   make(chan excludeRequest),
-		stopped:      make(chan struct{}),
-		dev:          newDevices(cfg.Interfaces, lookup),
+		cfg:              cfg,
+		log:              cfg.Logger.With("component", "kernel"),
+		writer:           writer,
+		fib:              newFibTable(),
+		learned:          map[netip.Prefix]bool{},
+		blackholes:       map[netip.Prefix]bool{},
+		blackholeReq:     make(chan map[netip.Prefix]bool, 1),
+		excluded:         map[netip.Prefix]bool{},
+		excludeReq:       make(chan excludeRequest),
+		notProgrammedReq: make(chan map[netip.Prefix]bool, 1),
+		stopped:          make(chan struct{}),
+		dev:              newDevices(cfg.Interfaces, lookup),
 	}
 }
 
@@ -264,6 +269,9 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 			s.replaceSet(&s.blackholes, want)
 		case req := <-s.excludeReq:
 			s.applyExcluded(req)
+		case want := <-s.notProgrammedReq:
+			s.notProgrammed = want
+			s.redesireAll()
 		case <-peerQ.Ready():
 			peerQ.Drain(func(netip.Addr, bgp.PeerEvent) {})
 			s.checkRestartDone(drainRoutes)
@@ -418,7 +426,7 @@ func (s *Sync) updateDesired(p netip.Prefix) {
 	switch {
 	case s.blackholes[p]:
 		want = blackhole // the node's own block, whatever BGP says
-	case s.excluded[p]:
+	case s.excluded[p], s.inNotProgrammed(p):
 		// another owner programs it
 	default:
 		for _, gw := range e.gateways {

@@ -413,3 +413,32 @@ func TestScanWaitsForWritesToGoQuiet(t *testing.T) {
 		t.Error("an endless burst must not hold the safety net off for ever")
 	}
 }
+
+// TestServiceRangesAreNeverProgrammed: a route inside a not-programmed
+// range (and the range itself) is removed and never installed; one that
+// only contains the range is left alone.
+func TestServiceRangesAreNeverProgrammed(t *testing.T) {
+	s, w := newTestSync()
+	svc := netip.MustParsePrefix("10.96.0.0/12")
+	inside := netip.MustParsePrefix("10.96.0.10/32")
+	wider := netip.MustParsePrefix("10.0.0.0/8")
+	for _, p := range []netip.Prefix{svc, inside, wider} {
+		s.onBGPRoute(route(p, gw1))
+	}
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 3 {
+		t.Fatalf("ops = %+v, want three adds", ops)
+	}
+	s.notProgrammed = prefixSet([]netip.Prefix{svc})
+	s.redesireAll()
+	s.writeDirty()
+	ops := w.take()
+	if len(ops) != 2 || ops[0].kind != opDelete || ops[1].kind != opDelete {
+		t.Fatalf("ops = %+v, want the two routes in the Service range deleted", ops)
+	}
+	s.onBGPRoute(route(netip.MustParsePrefix("10.96.0.11/32"), gw2))
+	s.writeDirty()
+	if ops := w.take(); len(ops) != 0 {
+		t.Errorf("ops = %+v, want none for a new route in the Service range", ops)
+	}
+}

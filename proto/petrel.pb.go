@@ -195,9 +195,12 @@ type GetInfoResponse struct {
 	// Kernel sync; absent when it is disabled.
 	Kernel *KernelStatus `protobuf:"bytes,8,opt,name=kernel,proto3" json:"kernel,omitempty"`
 	// Datastore objects that were skipped, each naming the object and why.
-	Problems      []string `protobuf:"bytes,9,rep,name=problems,proto3" json:"problems,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Problems []string `protobuf:"bytes,9,rep,name=problems,proto3" json:"problems,omitempty"`
+	// Service prefixes this node advertises (cluster, external and
+	// LoadBalancer IPs; see docs/services.md).
+	ServicePrefixes []string `protobuf:"bytes,10,rep,name=service_prefixes,json=servicePrefixes,proto3" json:"service_prefixes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetInfoResponse) Reset() {
@@ -289,6 +292,13 @@ func (x *GetInfoResponse) GetKernel() *KernelStatus {
 func (x *GetInfoResponse) GetProblems() []string {
 	if x != nil {
 		return x.Problems
+	}
+	return nil
+}
+
+func (x *GetInfoResponse) GetServicePrefixes() []string {
+	if x != nil {
+		return x.ServicePrefixes
 	}
 	return nil
 }
@@ -1062,7 +1072,7 @@ const file_petrel_proto_rawDesc = "" +
 	"\x04live\x18\x05 \x01(\bR\x04live\x12\x1f\n" +
 	"\vlive_reason\x18\x06 \x01(\tR\n" +
 	"liveReason\"\x10\n" +
-	"\x0eGetInfoRequest\"\xb9\x02\n" +
+	"\x0eGetInfoRequest\"\xe4\x02\n" +
 	"\x0fGetInfoResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1b\n" +
 	"\trouter_id\x18\x02 \x01(\tR\brouterId\x12\x1b\n" +
@@ -1074,7 +1084,9 @@ const file_petrel_proto_rawDesc = "" +
 	"originated\x18\a \x03(\tR\n" +
 	"originated\x12/\n" +
 	"\x06kernel\x18\b \x01(\v2\x17.petrel.v1.KernelStatusR\x06kernel\x12\x1a\n" +
-	"\bproblems\x18\t \x03(\tR\bproblems\"\xa0\x02\n" +
+	"\bproblems\x18\t \x03(\tR\bproblems\x12)\n" +
+	"\x10service_prefixes\x18\n" +
+	" \x03(\tR\x0fservicePrefixes\"\xa0\x02\n" +
 	"\fKernelStatus\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\rR\x05table\x12\x1d\n" +
