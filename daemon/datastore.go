@@ -61,8 +61,14 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	if err := st.waitSynced(ctx); err != nil {
 		return err
 	}
+	client, err := kubeClient()
+	if err != nil {
+		client = nil
+		log.Info("no Kubernetes API: Services and BGP passwords from Secrets are off", "err", err)
+	}
+	secret := startSecrets(ctx, client, st.poke, log)
 	desiredNow := func() *desired {
-		d := computeDesired(st.read(), self{Name: opts.NodeName, Subnet: ip.Masked(), Interfaces: localInterfaces()})
+		d := computeDesired(st.read(), self{Name: opts.NodeName, Subnet: ip.Masked(), Interfaces: localInterfaces(), Secret: secret})
 		return &d
 	}
 	first := desiredNow()
@@ -79,7 +85,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	defer a.stop()
 	targets := a.targets()
 	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
-	targets.services = startServices(ctx, a, opts.Backend, opts.NodeName, log)
+	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)
 	loop := datastoreLoop(targets, first, func(ctx context.Context) (tunnel, error) {
 		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, ip.Addr(), log)
 		if err != nil {

@@ -37,6 +37,8 @@ type self struct {
 	// Interfaces are the node's interfaces, for BFD's directly-connected
 	// test (nil: the Node's subnets).
 	Interfaces []mesh.Interface
+	// Secret resolves BGP passwords (nil: none can be read).
+	Secret func(name, key string) (string, error)
 }
 
 // desired is everything the node should be doing, computed in one place
@@ -88,7 +90,7 @@ type vxlanPlan struct {
 func computeDesired(snap snapshot, me self) desired {
 	res := mesh.Desired(mesh.Input{
 		NodeName: me.Name, Nodes: snap.Nodes, Peers: snap.Peers, Configs: snap.Configs,
-		BFDConfigs: snap.BFDConfigs, Filters: snap.Filters, Interfaces: me.Interfaces,
+		BFDConfigs: snap.BFDConfigs, Filters: snap.Filters, Interfaces: me.Interfaces, Secret: me.Secret,
 	})
 	own, borrowed := ipam.NodeRoutes(me.Name, snap.Blocks, snap.Affinities)
 	originated := slices.Clone(own)

@@ -15,15 +15,14 @@ import (
 )
 
 // startServices starts Service advertisement and LoadBalancer address
-// assignment (package services) when the Kubernetes API is reachable: with
-// $KUBECONFIG, else in-cluster, in both datastore modes, as calico-node
-// does. Without one, Services are off and the log says so once. It returns
+// assignment (package services) when the Kubernetes API is reachable
+// (client not nil), in both datastore modes, as calico-node does. Without
+// one, Services are off and the log says so once. It returns
 // what the services reconciler hands the BGPConfiguration's Service
 // fields to (nil when Services are off).
-func startServices(ctx context.Context, a *agent, b datastore.Backend, node string, log *slog.Logger) serviceTarget {
-	client, err := kubeClient()
-	if err != nil {
-		log.Info("Service advertisement off: no Kubernetes API", "err", err)
+func startServices(ctx context.Context, a *agent, client kubernetes.Interface, b datastore.Backend, node string, log *slog.Logger) serviceTarget {
+	if client == nil {
+		log.Info("Service advertisement off: no Kubernetes API (KUBECONFIG or in-cluster)")
 		return nil
 	}
 	return services.Start(ctx, services.Options{

@@ -58,6 +58,12 @@ func (st *storeState) store(kind datastore.Kind, s datastore.Snapshot, bad datas
 		st.invalidPools = invalid
 	}
 	st.mu.Unlock()
+	st.poke()
+}
+
+// poke makes the node recompute what it should do: the datastore changed,
+// or something it depends on (a Secret).
+func (st *storeState) poke() {
 	select {
 	case st.changed <- struct{}{}:
 	default:

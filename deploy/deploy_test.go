@@ -63,7 +63,7 @@ func TestDaemonSetLooksLikeCalicoNode(t *testing.T) {
 			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
 		}
 	}
-	if env["NODENAME"] != "spec.nodeName" || env["DATASTORE_TYPE"] != "kubernetes" {
+	if env["NODENAME"] != "spec.nodeName" || env["DATASTORE_TYPE"] != "kubernetes" || env["POD_NAMESPACE"] != "metadata.namespace" {
 		t.Errorf("env = %v", env)
 	}
 
@@ -360,5 +360,28 @@ func checkCapabilities(t *testing.T, file string) {
 		if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || !slices.Equal(sc.Capabilities.Add, want[c.Name]) {
 			t.Errorf("%s: %s drops %v and adds %v, want ALL and %v", file, c.Name, sc.Capabilities.Drop, sc.Capabilities.Add, want[c.Name])
 		}
+	}
+}
+
+// Secrets (BGP passwords) are readable only in the agent's own namespace:
+// a Role, never the ClusterRole.
+func TestSecretsOnlyInOwnNamespace(t *testing.T) {
+	docs := documents(t, "k8s/petrel-node.yaml")
+	var cluster rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(docs["ClusterRole"], &cluster); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range cluster.Rules {
+		if slices.Contains(r.Resources, "secrets") {
+			t.Errorf("the ClusterRole grants secrets cluster-wide: %+v", r)
+		}
+	}
+	var role rbacv1.Role
+	if err := yaml.UnmarshalStrict(docs["Role"], &role); err != nil {
+		t.Fatal(err)
+	}
+	if role.Namespace != "kube-system" || len(role.Rules) != 1 || !slices.Equal(role.Rules[0].Resources, []string{"secrets"}) ||
+		!slices.Equal(role.Rules[0].Verbs, []string{"get", "list", "watch"}) {
+		t.Errorf("Role = %+v, want get/list/watch on secrets in kube-system only", role)
 	}
 }

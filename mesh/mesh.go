@@ -470,7 +470,7 @@ func (c *computation) resolvePassword(pw *datastore.BGPPassword) (string, error)
 		return "", nil // a password with nothing to resolve: none
 	}
 	if c.in.Secret == nil {
-		return "", fmt.Errorf("password from Secret %q key %q: passwords are not supported here (no Secret resolver)", ref.Name, ref.Key)
+		return "", fmt.Errorf("password from Secret %q key %q: no Kubernetes API to read Secrets from (KUBECONFIG or in-cluster)", ref.Name, ref.Key)
 	}
 	s, err := c.in.Secret(ref.Name, ref.Key)
 	if err != nil {

@@ -247,7 +247,7 @@ func TestDesired(t *testing.T) {
 				Peers:   []*datastore.BGPPeer{mkPeer("tor", datastore.BGPPeerSpec{PeerIP: "192.168.0.1", ASNumber: 65000})},
 			},
 			want:     []bgp.PeerConfig{want(glob, "192.168.0.1", 65000)},
-			problems: []string{`BGPConfiguration "default": spec.nodeMeshPassword: password from Secret "bgp" key "mesh": passwords are not supported`},
+			problems: []string{`BGPConfiguration "default": spec.nodeMeshPassword: password from Secret "bgp" key "mesh": no Kubernetes API to read Secrets from`},
 		},
 		{
 			name: "global peers, with and without port",
@@ -448,7 +448,7 @@ func TestDesired(t *testing.T) {
 					mkPeer("plain", datastore.BGPPeerSpec{PeerIP: "192.168.0.6", ASNumber: 64512}),
 				}},
 			want:     []bgp.PeerConfig{want(glob, "192.168.0.6", 64512)},
-			problems: []string{`BGPPeer "pw": spec.password: password from Secret "bgp-secrets" key "tor": passwords are not supported here`},
+			problems: []string{`BGPPeer "pw": spec.password: password from Secret "bgp-secrets" key "tor": no Kubernetes API to read Secrets from`},
 		},
 		{
 			name: "password: resolver error",

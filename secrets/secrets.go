@@ -37,12 +37,12 @@ func Namespace() string {
 type Watcher struct {
 	namespace string
 	lister    listers.SecretNamespaceLister
+	synced    cache.InformerSynced
 }
 
-// Start begins following namespace's Secrets and returns once the first
-// list has arrived (or ctx ends, or syncTimeout passes: passwords are then
-// reported missing until it arrives). onChange runs after every add,
-// update and delete.
+// Start begins following namespace's Secrets; onChange runs after every
+// add, update and delete (the first list included). It does not wait for
+// that list: see WaitSynced.
 func Start(ctx context.Context, client kubernetes.Interface, namespace string, onChange func()) (*Watcher, error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace))
 	inf := factory.Core().V1().Secrets()
@@ -53,17 +53,21 @@ func Start(ctx context.Context, client kubernetes.Interface, namespace string, o
 	}); err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
-	w := &Watcher{namespace: namespace, lister: inf.Lister().Secrets(namespace)}
+	w := &Watcher{namespace: namespace, lister: inf.Lister().Secrets(namespace), synced: inf.Informer().HasSynced}
 	factory.Start(ctx.Done())
-	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), inf.Informer().HasSynced) {
-		return w, fmt.Errorf("secrets: no list of Secrets in namespace %q within %s (RBAC: get, list, watch on secrets there?)", namespace, syncTimeout)
-	}
 	return w, nil
 }
 
-const syncTimeout = 30 * time.Second
+// WaitSynced waits at most timeout for the first list of Secrets; until
+// it arrives, passwords are reported missing.
+func (w *Watcher) WaitSynced(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(ctx.Done(), w.synced) {
+		return fmt.Errorf("secrets: no list of Secrets in namespace %q within %s (RBAC: get, list, watch on secrets there?)", w.namespace, timeout)
+	}
+	return nil
+}
 
 // changed calls onChange unless only the resource version moved (an
 // informer relist).

@@ -40,6 +40,9 @@ func TestPasswordsFollowTheirSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := w.WaitSynced(ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if pw, err := w.Password("bgp", "tor"); err != nil || pw != "s3cret-petrel" {
 		t.Fatalf("Password = %q, %v; want the petrel namespace's", pw, err)
 	}
