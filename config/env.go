@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ const (
 	EnvNodeName         = "NODENAME"
 	EnvIP               = "IP"
 	EnvLogLevel         = "BGP_LOGSEVERITYSCREEN"
+	EnvRouterID         = "CALICO_ROUTER_ID"
 	EnvKernelProtocol   = "PETREL_KERNEL_PROTOCOL"
 	EnvKernelTable      = "PETREL_KERNEL_TABLE"
 	EnvKernelInterfaces = "PETREL_KERNEL_INTERFACES"
@@ -28,6 +30,9 @@ type Node struct {
 	// IP is $IP as given: an address, address/length, or autodetect ("").
 	IP       string
 	LogLevel slog.Level
+	// RouterID is $CALICO_ROUTER_ID as given: "" (the node's IPv4
+	// address), an address, or "hash" (see RouterID).
+	RouterID string
 	// Kernel is DefaultKernel with the protocol, table and interface
 	// patterns from the environment.
 	Kernel Kernel
@@ -36,7 +41,10 @@ type Node struct {
 // NodeFromEnv reads datastore mode's settings with getenv (os.Getenv),
 // refusing a value it cannot use and naming its variable.
 func NodeFromEnv(getenv func(string) string) (Node, error) {
-	n := Node{Name: NodeName(getenv), IP: getenv(EnvIP), Kernel: DefaultKernel()}
+	n := Node{Name: NodeName(getenv), IP: getenv(EnvIP), RouterID: getenv(EnvRouterID), Kernel: DefaultKernel()}
+	if _, err := RouterID(n.RouterID, n.Name, netip.IPv4Unspecified()); err != nil && n.RouterID != "" {
+		return Node{}, err
+	}
 	var err error
 	if n.LogLevel, err = parseLevel(calicoLevel(getenv(EnvLogLevel))); err != nil {
 		return Node{}, fmt.Errorf("%s: %q is not one of debug, info, warning, error", EnvLogLevel, getenv(EnvLogLevel))

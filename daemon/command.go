@@ -84,7 +84,7 @@ func runFromEnv(ctx context.Context, opts CommandOptions, level *slog.LevelVar, 
 	return RunDatastore(ctx, DatastoreOptions{
 		NodeName: node.Name, Backend: b, Mode: typ, IP: node.IP,
 		Socket: opts.Socket, Kernel: node.Kernel, Logger: log, MetricsAddr: opts.MetricsAddr, Forwarding: fwd,
-		Level: level, EnvLevel: node.LogLevel,
+		Level: level, EnvLevel: node.LogLevel, RouterID: node.RouterID,
 	})
 }
 

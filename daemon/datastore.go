@@ -32,6 +32,9 @@ type DatastoreOptions struct {
 	MetricsAddr string
 	// Forwarding is the IP forwarding to turn on at start.
 	Forwarding config.Forwarding
+	// RouterID is CALICO_ROUTER_ID: "" (the node's address), an address
+	// or "hash".
+	RouterID string
 	// Level, when set, follows BGPConfiguration logSeverityScreen live;
 	// EnvLevel is the level when no BGPConfiguration sets one.
 	Level    *slog.LevelVar
@@ -50,6 +53,10 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		log = slog.Default()
 	}
 	ip, err := nodeIP(opts.IP)
+	if err != nil {
+		return err
+	}
+	routerID, err := config.RouterID(opts.RouterID, opts.NodeName, ip.Addr())
 	if err != nil {
 		return err
 	}
@@ -74,7 +81,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	first := desiredNow()
 
 	a, err := startAgent(ctx, agentConfig{
-		NodeName: opts.NodeName, Mode: opts.Mode, RouterID: ip.Addr(), ASN: first.ASN,
+		NodeName: opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
 		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
 		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) }, Forwarding: opts.Forwarding,
 		Skipped: st.skippedByKind,
@@ -100,7 +107,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	}
 	a.startKernel(ctx) // before the first pass: the VXLAN hand-off waits for kernel sync
 	reconcile(first)
-	log.Info("petrel running", "node", opts.NodeName, "routerID", ip.Addr(), "as", first.ASN, "datastore", opts.Mode, "peers", len(first.Peers), "socket", opts.Socket)
+	log.Info("petrel running", "node", opts.NodeName, "routerID", routerID, "as", first.ASN, "datastore", opts.Mode, "peers", len(first.Peers), "socket", opts.Socket)
 	return a.run(ctx, opts.Ready, st.changed, func() { reconcile(desiredNow()) })
 }
 

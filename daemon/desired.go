@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -97,7 +98,7 @@ func computeDesired(snap snapshot, me self) desired {
 	for _, a := range borrowed {
 		originated = append(originated, netip.PrefixFrom(a, a.BitLen()))
 	}
-	problems := slices.Clone(snap.LeftOut)
+	problems := append(slices.Clone(snap.LeftOut), ipipProblems(snap.Pools)...)
 	for _, p := range res.Problems {
 		problems = append(problems, p.Error())
 	}
@@ -118,6 +119,19 @@ func computeDesired(snap snapshot, me self) desired {
 	}
 }
 
+// ipipProblems names the IPIP pools: petrel has no tunl0 dataplane, so
+// their blocks are routed natively, which works only where every node
+// shares the underlay (see docs/migration.md). Never in silence.
+func ipipProblems(pools []*datastore.IPPool) []string {
+	var out []string
+	for _, p := range pools {
+		if m := p.Spec.IPIPMode; m != "" && m != "Never" {
+			out = append(out, fmt.Sprintf("IPPool %q: spec.ipipMode: %q: petrel does not encapsulate with IPIP; its blocks are routed natively (switch the pool to vxlanMode, or keep these nodes on Calico)", p.Name, m))
+		}
+	}
+	return out
+}
+
 // defaultConfig is the BGPConfiguration named "default", or nil.
 func defaultConfig(configs []*datastore.BGPConfiguration) *datastore.BGPConfiguration {
 	for _, c := range configs {
@@ -128,12 +142,14 @@ func defaultConfig(configs []*datastore.BGPConfiguration) *datastore.BGPConfigur
 	return nil
 }
 
-// exportRanges are the enabled pools that allow BGP export: routes this
-// node learns inside them may be advertised (calico_export_to_bgp_peers).
+// exportRanges are the pools that allow BGP export: routes this node
+// learns inside them may be advertised (calico_export_to_bgp_peers). A
+// disabled pool hands out no new addresses, but the ones it gave are
+// still routed and advertised, as Calico does.
 func exportRanges(pools []*datastore.IPPool) []netip.Prefix {
 	var out []netip.Prefix
 	for _, pool := range pools {
-		if pool.Spec.Disabled || pool.Spec.DisableBGPExport {
+		if pool.Spec.DisableBGPExport {
 			continue
 		}
 		if p, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil {
@@ -186,7 +202,7 @@ func planVXLAN(snap snapshot, me self) vxlanPlan {
 // vxlanEnabled reports whether any enabled pool encapsulates with VXLAN.
 func vxlanEnabled(pools []*datastore.IPPool) bool {
 	for _, p := range pools {
-		if !p.Spec.Disabled && p.Spec.VXLANMode != "" && p.Spec.VXLANMode != "Never" {
+		if p.Spec.VXLANMode != "" && p.Spec.VXLANMode != "Never" { // disabled pools too: their blocks stay routed
 			return true
 		}
 	}
@@ -217,7 +233,7 @@ func tunnelEndpoints(nodes []*datastore.Node, self string) map[string]*dataplane
 func encapsulated(pools []*datastore.IPPool, block, ourSubnet netip.Prefix, underlay netip.Addr) bool {
 	for _, p := range pools {
 		cidr, err := netip.ParsePrefix(p.Spec.CIDR)
-		if err == nil && !p.Spec.Disabled && cidr.Contains(block.Addr()) && dataplane.Encapsulate(p.Spec.VXLANMode, ourSubnet, underlay) {
+		if err == nil && cidr.Contains(block.Addr()) && dataplane.Encapsulate(p.Spec.VXLANMode, ourSubnet, underlay) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/petrel-net/petrel/datastore"
@@ -63,8 +64,8 @@ func TestComputeDesired(t *testing.T) {
 	if want := pfx("10.1.0.0/26"); !slices.Equal(d.Originated, want) || !slices.Equal(d.Blackholes, want) {
 		t.Errorf("originated %v, blackholes %v, want %v for both", d.Originated, d.Blackholes, want)
 	}
-	if want := pfx("10.1.0.0/16"); !slices.Equal(d.ExportRanges, want) {
-		t.Errorf("export ranges %v, want %v (not the disabled pool, not the one without BGP export)", d.ExportRanges, want)
+	if want := pfx("10.1.0.0/16", "10.2.0.0/16"); !slices.Equal(d.ExportRanges, want) {
+		t.Errorf("export ranges %v, want %v (the disabled pool too, not the one without BGP export)", d.ExportRanges, want)
 	}
 	if !d.Reflector {
 		t.Error("a node with a routeReflectorClusterID is not a reflector")
@@ -77,5 +78,20 @@ func TestComputeDesired(t *testing.T) {
 	}
 	if !slices.Equal(d.Problems, snap.LeftOut) {
 		t.Errorf("problems %v, want %v", d.Problems, snap.LeftOut)
+	}
+}
+
+// An IPIP pool is never routed natively in silence; a disabled VXLAN pool
+// keeps its blocks on the tunnel.
+func TestIPIPPoolsAreNamedAndDisabledPoolsStayRouted(t *testing.T) {
+	ipip := testPool("tunnelled", "10.5.0.0/16", "", false, false)
+	ipip.Spec.IPIPMode = "CrossSubnet"
+	off := testPool("retired", "10.6.0.0/16", "Always", true, false)
+	d := computeDesired(snapshot{Pools: []*datastore.IPPool{ipip, off}}, self{Name: "a"})
+	if len(d.Problems) == 0 || !strings.Contains(d.Problems[0], `IPPool "tunnelled": spec.ipipMode: "CrossSubnet": petrel does not encapsulate with IPIP`) {
+		t.Errorf("problems %q, want the IPIP pool named", d.Problems)
+	}
+	if !d.VXLAN.Enabled {
+		t.Error("a disabled VXLAN pool's blocks lost their tunnel")
 	}
 }

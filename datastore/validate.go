@@ -225,6 +225,9 @@ func (p *BGPPeer) Validate() error {
 		return err
 	}
 	s := p.Spec
+	if s.LocalWorkloadSelector != "" && s.PeerIP == "" && s.PeerSelector == "" {
+		return nil // Calico's workload peering has no peerIP; the mesh names it unsupported
+	}
 	if s.PeerIP == "" && s.PeerSelector == "" {
 		return invalid(p, "spec.peerIP", "", "is required (or set spec.peerSelector)")
 	}

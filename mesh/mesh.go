@@ -507,6 +507,11 @@ func (c *computation) bgpPeer(bp *datastore.BGPPeer) error {
 	if err := bp.Validate(); err != nil {
 		return fmt.Errorf("%w; peer skipped", err)
 	}
+	if bp.Spec.LocalWorkloadSelector != "" {
+		// Peering with workloads (Calico 3.29) needs per-pod sessions
+		// petrel does not build; a session to nobody would hide that.
+		return fmt.Errorf("BGPPeer %q: spec.localWorkloadSelector: peering with local workloads is not supported; peer skipped", bp.Name)
+	}
 	sc, err := parseScope(bp)
 	if err != nil {
 		return err

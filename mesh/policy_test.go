@@ -125,3 +125,11 @@ func TestBGPFilterValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalWorkloadSelectorIsNamed(t *testing.T) {
+	res := Desired(Input{NodeName: selfName, Nodes: []*datastore.Node{mkNode(selfName, selfIP)},
+		Peers: []*datastore.BGPPeer{mkPeer("pods", datastore.BGPPeerSpec{LocalWorkloadSelector: "app == 'lb'", ASNumber: 65001})}})
+	if len(res.Peers) != 0 || !strings.Contains(errs(res.Problems), `BGPPeer "pods": spec.localWorkloadSelector: peering with local workloads is not supported`) {
+		t.Errorf("peers %v, problems %q", res.Peers, errs(res.Problems))
+	}
+}
