@@ -80,8 +80,13 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	}
 	first := desiredNow()
 
+	var bind netip.Addr
+	if first.BindNodeIP {
+		bind = ip.Addr()
+	}
 	a, err := startAgent(ctx, agentConfig{
-		NodeName: opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
+		ListenAddress: bind,
+		NodeName:      opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
 		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
 		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) }, Forwarding: opts.Forwarding,
 		Skipped: st.skippedByKind,

@@ -51,9 +51,11 @@ type desired struct {
 	// RoutePolicy is the peers' BGPFilters and next-hop modes and the
 	// prefixAdvertisements communities.
 	RoutePolicy bgp.RoutePolicy
-	// ASN and ListenPort are read at start only; a change is reported.
+	// ASN, ListenPort and BindNodeIP (bindMode NodeIP: listen on the
+	// node's address only) are read at start only; a change is reported.
 	ASN        uint32
 	ListenPort uint16
+	BindNodeIP bool
 	// ExportRanges are the pools inside which learned routes may be
 	// advertised (calico_export_to_bgp_peers).
 	ExportRanges []netip.Prefix
@@ -107,9 +109,10 @@ func computeDesired(snap snapshot, me self) desired {
 		logLevel = &l
 	}
 	return desired{
-		LogLevel: logLevel,
-		Services: services.ConfigFrom(defaultConfig(snap.Configs)),
-		Peers:    res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
+		BindNodeIP: nodeSetting(snap.Configs, me.Name, func(s *datastore.BGPConfigurationSpec) string { return s.BindMode }) == "NodeIP",
+		LogLevel:   logLevel,
+		Services:   services.ConfigFrom(defaultConfig(snap.Configs)),
+		Peers:      res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
 		ExportRanges: exportRanges(snap.Pools),
 		Reflector:    isReflector(snap.Nodes, me.Name),
 		Originated:   originated,

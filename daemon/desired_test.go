@@ -95,3 +95,25 @@ func TestIPIPPoolsAreNamedAndDisabledPoolsStayRouted(t *testing.T) {
 		t.Error("a disabled VXLAN pool's blocks lost their tunnel")
 	}
 }
+
+// bindMode NodeIP: the node's own BGPConfiguration first, then default's.
+func TestBindModeNodeIP(t *testing.T) {
+	cfg := func(name, mode string) *datastore.BGPConfiguration {
+		c := &datastore.BGPConfiguration{Spec: datastore.BGPConfigurationSpec{BindMode: mode}}
+		c.Name = name
+		return c
+	}
+	for _, tc := range []struct {
+		configs []*datastore.BGPConfiguration
+		want    bool
+	}{
+		{nil, false},
+		{[]*datastore.BGPConfiguration{cfg("default", "NodeIP")}, true},
+		{[]*datastore.BGPConfiguration{cfg("default", "NodeIP"), cfg("node.a", "None")}, false},
+		{[]*datastore.BGPConfiguration{cfg("default", "None"), cfg("node.b", "NodeIP")}, false},
+	} {
+		if d := computeDesired(snapshot{Configs: tc.configs}, self{Name: "a"}); d.BindNodeIP != tc.want {
+			t.Errorf("configs %v: BindNodeIP %v, want %v", tc.configs, d.BindNodeIP, tc.want)
+		}
+	}
+}

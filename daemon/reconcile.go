@@ -119,7 +119,7 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 		loop = append(loop, &serviceReconciler{controller: t.services})
 	}
 	return append(loop,
-		&statusReconciler{api: t.api, log: t.log, startedASN: first.ASN, startedPort: first.ListenPort},
+		&statusReconciler{api: t.api, log: t.log, startedASN: first.ASN, startedPort: first.ListenPort, startedBind: first.BindNodeIP},
 		&policyReconciler{speaker: t.speaker},
 		&peerReconciler{speaker: t.speaker})
 }

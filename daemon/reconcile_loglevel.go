@@ -13,17 +13,24 @@ import (
 // object first, then "default"; ok is false when neither sets one (the
 // environment's BGP_LOGSEVERITYSCREEN then stands).
 func logLevelFrom(configs []*datastore.BGPConfiguration, node string) (level slog.Level, ok bool) {
+	s := nodeSetting(configs, node, func(s *datastore.BGPConfigurationSpec) string { return s.LogSeverityScreen })
+	if l, err := config.CalicoLogLevel(s); s != "" && err == nil {
+		return l, true
+	}
+	return 0, false
+}
+
+// nodeSetting is a BGPConfiguration field as Calico reads it: the node's
+// own object's value when it sets one, else default's ("" when neither).
+func nodeSetting(configs []*datastore.BGPConfiguration, node string, field func(*datastore.BGPConfigurationSpec) string) string {
 	for _, name := range []string{"node." + node, "default"} {
 		for _, c := range configs {
-			if c.Name != name || c.Spec.LogSeverityScreen == "" {
-				continue
-			}
-			if l, err := config.CalicoLogLevel(c.Spec.LogSeverityScreen); err == nil {
-				return l, true
+			if c.Name == name && field(&c.Spec) != "" {
+				return field(&c.Spec)
 			}
 		}
 	}
-	return 0, false
+	return ""
 }
 
 // logLevelReconciler applies logSeverityScreen live, as confd re-renders

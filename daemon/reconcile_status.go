@@ -20,6 +20,7 @@ type statusReconciler struct {
 	// started are the ASN and listen port the node runs with.
 	startedASN  uint32
 	startedPort uint16
+	startedBind bool
 }
 
 func (r *statusReconciler) Name() string { return "status" }
@@ -30,8 +31,8 @@ func (r *statusReconciler) Reconcile(_ context.Context, d *desired) error {
 			r.log.Error("datastore object skipped", "problem", p)
 		}
 	}
-	if d.ASN != r.startedASN || d.ListenPort != r.startedPort {
-		r.log.Warn("AS number or listen port changed; takes effect after a restart", "as", d.ASN, "listenPort", d.ListenPort)
+	if d.ASN != r.startedASN || d.ListenPort != r.startedPort || d.BindNodeIP != r.startedBind {
+		r.log.Warn("AS number, listen port or bindMode changed; takes effect after a restart", "as", d.ASN, "listenPort", d.ListenPort, "bindNodeIP", d.BindNodeIP)
 	}
 	return nil
 }
