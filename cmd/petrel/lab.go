@@ -22,7 +22,7 @@ func newLabCmd() *cobra.Command {
 func newLabUpCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "up FILE.clab.yml",
-		Short: "Create namespaces, links, etcd, petrel daemons, BIRD and pods; wait until pods reach each other",
+		Short: "Create namespaces, links, etcd, petrel daemons, BIRD and pods (or a Kubernetes cluster running petrel as a DaemonSet); wait until pods reach each other",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lab.Up(cmd.Context(), args[0], lab.Options{Out: cmd.OutOrStdout()})
