@@ -13,8 +13,10 @@ all: build
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/petrel-net/petrel/internal/version.Version=$(VERSION)
 
+# Static (pure Go), as deploy/Dockerfile builds it: the Kubernetes lab puts
+# this binary in its petrel image.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/petrel
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/petrel
 
 # deps installs the Debian packages the e2e tests and the demo need (root).
 deps:
@@ -24,6 +26,12 @@ deps:
 # once, into $$PETREL_CACHE (default /var/cache/petrel); warm runs are instant.
 kube-apiserver:
 	./hack/kube-apiserver.sh
+
+# k8s-binaries builds what the Kubernetes lab runs besides kube-apiserver
+# (kubelet, kube-controller-manager, kube-scheduler), once, into the same
+# cache; a cold build takes long (see README), warm runs are instant.
+k8s-binaries: kube-apiserver
+	./hack/k8s-binaries.sh kubelet kube-controller-manager kube-scheduler
 
 # test = lint + unit tests + end-to-end tests (root; they skip without it)
 # + a short run of every fuzz target.
@@ -78,6 +86,17 @@ lab: deps build
 
 lab-down: build
 	./bin/petrel lab down deploy/lab/mesh3.clab.yml
+
+# k8s-lab brings up deploy/lab/k8s3.clab.yml: a Kubernetes control plane and
+# three containerd + kubelet nodes in network namespaces, petrel as the
+# deploy/k8s DaemonSet, 6 test pods (root; docs/lab.md); k8s-lab-down
+# removes it.
+.PHONY: k8s-binaries k8s-lab k8s-lab-down
+k8s-lab: deps build k8s-binaries
+	./bin/petrel lab up deploy/lab/k8s3.clab.yml && ./bin/petrel lab status k8s3
+
+k8s-lab-down: build
+	./bin/petrel lab down k8s3
 
 clean:
 	rm -rf bin
