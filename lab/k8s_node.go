@@ -179,10 +179,35 @@ func nodeEnter(pid int) []string {
 	return []string{"nsenter", "--target", strconv.Itoa(pid), "--mount", "--net"}
 }
 
-// ctr runs ctr against a node's containerd, in the k8s.io namespace the
-// CRI uses.
+// ctr runs ctr against a node's containerd.
 func (k *kubeBuilder) ctr(node string, args ...string) (string, error) {
-	kn := k.nodes[node]
-	out, err := run("nsenter", append(nodeEnter(kn.containerd.pid), append([]string{"ctr", "--address", containerdSock, "-n", "k8s.io"}, args...)...)...)
+	return ctrIn(k.nodes[node].containerd.pid, args...)
+}
+
+// ctrIn runs ctr against the containerd with this pid, in the k8s.io
+// namespace the CRI uses.
+func ctrIn(pid int, args ...string) (string, error) {
+	out, err := run("nsenter", append(nodeEnter(pid), append([]string{"ctr", "--address", containerdSock, "-n", "k8s.io"}, args...)...)...)
 	return strings.TrimSpace(out), err
+}
+
+// KubeImportPetrel writes a petrel image of binary tagged tag and imports
+// it into every node's containerd, for a rolling update of the DaemonSet;
+// it returns the image's name.
+func KubeImportPetrel(s *State, binary, tag string) (string, error) {
+	image := petrelRepo + ":" + tag
+	archive := filepath.Join(s.Kube.Dir, "images", "petrel-"+tag+".tar")
+	if err := petrelImage(archive, binary, image); err != nil {
+		return "", err
+	}
+	for _, n := range s.kubeNodeNames() {
+		pid, ok := pidFile(s.Name, n+"-containerd")
+		if !ok {
+			return "", fmt.Errorf("node %s: no containerd pid file", n)
+		}
+		if _, err := ctrIn(pid, "images", "import", archive); err != nil {
+			return "", fmt.Errorf("node %s: %w", n, err)
+		}
+	}
+	return image, nil
 }
