@@ -33,10 +33,11 @@ kube-apiserver:
 k8s-binaries: kube-apiserver
 	./hack/k8s-binaries.sh kubelet kube-controller-manager kube-scheduler
 
-# test = lint + unit tests + end-to-end tests (root; they skip without it)
+# test = lint + unit tests + end-to-end tests (root; they skip without it;
+# the Kubernetes lab test, ~4.5 min, also without make k8s-binaries)
 # + a short run of every fuzz target.
 test: deps lint build kube-apiserver
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(MAKE) fuzz
 
 # fuzz runs each decoder's fuzz target for FUZZTIME (package:target); a
@@ -57,7 +58,7 @@ unit:
 	$(GO) test -count=1 -short $(PKGS)
 
 e2e: deps build
-	$(GO) test -count=1 -timeout 20m -v ./e2e/...
+	$(GO) test -count=1 -timeout 30m -v ./e2e/...
 
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/...

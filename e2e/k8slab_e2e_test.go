@@ -50,6 +50,7 @@ func TestLabK8s3(t *testing.T) {
 	const name = "k8s3"
 	_, _ = labCLI(t, "down", name) // a previous run's leftovers
 	t.Cleanup(func() { _, _ = labCLI(t, "down", name) })
+	hostBefore := hostNodePaths()
 
 	for round := 1; round <= 2; round++ {
 		start := time.Now()
@@ -69,6 +70,11 @@ func TestLabK8s3(t *testing.T) {
 		}
 		if left := k8sLabLeftovers(t, name); len(left) > 0 {
 			t.Fatalf("round %d: down left %v", round, left)
+		}
+		for p := range hostNodePaths() {
+			if !hostBefore[p] {
+				t.Errorf("round %d: %s appeared on the host (a node's path that should stay in its mount namespace)", round, p)
+			}
 		}
 	}
 }
@@ -316,7 +322,7 @@ func petrelIn(t *testing.T, st *lab.State, args ...string) (string, error) {
 }
 
 // k8sLabLeftovers adds to labLeftovers what a Kubernetes lab could leave:
-// its directory under /var/lib/petrel-lab, the kubelets' cgroups, mounts
+// its directory under /var/cache/petrel-lab, the kubelets' cgroups, mounts
 // and processes of its nodes (containerd shims, pods).
 func k8sLabLeftovers(t *testing.T, name string) []string {
 	t.Helper()
@@ -341,6 +347,19 @@ func k8sLabLeftovers(t *testing.T, name string) []string {
 		}
 	}
 	return left
+}
+
+// hostNodePaths are the paths a Kubernetes node writes (CNI, containerd,
+// kubelet) that exist on the host: a lab must create none of them there.
+func hostNodePaths() map[string]bool {
+	have := map[string]bool{}
+	for _, p := range []string{"/etc/cni", "/opt/cni", "/run/containerd", "/var/lib/containerd", "/var/lib/kubelet",
+		"/var/log/pods", "/var/log/containers", "/var/run/petrel", "/usr/libexec/kubernetes", "/opt/containerd"} {
+		if _, err := os.Stat(p); err == nil {
+			have[p] = true
+		}
+	}
+	return have
 }
 
 func pollFor(timeout time.Duration, fn func() error) error {

@@ -97,7 +97,9 @@ func (k *kubeBuilder) startControlPlane(ctx context.Context, n *NodeState) error
 	if _, err := k.startProc(n, "kube-controller-manager", nil, bins["kube-controller-manager"],
 		"--kubeconfig="+cm, "--authentication-kubeconfig="+cm, "--authorization-kubeconfig="+cm,
 		"--service-account-private-key-file="+p.path("sa.key"), "--root-ca-file="+p.path("ca.crt"),
-		"--use-service-account-credentials=true", "--leader-elect=false", "--bind-address=127.0.0.1"); err != nil {
+		"--use-service-account-credentials=true", "--leader-elect=false", "--bind-address=127.0.0.1",
+		// It creates this directory; by default /usr/libexec/kubernetes/... on the host.
+		"--flex-volume-plugin-dir="+filepath.Join(k.dir, "flexvolume")); err != nil {
 		return err
 	}
 	sc := kcs["system:kube-scheduler"]

@@ -16,10 +16,11 @@ const containerdSock = "/run/containerd/containerd.sock"
 
 // nodeScript prepares a node's mount namespace (made for it by unshare,
 // inside its network namespace) and becomes its containerd; the kubelet
-// joins the same namespaces. There every node has /etc and /opt of its own
-// (overlays on the host's: /etc/cni/net.d and /opt/cni/bin, which
-// install-cni fills through the DaemonSet's hostPath volumes, are the
-// node's), an empty /run (containerd's state and shim sockets, the pods'
+// joins the same namespaces. There every node has /etc, /opt and /var/lib
+// of its own (overlays on the host's: /etc/cni/net.d and /opt/cni/bin,
+// which install-cni fills through the DaemonSet's hostPath volumes, are the
+// node's, and so is the kubelet's fixed /var/lib/kubelet/device-plugins),
+// an empty /run (containerd's state and shim sockets, the pods'
 // netns files, /var/run/petrel) and /var/log, and the kernel settings the
 // kubelet checks (protectKernelDefaults) as files, so that the host's are
 // neither read nor written. Nothing of it is visible on the host, and all
@@ -27,9 +28,9 @@ const containerdSock = "/run/containerd/containerd.sock"
 const nodeScript = `#!/bin/sh
 set -eu
 nd=%[1]s
-for d in etc opt; do
-	mkdir -p "$nd/$d" "$nd/$d.work"
-	mount -t overlay overlay -o "lowerdir=/$d,upperdir=$nd/$d,workdir=$nd/$d.work" "/$d"
+for d in /etc /opt /var/lib; do
+	mkdir -p "$nd/upper$d" "$nd/work$d"
+	mount -t overlay overlay -o "lowerdir=$d,upperdir=$nd/upper$d,workdir=$nd/work$d" "$d"
 done
 mount -t tmpfs -o mode=755 tmpfs /run
 # Shared within the node (peer groups of its own; from the host's mounts,
@@ -82,7 +83,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 // kubeletConfig: cgroup v1 allowed (failCgroupV1), cgroupfs under a cgroup
 // root of the node's own, serving on the node's address, no swap or kernel
 // setting written, image GC and disk eviction out of the way of a shared
-// disk.
+// disk, flexvolume plugins in the node's directory (not /usr/libexec).
 const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -104,6 +105,7 @@ serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%%, imagefs.available: 1%%, nodefs.inodesFree: 1%%}
+volumePluginDir: %[5]s
 `
 
 // kubeNode is what the lab keeps of a running node.
@@ -126,7 +128,7 @@ func (k *kubeBuilder) startKubeNode(n *NodeState) error {
 	files := map[string]string{
 		"node.sh":         fmt.Sprintf(nodeScript, nd),
 		"containerd.toml": fmt.Sprintf(containerdConfig, nd, containerdSock, PauseImage),
-		"kubelet.yaml":    fmt.Sprintf(kubeletConfig, n.NS, containerdSock, hostOf(n.Addr), k.pki.path("ca.crt")),
+		"kubelet.yaml":    fmt.Sprintf(kubeletConfig, n.NS, containerdSock, hostOf(n.Addr), k.pki.path("ca.crt"), filepath.Join(nd, "volume-plugins")),
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(nd, name), []byte(text), 0o644); err != nil {

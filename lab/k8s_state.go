@@ -8,9 +8,10 @@ import (
 
 // KubeRoot holds a Kubernetes lab's bulk, one directory per lab: the
 // PKI, the images and each node's containerd, kubelet and overlay files.
-// It is on disk, not under StateRoot, and outside the /etc, /opt, /run and
-// /var/log the nodes overlay.
-const KubeRoot = "/var/lib/petrel-lab"
+// It is on disk, not under StateRoot, and outside the /etc, /opt,
+// /var/lib, /run and /var/log the nodes overlay or replace (an overlay's
+// upper directory cannot be inside its lower one).
+const KubeRoot = "/var/cache/petrel-lab"
 
 // KubeVersion is the Kubernetes release the lab runs (hack/k8s-binaries.sh
 // builds it; KUBE_VERSION overrides both).
