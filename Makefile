@@ -13,8 +13,10 @@ all: build
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/petrel-net/petrel/internal/version.Version=$(VERSION)
 
+# Static (pure Go), as deploy/Dockerfile builds it: the Kubernetes lab puts
+# this binary in its petrel image.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/petrel
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/petrel
 
 # deps installs the Debian packages the e2e tests and the demo need (root).
 deps:
@@ -25,10 +27,18 @@ deps:
 kube-apiserver:
 	./hack/kube-apiserver.sh
 
+# k8s-binaries builds what the Kubernetes lab runs besides kube-apiserver
+# (kubelet, kube-controller-manager, kube-scheduler), once, into the same
+# cache; a cold build takes long (see README), warm runs are instant.
+k8s-binaries: kube-apiserver
+	./hack/k8s-binaries.sh kubelet kube-controller-manager kube-scheduler
+
 # test = lint + unit tests + end-to-end tests (root; they skip without it)
-# + a short run of every fuzz target.
-test: deps lint build kube-apiserver
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+# + a short run of every fuzz target. The Kubernetes binaries are one-time
+# builds into the cache (cold: ~17 min more), so the Kubernetes lab test
+# runs in CI too.
+test: deps lint build kube-apiserver k8s-binaries
+	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(MAKE) fuzz
 
 # fuzz runs each decoder's fuzz target for FUZZTIME (package:target); a
@@ -49,7 +59,7 @@ unit:
 	$(GO) test -count=1 -short $(PKGS)
 
 e2e: deps build
-	$(GO) test -count=1 -timeout 20m -v ./e2e/...
+	$(GO) test -count=1 -timeout 30m -v ./e2e/...
 
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/...
@@ -78,6 +88,17 @@ lab: deps build
 
 lab-down: build
 	./bin/petrel lab down deploy/lab/mesh3.clab.yml
+
+# k8s-lab brings up deploy/lab/k8s3.clab.yml: a Kubernetes control plane and
+# three containerd + kubelet nodes in network namespaces, petrel as the
+# deploy/k8s DaemonSet, 6 test pods (root; docs/lab.md); k8s-lab-down
+# removes it.
+.PHONY: k8s-binaries k8s-lab k8s-lab-down
+k8s-lab: deps build k8s-binaries
+	./bin/petrel lab up deploy/lab/k8s3.clab.yml && ./bin/petrel lab status k8s3
+
+k8s-lab-down: build
+	./bin/petrel lab down k8s3
 
 clean:
 	rm -rf bin

@@ -349,7 +349,8 @@ func mesh3Lab(t *testing.T) (etcdURL string, pods map[string][2]string) {
 
 // startLabPings pings, at ~200/s each, across nodes both ways, within a
 // node, and between the other pods; checkLabPings then stops them and
-// fails on any echo lost.
+// fails on any echo lost. pods are by "node1-pod1", ..., "node3-pod2",
+// each its namespace (a name, or a path) and address.
 func startLabPings(t *testing.T, pods map[string][2]string) []*labPing {
 	t.Helper()
 	var pings []*labPing
@@ -367,6 +368,9 @@ func startLabPings(t *testing.T, pods map[string][2]string) []*labPing {
 		// here (16 ms apart) and ~111/s at 0.009, and falls under 100/s
 		// at that when the machine is busy.
 		p.cmd = exec.Command("ip", "netns", "exec", from[0], "ping", "-i", "0.005", "-W", "1", to[1])
+		if strings.HasPrefix(from[0], "/") { // a Kubernetes pod's: /proc/PID/ns/net
+			p.cmd = exec.Command("nsenter", "--net="+from[0], "ping", "-i", "0.005", "-W", "1", to[1])
+		}
 		p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)

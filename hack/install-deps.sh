@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 go mod download
 
-packages=(bird2 frr gobgpd iproute2 iputils-ping iputils-arping tcpdump etcd-server curl)
+# containerd, runc, busybox-static and the standard CNI plugins make the
+# Kubernetes lab's nodes (docs/lab.md).
+packages=(bird2 frr gobgpd iproute2 iputils-ping iputils-arping tcpdump etcd-server curl
+	containerd runc busybox-static containernetworking-plugins)
 need=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
@@ -24,7 +27,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The packages' own services are not wanted: tests run their daemons in
 # network namespaces with their own sockets.
-for svc in bird frr gobgpd etcd; do
+for svc in bird frr gobgpd etcd containerd; do
 	if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
 		systemctl stop "$svc" || true
 	fi

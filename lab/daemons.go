@@ -17,9 +17,28 @@ import (
 func hostOf(cidr string) string { h, _, _ := strings.Cut(cidr, "/"); return h }
 
 func (b *builder) startProc(n *NodeState, name string, env []string, args ...string) (*proc, error) {
-	p, err := start(b.state.Name, n.NS,
-		filepath.Join(b.dir, "logs", n.Name+"-"+name+".log"),
-		filepath.Join(b.dir, "pids", n.Name+"-"+name+".pid"), env, args...)
+	return b.track(start(b.state.Name, n.NS, b.logPath(n, name), b.pidPath(n, name), env, args...))
+}
+
+// startRaw is startProc for a command line that enters the node's
+// namespaces itself.
+func (b *builder) startRaw(n *NodeState, name string, args ...string) (*proc, error) {
+	p, err := b.track(startCmd(b.state.Name, b.logPath(n, name), b.pidPath(n, name), nil, args))
+	if p != nil {
+		p.name = name
+	}
+	return p, err
+}
+
+func (b *builder) logPath(n *NodeState, name string) string {
+	return filepath.Join(b.dir, "logs", n.Name+"-"+name+".log")
+}
+
+func (b *builder) pidPath(n *NodeState, name string) string {
+	return filepath.Join(b.dir, "pids", n.Name+"-"+name+".pid")
+}
+
+func (b *builder) track(p *proc, err error) (*proc, error) {
 	if err == nil {
 		b.procs = append(b.procs, p)
 	}
@@ -64,10 +83,7 @@ func (b *builder) startEtcd() error {
 	}
 	b.state.EtcdURL = "http://" + hostOf(n.Addr) + ":2379"
 	b.step("starting etcd on %s (%s)", n.Name, b.state.EtcdURL)
-	p, err := b.startProc(n, "etcd", nil, "etcd", "--data-dir", filepath.Join(b.dir, "etcd"), "--name", "lab",
-		"--listen-client-urls", b.state.EtcdURL, "--advertise-client-urls", b.state.EtcdURL,
-		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-		"--initial-cluster", "lab=http://127.0.0.1:2380")
+	p, err := b.startProc(n, "etcd", nil, etcdArgs(filepath.Join(b.dir, "etcd"), b.state.EtcdURL)...)
 	if err != nil {
 		return err
 	}
@@ -78,6 +94,14 @@ func (b *builder) startEtcd() error {
 		_, err := inNS(n.NS, b.opts.Petrel, "get", "ippools", "--datastore-type", "etcdv3", "--etcd-endpoints", b.state.EtcdURL)
 		return err
 	})
+}
+
+// etcdArgs runs a one-member etcd serving clientURL.
+func etcdArgs(dataDir, clientURL string) []string {
+	return []string{"etcd", "--data-dir", dataDir, "--name", "lab",
+		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--initial-cluster", "lab=http://127.0.0.1:2380"}
 }
 
 func (b *builder) startBird(n *NodeState) error {

@@ -37,6 +37,11 @@ func Down(name string, out io.Writer) error {
 		fmt.Fprintf(out, "[%s] stopping %d processes\n", name, len(pids))
 		killAll(pids, 5*time.Second)
 	}
+	// A Kubernetes lab's pods run in containerd's namespaces, unmarked:
+	// they are found by the kubelets' cgroups.
+	if err := removeCgroups(NSPrefix + name + "-"); err != nil {
+		errs = append(errs, err)
+	}
 	mine, err := labNamespaces(name)
 	if err != nil {
 		errs = append(errs, err)
@@ -55,12 +60,15 @@ func Down(name string, out io.Writer) error {
 		rest = append(rest, pid)
 	}
 	killAll(rest, time.Second)
-	if _, err := os.Stat(dir); err == nil {
-		fmt.Fprintf(out, "[%s] removing %s\n", name, dir)
-		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, err)
+	for _, d := range []string{dir, KubeDir(name)} {
+		if _, err := os.Stat(d); err == nil {
+			fmt.Fprintf(out, "[%s] removing %s\n", name, d)
+			if err := os.RemoveAll(d); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
+	_ = os.Remove(KubeRoot) // when no other lab uses it
 	if len(pids) == 0 && len(mine) == 0 && len(errs) == 0 {
 		fmt.Fprintf(out, "[%s] gone\n", name)
 	}

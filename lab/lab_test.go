@@ -49,7 +49,7 @@ func TestParseTopologyErrors(t *testing.T) {
 		{"name: x\n" + base + "  links:\n    - endpoints: [a:eth1, c:eth1]\n", `unknown node "c"`},
 		{"name: x\n" + base + "  links:\n    - endpoints: [a:eth1, b:eth1]\n    - endpoints: [a:eth1, e:eth1]\n", "used twice"},
 		{"name: x\n" + base + "  links:\n    - endpoints: [a:averyveryverylongname, b:eth1]\n", "at most 15"},
-		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd, pods: \"2\"}}\n", "on a petrel node"},
+		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd, pods: \"2\"}}\n", "on a petrel or kube-control-plane node"},
 		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd}}\n    s: {kind: bridge, labels: {petrel: node}}\n", "needs kind linux"},
 		{"name: x\n" + base + "    a: {kind: bridge}\n", `line 7: mapping key "a" already defined at line 5 (a duplicate name)`},
 		{"name: x\n" + base + "    f: {labels: {petrel: etcd}}\n", "have 2 [e f]"},

@@ -28,7 +28,17 @@ type State struct {
 	EtcdURL  string      `json:"etcdURL,omitempty"`
 	Nodes    []NodeState `json:"nodes"`
 	Pods     []PodState  `json:"pods,omitempty"`
+	Kube     *KubeState  `json:"kube,omitempty"` // a Kubernetes lab's
 	Ready    bool        `json:"ready"`
+}
+
+// datastoreEnv is how petrel commands reach the lab's datastore: its etcd,
+// or a Kubernetes lab's API server.
+func (s *State) datastoreEnv() []string {
+	if s.Kube != nil {
+		return []string{"DATASTORE_TYPE=kubernetes", "KUBECONFIG=" + s.Kube.Kubeconfig}
+	}
+	return []string{"DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + s.EtcdURL}
 }
 
 // NodeState is one topology node as built.
@@ -70,8 +80,10 @@ func (b *builder) save() error {
 // Exists reports whether anything of lab name is there: its state
 // directory or a namespace with its prefix.
 func Exists(name string) bool {
-	if _, err := os.Stat(Dir(name)); err == nil {
-		return true
+	for _, d := range []string{Dir(name), KubeDir(name)} {
+		if _, err := os.Stat(d); err == nil {
+			return true
+		}
 	}
 	nss, _ := labNamespaces(name)
 	return len(nss) > 0

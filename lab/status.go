@@ -39,6 +39,7 @@ type labStatus struct {
 	procs    map[string]string // by node: "etcd (pid 12) petrel (not running)"
 	sessions []nodeSessions    // of the petrel and router nodes, in node order
 	loss     map[[2]string]int // ping loss in percent, by [from, to] pod
+	kube     *kubeView         // a Kubernetes lab's
 	problems []string
 }
 
@@ -67,6 +68,9 @@ func gatherStatus(s *State) *labStatus {
 	if !s.Ready {
 		st.problem("up did not finish")
 	}
+	if s.Kube != nil {
+		st.gatherKube()
+	}
 	for _, n := range s.Nodes {
 		st.gatherSessions(n)
 	}
@@ -89,7 +93,7 @@ func (st *labStatus) problem(format string, args ...any) {
 // gatherProcs checks every process that has a pid file.
 func (st *labStatus) gatherProcs() {
 	for _, n := range st.state.Nodes {
-		for _, p := range []string{"etcd", "petrel", "bird", "zebra", "staticd", "bgpd"} {
+		for _, p := range append([]string{"etcd", "petrel", "bird", "zebra", "staticd", "bgpd"}, kubeProcs...) {
 			if pid, ok := pidFile(st.state.Name, n.Name+"-"+p); ok {
 				if alive(pid) {
 					st.procs[n.Name] += fmt.Sprintf("%s (pid %d) ", p, pid)
@@ -107,7 +111,7 @@ func (st *labStatus) gatherSessions(n NodeState) {
 	if n.Socket == "" {
 		return
 	}
-	if n.Role == "node" {
+	if n.Role == "node" || n.Role == RoleKubeNode {
 		ps, err := peers(n.Socket)
 		if err != nil {
 			st.problem("%s: %v", n.Name, err)
@@ -147,6 +151,10 @@ func (st *labStatus) render(w io.Writer) {
 	}
 	tw.Flush()
 
+	if st.kube != nil {
+		fmt.Fprintln(w)
+		st.kube.render(w)
+	}
 	for _, ns := range st.sessions {
 		fmt.Fprintln(w)
 		ns.render(w)

@@ -23,6 +23,9 @@ func run(name string, args ...string) (string, error) { return cmdutil.Run(name,
 // mounts the namespace's own /sys and /etc/netns/NS files for the program,
 // which a Go fork from a thread moved into the namespace would not.
 func inNS(ns string, args ...string) (string, error) {
+	if strings.HasPrefix(ns, "/") { // a pod's in a Kubernetes lab: /proc/PID/ns/net
+		return run("nsenter", append([]string{"--net=" + ns}, args...)...)
+	}
 	return run("ip", netnsExec(ns, args)...)
 }
 
@@ -55,12 +58,21 @@ func (p *proc) exited() bool {
 // /dev/null, output appended to logPath), marked with PETREL_LAB=lab, and
 // records its pid in pidPath. It outlives the command that started it.
 func start(lab, ns, logPath, pidPath string, env []string, args ...string) (*proc, error) {
+	p, err := startCmd(lab, logPath, pidPath, env, append([]string{"ip"}, netnsExec(ns, args)...)) // see inNS
+	if p != nil {
+		p.name = filepath.Base(args[0])
+	}
+	return p, err
+}
+
+// startCmd is start for a command line that enters its namespaces itself.
+func startCmd(lab, logPath, pidPath string, env []string, args []string) (*proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command("ip", netnsExec(ns, args)...) // see inNS
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(append(os.Environ(), envMarker+"="+lab), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

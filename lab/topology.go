@@ -26,10 +26,13 @@ const (
 	// LabelRole says what the lab runs in a kind linux node:
 	// "node" (a petrel daemon), "etcd" (the lab's datastore) or "bird"
 	// (BIRD 2 peering with every petrel node), "frr" (FRR's bgpd, the
-	// same). Nodes without it are plain
-	// namespaces (hosts, routers configured by exec).
+	// same); in a Kubernetes lab "kube-control-plane" (etcd and the
+	// control plane) and "kube-node" (containerd and a kubelet, petrel
+	// coming as the DaemonSet). Nodes without it are plain namespaces
+	// (hosts, routers configured by exec).
 	LabelRole = "petrel"
-	// LabelPods is how many pods to create on a petrel node ("2").
+	// LabelPods is how many pods to create on a petrel node ("2"); on a
+	// kube-control-plane node, the replicas of the lab's test Deployment.
 	LabelPods = "pods"
 	// LabelRR "true" on a bird node makes that BIRD a route reflector for
 	// every petrel node ("rr client"); the node-to-node mesh is then
@@ -112,7 +115,7 @@ func ParseTopology(b []byte) (*Topology, error) {
 	if len(t.Topology.Nodes) == 0 {
 		return nil, fmt.Errorf("topology: no nodes")
 	}
-	var etcds []string
+	var etcds, cps []string
 	for name, n := range t.Topology.Nodes {
 		if n == nil {
 			n = &TopoNode{Kind: "linux"}
@@ -121,14 +124,21 @@ func ParseTopology(b []byte) (*Topology, error) {
 		if err := checkNode(name, n); err != nil {
 			return nil, fmt.Errorf("topology: %w", err)
 		}
-		if n.Role() == "etcd" {
+		switch n.Role() {
+		case "etcd":
 			etcds = append(etcds, name)
+		case RoleKubeControlPlane:
+			cps = append(cps, name)
 		}
 	}
 	if err := t.checkPodNames(); err != nil {
 		return nil, err
 	}
-	if len(etcds) != 1 {
+	if t.Kube() {
+		if err := t.checkKube(cps); err != nil {
+			return nil, err
+		}
+	} else if len(etcds) != 1 {
 		sort.Strings(etcds)
 		return nil, fmt.Errorf("topology: want exactly one node labelled %s: etcd, have %d %v", LabelRole, len(etcds), etcds)
 	}
@@ -154,9 +164,9 @@ func checkNode(name string, n *TopoNode) error {
 	}
 	role := n.Role()
 	switch role {
-	case "", "node", "bird", "frr", "etcd":
+	case "", "node", "bird", "frr", "etcd", RoleKubeControlPlane, RoleKubeNode:
 	default:
-		return fmt.Errorf("node %s: label %s: %q (want node, etcd, bird or frr)", name, LabelRole, role)
+		return fmt.Errorf("node %s: label %s: %q (want node, etcd, bird, frr, %s or %s)", name, LabelRole, role, RoleKubeControlPlane, RoleKubeNode)
 	}
 	if role != "" && n.Kind != "linux" {
 		return fmt.Errorf("node %s: label %s needs kind linux", name, LabelRole)
@@ -165,8 +175,8 @@ func checkNode(name string, n *TopoNode) error {
 		return fmt.Errorf("node %s: label %s: %q (want \"true\" or \"false\", on a node labelled %s: bird or frr)", name, LabelRR, v, LabelRole)
 	}
 	if p, ok := n.Labels[LabelPods]; ok {
-		if v, err := strconv.Atoi(p); err != nil || v < 0 || v > 50 || role != "node" {
-			return fmt.Errorf("node %s: label pods: %q (want 0-50, on a petrel node)", name, p)
+		if v, err := strconv.Atoi(p); err != nil || v < 0 || v > 50 || (role != "node" && role != RoleKubeControlPlane) {
+			return fmt.Errorf("node %s: label pods: %q (want 0-50, on a petrel or kube-control-plane node)", name, p)
 		}
 	}
 	return nil
@@ -176,6 +186,9 @@ func checkNode(name string, n *TopoNode) error {
 // namespaces "<node>-podI".
 func (t *Topology) checkPodNames() error {
 	for name, n := range t.Topology.Nodes {
+		if n.Role() != "node" {
+			continue // a control plane's pods are a Deployment's
+		}
 		for i := 1; i <= n.Pods(); i++ {
 			if _, ok := t.Topology.Nodes[fmt.Sprintf("%s-pod%d", name, i)]; ok {
 				return fmt.Errorf("topology: node %s-pod%d: clashes with pod %d of node %s", name, i, i, name)

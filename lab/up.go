@@ -26,6 +26,12 @@ spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Ne
 type Options struct {
 	Petrel string    // the petrel binary the lab runs (default: this executable)
 	Out    io.Writer // progress lines
+	// ImageBinary is the (static) petrel binary a Kubernetes lab puts in
+	// its petrel image (default: Petrel).
+	ImageBinary string
+	// DeployDir holds the crds/ and k8s/ manifests a Kubernetes lab
+	// applies (default: the directory above the topology file's).
+	DeployDir string
 }
 
 type builder struct {
@@ -93,6 +99,12 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.save(); err != nil {
 		return err
 	}
+	if b.topo.Kube() {
+		if err := b.buildKube(ctx); err != nil {
+			return err
+		}
+		return b.ready()
+	}
 	if err := b.startEtcd(); err != nil {
 		return err
 	}
@@ -111,12 +123,17 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.waitPings(); err != nil {
 		return err
 	}
+	return b.ready()
+}
+
+// ready records and says that the lab is up.
+func (b *builder) ready() error {
 	b.state.Ready = true
 	if err := b.save(); err != nil {
 		return err
 	}
 	b.step("ready: %d namespaces, %d petrel nodes, %d pods (petrel lab status %s; petrel lab down %s)",
-		len(b.state.Nodes), len(b.petrels()), len(b.state.Pods), b.state.Name, b.state.Name)
+		len(b.state.Nodes), len(b.petrels())+len(b.kubeNodes()), len(b.state.Pods), b.state.Name, b.state.Name)
 	return nil
 }
 
@@ -253,9 +270,10 @@ func (b *builder) node(role string) *NodeState {
 	return nil
 }
 
-// petrelCmd runs a petrel client command inside ns against the lab's etcd.
+// petrelCmd runs a petrel client command inside ns against the lab's
+// datastore.
 func (b *builder) petrelCmd(ns string, env []string, args ...string) (string, error) {
-	full := append([]string{"env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + b.state.EtcdURL}, env...)
+	full := append(append([]string{"env"}, b.state.datastoreEnv()...), env...)
 	return inNS(ns, append(append(full, b.opts.Petrel), args...)...)
 }
 
@@ -276,7 +294,11 @@ func (b *builder) applyResources() error {
 	if err := os.WriteFile(path, []byte(docs), 0o644); err != nil {
 		return err
 	}
-	_, err := b.petrelCmd(b.node("etcd").NS, nil, "apply", "-f", path)
+	ds := b.node("etcd")
+	if ds == nil {
+		ds = b.node(RoleKubeControlPlane)
+	}
+	_, err := b.petrelCmd(ds.NS, nil, "apply", "-f", path)
 	return err
 }
 

@@ -23,10 +23,11 @@ func newLabCmd() *cobra.Command {
 
 func newLabUpCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "up FILE.clab.yml",
-		Short:   "Create namespaces, links, etcd, petrel daemons, BIRD and pods; wait until pods reach each other",
-		Example: `  sudo petrel lab up deploy/lab/mesh3.clab.yml`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "up FILE.clab.yml",
+		Short: "Create namespaces, links, etcd, petrel daemons, BIRD and pods (or a Kubernetes cluster running petrel as a DaemonSet); wait until pods reach each other",
+		Example: "  sudo petrel lab up deploy/lab/mesh3.clab.yml\n" +
+			"  sudo petrel lab up deploy/lab/k8s3.clab.yml   # kubelets, containerd, the DaemonSet (make k8s-binaries first)",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lab.Up(cmd.Context(), args[0], lab.Options{Out: cmd.OutOrStdout()})
 		},

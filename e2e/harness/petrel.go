@@ -26,7 +26,10 @@ func RunWithPetrel(m *testing.M, bin *string) int {
 	}
 	defer os.RemoveAll(dir)
 	*bin = filepath.Join(dir, "petrel")
+	// Static, as deploy/Dockerfile builds it: the Kubernetes lab puts it in
+	// an image.
 	build := exec.Command("go", "build", "-o", *bin, "github.com/petrel-net/petrel/cmd/petrel")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building petrel:", err)
