@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -389,6 +390,13 @@ func fromNativePath(ap *apiutil.Path) Path {
 			}
 		case *bgppacket.PathAttributeCommunities:
 			p.LLGRStale = slices.Contains(a.Value, uint32(bgppacket.COMMUNITY_LLGR_STALE))
+			for _, c := range a.Value {
+				p.Communities = append(p.Communities, fmt.Sprintf("%d:%d", c>>16, c&0xffff))
+			}
+		case *bgppacket.PathAttributeLargeCommunities:
+			for _, c := range a.Values {
+				p.Communities = append(p.Communities, fmt.Sprintf("%d:%d:%d", c.ASN, c.LocalData1, c.LocalData2))
+			}
 		}
 	}
 	return p

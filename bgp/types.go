@@ -293,6 +293,9 @@ type Path struct {
 	// carries the LLGR_STALE community): used only when nothing better
 	// exists.
 	LLGRStale bool
+	// Communities are the path's standard ("aa:nn") and large
+	// ("aa:nn:mm") communities; nil for most paths in a Calico cluster.
+	Communities []string
 }
 
 // Route is the speaker's current decision for one prefix: the best path

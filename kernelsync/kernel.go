@@ -68,6 +68,9 @@ type Sync struct {
 	// kernel sync does not program them, whatever BGP says.
 	excluded   map[netip.Prefix]bool
 	excludeReq chan excludeRequest
+	// queryReq runs read-only questions (explain, the FIB view) on Run's
+	// goroutine, which owns the state they read.
+	queryReq chan func()
 	// stopped is closed when Run returns, so SetExcluded never waits for a
 	// loop that is gone.
 	stopped chan struct{}
@@ -111,6 +114,7 @@ func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.
 		blackholeReq: make(chan map[netip.Prefix]bool, 1),
 		excluded:     map[netip.Prefix]bool{},
 		excludeReq:   make(chan excludeRequest),
+		queryReq:     make(chan func()),
 		stopped:      make(chan struct{}),
 		dev:          newDevices(cfg.Interfaces, lookup),
 	}
@@ -264,6 +268,8 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 			s.replaceSet(&s.blackholes, want)
 		case req := <-s.excludeReq:
 			s.applyExcluded(req)
+		case q := <-s.queryReq:
+			q()
 		case <-peerQ.Ready():
 			peerQ.Drain(func(netip.Addr, bgp.PeerEvent) {})
 			s.checkRestartDone(drainRoutes)
