@@ -73,6 +73,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		return err
 	}
 	defer a.stop()
+	a.api.snapshot = st.read
 	loop := datastoreLoop(a.targets(), first, func(ctx context.Context) (tunnel, error) {
 		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, ip.Addr(), log)
 		if err != nil {

@@ -60,8 +60,6 @@ func ProtocolName(p int) string {
 		return "boot"
 	case 4:
 		return "static"
-	case 12:
-		return "12 (bird)"
 	}
 	return fmt.Sprint(p)
 }

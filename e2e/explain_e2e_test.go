@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/petrel-net/petrel/e2e/harness"
+	petrelpb "github.com/petrel-net/petrel/proto"
+)
+
+// explain runs `petrel explain -o json` on node p and returns the answer
+// and the exit status.
+func explain(t *testing.T, p *petrelNode, target string) (*petrelpb.ExplainResponse, int) {
+	t.Helper()
+	out, err := p.Run(petrelBin, "explain", target, "-o", "json", "--socket", p.socket)
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("explain %s on %s: %v", target, p.Name, err)
+	}
+	resp := &petrelpb.ExplainResponse{}
+	if err := protojson.Unmarshal([]byte(out), resp); err != nil {
+		t.Fatalf("explain %s on %s: exit %d, %v\n%s", target, p.Name, code, err, out)
+	}
+	return resp, code
+}
+
+// explainUntil retries explain until check passes (routes take a moment to
+// travel), failing with the last answer.
+func explainUntil(t *testing.T, p *petrelNode, target string, wantCode int, check func(*petrelpb.ExplainResponse) error) *petrelpb.ExplainResponse {
+	t.Helper()
+	var last *petrelpb.ExplainResponse
+	harness.Eventually(t, 20*time.Second, 250*time.Millisecond, func() error {
+		resp, code := explain(t, p, target)
+		last = resp
+		if code != wantCode {
+			return fmt.Errorf("exit %d, want %d: %v", code, wantCode, resp.Summary)
+		}
+		return check(resp)
+	}, "explain %s on %s", target, p.Name)
+	return last
+}
+
+// TestExplain asks `petrel explain` about each kind of prefix on an etcd
+// cluster of three nodes and an eBGP BIRD ToR: node1's own IPAM block
+// (originated, blackhole, exported; rejected towards the ToR by a
+// BGPFilter rule), the same block on node2 (learned, installed), a block
+// two nodes announce (ECMP), a block a foreign kernel route holds, and
+// prefixes nobody knows.
+func TestExplain(t *testing.T) {
+	c := newClusterLab(t, 3, seedPool)
+	n1, n2 := c.nodes[0], c.nodes[1]
+	const own, ecmp, held = "192.168.50.0/26", "192.168.60.0/26", "192.168.70.0/26"
+	// The foreign route is there first: kernel sync must not override it.
+	n1.MustRun(t, "ip", "route", "add", held, "dev", "eth1", "proto", "kernel")
+	c.petrel(t, "ipam", "allocate", "--handle", "explain-test", "--node", "node1", "--ip", "192.168.50.5")
+	for _, n := range c.nodes[1:] {
+		n.MustRun(t, "ip", "route", "add", "blackhole", ecmp, "proto", "static")
+	}
+	c.nodes[2].MustRun(t, "ip", "route", "add", "blackhole", held, "proto", "static")
+
+	t.Run("local block", func(t *testing.T) {
+		explainUntil(t, n1, own, 0, func(r *petrelpb.ExplainResponse) error {
+			o := r.Origin
+			if o.Block != own || o.Affinity != "node1" || o.Pool != "default-ipv4-ippool" || !strings.Contains(strings.Join(o.Sources, ","), "originate") {
+				return fmt.Errorf("origin %v", o)
+			}
+			if r.Fib.GetOwner() != "kernel sync (block blackhole)" || !r.Fib.Installed {
+				return fmt.Errorf("kernel %v", r.Fib)
+			}
+			if len(r.Exports) != 2 {
+				return fmt.Errorf("exports %v", r.Exports)
+			}
+			for _, e := range r.Exports {
+				if !e.Exported || !strings.Contains(e.Rule, "originated") {
+					return fmt.Errorf("export %v", e)
+				}
+			}
+			return nil
+		})
+	})
+	t.Run("remote block, by address", func(t *testing.T) {
+		explainUntil(t, n2, "192.168.50.5", 0, func(r *petrelpb.ExplainResponse) error {
+			if r.Prefix != own || len(r.Paths) != 1 || r.Paths[0].Peer != "10.0.0.1" || r.Origin.Affinity != "node1" {
+				return fmt.Errorf("prefix %s paths %v origin %v", r.Prefix, r.Paths, r.Origin)
+			}
+			if f := r.Fib; f.GetOwner() != "kernel sync" || len(f.NextHops) != 1 || f.NextHops[0].Gateway != "10.0.0.1" {
+				return fmt.Errorf("kernel %v", f)
+			}
+			return nil
+		})
+	})
+	t.Run("ECMP", func(t *testing.T) {
+		explainUntil(t, n1, ecmp, 0, func(r *petrelpb.ExplainResponse) error {
+			if len(r.Paths) != 2 || len(r.Fib.GetNextHops()) != 2 {
+				return fmt.Errorf("paths %v, kernel %v", r.Paths, r.Fib)
+			}
+			return nil
+		})
+	})
+	t.Run("foreign route holds the prefix", func(t *testing.T) {
+		explainUntil(t, n1, held, 1, func(r *petrelpb.ExplainResponse) error {
+			if f := r.Fib; f.Installed || !f.Wanted || !strings.Contains(f.Reason, "foreign route (protocol kernel") || f.Owner != "foreign (protocol kernel)" {
+				return fmt.Errorf("kernel %v", f)
+			}
+			return nil
+		})
+	})
+	t.Run("unknown", func(t *testing.T) {
+		for _, target := range []string{"10.99.0.0/24", "172.31.9.9"} {
+			if r, code := explain(t, n1, target); code != 2 || r.Verdict != petrelpb.ExplainResponse_UNKNOWN {
+				t.Errorf("%s: exit %d, %v", target, code, r)
+			}
+		}
+	})
+	t.Run("rejected by a BGPFilter rule", func(t *testing.T) {
+		tor := c.lab.Node("tor")
+		c.lab.Attach(c.hub, "br0", tor, "eth1", "10.0.0.200/24")
+		c.bird = harness.StartBird(t, tor, birdConfig("10.0.0.200", 65001, nil, map[string]string{"node1": "10.0.0.1 as 64512"}))
+		c.apply(t, `apiVersion: projectcalico.org/v3
+kind: BGPFilter
+metadata: {name: edge}
+spec:
+  exportV4:
+  - {action: Accept, matchOperator: Equal, cidr: 192.168.60.0/26}
+  - {action: Reject, matchOperator: In, cidr: 192.168.48.0/20}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor-node1}
+spec: {node: node1, peerIP: 10.0.0.200, asNumber: 65001, filters: [edge]}
+`)
+		established(t, "bird", c.bird.ProtocolState, "node1")
+		want := `BGPFilter "edge": spec.exportV4[1] (Reject)`
+		explainUntil(t, n1, own, 1, func(r *petrelpb.ExplainResponse) error {
+			for _, e := range r.Exports {
+				if e.Peer == "10.0.0.200" && !e.Exported && e.Rule == want && e.Ebgp {
+					return nil
+				}
+			}
+			return fmt.Errorf("no export to the ToR rejected by %s: %v", want, r.Exports)
+		})
+		// What explain says is what BIRD sees.
+		rs, err := c.bird.RoutesFrom("node1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := rs[own]; ok {
+			t.Errorf("BIRD has %s from node1, the filter should keep it home", own)
+		}
+	})
+	t.Run("table output", func(t *testing.T) {
+		for _, target := range []string{own, held, "192.168.60.9"} {
+			out, _ := n1.Run(petrelBin, "explain", target, "--socket", n1.socket)
+			if !strings.Contains(out, "origin:") || !strings.Contains(out, "kernel:") {
+				t.Errorf("explain %s:\n%s", target, out)
+			}
+			t.Logf("petrel explain %s\n%s", target, out)
+		}
+	})
+}
