@@ -90,4 +90,3 @@ func withoutDefault(ps []netip.Prefix) []netip.Prefix {
 	}
 	return out
 }
-
