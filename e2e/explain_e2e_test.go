@@ -157,6 +157,43 @@ spec: {node: node1, peerIP: 10.0.0.200, asNumber: 65001, filters: [edge]}
 			t.Errorf("BIRD has %s from node1, the filter should keep it home", own)
 		}
 	})
+	t.Run("FIB view", func(t *testing.T) {
+		fibView := func(args ...string) map[string]*petrelpb.FIBRoute {
+			t.Helper()
+			out := n1.MustRun(t, append([]string{petrelBin, "routes", "--fib", "-o", "json", "--socket", n1.socket}, args...)...)
+			resp := &petrelpb.ListFIBResponse{}
+			if err := protojson.Unmarshal([]byte(out), resp); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			m := map[string]*petrelpb.FIBRoute{}
+			for _, r := range resp.Routes {
+				m[r.Prefix] = r
+			}
+			return m
+		}
+		all := fibView()
+		if r := all[own]; r == nil || !r.Installed || r.Owner != "kernel sync (block blackhole)" || len(r.Peers) != 0 {
+			t.Errorf("own block: %v", r)
+		}
+		if r := all[ecmp]; r == nil || !r.Installed || strings.Join(r.Peers, ",") != "10.0.0.2,10.0.0.3" || len(r.NextHops) != 2 {
+			t.Errorf("ECMP block: %v", r)
+		}
+		if r := all[held]; r == nil || r.Installed || !strings.Contains(r.Reason, "foreign route") {
+			t.Errorf("held block: %v", r)
+		}
+		fromN2 := fibView("--peer", "10.0.0.2")
+		if _, ok := fromN2[held]; ok || fromN2[ecmp] == nil {
+			t.Errorf("--peer 10.0.0.2: %v", fromN2)
+		}
+		if within := fibView("--within", "192.168.64.0/20"); len(within) != 1 || within[held] == nil {
+			t.Errorf("--within: %v", within)
+		}
+		out := n1.MustRun(t, petrelBin, "routes", "--fib", "--socket", n1.socket)
+		t.Logf("petrel routes --fib\n%s", out)
+		if y := n1.MustRun(t, petrelBin, "routes", "--fib", "-o", "yaml", "--peer", "10.0.0.3", "--socket", n1.socket); !strings.Contains(y, "prefix: 192.168.70.0/26") {
+			t.Errorf("yaml:\n%s", y)
+		}
+	})
 	t.Run("table output", func(t *testing.T) {
 		for _, target := range []string{own, held, "192.168.60.9"} {
 			out, _ := n1.Run(petrelBin, "explain", target, "--socket", n1.socket)

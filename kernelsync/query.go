@@ -70,20 +70,38 @@ func (s *Sync) Entry(ctx context.Context, p netip.Prefix) (FIBEntry, error) {
 	return out, err
 }
 
-// Entries returns kernel sync's state for every prefix it knows (without
-// the kernel's routes), sorted.
+// Entries returns kernel sync's state for every prefix it knows, learned
+// alien routes included, each with the kernel's routes at its prefix (one
+// read of the table for all), sorted.
 func (s *Sync) Entries(ctx context.Context) ([]FIBEntry, error) {
 	var out []FIBEntry
-	err := s.query(ctx, func() {
-		for p := range s.fib.entries {
-			out = append(out, s.entrySnapshot(p))
-		}
-		for p := range s.learned {
-			if s.fib.get(p) == nil {
+	var err error
+	qerr := s.query(ctx, func() {
+		byPrefix := map[netip.Prefix]int{}
+		add := func(p netip.Prefix) {
+			if _, ok := byPrefix[p]; !ok {
+				byPrefix[p] = len(out)
 				out = append(out, s.entrySnapshot(p))
 			}
 		}
+		for p := range s.fib.entries {
+			add(p)
+		}
+		for p := range s.learned {
+			add(p)
+		}
+		err = s.h.RouteListFilteredIter(unix.AF_UNSPEC, &netlink.Route{Table: s.cfg.Table}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+			if p, ok := prefixOf(&r); ok {
+				if i, known := byPrefix[p]; known {
+					out[i].Kernel = append(out[i].Kernel, s.kernelRoute(&r))
+				}
+			}
+			return true
+		})
 	})
+	if qerr != nil {
+		return nil, qerr
+	}
 	slices.SortFunc(out, func(a, b FIBEntry) int { return comparePrefix(a.Prefix, b.Prefix) })
 	return out, err
 }
@@ -171,9 +189,13 @@ func (s *Sync) kernelRoutesAt(p netip.Prefix) ([]KernelRoute, error) {
 		if rp, ok := prefixOf(&r); !ok || rp != p {
 			continue
 		}
-		out = append(out, KernelRoute{Protocol: int(r.Protocol), Type: routeType(r.Type), NextHops: s.nextHops(kernelNextHops(&r))})
+		out = append(out, s.kernelRoute(&r))
 	}
 	return out, nil
+}
+
+func (s *Sync) kernelRoute(r *netlink.Route) KernelRoute {
+	return KernelRoute{Protocol: int(r.Protocol), Type: routeType(r.Type), NextHops: s.nextHops(kernelNextHops(r))}
 }
 
 // kernelNextHops is nexthopsOf plus device routes (no gateway, one link).
