@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
@@ -38,6 +39,9 @@ type routeTable struct {
 	perPeer   map[netip.Addr]int
 	limits    map[netip.Addr]int
 	overLimit func(netip.Addr)
+	// lastChange is when a prefix last changed (unix nanoseconds), for
+	// the last-change metric.
+	lastChange atomic.Int64
 }
 
 func newRouteTable() *routeTable {
@@ -300,6 +304,7 @@ func (t *routeTable) rewritePeerLocked(peer netip.Addr, change func(Path) (Path,
 // queue coalesces per prefix, so the members of one set published one by
 // one cost one delivery.
 func (t *routeTable) publishLocked(prefix netip.Prefix, at time.Time) {
+	t.lastChange.Store(at.UnixNano())
 	paths := t.routes[prefix]
 	for s := range t.subs {
 		s.q.Put(prefix, Route{Prefix: prefix, Paths: paths, At: at})

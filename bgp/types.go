@@ -328,4 +328,7 @@ type PeerEvent struct {
 	State    SessionState
 	EndOfRIB bool // the peer finished its initial update (or GR refresh)
 	At       time.Time
+	// StateSince is when the session entered State: events are coalesced,
+	// so At may be a later End-of-RIB's time.
+	StateSince time.Time
 }

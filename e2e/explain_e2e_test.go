@@ -54,7 +54,8 @@ func explainUntil(t *testing.T, p *petrelNode, target string, wantCode int, chec
 // (originated, blackhole, exported; rejected towards the ToR by a
 // BGPFilter rule), the same block on node2 (learned, installed), a block
 // two nodes announce (ECMP), a block a foreign kernel route holds, and
-// prefixes nobody knows.
+// prefixes nobody knows; then the FIB view, and the convergence metrics
+// after a daemon restart.
 func TestExplain(t *testing.T) {
 	c := newClusterLab(t, 3, seedPool)
 	n1, n2 := c.nodes[0], c.nodes[1]
@@ -194,6 +195,7 @@ spec: {node: node1, peerIP: 10.0.0.200, asNumber: 65001, filters: [edge]}
 			t.Errorf("yaml:\n%s", y)
 		}
 	})
+	t.Run("convergence after a restart", func(t *testing.T) { checkConvergenceAfterRestart(t, n2) })
 	t.Run("table output", func(t *testing.T) {
 		for _, target := range []string{own, held, "192.168.60.9"} {
 			out, _ := n1.Run(petrelBin, "explain", target, "--socket", n1.socket)
@@ -203,4 +205,55 @@ spec: {node: node1, peerIP: 10.0.0.200, asNumber: 65001, filters: [edge]}
 			t.Logf("petrel explain %s\n%s", target, out)
 		}
 	})
+}
+
+// metricValue reads one sample of the node's /metrics ("name{labels}").
+func metricValue(p *petrelNode, sample string) (float64, error) {
+	out, err := p.Run("curl", "-sf", "http://127.0.0.1:9095/metrics")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			var v float64
+			_, err := fmt.Sscan(rest, &v)
+			return v, err
+		}
+	}
+	return 0, fmt.Errorf("no sample %s", sample)
+}
+
+// checkConvergenceAfterRestart kills node2's daemon and starts it again:
+// every peer's convergence (session up -> End-of-RIB -> FIB) is measured
+// and logged, and graceful restart removed nothing from the FIB.
+func checkConvergenceAfterRestart(t *testing.T, p *petrelNode) {
+	p.proc.Kill()
+	p.start()
+	var toEoR, toFIB float64
+	harness.Eventually(t, 30*time.Second, 250*time.Millisecond, func() error {
+		var err error
+		if toEoR, err = metricValue(p, `petrel_bgp_peer_convergence_seconds{peer="10.0.0.1",phase="end_of_rib"}`); err != nil {
+			return err
+		}
+		toFIB, err = metricValue(p, `petrel_bgp_peer_convergence_seconds{peer="10.0.0.1",phase="fib"}`)
+		return err
+	}, "convergence metrics on %s", p.Name)
+	if toEoR < 0 || toFIB < toEoR || toFIB > 30 {
+		t.Errorf("implausible convergence: End-of-RIB after %.3fs, FIB after %.3fs", toEoR, toFIB)
+	}
+	if v, err := metricValue(p, "petrel_graceful_restart_fib_removals_total"); err != nil || v != 0 {
+		t.Errorf("routes removed from the FIB during graceful restart: %v %v", v, err)
+	}
+	// The routes adopted at start needed no write: the FIB's last change
+	// may be 0 (none since start); the RIB's is the peers' updates.
+	if at, err := metricValue(p, "petrel_rib_last_change_timestamp_seconds"); err != nil || at == 0 {
+		t.Errorf("RIB last change: %v %v", at, err)
+	}
+	if _, err := metricValue(p, "petrel_fib_last_change_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(p.proc.Log(), "peer converged") {
+		t.Error("no log line at convergence")
+	}
+	t.Logf("node2 after a restart: session up -> End-of-RIB %.3fs -> FIB %.3fs", toEoR, toFIB)
 }

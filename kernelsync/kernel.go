@@ -38,6 +38,11 @@ type Stats struct {
 	Reconciles      atomic.Int64 // full scans done
 	StaleSwept      atomic.Int64 // adopted routes removed after graceful restart
 	GracefulRestart atomic.Bool  // adopted routes are waiting for refresh
+	// GRRemovals counts routes deleted during graceful restart (before
+	// the sweep): it should stay 0.
+	GRRemovals atomic.Int64
+	// LastChange is when a route was last written (unix nanoseconds).
+	LastChange atomic.Int64
 	// Failing is how many prefixes' last write failed (retried each scan).
 	Failing atomic.Int64
 	// LastLoop is when the loop last did work (unix nanoseconds): the
@@ -565,6 +570,7 @@ func (s *Sync) writeDirty() {
 	}
 	if len(ops) > 0 {
 		s.lastWrite = time.Now()
+		s.Stats.LastChange.Store(s.lastWrite.UnixNano())
 		var sinceUpdate time.Duration
 		if !s.oldestUpdate.IsZero() {
 			sinceUpdate = time.Since(s.oldestUpdate)
@@ -583,7 +589,7 @@ func (s *Sync) writeDirty() {
 func (s *Sync) opFor(p netip.Prefix, e *fibEntry) (op routeOp, ok bool) {
 	want, isInstalled := e.desired, e.has(flagInstalled)
 	if want == nil {
-		e.flags &^= flagClobbered // nothing of ours to put back
+		e.flags &^= flagClobbered | flagForeignHeld // nothing of ours to put back or to hold
 	}
 	switch {
 	case want != nil && isInstalled && fibEqual(want, e.installed):
@@ -613,6 +619,7 @@ func (s *Sync) applied(op routeOp) {
 	switch {
 	case op.kind == opAdd && errors.Is(op.err, unix.EEXIST):
 		s.log.Debug("prefix held by a route of another protocol; not overriding it", "prefix", p)
+		e.flags |= flagForeignHeld
 		return
 	case op.kind == opDelete && errors.Is(op.err, unix.ESRCH):
 		// Already gone.
@@ -623,8 +630,11 @@ func (s *Sync) applied(op routeOp) {
 	}
 	s.fib.setFailing(e, false)
 	s.Stats.Writes.Add(1)
-	e.flags &^= flagStale
+	e.flags &^= flagStale | flagForeignHeld
 	if op.kind == opDelete {
+		if s.graceful {
+			s.Stats.GRRemovals.Add(1) // routes must stay while we restart
+		}
 		s.fib.clearInstalled(e)
 		return
 	}

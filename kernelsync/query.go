@@ -30,6 +30,7 @@ type FIBEntry struct {
 	Excluded           bool // another owner (the VXLAN dataplane) programs it
 	Learned            bool // an alien kernel route learned into BGP
 	GracefulRestart    bool // adopted routes are waiting for the peers
+	ForeignHeld        bool // our add found another protocol's route at the key
 	// Kernel are the routes the kernel's table holds at exactly Prefix,
 	// whoever owns them.
 	Kernel []KernelRoute
@@ -130,6 +131,32 @@ func (s *Sync) Covering(ctx context.Context, a netip.Addr) ([]netip.Prefix, erro
 	return out, err
 }
 
+// Unsettled counts the prefixes among ps whose route kernel sync has not
+// yet brought to what it wants. A prefix it will never hold (excluded,
+// held by a foreign route, unusable next hops) is settled: convergence
+// waits for work, not for the impossible.
+func (s *Sync) Unsettled(ctx context.Context, ps []netip.Prefix) (int, error) {
+	n := 0
+	err := s.query(ctx, func() {
+		for _, p := range ps {
+			if e := s.fib.get(p); e != nil && !s.excluded[p] && !e.settled() {
+				n++
+			}
+		}
+	})
+	return n, err
+}
+
+func (e *fibEntry) settled() bool {
+	switch {
+	case e.desired == nil:
+		return !e.has(flagInstalled) || e.has(flagStale)
+	case e.has(flagForeignHeld):
+		return true
+	}
+	return e.has(flagInstalled) && fibEqual(e.desired, e.installed)
+}
+
 // query runs fn on Run's goroutine and waits for it.
 func (s *Sync) query(ctx context.Context, fn func()) error {
 	done := make(chan struct{})
@@ -158,6 +185,7 @@ func (s *Sync) entrySnapshot(p netip.Prefix) FIBEntry {
 	out.Gateways = slices.Clone(e.gateways)
 	out.Desired, out.Installed = s.nextHops(e.desired), s.nextHops(e.installed)
 	out.IsInstalled, out.Stale, out.Failing, out.Clobbered = e.has(flagInstalled), e.has(flagStale), e.has(flagFailing), e.has(flagClobbered)
+	out.ForeignHeld = e.has(flagForeignHeld)
 	for _, gw := range e.gateways {
 		if why := s.dev.whyUnusable(gw); why != "" {
 			out.Unusable = append(out.Unusable, UnusableGateway{Gateway: gw, Why: why})
