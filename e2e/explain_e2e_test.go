@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,8 +55,9 @@ func explainUntil(t *testing.T, p *petrelNode, target string, wantCode int, chec
 // (originated, blackhole, exported; rejected towards the ToR by a
 // BGPFilter rule), the same block on node2 (learned, installed), a block
 // two nodes announce (ECMP), a block a foreign kernel route holds, and
-// prefixes nobody knows; then the FIB view, and the convergence metrics
-// after a daemon restart.
+// prefixes nobody knows; then the FIB view, dry-runs of a BGPPeer and a
+// BGPFilter checked against what applying them does, and the convergence
+// metrics after a daemon restart.
 func TestExplain(t *testing.T) {
 	c := newClusterLab(t, 3, seedPool)
 	n1, n2 := c.nodes[0], c.nodes[1]
@@ -195,6 +197,7 @@ spec: {node: node1, peerIP: 10.0.0.200, asNumber: 65001, filters: [edge]}
 			t.Errorf("yaml:\n%s", y)
 		}
 	})
+	t.Run("dry-run", func(t *testing.T) { checkDryRun(t, c) })
 	t.Run("convergence after a restart", func(t *testing.T) { checkConvergenceAfterRestart(t, n2) })
 	t.Run("table output", func(t *testing.T) {
 		for _, target := range []string{own, held, "192.168.60.9"} {
@@ -256,4 +259,77 @@ func checkConvergenceAfterRestart(t *testing.T, p *petrelNode) {
 		t.Error("no log line at convergence")
 	}
 	t.Logf("node2 after a restart: session up -> End-of-RIB %.3fs -> FIB %.3fs", toEoR, toFIB)
+}
+
+// peerAddrs lists the peers a node has configured, in any state.
+func peerAddrs(t *testing.T, p *petrelNode) []string {
+	t.Helper()
+	resp, err := withClient(p, func(cl *clientT) (*petrelpb.ListPeersResponse, error) {
+		return cl.ListPeers(bg(), &petrelpb.ListPeersRequest{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, peer := range resp.Peers {
+		out = append(out, peer.Address)
+	}
+	return out
+}
+
+// checkDryRun: `apply --dry-run` of a BGPPeer and of a BGPFilter change
+// says what then happens when they are applied, and writes nothing.
+func checkDryRun(t *testing.T, c *clusterLab) {
+	before := map[int][]string{}
+	for i, n := range c.nodes {
+		before[i] = peerAddrs(t, n)
+	}
+	peer := writeTemp(t, c, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor-node2}\nspec: {node: node2, peerIP: 10.0.0.200, asNumber: 65001}\n")
+	out := c.petrel(t, "apply", "--dry-run", "-f", peer)
+	t.Logf("petrel apply --dry-run (BGPPeer)\n%s", out)
+	for _, want := range []string{"node1: no change", "node2:\n  session added              10.0.0.200 (Node_10_0_0_200, node specific)", "node3: no change"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry-run output lacks %q", want)
+		}
+	}
+	if _, err := c.petrelErr("get", "bgppeer", "tor-node2"); err == nil {
+		t.Fatal("dry-run wrote the BGPPeer")
+	}
+	c.petrel(t, "apply", "-f", peer)
+	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+		for i, n := range c.nodes {
+			want := before[i]
+			if i == 1 {
+				want = append(slices.Clone(want), "10.0.0.200")
+			}
+			if got := peerAddrs(t, n); !sameSet(got, want) {
+				return fmt.Errorf("%s: peers %v, want %v", n.Name, got, want)
+			}
+		}
+		return nil
+	}, "sessions as dry-run said")
+
+	filter := writeTemp(t, c, `apiVersion: projectcalico.org/v3
+kind: BGPFilter
+metadata: {name: edge}
+spec:
+  exportV4:
+  - {action: Accept, matchOperator: In, cidr: 192.168.48.0/20}
+`)
+	out = c.petrel(t, "apply", "--dry-run", "-f", filter)
+	t.Logf("petrel apply --dry-run (BGPFilter)\n%s", out)
+	if want := "export starts              192.168.50.0/26 -> 10.0.0.200 (Node_10_0_0_200): leak-proof: originated by this node"; !strings.Contains(out, want) {
+		t.Errorf("dry-run output lacks %q", want)
+	}
+	c.petrel(t, "apply", "-f", filter)
+	harness.Eventually(t, 15*time.Second, 200*time.Millisecond, func() error {
+		rs, err := c.bird.RoutesFrom("node1")
+		if err != nil {
+			return err
+		}
+		if _, ok := rs["192.168.50.0/26"]; !ok {
+			return fmt.Errorf("BIRD has no 192.168.50.0/26 from node1: %v", rs)
+		}
+		return nil
+	}, "export started as dry-run said")
 }
