@@ -37,6 +37,8 @@ type ExportDecision struct {
 	// Rule names what decided: a BGPFilter rule, a leak-proof statement,
 	// or why BGP itself never sends it.
 	Rule string
+	// ByFilter: a BGPFilter rule rejected the route.
+	ByFilter bool
 }
 
 // Rules of the leak-proof export policy and of BGP itself, as explain
@@ -73,7 +75,7 @@ func DecideExport(in ExportInput) ExportDecision {
 			continue
 		}
 		if r.Reject {
-			return ExportDecision{Rule: r.Origin + " (Reject)"}
+			return ExportDecision{Rule: r.Origin + " (Reject)", ByFilter: true}
 		}
 		break // Accept: the leak-proof rule still decides
 	}

@@ -57,7 +57,7 @@ func TestDecideExport(t *testing.T) {
 			in := base
 			tc.change(&in)
 			d := DecideExport(in)
-			if d.Exported != tc.exported || d.Rule != tc.rule {
+			if d.Exported != tc.exported || d.Rule != tc.rule || d.ByFilter != strings.HasPrefix(tc.rule, "BGPFilter") {
 				t.Errorf("got %v, want exported=%v by %q", d, tc.exported, tc.rule)
 			}
 		})

@@ -59,7 +59,8 @@ func WriteImpacts(w io.Writer, impacts []daemon.NodeImpact) {
 			lines []string
 		}{
 			{"session added", n.Added}, {"session removed", n.Removed}, {"session reset (goes down)", n.Reset},
-			{"export starts", n.ExportStarts}, {"export stops", n.ExportStops}, {"new problem", n.NewProblems},
+			{"export starts", n.ExportStarts}, {"export stops", n.ExportStops}, {"held back by a filter", n.ExportHeld},
+			{"new problem", n.NewProblems},
 		} {
 			for _, line := range l.lines {
 				fmt.Fprintf(w, "  %-26s %s\n", l.what, line)

@@ -50,8 +50,11 @@ func Explain(ctx context.Context, socket, output, target string, w io.Writer) er
 // export per peer, kernel, findings.
 func WriteExplain(w io.Writer, r *petrelpb.ExplainResponse) {
 	title := r.Prefix
-	if r.Prefix != r.Target {
-		title = fmt.Sprintf("%s (longest match for %s)", orText(r.Prefix, "nothing"), r.Target)
+	switch {
+	case r.Prefix == "":
+		title = r.Target // nothing covers it
+	case r.Prefix != r.Target:
+		title = fmt.Sprintf("%s (longest match for %s)", r.Prefix, r.Target)
 	}
 	fmt.Fprintf(w, "%s: %s\n", title, verdictText(r.Verdict))
 	if r.Verdict == petrelpb.ExplainResponse_UNKNOWN && r.Prefix == "" {

@@ -30,15 +30,17 @@ type NodeImpact struct {
 	// PolicyChanged: the route policy changes and is re-applied with soft
 	// resets (no session goes down).
 	PolicyChanged bool
-	// ExportStarts and ExportStops are "PREFIX -> PEER: RULE".
-	ExportStarts, ExportStops []string
+	// ExportStarts and ExportStops are "PREFIX -> PEER: RULE"; a new
+	// session's exports start. ExportHeld are the prefixes a BGPFilter
+	// would keep from a new session.
+	ExportStarts, ExportStops, ExportHeld []string
 	// NewProblems are problems the change would add (skipped objects).
 	NewProblems []string
 }
 
 // Empty reports whether the change does nothing on the node.
 func (n NodeImpact) Empty() bool {
-	return len(n.Added)+len(n.Removed)+len(n.Reset)+len(n.ExportStarts)+len(n.ExportStops)+len(n.NewProblems) == 0 && !n.PolicyChanged
+	return len(n.Added)+len(n.Removed)+len(n.Reset)+len(n.ExportStarts)+len(n.ExportStops)+len(n.ExportHeld)+len(n.NewProblems) == 0 && !n.PolicyChanged
 }
 
 // DryRun reads the datastore, applies ch in memory and reports, per node,
@@ -125,7 +127,7 @@ func nodeImpact(n *datastore.Node, before, after snapshot) NodeImpact {
 	add, remove, reset := bgp.PlanPeers(was.Peers, will.Peers)
 	imp.Added, imp.Removed, imp.Reset = peerNames(add), peerNames(remove), peerNames(reset)
 	if !reflect.DeepEqual(exportInputs(was), exportInputs(will)) {
-		imp.ExportStarts, imp.ExportStops = exportChanges(was, will, otherBlocks(before, after, n.Name))
+		imp.ExportStarts, imp.ExportStops, imp.ExportHeld = exportChanges(was, will, otherBlocks(before, after, n.Name))
 	}
 	for _, p := range will.Problems {
 		if !slices.Contains(was.Problems, p) {
@@ -182,26 +184,31 @@ func nodeAddr(nodes []*datastore.Node, name string) netip.Addr {
 	return netip.Addr{}
 }
 
-// exportChanges decides every (prefix, peer) pair on both sides, for the
-// peers present on both (a removed session's exports obviously stop).
-func exportChanges(was, will desired, others []otherBlock) (starts, stops []string) {
+// exportChanges decides every (prefix, peer) pair on both sides. A new
+// session starts with nothing exported; a removed one is reported as
+// removed, not prefix by prefix.
+func exportChanges(was, will desired, others []otherBlock) (starts, stops, held []string) {
+	routes := routesToDecide(was, will, others)
 	for _, peer := range will.Peers {
 		i := slices.IndexFunc(was.Peers, func(p bgp.PeerConfig) bool { return p.Address == peer.Address })
-		if i < 0 {
-			continue
-		}
-		for _, r := range routesToDecide(was, will, others) {
-			old, now := decideFor(was, was.Peers[i], r), decideFor(will, peer, r)
+		for _, r := range routes {
+			old := bgp.ExportDecision{}
+			if i >= 0 {
+				old = decideFor(was, was.Peers[i], r)
+			}
+			now := decideFor(will, peer, r)
 			line := fmt.Sprintf("%s -> %s (%s): %s", r.prefix, peer.Address, peer.Name, now.Rule)
 			switch {
 			case now.Exported && !old.Exported:
 				starts = append(starts, line)
 			case old.Exported && !now.Exported:
 				stops = append(stops, line)
+			case i < 0 && now.ByFilter:
+				held = append(held, line)
 			}
 		}
 	}
-	return starts, stops
+	return starts, stops, held
 }
 
 // routeToDecide is a route the node has: one it originates (local) or

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/datastore/memory"
 )
@@ -40,6 +42,13 @@ func TestDryRun(t *testing.T) {
 	}
 	if len(imp) != 2 || len(imp[0].Added) != 1 || !strings.HasPrefix(imp[0].Added[0], "10.0.0.200 (Node_10_0_0_200") || !imp[1].Empty() {
 		t.Fatalf("adding the peer: %+v", imp)
+	}
+	if want := "192.168.1.0/26 -> 10.0.0.200 (Node_10_0_0_200): " + bgp.RuleOriginated; !slices.Equal(imp[0].ExportStarts, []string{want}) {
+		t.Errorf("a new session's exports: %q, want %q", imp[0].ExportStarts, want)
+	}
+	held, err := DryRun(ctx, b, Change{Apply: []datastore.Object{peer, filter}})
+	if err != nil || len(held[0].ExportHeld) != 1 || len(held[0].ExportStarts) != 0 {
+		t.Errorf("a new session with a filter rejecting the block: %+v %v", held[0], err)
 	}
 	for _, o := range []datastore.Object{peer, filterAccept} {
 		if _, err := b.Create(ctx, o); err != nil {

@@ -73,20 +73,8 @@ func (a *apiServer) explainPrefix(ctx context.Context, target string) (netip.Pre
 		if err != nil {
 			return netip.Prefix{}, status.Errorf(codes.Unavailable, "kernel sync: %v", err)
 		}
-		candidates = append(candidates, withoutDefault(covering)...)
+		candidates = append(candidates, covering...)
 	}
 	p, _ := longestMatch(addr, candidates)
 	return p, nil
-}
-
-// withoutDefault drops default routes: every address "matches" them, and
-// explaining the default route for an unknown address helps nobody.
-func withoutDefault(ps []netip.Prefix) []netip.Prefix {
-	out := ps[:0]
-	for _, p := range ps {
-		if p.Bits() > 0 {
-			out = append(out, p)
-		}
-	}
-	return out
 }

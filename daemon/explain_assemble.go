@@ -54,9 +54,11 @@ func judge(resp *petrelpb.ExplainResponse, x explainParts) (petrelpb.ExplainResp
 		problems = append(problems, "not in the FIB: "+orText(f.Reason, "no usable route"))
 	}
 	if len(resp.Paths) > 0 && resp.Paths[0].Local {
-		for _, e := range resp.Exports {
-			if e.State == bgp.StateEstablished.String() && !e.Exported {
-				problems = append(problems, fmt.Sprintf("not sent to %s (%s): %s", e.Peer, e.Name, e.Rule))
+		for _, e := range x.bgp.Exports {
+			// A local route outside the pools stays home by design; one the
+			// leak-proof rule lets out but a filter holds back is news.
+			if e.State == bgp.StateEstablished && e.ByFilter {
+				problems = append(problems, fmt.Sprintf("not sent to %s (%s): %s", e.Peer.Address, e.Peer.Name, e.Rule))
 			}
 		}
 	}
@@ -181,12 +183,15 @@ func nextHopsToProto(nhs []kernelsync.NextHop) []*petrelpb.NextHop {
 	return out
 }
 
-// longestMatch picks the most specific candidate containing a.
+// longestMatch picks the most specific candidate containing a. Default
+// routes are left out: every address "matches" them, and explaining the
+// default route for an address nobody knows helps nobody (ask for
+// 0.0.0.0/0 itself to see it).
 func longestMatch(a netip.Addr, candidates []netip.Prefix) (netip.Prefix, bool) {
 	best, found := netip.Prefix{}, false
 	for _, c := range candidates {
 		c = c.Masked()
-		if c.Contains(a) && (!found || c.Bits() > best.Bits()) {
+		if c.Bits() > 0 && c.Contains(a) && (!found || c.Bits() > best.Bits()) {
 			best, found = c, true
 		}
 	}

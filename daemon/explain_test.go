@@ -47,7 +47,7 @@ func TestAssembleExplain(t *testing.T) {
 		name: "own block rejected towards the ToR",
 		x: explainParts{
 			bgp: bgp.PrefixReport{Prefix: own, Paths: []bgp.Path{{Local: true}}, Exports: []bgp.PeerExport{
-				{Peer: tor, State: up, ExportDecision: bgp.ExportDecision{Rule: `BGPFilter "edge": spec.exportV4[0] (Reject)`}}}},
+				{Peer: tor, State: up, ExportDecision: bgp.ExportDecision{Rule: `BGPFilter "edge": spec.exportV4[0] (Reject)`, ByFilter: true}}}},
 		},
 		verdict: petrelpb.ExplainResponse_NOT_INSTALLED, finding: `not sent to 10.0.0.200 (Node_10_0_0_200): BGPFilter "edge": spec.exportV4[0] (Reject)`,
 	}, {
@@ -58,6 +58,13 @@ func TestAssembleExplain(t *testing.T) {
 				Kernel: []kernelsync.KernelRoute{{Protocol: 4, Type: "unicast", NextHops: []kernelsync.NextHop{{Gateway: n3, Interface: "eth1"}}}}},
 		},
 		verdict: petrelpb.ExplainResponse_NOT_INSTALLED, owner: "foreign (protocol static)", finding: "not in the FIB: a foreign route (protocol static, unicast) holds the prefix",
+	}, {
+		name: "a learned kernel route outside the pools stays home by design",
+		x: explainParts{
+			bgp: bgp.PrefixReport{Prefix: netip.MustParsePrefix("10.9.0.0/24"), Paths: []bgp.Path{{Local: true}}, Sources: []string{bgp.SourceKernel},
+				Exports: []bgp.PeerExport{{Peer: mesh, State: up, ExportDecision: bgp.ExportDecision{Rule: bgp.RuleOutsidePools}}}},
+		},
+		verdict: petrelpb.ExplainResponse_INSTALLED,
 	}, {
 		name:    "unknown",
 		x:       explainParts{bgp: bgp.PrefixReport{Prefix: netip.MustParsePrefix("10.99.0.0/24")}, fib: &kernelsync.FIBEntry{}},
@@ -80,7 +87,7 @@ func TestAssembleExplain(t *testing.T) {
 }
 
 func TestLongestMatch(t *testing.T) {
-	ps := []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("192.168.1.0/26"), netip.MustParsePrefix("192.168.1.5/32")}
+	ps := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("192.168.1.0/26"), netip.MustParsePrefix("192.168.1.5/32")}
 	for addr, want := range map[string]string{"192.168.1.5": "192.168.1.5/32", "192.168.1.6": "192.168.1.0/26", "192.168.9.1": "192.168.0.0/16", "10.0.0.1": ""} {
 		got, ok := longestMatch(netip.MustParseAddr(addr), ps)
 		if (want == "" && ok) || (want != "" && got.String() != want) {
