@@ -135,22 +135,11 @@ func writeExplainPaths(w io.Writer, paths []*petrelpb.Path) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NEXT HOP\tFROM\tAS PATH\tLOCAL PREF\tCOMMUNITIES\tSELECTED")
 	for _, p := range paths {
-		from := p.Peer
-		if p.Local {
-			from = "local"
-		}
-		sel := "multipath"
-		if p.Best {
-			sel = "best"
-		}
-		if p.Stale || p.LlgrStale {
-			sel += " (stale)"
-		}
 		pref := "-"
 		if p.LocalPref > 0 {
 			pref = fmt.Sprint(p.LocalPref)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", orDash(p.NextHop), from, asPath(p.AsPath), pref, orDash(strings.Join(p.Communities, " ")), sel)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", orDash(p.NextHop), pathSource(p), asPath(p.AsPath), pref, orDash(strings.Join(p.Communities, " ")), pathSelection(p))
 	}
 	tw.Flush()
 }
@@ -163,11 +152,7 @@ func writeExports(w io.Writer, exports []*petrelpb.PeerExport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  PEER\tNAME\tTYPE\tSTATE\tEXPORTED\tRULE")
 	for _, e := range exports {
-		exported := "no"
-		if e.Exported {
-			exported = "yes"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.Peer, e.Name, e.Type, e.State, exported, e.Rule)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.Peer, e.Name, e.Type, e.State, yesNo(e.Exported), e.Rule)
 	}
 	tw.Flush()
 }
@@ -213,13 +198,7 @@ func nextHopText(nhs []*petrelpb.NextHop) string {
 }
 
 func writeFindings(w io.Writer, findings []string) {
-	if len(findings) == 0 {
-		return
-	}
-	fmt.Fprintln(w, "\nfindings:")
-	for _, f := range findings {
-		fmt.Fprintln(w, "  - "+f)
-	}
+	writeList(w, "\nfindings:", "  - ", findings)
 }
 
 func orText(s, fallback string) string {

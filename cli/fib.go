@@ -43,12 +43,9 @@ func WriteFIB(w io.Writer, routes []*petrelpb.FIBRoute) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PREFIX\tINSTALLED\tOWNER\tNEXT HOPS\tFROM\tNOTE")
 	for _, r := range routes {
-		installed := "no"
-		switch {
-		case r.Installed && r.Stale:
-			installed = "yes (stale)"
-		case r.Installed:
-			installed = "yes"
+		installed := yesNo(r.Installed)
+		if r.Installed && r.Stale {
+			installed += " (stale)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Prefix, installed, orDash(r.Owner), nextHopText(r.NextHops),
 			orText(strings.Join(r.Peers, ","), "local"), orDash(r.Reason))
