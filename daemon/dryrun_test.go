@@ -74,3 +74,24 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("dry-run wrote to the datastore: %v", objs)
 	}
 }
+
+// TestDryRunBGPConfiguration: turning the node-to-node mesh off removes
+// every mesh session, on every node.
+func TestDryRunBGPConfiguration(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New()
+	for _, o := range []datastore.Object{testNode("a", "10.0.0.1/24", ""), testNode("b", "10.0.0.2/24", "")} {
+		if _, err := b.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	off := decodeOne(t, "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n")
+	imp, err := DryRun(ctx, b, Change{Apply: []datastore.Object{off}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imp) != 2 || !slices.Equal(imp[0].Removed, []string{"10.0.0.2 (Mesh_10_0_0_2, node-to-node mesh)"}) ||
+		!slices.Equal(imp[1].Removed, []string{"10.0.0.1 (Mesh_10_0_0_1, node-to-node mesh)"}) {
+		t.Fatalf("mesh off: %+v", imp)
+	}
+}
