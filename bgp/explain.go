@@ -91,3 +91,26 @@ func (s *Speaker) exportState(p netip.Prefix) exportState {
 	st.sources = slices.Sorted(maps.Keys(s.injected[p]))
 	return st
 }
+
+// PrefixesFrom lists the prefixes whose multipath set holds a path from
+// peer, unsorted, without copying the table.
+func (s *Speaker) PrefixesFrom(peer netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	s.table.each(func(p netip.Prefix, paths []Path) {
+		if slices.ContainsFunc(paths, func(path Path) bool { return path.Peer == peer }) {
+			out = append(out, p)
+		}
+	})
+	return out
+}
+
+// Covering lists the prefixes of the RIB that contain a, unsorted.
+func (s *Speaker) Covering(a netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	s.table.each(func(p netip.Prefix, _ []Path) {
+		if p.Contains(a) {
+			out = append(out, p)
+		}
+	})
+	return out
+}

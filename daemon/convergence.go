@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -22,7 +21,7 @@ const convergencePoll = 50 * time.Millisecond
 // convergenceSpeaker and convergenceKernel are what the tracker reads.
 type convergenceSpeaker interface {
 	SubscribePeers() (*coalesce.Queue[netip.Addr, bgp.PeerEvent], func())
-	Routes() []bgp.Route
+	PrefixesFrom(peer netip.Addr) []netip.Prefix
 }
 
 type convergenceKernel interface {
@@ -83,6 +82,10 @@ func (c *convergence) run(ctx context.Context) {
 // onPeer starts a measurement when a session comes up, ends its first
 // phase at End-of-RIB, and forgets it when the session goes down.
 func (c *convergence) onPeer(addr netip.Addr, ev bgp.PeerEvent) {
+	var prefixes []netip.Prefix
+	if ev.State == bgp.StateEstablished && ev.EndOfRIB {
+		prefixes = c.speaker.PrefixesFrom(addr) // outside the lock: a walk of the RIB
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ev.State != bgp.StateEstablished {
@@ -98,20 +101,8 @@ func (c *convergence) onPeer(addr netip.Addr, ev bgp.PeerEvent) {
 		c.peers[addr] = pc
 	}
 	if ev.EndOfRIB && pc.eor.IsZero() {
-		pc.eor = ev.At
-		pc.prefixes = c.prefixesFrom(addr)
+		pc.eor, pc.prefixes = ev.At, prefixes
 	}
-}
-
-// prefixesFrom lists the prefixes whose route has a path from peer.
-func (c *convergence) prefixesFrom(peer netip.Addr) []netip.Prefix {
-	var out []netip.Prefix
-	for _, r := range c.speaker.Routes() {
-		if slices.ContainsFunc(r.Paths, func(p bgp.Path) bool { return p.Peer == peer }) {
-			out = append(out, r.Prefix)
-		}
-	}
-	return out
 }
 
 // checkFIB ends the measurement of every peer whose routes are all in

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,7 +18,15 @@ type fakeConvSpeaker struct{ routes []bgp.Route }
 func (f *fakeConvSpeaker) SubscribePeers() (*coalesce.Queue[netip.Addr, bgp.PeerEvent], func()) {
 	return coalesce.New[netip.Addr, bgp.PeerEvent](), func() {}
 }
-func (f *fakeConvSpeaker) Routes() []bgp.Route { return f.routes }
+func (f *fakeConvSpeaker) PrefixesFrom(peer netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range f.routes {
+		if slices.ContainsFunc(r.Paths, func(p bgp.Path) bool { return p.Peer == peer }) {
+			out = append(out, r.Prefix)
+		}
+	}
+	return out
+}
 
 type fakeConvKernel struct{ unsettled map[netip.Prefix]bool }
 

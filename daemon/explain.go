@@ -55,10 +55,7 @@ func (a *apiServer) explainPrefix(ctx context.Context, target string) (netip.Pre
 	if err != nil {
 		return netip.Prefix{}, status.Errorf(codes.InvalidArgument, "%q is neither a prefix nor an address", target)
 	}
-	var candidates []netip.Prefix
-	for _, r := range a.speaker.Routes() {
-		candidates = append(candidates, r.Prefix)
-	}
+	candidates := a.speaker.Covering(addr)
 	if a.snapshot != nil {
 		for _, b := range a.snapshot().Blocks {
 			if p, err := netip.ParsePrefix(b.Spec.CIDR); err == nil {
