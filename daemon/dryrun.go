@@ -244,8 +244,18 @@ func decideFor(d desired, peer bgp.PeerConfig, r routeToDecide) bgp.ExportDecisi
 	}
 	if !r.best.Local {
 		from := slices.IndexFunc(d.Peers, func(p bgp.PeerConfig) bool { return p.Address == r.best.Peer })
+		if from < 0 && !hasReflectorPath(d) {
+			return bgp.ExportDecision{Rule: "not learned: no session brings it"}
+		}
 		in.FromIBGP = from < 0 || d.Peers[from].ASN == d.ASN // via a reflector when not a direct peer
 		in.FromRRClient = from >= 0 && d.Peers[from].RouteReflectorClient
 	}
 	return bgp.DecideExport(in)
+}
+
+// hasReflectorPath reports whether another node's block can reach this
+// node other than from that node: over an iBGP session outside the mesh
+// (a route reflector, a global iBGP BGPPeer).
+func hasReflectorPath(d desired) bool {
+	return slices.ContainsFunc(d.Peers, func(p bgp.PeerConfig) bool { return p.ASN == d.ASN && p.Type != bgp.PeerTypeMesh })
 }

@@ -208,6 +208,68 @@ spec: {node: node1, peerIP: 10.0.0.200, asNumber: 65001, filters: [edge]}
 			t.Logf("petrel explain %s\n%s", target, out)
 		}
 	})
+	t.Run("dry-run of turning the mesh off", func(t *testing.T) { checkDryRunMeshOff(t, c) })
+}
+
+// checkDryRunMeshOff: a BGPConfiguration that turns the mesh off removes
+// exactly the sessions dry-run names.
+func checkDryRunMeshOff(t *testing.T, c *clusterLab) {
+	off := writeTemp(t, c, "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n")
+	out := c.petrel(t, "apply", "--dry-run", "-f", off)
+	t.Logf("petrel apply --dry-run (BGPConfiguration)\n%s", out)
+	want := map[int][]string{}
+	for i, n := range c.nodes {
+		have := peerAddrs(t, n)
+		for _, a := range have {
+			if slices.Contains(others(i+1, 1, 2, 3), a) {
+				// a mesh peer: dry-run must name its removal
+				name := "Mesh_" + strings.ReplaceAll(a, ".", "_")
+				if line := fmt.Sprintf("session removed            %s (%s, node-to-node mesh)", a, name); !strings.Contains(out, line) {
+					t.Errorf("%s: dry-run lacks %q", n.Name, line)
+				}
+				continue
+			}
+			want[i] = append(want[i], a)
+		}
+	}
+	stops := exportStops(out, "node1")
+	if len(stops) == 0 {
+		t.Error("dry-run names no prefix node1 stops sending the ToR")
+	}
+	c.petrel(t, "apply", "-f", off)
+	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+		for i, n := range c.nodes {
+			if got := peerAddrs(t, n); !sameSet(got, want[i]) {
+				return fmt.Errorf("%s: peers %v, want %v", n.Name, got, want[i])
+			}
+		}
+		rs, err := c.bird.RoutesFrom("node1")
+		if err != nil {
+			return err
+		}
+		for _, p := range stops {
+			if _, ok := rs[p]; ok {
+				return fmt.Errorf("the ToR still has %s from node1", p)
+			}
+		}
+		return nil
+	}, "sessions and exports as dry-run said")
+}
+
+// exportStops reads the prefixes a dry-run says node stops exporting.
+func exportStops(out, node string) []string {
+	var stops []string
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, " ") {
+			in = strings.HasPrefix(line, node+":")
+			continue
+		}
+		if f := strings.Fields(line); in && len(f) > 2 && f[0] == "export" && f[1] == "stops" {
+			stops = append(stops, f[2])
+		}
+	}
+	return stops
 }
 
 // metricValue reads one sample of the node's /metrics ("name{labels}").
