@@ -27,6 +27,9 @@ const (
 // FilterRule is one BGPFilter rule. Every criterion set must hold for the
 // rule to match; the first matching rule of a peer's list decides.
 type FilterRule struct {
+	// Origin names the rule in its object (`BGPFilter "edge":
+	// spec.exportV4[0]`), for explain; it changes nothing on the wire.
+	Origin string
 	// IPv6 says which family the rule is for (exportV6/importV6); a rule
 	// never matches routes of the other family.
 	IPv6 bool
@@ -126,8 +129,8 @@ func (r FilterRule) equal(o FilterRule) bool {
 // key is a canonical text of the rule: peers whose rule lists have the
 // same keys share GoBGP statements.
 func (r FilterRule) key() string {
-	return fmt.Sprintf("%v|%s|%s|%d-%d|%v|%s|%v|%v|%v|%v|%v", r.IPv6, r.Prefix, r.Op, r.MinLen, r.MaxLen, r.FromPeers,
-		r.Community, r.ASPathPrefix, r.Never, r.Reject, r.AddCommunities, r.PrependASPath)
+	return fmt.Sprintf("%v|%s|%s|%d-%d|%v|%s|%v|%v|%v|%v|%v|%s", r.IPv6, r.Prefix, r.Op, r.MinLen, r.MaxLen, r.FromPeers,
+		r.Community, r.ASPathPrefix, r.Never, r.Reject, r.AddCommunities, r.PrependASPath, r.Origin)
 }
 
 // IsLargeCommunity tells "aa:nn:mm" from "aa:nn".

@@ -18,6 +18,18 @@ type peerPlan struct {
 	replace []PeerConfig
 }
 
+// PlanPeers is what SetPeers would do to turn running into desired:
+// sessions added, removed and reset (re-created with a new
+// configuration). Dry-run asks it, with the code SetPeers runs.
+func PlanPeers(running, desired []PeerConfig) (add, remove, reset []PeerConfig) {
+	have := make(map[netip.Addr]PeerConfig, len(running))
+	for _, p := range running {
+		have[p.Address] = p.WithDefaults()
+	}
+	plan, _, _ := planPeers(have, desired)
+	return plan.add, plan.remove, plan.replace
+}
+
 // planPeers diffs desired against running. Invalid desired entries are
 // reported in err and otherwise ignored: a running session at the same
 // address keeps its old, working configuration, so one bad peer never

@@ -1,9 +1,11 @@
 package bgp
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
@@ -37,6 +39,9 @@ type routeTable struct {
 	perPeer   map[netip.Addr]int
 	limits    map[netip.Addr]int
 	overLimit func(netip.Addr)
+	// lastChange is when a prefix last changed (unix nanoseconds), for
+	// the last-change metric.
+	lastChange atomic.Int64
 }
 
 func newRouteTable() *routeTable {
@@ -299,6 +304,7 @@ func (t *routeTable) rewritePeerLocked(peer netip.Addr, change func(Path) (Path,
 // queue coalesces per prefix, so the members of one set published one by
 // one cost one delivery.
 func (t *routeTable) publishLocked(prefix netip.Prefix, at time.Time) {
+	t.lastChange.Store(at.UnixNano())
 	paths := t.routes[prefix]
 	for s := range t.subs {
 		s.q.Put(prefix, Route{Prefix: prefix, Paths: paths, At: at})
@@ -389,6 +395,13 @@ func fromNativePath(ap *apiutil.Path) Path {
 			}
 		case *bgppacket.PathAttributeCommunities:
 			p.LLGRStale = slices.Contains(a.Value, uint32(bgppacket.COMMUNITY_LLGR_STALE))
+			for _, c := range a.Value {
+				p.Communities = append(p.Communities, fmt.Sprintf("%d:%d", c>>16, c&0xffff))
+			}
+		case *bgppacket.PathAttributeLargeCommunities:
+			for _, c := range a.Values {
+				p.Communities = append(p.Communities, fmt.Sprintf("%d:%d:%d", c.ASN, c.LocalData1, c.LocalData2))
+			}
 		}
 	}
 	return p

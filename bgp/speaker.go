@@ -225,7 +225,8 @@ func (s *Speaker) onPeerUpdate(ev *apiutil.WatchEventMessage_PeerEvent, _ time.T
 	if bfd {
 		go s.syncBFD(addr)
 	}
-	s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State = state; return ev })
+	now := time.Now()
+	s.publishPeer(addr, func(ev PeerEvent) PeerEvent { ev.State, ev.StateSince = state, now; return ev })
 	if state == StateEstablished && !s.restarting.Load() {
 		time.AfterFunc(resendDelay, func() { s.resendAll(addr) })
 	}
@@ -521,6 +522,14 @@ func (s *Speaker) Routes() []Route { return s.table.snapshot() }
 
 // Route returns the current decision for one prefix.
 func (s *Speaker) Route(p netip.Prefix) (Route, bool) { return s.table.get(p.Masked()) }
+
+// LastRouteChange is when a prefix's paths last changed (zero: never).
+func (s *Speaker) LastRouteChange() time.Time {
+	if n := s.table.lastChange.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
 
 // RouteCount is the number of prefixes with at least one path.
 func (s *Speaker) RouteCount() int { return s.table.len() }

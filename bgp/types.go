@@ -293,6 +293,9 @@ type Path struct {
 	// carries the LLGR_STALE community): used only when nothing better
 	// exists.
 	LLGRStale bool
+	// Communities are the path's standard ("aa:nn") and large
+	// ("aa:nn:mm") communities; nil for most paths in a Calico cluster.
+	Communities []string
 }
 
 // Route is the speaker's current decision for one prefix: the best path
@@ -325,4 +328,7 @@ type PeerEvent struct {
 	State    SessionState
 	EndOfRIB bool // the peer finished its initial update (or GR refresh)
 	At       time.Time
+	// StateSince is when the session entered State: events are coalesced,
+	// so At may be a later End-of-RIB's time.
+	StateSince time.Time
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/petrel-net/petrel/internal/version"
 	petrelpb "github.com/petrel-net/petrel/proto"
@@ -51,18 +54,37 @@ func Status(ctx context.Context, socket, output string, w io.Writer) error {
 	})
 }
 
-// ShowRoutes is `petrel routes`: the RIB, only inside within when set.
-func ShowRoutes(ctx context.Context, socket, output, within string, w io.Writer) error {
+// ShowRoutes is `petrel routes`: the RIB, only inside f.Within and from
+// f.Peer when set.
+func ShowRoutes(ctx context.Context, socket, output string, f RouteFilter, w io.Writer) error {
+	if output == "yaml" {
+		return ShowRIBYAML(ctx, socket, f, w)
+	}
 	return withDaemon(ctx, socket, output, func(c *Client) error {
-		routes, err := c.Routes(ctx, within)
+		routes, err := c.Routes(ctx, f.Within)
 		if err != nil {
 			return err
 		}
+		routes = routesFromPeer(routes, f.Peer)
 		if output == "json" {
 			return WriteRoutesJSON(w, routes)
 		}
 		return WriteRoutes(w, routes)
 	})
+}
+
+// ShowRIBYAML prints the RIB as YAML (the JSON document, converted).
+func ShowRIBYAML(ctx context.Context, socket string, f RouteFilter, w io.Writer) error {
+	var buf bytes.Buffer
+	if err := ShowRoutes(ctx, socket, "json", f, &buf); err != nil {
+		return err
+	}
+	out, err := yaml.JSONToYAML(buf.Bytes())
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(out)
+	return err
 }
 
 // Version is `petrel version`: this binary's, then the daemon's when one

@@ -21,21 +21,7 @@ func WriteRoutes(w io.Writer, routes []*petrelpb.Route) error {
 			if i > 0 {
 				prefix = ""
 			}
-			from := p.Peer
-			if p.Local {
-				from = "local"
-			}
-			sel := "multipath"
-			if p.Best {
-				sel = "best"
-			}
-			switch {
-			case p.LlgrStale:
-				sel += " (llgr-stale, depreferred)"
-			case p.Stale:
-				sel += " (stale)"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", prefix, orDash(p.NextHop), from, asPath(p.AsPath), sel)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", prefix, orDash(p.NextHop), pathSource(p), asPath(p.AsPath), pathSelection(p))
 		}
 	}
 	return tw.Flush()
@@ -49,6 +35,37 @@ func WriteRoutesJSON(w io.Writer, routes []*petrelpb.Route) error {
 		routes = []*petrelpb.Route{}
 	}
 	return enc.Encode(routes)
+}
+
+// pathSource is where a path came from: its peer, or "local".
+func pathSource(p *petrelpb.Path) string {
+	if p.Local {
+		return "local"
+	}
+	return p.Peer
+}
+
+// pathSelection says whether a path is the best or another member of the
+// multipath set, and whether graceful restart keeps it.
+func pathSelection(p *petrelpb.Path) string {
+	sel := "multipath"
+	if p.Best {
+		sel = "best"
+	}
+	switch {
+	case p.LlgrStale:
+		sel += " (llgr-stale, depreferred)"
+	case p.Stale:
+		sel += " (stale)"
+	}
+	return sel
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func asPath(as []uint32) string {

@@ -193,11 +193,17 @@ func WriteServices(w io.Writer, prefixes []string) {
 
 // WriteProblems lists datastore objects the daemon skipped, if any.
 func WriteProblems(w io.Writer, problems []string) {
-	if len(problems) == 0 {
+	writeList(w, "\nProblems (objects skipped, everything else applied):", "  ", problems)
+}
+
+// writeList prints a header and one indented line per item; nothing
+// without items.
+func writeList(w io.Writer, header, indent string, items []string) {
+	if len(items) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nProblems (objects skipped, everything else applied):")
-	for _, p := range problems {
-		fmt.Fprintln(w, "  "+p)
+	fmt.Fprintln(w, header)
+	for _, it := range items {
+		fmt.Fprintln(w, indent+it)
 	}
 }

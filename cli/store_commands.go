@@ -34,24 +34,34 @@ var ErrIPAMCheckFailed = errors.New("ipam check found problems")
 // ApplyFile is `petrel apply -f FILE` (- for stdin): every object is
 // decoded before anything is written.
 func ApplyFile(ctx context.Context, file string, stdin io.Reader, open Opener, out io.Writer) error {
+	objs, err := readObjects(file, stdin)
+	if err != nil {
+		return err
+	}
+	return open(func(b datastore.Backend) error { return Apply(ctx, b, objs, out) })
+}
+
+// readObjects decodes the resources of file ("-": stdin); nothing is
+// written anywhere when any object is invalid.
+func readObjects(file string, stdin io.Reader) ([]datastore.Object, error) {
 	var data []byte
 	var err error
 	switch file {
 	case "":
-		return fmt.Errorf("apply: -f FILE is required")
+		return nil, fmt.Errorf("apply: -f FILE is required")
 	case "-":
 		data, err = io.ReadAll(stdin)
 	default:
 		data, err = os.ReadFile(file)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	objs, err := datastore.Decode(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", file, err) // nothing is written when any object is invalid
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return open(func(b datastore.Backend) error { return Apply(ctx, b, objs, out) })
+	return objs, nil
 }
 
 // Get is `petrel get KIND [NAME]`. A list with undecodable objects shows

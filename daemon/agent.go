@@ -117,6 +117,7 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	go func() { a.done <- fmt.Errorf("api server: %w", srv.Serve(lis)) }()
 	go probe.publish(ctx, hs)
 	m.watch(speaker, kernel, cfg.IPAMUse, cfg.Skipped)
+	m.watchConvergence(ctx, speaker, kernel, log)
 	if cfg.MetricsAddr != "" {
 		go func() {
 			// Metrics are for people; a busy port must not stop routing.

@@ -37,6 +37,9 @@ type apiServer struct {
 
 	mu       sync.Mutex
 	problems []string // datastore objects skipped, for status
+	// snapshot reads the datastore's current objects, for explain's IPAM
+	// origin (nil in standalone mode).
+	snapshot func() snapshot
 }
 
 // setProblems records the current problems; it reports whether they
@@ -203,22 +206,27 @@ func (a *apiServer) GetHealth(ctx context.Context, _ *petrelpb.GetHealthRequest)
 func routeToProto(r bgp.Route) *petrelpb.Route {
 	out := &petrelpb.Route{Prefix: r.Prefix.String()}
 	for i, p := range r.Paths {
-		pp := &petrelpb.Path{
-			PeerAs:    p.PeerASN,
-			AsPath:    p.ASPath,
-			LocalPref: p.LocalPref,
-			Local:     p.Local,
-			Best:      i == 0,
-			Stale:     p.Stale,
-			LlgrStale: p.LLGRStale,
-		}
-		if p.NextHop.IsValid() {
-			pp.NextHop = p.NextHop.String()
-		}
-		if p.Peer.IsValid() {
-			pp.Peer = p.Peer.String()
-		}
-		out.Paths = append(out.Paths, pp)
+		out.Paths = append(out.Paths, pathToProto(p, i == 0))
 	}
 	return out
+}
+
+func pathToProto(p bgp.Path, best bool) *petrelpb.Path {
+	pp := &petrelpb.Path{
+		PeerAs:      p.PeerASN,
+		AsPath:      p.ASPath,
+		LocalPref:   p.LocalPref,
+		Local:       p.Local,
+		Best:        best,
+		Stale:       p.Stale,
+		LlgrStale:   p.LLGRStale,
+		Communities: p.Communities,
+	}
+	if p.NextHop.IsValid() {
+		pp.NextHop = p.NextHop.String()
+	}
+	if p.Peer.IsValid() {
+		pp.Peer = p.Peer.String()
+	}
+	return pp
 }

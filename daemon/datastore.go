@@ -95,6 +95,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 		return err
 	}
 	defer a.stop()
+	a.api.snapshot = st.read
 	targets := a.targets()
 	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
 	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)

@@ -120,16 +120,22 @@ func (st *storeState) waitSynced(ctx context.Context) error {
 func (st *storeState) read() snapshot {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	return snapshotOf(st.snaps, st.leftOutLocked())
+}
+
+// snapshotOf types the watched kinds' objects (IPPools already
+// validated): the daemon's view, and dry-run's.
+func snapshotOf(snaps map[datastore.Kind]datastore.Snapshot, leftOut []string) snapshot {
 	return snapshot{
-		Nodes:      typed[*datastore.Node](st.snaps[datastore.KindNode]),
-		Peers:      typed[*datastore.BGPPeer](st.snaps[datastore.KindBGPPeer]),
-		Configs:    typed[*datastore.BGPConfiguration](st.snaps[datastore.KindBGPConfiguration]),
-		BFDConfigs: typed[*datastore.BFDConfiguration](st.snaps[datastore.KindBFDConfiguration]),
-		Filters:    typed[*datastore.BGPFilter](st.snaps[datastore.KindBGPFilter]),
-		Pools:      typed[*datastore.IPPool](st.snaps[datastore.KindIPPool]),
-		Blocks:     typed[*datastore.IPAMBlock](st.snaps[datastore.KindIPAMBlock]),
-		Affinities: typed[*datastore.BlockAffinity](st.snaps[datastore.KindBlockAffinity]),
-		LeftOut:    st.leftOutLocked(),
+		Nodes:      typed[*datastore.Node](snaps[datastore.KindNode]),
+		Peers:      typed[*datastore.BGPPeer](snaps[datastore.KindBGPPeer]),
+		Configs:    typed[*datastore.BGPConfiguration](snaps[datastore.KindBGPConfiguration]),
+		BFDConfigs: typed[*datastore.BFDConfiguration](snaps[datastore.KindBFDConfiguration]),
+		Filters:    typed[*datastore.BGPFilter](snaps[datastore.KindBGPFilter]),
+		Pools:      typed[*datastore.IPPool](snaps[datastore.KindIPPool]),
+		Blocks:     typed[*datastore.IPAMBlock](snaps[datastore.KindIPAMBlock]),
+		Affinities: typed[*datastore.BlockAffinity](snaps[datastore.KindBlockAffinity]),
+		LeftOut:    leftOut,
 	}
 }
 

@@ -36,6 +36,9 @@ const (
 	flagDirty
 	// flagSeen: found by the scan under way.
 	flagSeen
+	// flagForeignHeld: our add found a route of another protocol holding
+	// the key; we leave it there (explain and convergence read this).
+	flagForeignHeld
 )
 
 func (e *fibEntry) has(f entryFlags) bool { return e.flags&f != 0 }

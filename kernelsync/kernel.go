@@ -38,6 +38,11 @@ type Stats struct {
 	Reconciles      atomic.Int64 // full scans done
 	StaleSwept      atomic.Int64 // adopted routes removed after graceful restart
 	GracefulRestart atomic.Bool  // adopted routes are waiting for refresh
+	// GRRemovals counts routes deleted during graceful restart (before
+	// the sweep): it should stay 0.
+	GRRemovals atomic.Int64
+	// LastChange is when a route was last written (unix nanoseconds).
+	LastChange atomic.Int64
 	// Failing is how many prefixes' last write failed (retried each scan).
 	Failing atomic.Int64
 	// LastLoop is when the loop last did work (unix nanoseconds): the
@@ -72,6 +77,9 @@ type Sync struct {
 	// programmed (Service CIDRs: kube-proxy owns those addresses).
 	notProgrammed    map[netip.Prefix]bool
 	notProgrammedReq chan map[netip.Prefix]bool // from SetNotProgrammed to Run
+	// queryReq runs read-only questions (explain, the FIB view) on Run's
+	// goroutine, which owns the state they read.
+	queryReq chan func()
 	// stopped is closed when Run returns, so SetExcluded never waits for a
 	// loop that is gone.
 	stopped chan struct{}
@@ -116,6 +124,7 @@ func newSync(cfg Config, writer routeWriter, lookup func(netip.Addr) ([]netlink.
 		excluded:         map[netip.Prefix]bool{},
 		excludeReq:       make(chan excludeRequest),
 		notProgrammedReq: make(chan map[netip.Prefix]bool, 1),
+		queryReq:         make(chan func()),
 		stopped:          make(chan struct{}),
 		dev:              newDevices(cfg.Interfaces, lookup),
 	}
@@ -272,6 +281,8 @@ func (s *Sync) Run(ctx context.Context, speaker Speaker) error {
 		case want := <-s.notProgrammedReq:
 			s.notProgrammed = want
 			s.redesireAll()
+		case q := <-s.queryReq:
+			q()
 		case <-peerQ.Ready():
 			peerQ.Drain(func(netip.Addr, bgp.PeerEvent) {})
 			s.checkRestartDone(drainRoutes)
@@ -567,6 +578,7 @@ func (s *Sync) writeDirty() {
 	}
 	if len(ops) > 0 {
 		s.lastWrite = time.Now()
+		s.Stats.LastChange.Store(s.lastWrite.UnixNano())
 		var sinceUpdate time.Duration
 		if !s.oldestUpdate.IsZero() {
 			sinceUpdate = time.Since(s.oldestUpdate)
@@ -585,7 +597,7 @@ func (s *Sync) writeDirty() {
 func (s *Sync) opFor(p netip.Prefix, e *fibEntry) (op routeOp, ok bool) {
 	want, isInstalled := e.desired, e.has(flagInstalled)
 	if want == nil {
-		e.flags &^= flagClobbered // nothing of ours to put back
+		e.flags &^= flagClobbered | flagForeignHeld // nothing of ours to put back or to hold
 	}
 	switch {
 	case want != nil && isInstalled && fibEqual(want, e.installed):
@@ -615,6 +627,7 @@ func (s *Sync) applied(op routeOp) {
 	switch {
 	case op.kind == opAdd && errors.Is(op.err, unix.EEXIST):
 		s.log.Debug("prefix held by a route of another protocol; not overriding it", "prefix", p)
+		e.flags |= flagForeignHeld
 		return
 	case op.kind == opDelete && errors.Is(op.err, unix.ESRCH):
 		// Already gone.
@@ -625,8 +638,11 @@ func (s *Sync) applied(op routeOp) {
 	}
 	s.fib.setFailing(e, false)
 	s.Stats.Writes.Add(1)
-	e.flags &^= flagStale
+	e.flags &^= flagStale | flagForeignHeld
 	if op.kind == opDelete {
+		if s.graceful {
+			s.Stats.GRRemovals.Add(1) // routes must stay while we restart
+		}
 		s.fib.clearInstalled(e)
 		return
 	}

@@ -75,7 +75,7 @@ func (c *computation) filterRules(f *datastore.BGPFilter, field string, rules []
 			continue
 		}
 		at := fmt.Sprintf("BGPFilter %q: %s[%d]", f.Name, field, i)
-		fr := bgp.FilterRule{IPv6: v6, Op: bgp.MatchOp(r.MatchOperator), FromPeers: r.Source == "RemotePeers",
+		fr := bgp.FilterRule{Origin: at, IPv6: v6, Op: bgp.MatchOp(r.MatchOperator), FromPeers: r.Source == "RemotePeers",
 			ASPathPrefix: r.ASPathPrefix, Reject: r.Action == "Reject"}
 		if r.CIDR != "" {
 			fr.Prefix, _ = netip.ParsePrefix(r.CIDR) // validated

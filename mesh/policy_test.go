@@ -52,11 +52,11 @@ func TestRoutePolicy(t *testing.T) {
 		want: bgp.RoutePolicy{Peers: map[netip.Addr]bgp.PeerPolicy{torV4: {
 			NextHop: bgp.NextHopKeep,
 			Export: []bgp.FilterRule{
-				{Prefix: netip.MustParsePrefix("192.168.0.0/16"), Op: bgp.MatchIn, MinLen: 26, AddCommunities: []string{"65000:1"}, PrependASPath: []uint32{64512}},
-				{Never: true, Reject: true},
-				{Reject: true},
+				{Origin: `BGPFilter "edge": spec.exportV4[0]`, Prefix: netip.MustParsePrefix("192.168.0.0/16"), Op: bgp.MatchIn, MinLen: 26, AddCommunities: []string{"65000:1"}, PrependASPath: []uint32{64512}},
+				{Origin: `BGPFilter "edge": spec.exportV4[2]`, Never: true, Reject: true},
+				{Origin: `BGPFilter "edge": spec.exportV4[3]`, Reject: true},
 			},
-			Import: []bgp.FilterRule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Op: bgp.MatchNotIn, FromPeers: true, Reject: true}},
+			Import: []bgp.FilterRule{{Origin: `BGPFilter "edge": spec.importV4[0]`, Prefix: netip.MustParsePrefix("10.0.0.0/8"), Op: bgp.MatchNotIn, FromPeers: true, Reject: true}},
 		}}, Communities: []bgp.PrefixCommunities{}},
 		peers:   1,
 		problem: `BGPFilter "edge": spec.exportV4[2]: interface and priority criteria match no route`,

@@ -26,6 +26,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// INSTALLED: known, and in the FIB (and, for a prefix this node
+// originates, sent to every established peer). NOT_INSTALLED: known,
+// but missing from the FIB or held back from a peer. UNKNOWN: no
+// origin, no BGP path, no kernel route.
+type ExplainResponse_Verdict int32
+
+const (
+	ExplainResponse_UNKNOWN       ExplainResponse_Verdict = 0
+	ExplainResponse_INSTALLED     ExplainResponse_Verdict = 1
+	ExplainResponse_NOT_INSTALLED ExplainResponse_Verdict = 2
+)
+
+// Enum value maps for ExplainResponse_Verdict.
+var (
+	ExplainResponse_Verdict_name = map[int32]string{
+		0: "UNKNOWN",
+		1: "INSTALLED",
+		2: "NOT_INSTALLED",
+	}
+	ExplainResponse_Verdict_value = map[string]int32{
+		"UNKNOWN":       0,
+		"INSTALLED":     1,
+		"NOT_INSTALLED": 2,
+	}
+)
+
+func (x ExplainResponse_Verdict) Enum() *ExplainResponse_Verdict {
+	p := new(ExplainResponse_Verdict)
+	*p = x
+	return p
+}
+
+func (x ExplainResponse_Verdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExplainResponse_Verdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_petrel_proto_enumTypes[0].Descriptor()
+}
+
+func (ExplainResponse_Verdict) Type() protoreflect.EnumType {
+	return &file_petrel_proto_enumTypes[0]
+}
+
+func (x ExplainResponse_Verdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExplainResponse_Verdict.Descriptor instead.
+func (ExplainResponse_Verdict) EnumDescriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{15, 0}
+}
+
 type GetHealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -870,7 +923,9 @@ type Path struct {
 	Best      bool     `protobuf:"varint,7,opt,name=best,proto3" json:"best,omitempty"`
 	Stale     bool     `protobuf:"varint,8,opt,name=stale,proto3" json:"stale,omitempty"`
 	// Kept by long-lived graceful restart (LLGR_STALE): depreferred.
-	LlgrStale     bool `protobuf:"varint,9,opt,name=llgr_stale,json=llgrStale,proto3" json:"llgr_stale,omitempty"`
+	LlgrStale bool `protobuf:"varint,9,opt,name=llgr_stale,json=llgrStale,proto3" json:"llgr_stale,omitempty"`
+	// Standard ("aa:nn") and large ("aa:nn:mm") communities.
+	Communities   []string `protobuf:"bytes,10,rep,name=communities,proto3" json:"communities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -968,6 +1023,13 @@ func (x *Path) GetLlgrStale() bool {
 	return false
 }
 
+func (x *Path) GetCommunities() []string {
+	if x != nil {
+		return x.Communities
+	}
+	return nil
+}
+
 type WatchRoutesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Send every current route first.
@@ -1057,6 +1119,802 @@ func (x *WatchRoutesResponse) GetRoutes() []*Route {
 	return nil
 }
 
+type ExplainRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A CIDR prefix, or an address (explained through its longest match).
+	Target        string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainRequest) Reset() {
+	*x = ExplainRequest{}
+	mi := &file_petrel_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainRequest) ProtoMessage() {}
+
+func (x *ExplainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainRequest.ProtoReflect.Descriptor instead.
+func (*ExplainRequest) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExplainRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type ExplainResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// The prefix explained; empty when nothing covers the target.
+	Prefix  string                  `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Verdict ExplainResponse_Verdict `protobuf:"varint,3,opt,name=verdict,proto3,enum=petrel.v1.ExplainResponse_Verdict" json:"verdict,omitempty"`
+	// One sentence per finding, in the order origin, BGP, export, kernel.
+	Summary []string `protobuf:"bytes,4,rep,name=summary,proto3" json:"summary,omitempty"`
+	Origin  *Origin  `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
+	// The multipath (ECMP) set, best first.
+	Paths         []*Path       `protobuf:"bytes,6,rep,name=paths,proto3" json:"paths,omitempty"`
+	Exports       []*PeerExport `protobuf:"bytes,7,rep,name=exports,proto3" json:"exports,omitempty"`
+	Fib           *FIBState     `protobuf:"bytes,8,opt,name=fib,proto3" json:"fib,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainResponse) Reset() {
+	*x = ExplainResponse{}
+	mi := &file_petrel_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainResponse) ProtoMessage() {}
+
+func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
+func (*ExplainResponse) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ExplainResponse) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *ExplainResponse) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ExplainResponse) GetVerdict() ExplainResponse_Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return ExplainResponse_UNKNOWN
+}
+
+func (x *ExplainResponse) GetSummary() []string {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+func (x *ExplainResponse) GetOrigin() *Origin {
+	if x != nil {
+		return x.Origin
+	}
+	return nil
+}
+
+func (x *ExplainResponse) GetPaths() []*Path {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+func (x *ExplainResponse) GetExports() []*PeerExport {
+	if x != nil {
+		return x.Exports
+	}
+	return nil
+}
+
+func (x *ExplainResponse) GetFib() *FIBState {
+	if x != nil {
+		return x.Fib
+	}
+	return nil
+}
+
+type Origin struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who injects the local path: originate (IPAM), kernel (a learned
+	// alien route), direct (a connected prefix).
+	Sources []string `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	// The IPAM block containing the prefix, its affinity and pool.
+	Block         string `protobuf:"bytes,2,opt,name=block,proto3" json:"block,omitempty"`
+	Affinity      string `protobuf:"bytes,3,opt,name=affinity,proto3" json:"affinity,omitempty"`
+	AffinityState string `protobuf:"bytes,4,opt,name=affinity_state,json=affinityState,proto3" json:"affinity_state,omitempty"`
+	Pool          string `protobuf:"bytes,5,opt,name=pool,proto3" json:"pool,omitempty"`
+	PoolCidr      string `protobuf:"bytes,6,opt,name=pool_cidr,json=poolCidr,proto3" json:"pool_cidr,omitempty"`
+	VxlanMode     string `protobuf:"bytes,7,opt,name=vxlan_mode,json=vxlanMode,proto3" json:"vxlan_mode,omitempty"`
+	// For one address: allocated, its handle and the node using it;
+	// borrowed when that node is not the block's.
+	Allocated     bool   `protobuf:"varint,8,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	Handle        string `protobuf:"bytes,9,opt,name=handle,proto3" json:"handle,omitempty"`
+	UsedBy        string `protobuf:"bytes,10,opt,name=used_by,json=usedBy,proto3" json:"used_by,omitempty"`
+	Borrowed      bool   `protobuf:"varint,11,opt,name=borrowed,proto3" json:"borrowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Origin) Reset() {
+	*x = Origin{}
+	mi := &file_petrel_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Origin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Origin) ProtoMessage() {}
+
+func (x *Origin) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Origin.ProtoReflect.Descriptor instead.
+func (*Origin) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Origin) GetSources() []string {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *Origin) GetBlock() string {
+	if x != nil {
+		return x.Block
+	}
+	return ""
+}
+
+func (x *Origin) GetAffinity() string {
+	if x != nil {
+		return x.Affinity
+	}
+	return ""
+}
+
+func (x *Origin) GetAffinityState() string {
+	if x != nil {
+		return x.AffinityState
+	}
+	return ""
+}
+
+func (x *Origin) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+func (x *Origin) GetPoolCidr() string {
+	if x != nil {
+		return x.PoolCidr
+	}
+	return ""
+}
+
+func (x *Origin) GetVxlanMode() string {
+	if x != nil {
+		return x.VxlanMode
+	}
+	return ""
+}
+
+func (x *Origin) GetAllocated() bool {
+	if x != nil {
+		return x.Allocated
+	}
+	return false
+}
+
+func (x *Origin) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+func (x *Origin) GetUsedBy() string {
+	if x != nil {
+		return x.UsedBy
+	}
+	return ""
+}
+
+func (x *Origin) GetBorrowed() bool {
+	if x != nil {
+		return x.Borrowed
+	}
+	return false
+}
+
+type PeerExport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Peer  string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// "node-to-node mesh", "global" or "node specific", and iBGP or eBGP.
+	Type     string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Ebgp     bool   `protobuf:"varint,4,opt,name=ebgp,proto3" json:"ebgp,omitempty"`
+	State    string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	Exported bool   `protobuf:"varint,6,opt,name=exported,proto3" json:"exported,omitempty"`
+	// The rule that decided: a BGPFilter rule (name and index), a
+	// leak-proof statement, or why BGP never sends it.
+	Rule          string `protobuf:"bytes,7,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerExport) Reset() {
+	*x = PeerExport{}
+	mi := &file_petrel_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerExport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerExport) ProtoMessage() {}
+
+func (x *PeerExport) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerExport.ProtoReflect.Descriptor instead.
+func (*PeerExport) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PeerExport) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *PeerExport) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PeerExport) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PeerExport) GetEbgp() bool {
+	if x != nil {
+		return x.Ebgp
+	}
+	return false
+}
+
+func (x *PeerExport) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PeerExport) GetExported() bool {
+	if x != nil {
+		return x.Exported
+	}
+	return false
+}
+
+func (x *PeerExport) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+type FIBState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kernel sync wants a route of its own here.
+	Wanted bool `protobuf:"varint,1,opt,name=wanted,proto3" json:"wanted,omitempty"`
+	// A route for the prefix is in the kernel (whoever owns it).
+	Installed bool `protobuf:"varint,2,opt,name=installed,proto3" json:"installed,omitempty"`
+	// kernel sync, VXLAN, workload, or foreign (protocol N).
+	Owner    string     `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	NextHops []*NextHop `protobuf:"bytes,4,rep,name=next_hops,json=nextHops,proto3" json:"next_hops,omitempty"`
+	// Why petrel's route is missing, or what is special about it.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Stale  bool   `protobuf:"varint,6,opt,name=stale,proto3" json:"stale,omitempty"`
+	// The routes the kernel's table holds at exactly this prefix.
+	Kernel        []*KernelRoute `protobuf:"bytes,7,rep,name=kernel,proto3" json:"kernel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FIBState) Reset() {
+	*x = FIBState{}
+	mi := &file_petrel_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FIBState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FIBState) ProtoMessage() {}
+
+func (x *FIBState) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FIBState.ProtoReflect.Descriptor instead.
+func (*FIBState) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *FIBState) GetWanted() bool {
+	if x != nil {
+		return x.Wanted
+	}
+	return false
+}
+
+func (x *FIBState) GetInstalled() bool {
+	if x != nil {
+		return x.Installed
+	}
+	return false
+}
+
+func (x *FIBState) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *FIBState) GetNextHops() []*NextHop {
+	if x != nil {
+		return x.NextHops
+	}
+	return nil
+}
+
+func (x *FIBState) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FIBState) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *FIBState) GetKernel() []*KernelRoute {
+	if x != nil {
+		return x.Kernel
+	}
+	return nil
+}
+
+type NextHop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Gateway       string                 `protobuf:"bytes,1,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	Interface     string                 `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	Blackhole     bool                   `protobuf:"varint,3,opt,name=blackhole,proto3" json:"blackhole,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NextHop) Reset() {
+	*x = NextHop{}
+	mi := &file_petrel_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NextHop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NextHop) ProtoMessage() {}
+
+func (x *NextHop) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NextHop.ProtoReflect.Descriptor instead.
+func (*NextHop) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *NextHop) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *NextHop) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *NextHop) GetBlackhole() bool {
+	if x != nil {
+		return x.Blackhole
+	}
+	return false
+}
+
+type KernelRoute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Protocol      string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Owner         string                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	NextHops      []*NextHop             `protobuf:"bytes,4,rep,name=next_hops,json=nextHops,proto3" json:"next_hops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KernelRoute) Reset() {
+	*x = KernelRoute{}
+	mi := &file_petrel_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KernelRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KernelRoute) ProtoMessage() {}
+
+func (x *KernelRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KernelRoute.ProtoReflect.Descriptor instead.
+func (*KernelRoute) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *KernelRoute) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *KernelRoute) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *KernelRoute) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *KernelRoute) GetNextHops() []*NextHop {
+	if x != nil {
+		return x.NextHops
+	}
+	return nil
+}
+
+type ListFIBRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only prefixes inside this CIDR (empty = all).
+	Within string `protobuf:"bytes,1,opt,name=within,proto3" json:"within,omitempty"`
+	// Only prefixes with a path from this peer (empty = all).
+	Peer          string `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFIBRequest) Reset() {
+	*x = ListFIBRequest{}
+	mi := &file_petrel_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFIBRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFIBRequest) ProtoMessage() {}
+
+func (x *ListFIBRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFIBRequest.ProtoReflect.Descriptor instead.
+func (*ListFIBRequest) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListFIBRequest) GetWithin() string {
+	if x != nil {
+		return x.Within
+	}
+	return ""
+}
+
+func (x *ListFIBRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+type ListFIBResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Routes        []*FIBRoute            `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFIBResponse) Reset() {
+	*x = ListFIBResponse{}
+	mi := &file_petrel_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFIBResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFIBResponse) ProtoMessage() {}
+
+func (x *ListFIBResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFIBResponse.ProtoReflect.Descriptor instead.
+func (*ListFIBResponse) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListFIBResponse) GetRoutes() []*FIBRoute {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+type FIBRoute struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Prefix    string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Wanted    bool                   `protobuf:"varint,2,opt,name=wanted,proto3" json:"wanted,omitempty"`
+	Installed bool                   `protobuf:"varint,3,opt,name=installed,proto3" json:"installed,omitempty"`
+	Owner     string                 `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	Stale     bool                   `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
+	NextHops  []*NextHop             `protobuf:"bytes,6,rep,name=next_hops,json=nextHops,proto3" json:"next_hops,omitempty"`
+	Reason    string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The peers whose paths make up the route (empty: local).
+	Peers         []string `protobuf:"bytes,8,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FIBRoute) Reset() {
+	*x = FIBRoute{}
+	mi := &file_petrel_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FIBRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FIBRoute) ProtoMessage() {}
+
+func (x *FIBRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_petrel_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FIBRoute.ProtoReflect.Descriptor instead.
+func (*FIBRoute) Descriptor() ([]byte, []int) {
+	return file_petrel_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FIBRoute) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *FIBRoute) GetWanted() bool {
+	if x != nil {
+		return x.Wanted
+	}
+	return false
+}
+
+func (x *FIBRoute) GetInstalled() bool {
+	if x != nil {
+		return x.Installed
+	}
+	return false
+}
+
+func (x *FIBRoute) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *FIBRoute) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *FIBRoute) GetNextHops() []*NextHop {
+	if x != nil {
+		return x.NextHops
+	}
+	return nil
+}
+
+func (x *FIBRoute) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FIBRoute) GetPeers() []string {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
 var File_petrel_proto protoreflect.FileDescriptor
 
 const file_petrel_proto_rawDesc = "" +
@@ -1136,7 +1994,7 @@ const file_petrel_proto_rawDesc = "" +
 	"\x06routes\x18\x01 \x03(\v2\x10.petrel.v1.RouteR\x06routes\"F\n" +
 	"\x05Route\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12%\n" +
-	"\x05paths\x18\x02 \x03(\v2\x0f.petrel.v1.PathR\x05paths\"\xe5\x01\n" +
+	"\x05paths\x18\x02 \x03(\v2\x0f.petrel.v1.PathR\x05paths\"\x87\x02\n" +
 	"\x04Path\x12\x19\n" +
 	"\bnext_hop\x18\x01 \x01(\tR\anextHop\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x17\n" +
@@ -1148,18 +2006,91 @@ const file_petrel_proto_rawDesc = "" +
 	"\x04best\x18\a \x01(\bR\x04best\x12\x14\n" +
 	"\x05stale\x18\b \x01(\bR\x05stale\x12\x1d\n" +
 	"\n" +
-	"llgr_stale\x18\t \x01(\bR\tllgrStale\",\n" +
+	"llgr_stale\x18\t \x01(\bR\tllgrStale\x12 \n" +
+	"\vcommunities\x18\n" +
+	" \x03(\tR\vcommunities\",\n" +
 	"\x12WatchRoutesRequest\x12\x16\n" +
 	"\x06replay\x18\x01 \x01(\bR\x06replay\"?\n" +
 	"\x13WatchRoutesResponse\x12(\n" +
-	"\x06routes\x18\x01 \x03(\v2\x10.petrel.v1.RouteR\x06routes2\xf7\x02\n" +
+	"\x06routes\x18\x01 \x03(\v2\x10.petrel.v1.RouteR\x06routes\"(\n" +
+	"\x0eExplainRequest\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\"\xfd\x02\n" +
+	"\x0fExplainResponse\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12<\n" +
+	"\averdict\x18\x03 \x01(\x0e2\".petrel.v1.ExplainResponse.VerdictR\averdict\x12\x18\n" +
+	"\asummary\x18\x04 \x03(\tR\asummary\x12)\n" +
+	"\x06origin\x18\x05 \x01(\v2\x11.petrel.v1.OriginR\x06origin\x12%\n" +
+	"\x05paths\x18\x06 \x03(\v2\x0f.petrel.v1.PathR\x05paths\x12/\n" +
+	"\aexports\x18\a \x03(\v2\x15.petrel.v1.PeerExportR\aexports\x12%\n" +
+	"\x03fib\x18\b \x01(\v2\x13.petrel.v1.FIBStateR\x03fib\"8\n" +
+	"\aVerdict\x12\v\n" +
+	"\aUNKNOWN\x10\x00\x12\r\n" +
+	"\tINSTALLED\x10\x01\x12\x11\n" +
+	"\rNOT_INSTALLED\x10\x02\"\xb6\x02\n" +
+	"\x06Origin\x12\x18\n" +
+	"\asources\x18\x01 \x03(\tR\asources\x12\x14\n" +
+	"\x05block\x18\x02 \x01(\tR\x05block\x12\x1a\n" +
+	"\baffinity\x18\x03 \x01(\tR\baffinity\x12%\n" +
+	"\x0eaffinity_state\x18\x04 \x01(\tR\raffinityState\x12\x12\n" +
+	"\x04pool\x18\x05 \x01(\tR\x04pool\x12\x1b\n" +
+	"\tpool_cidr\x18\x06 \x01(\tR\bpoolCidr\x12\x1d\n" +
+	"\n" +
+	"vxlan_mode\x18\a \x01(\tR\tvxlanMode\x12\x1c\n" +
+	"\tallocated\x18\b \x01(\bR\tallocated\x12\x16\n" +
+	"\x06handle\x18\t \x01(\tR\x06handle\x12\x17\n" +
+	"\aused_by\x18\n" +
+	" \x01(\tR\x06usedBy\x12\x1a\n" +
+	"\bborrowed\x18\v \x01(\bR\bborrowed\"\xa2\x01\n" +
+	"\n" +
+	"PeerExport\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x12\n" +
+	"\x04ebgp\x18\x04 \x01(\bR\x04ebgp\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x1a\n" +
+	"\bexported\x18\x06 \x01(\bR\bexported\x12\x12\n" +
+	"\x04rule\x18\a \x01(\tR\x04rule\"\xe5\x01\n" +
+	"\bFIBState\x12\x16\n" +
+	"\x06wanted\x18\x01 \x01(\bR\x06wanted\x12\x1c\n" +
+	"\tinstalled\x18\x02 \x01(\bR\tinstalled\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12/\n" +
+	"\tnext_hops\x18\x04 \x03(\v2\x12.petrel.v1.NextHopR\bnextHops\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05stale\x18\x06 \x01(\bR\x05stale\x12.\n" +
+	"\x06kernel\x18\a \x03(\v2\x16.petrel.v1.KernelRouteR\x06kernel\"_\n" +
+	"\aNextHop\x12\x18\n" +
+	"\agateway\x18\x01 \x01(\tR\agateway\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x1c\n" +
+	"\tblackhole\x18\x03 \x01(\bR\tblackhole\"\x84\x01\n" +
+	"\vKernelRoute\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12/\n" +
+	"\tnext_hops\x18\x04 \x03(\v2\x12.petrel.v1.NextHopR\bnextHops\"<\n" +
+	"\x0eListFIBRequest\x12\x16\n" +
+	"\x06within\x18\x01 \x01(\tR\x06within\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\">\n" +
+	"\x0fListFIBResponse\x12+\n" +
+	"\x06routes\x18\x01 \x03(\v2\x13.petrel.v1.FIBRouteR\x06routes\"\xe3\x01\n" +
+	"\bFIBRoute\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x16\n" +
+	"\x06wanted\x18\x02 \x01(\bR\x06wanted\x12\x1c\n" +
+	"\tinstalled\x18\x03 \x01(\bR\tinstalled\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05stale\x18\x05 \x01(\bR\x05stale\x12/\n" +
+	"\tnext_hops\x18\x06 \x03(\v2\x12.petrel.v1.NextHopR\bnextHops\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x14\n" +
+	"\x05peers\x18\b \x03(\tR\x05peers2\xfb\x03\n" +
 	"\x06Petrel\x12@\n" +
 	"\aGetInfo\x12\x19.petrel.v1.GetInfoRequest\x1a\x1a.petrel.v1.GetInfoResponse\x12F\n" +
 	"\tListPeers\x12\x1b.petrel.v1.ListPeersRequest\x1a\x1c.petrel.v1.ListPeersResponse\x12K\n" +
 	"\n" +
 	"ListRoutes\x12\x1c.petrel.v1.ListRoutesRequest\x1a\x1d.petrel.v1.ListRoutesResponse0\x01\x12N\n" +
 	"\vWatchRoutes\x12\x1d.petrel.v1.WatchRoutesRequest\x1a\x1e.petrel.v1.WatchRoutesResponse0\x01\x12F\n" +
-	"\tGetHealth\x12\x1b.petrel.v1.GetHealthRequest\x1a\x1c.petrel.v1.GetHealthResponseB-Z+github.com/petrel-net/petrel/proto;petrelpbb\x06proto3"
+	"\tGetHealth\x12\x1b.petrel.v1.GetHealthRequest\x1a\x1c.petrel.v1.GetHealthResponse\x12@\n" +
+	"\aExplain\x12\x19.petrel.v1.ExplainRequest\x1a\x1a.petrel.v1.ExplainResponse\x12@\n" +
+	"\aListFIB\x12\x19.petrel.v1.ListFIBRequest\x1a\x1a.petrel.v1.ListFIBResponseB-Z+github.com/petrel-net/petrel/proto;petrelpbb\x06proto3"
 
 var (
 	file_petrel_proto_rawDescOnce sync.Once
@@ -1173,47 +2104,73 @@ func file_petrel_proto_rawDescGZIP() []byte {
 	return file_petrel_proto_rawDescData
 }
 
-var file_petrel_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_petrel_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_petrel_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_petrel_proto_goTypes = []any{
-	(*GetHealthRequest)(nil),      // 0: petrel.v1.GetHealthRequest
-	(*GetHealthResponse)(nil),     // 1: petrel.v1.GetHealthResponse
-	(*GetInfoRequest)(nil),        // 2: petrel.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),       // 3: petrel.v1.GetInfoResponse
-	(*KernelStatus)(nil),          // 4: petrel.v1.KernelStatus
-	(*ListPeersRequest)(nil),      // 5: petrel.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),     // 6: petrel.v1.ListPeersResponse
-	(*Peer)(nil),                  // 7: petrel.v1.Peer
-	(*ListRoutesRequest)(nil),     // 8: petrel.v1.ListRoutesRequest
-	(*ListRoutesResponse)(nil),    // 9: petrel.v1.ListRoutesResponse
-	(*Route)(nil),                 // 10: petrel.v1.Route
-	(*Path)(nil),                  // 11: petrel.v1.Path
-	(*WatchRoutesRequest)(nil),    // 12: petrel.v1.WatchRoutesRequest
-	(*WatchRoutesResponse)(nil),   // 13: petrel.v1.WatchRoutesResponse
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(ExplainResponse_Verdict)(0),  // 0: petrel.v1.ExplainResponse.Verdict
+	(*GetHealthRequest)(nil),      // 1: petrel.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),     // 2: petrel.v1.GetHealthResponse
+	(*GetInfoRequest)(nil),        // 3: petrel.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),       // 4: petrel.v1.GetInfoResponse
+	(*KernelStatus)(nil),          // 5: petrel.v1.KernelStatus
+	(*ListPeersRequest)(nil),      // 6: petrel.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),     // 7: petrel.v1.ListPeersResponse
+	(*Peer)(nil),                  // 8: petrel.v1.Peer
+	(*ListRoutesRequest)(nil),     // 9: petrel.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),    // 10: petrel.v1.ListRoutesResponse
+	(*Route)(nil),                 // 11: petrel.v1.Route
+	(*Path)(nil),                  // 12: petrel.v1.Path
+	(*WatchRoutesRequest)(nil),    // 13: petrel.v1.WatchRoutesRequest
+	(*WatchRoutesResponse)(nil),   // 14: petrel.v1.WatchRoutesResponse
+	(*ExplainRequest)(nil),        // 15: petrel.v1.ExplainRequest
+	(*ExplainResponse)(nil),       // 16: petrel.v1.ExplainResponse
+	(*Origin)(nil),                // 17: petrel.v1.Origin
+	(*PeerExport)(nil),            // 18: petrel.v1.PeerExport
+	(*FIBState)(nil),              // 19: petrel.v1.FIBState
+	(*NextHop)(nil),               // 20: petrel.v1.NextHop
+	(*KernelRoute)(nil),           // 21: petrel.v1.KernelRoute
+	(*ListFIBRequest)(nil),        // 22: petrel.v1.ListFIBRequest
+	(*ListFIBResponse)(nil),       // 23: petrel.v1.ListFIBResponse
+	(*FIBRoute)(nil),              // 24: petrel.v1.FIBRoute
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_petrel_proto_depIdxs = []int32{
-	14, // 0: petrel.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
-	4,  // 1: petrel.v1.GetInfoResponse.kernel:type_name -> petrel.v1.KernelStatus
-	7,  // 2: petrel.v1.ListPeersResponse.peers:type_name -> petrel.v1.Peer
-	14, // 3: petrel.v1.Peer.since:type_name -> google.protobuf.Timestamp
-	10, // 4: petrel.v1.ListRoutesResponse.routes:type_name -> petrel.v1.Route
-	11, // 5: petrel.v1.Route.paths:type_name -> petrel.v1.Path
-	10, // 6: petrel.v1.WatchRoutesResponse.routes:type_name -> petrel.v1.Route
-	2,  // 7: petrel.v1.Petrel.GetInfo:input_type -> petrel.v1.GetInfoRequest
-	5,  // 8: petrel.v1.Petrel.ListPeers:input_type -> petrel.v1.ListPeersRequest
-	8,  // 9: petrel.v1.Petrel.ListRoutes:input_type -> petrel.v1.ListRoutesRequest
-	12, // 10: petrel.v1.Petrel.WatchRoutes:input_type -> petrel.v1.WatchRoutesRequest
-	0,  // 11: petrel.v1.Petrel.GetHealth:input_type -> petrel.v1.GetHealthRequest
-	3,  // 12: petrel.v1.Petrel.GetInfo:output_type -> petrel.v1.GetInfoResponse
-	6,  // 13: petrel.v1.Petrel.ListPeers:output_type -> petrel.v1.ListPeersResponse
-	9,  // 14: petrel.v1.Petrel.ListRoutes:output_type -> petrel.v1.ListRoutesResponse
-	13, // 15: petrel.v1.Petrel.WatchRoutes:output_type -> petrel.v1.WatchRoutesResponse
-	1,  // 16: petrel.v1.Petrel.GetHealth:output_type -> petrel.v1.GetHealthResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	25, // 0: petrel.v1.GetInfoResponse.started:type_name -> google.protobuf.Timestamp
+	5,  // 1: petrel.v1.GetInfoResponse.kernel:type_name -> petrel.v1.KernelStatus
+	8,  // 2: petrel.v1.ListPeersResponse.peers:type_name -> petrel.v1.Peer
+	25, // 3: petrel.v1.Peer.since:type_name -> google.protobuf.Timestamp
+	11, // 4: petrel.v1.ListRoutesResponse.routes:type_name -> petrel.v1.Route
+	12, // 5: petrel.v1.Route.paths:type_name -> petrel.v1.Path
+	11, // 6: petrel.v1.WatchRoutesResponse.routes:type_name -> petrel.v1.Route
+	0,  // 7: petrel.v1.ExplainResponse.verdict:type_name -> petrel.v1.ExplainResponse.Verdict
+	17, // 8: petrel.v1.ExplainResponse.origin:type_name -> petrel.v1.Origin
+	12, // 9: petrel.v1.ExplainResponse.paths:type_name -> petrel.v1.Path
+	18, // 10: petrel.v1.ExplainResponse.exports:type_name -> petrel.v1.PeerExport
+	19, // 11: petrel.v1.ExplainResponse.fib:type_name -> petrel.v1.FIBState
+	20, // 12: petrel.v1.FIBState.next_hops:type_name -> petrel.v1.NextHop
+	21, // 13: petrel.v1.FIBState.kernel:type_name -> petrel.v1.KernelRoute
+	20, // 14: petrel.v1.KernelRoute.next_hops:type_name -> petrel.v1.NextHop
+	24, // 15: petrel.v1.ListFIBResponse.routes:type_name -> petrel.v1.FIBRoute
+	20, // 16: petrel.v1.FIBRoute.next_hops:type_name -> petrel.v1.NextHop
+	3,  // 17: petrel.v1.Petrel.GetInfo:input_type -> petrel.v1.GetInfoRequest
+	6,  // 18: petrel.v1.Petrel.ListPeers:input_type -> petrel.v1.ListPeersRequest
+	9,  // 19: petrel.v1.Petrel.ListRoutes:input_type -> petrel.v1.ListRoutesRequest
+	13, // 20: petrel.v1.Petrel.WatchRoutes:input_type -> petrel.v1.WatchRoutesRequest
+	1,  // 21: petrel.v1.Petrel.GetHealth:input_type -> petrel.v1.GetHealthRequest
+	15, // 22: petrel.v1.Petrel.Explain:input_type -> petrel.v1.ExplainRequest
+	22, // 23: petrel.v1.Petrel.ListFIB:input_type -> petrel.v1.ListFIBRequest
+	4,  // 24: petrel.v1.Petrel.GetInfo:output_type -> petrel.v1.GetInfoResponse
+	7,  // 25: petrel.v1.Petrel.ListPeers:output_type -> petrel.v1.ListPeersResponse
+	10, // 26: petrel.v1.Petrel.ListRoutes:output_type -> petrel.v1.ListRoutesResponse
+	14, // 27: petrel.v1.Petrel.WatchRoutes:output_type -> petrel.v1.WatchRoutesResponse
+	2,  // 28: petrel.v1.Petrel.GetHealth:output_type -> petrel.v1.GetHealthResponse
+	16, // 29: petrel.v1.Petrel.Explain:output_type -> petrel.v1.ExplainResponse
+	23, // 30: petrel.v1.Petrel.ListFIB:output_type -> petrel.v1.ListFIBResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_petrel_proto_init() }
@@ -1226,13 +2183,14 @@ func file_petrel_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_petrel_proto_rawDesc), len(file_petrel_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   14,
+			NumEnums:      1,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_petrel_proto_goTypes,
 		DependencyIndexes: file_petrel_proto_depIdxs,
+		EnumInfos:         file_petrel_proto_enumTypes,
 		MessageInfos:      file_petrel_proto_msgTypes,
 	}.Build()
 	File_petrel_proto = out.File

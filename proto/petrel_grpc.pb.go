@@ -28,6 +28,8 @@ const (
 	Petrel_ListRoutes_FullMethodName  = "/petrel.v1.Petrel/ListRoutes"
 	Petrel_WatchRoutes_FullMethodName = "/petrel.v1.Petrel/WatchRoutes"
 	Petrel_GetHealth_FullMethodName   = "/petrel.v1.Petrel/GetHealth"
+	Petrel_Explain_FullMethodName     = "/petrel.v1.Petrel/Explain"
+	Petrel_ListFIB_FullMethodName     = "/petrel.v1.Petrel/ListFIB"
 )
 
 // PetrelClient is the client API for Petrel service.
@@ -45,6 +47,13 @@ type PetrelClient interface {
 	WatchRoutes(ctx context.Context, in *WatchRoutesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRoutesResponse], error)
 	// Readiness and liveness with reasons (what `petrel health` prints).
 	GetHealth(ctx context.Context, in *GetHealthRequest, opts ...grpc.CallOption) (*GetHealthResponse, error)
+	// Why a prefix is (not) in the FIB and (not) sent to each peer: its
+	// origin, paths, export decisions and kernel state. An address is
+	// explained through its longest matching prefix.
+	Explain(ctx context.Context, in *ExplainRequest, opts ...grpc.CallOption) (*ExplainResponse, error)
+	// The FIB view: per prefix kernel sync knows, installed or not, owner,
+	// next hops, stale.
+	ListFIB(ctx context.Context, in *ListFIBRequest, opts ...grpc.CallOption) (*ListFIBResponse, error)
 }
 
 type petrelClient struct {
@@ -123,6 +132,26 @@ func (c *petrelClient) GetHealth(ctx context.Context, in *GetHealthRequest, opts
 	return out, nil
 }
 
+func (c *petrelClient) Explain(ctx context.Context, in *ExplainRequest, opts ...grpc.CallOption) (*ExplainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExplainResponse)
+	err := c.cc.Invoke(ctx, Petrel_Explain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *petrelClient) ListFIB(ctx context.Context, in *ListFIBRequest, opts ...grpc.CallOption) (*ListFIBResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFIBResponse)
+	err := c.cc.Invoke(ctx, Petrel_ListFIB_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PetrelServer is the server API for Petrel service.
 // All implementations must embed UnimplementedPetrelServer
 // for forward compatibility.
@@ -138,6 +167,13 @@ type PetrelServer interface {
 	WatchRoutes(*WatchRoutesRequest, grpc.ServerStreamingServer[WatchRoutesResponse]) error
 	// Readiness and liveness with reasons (what `petrel health` prints).
 	GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error)
+	// Why a prefix is (not) in the FIB and (not) sent to each peer: its
+	// origin, paths, export decisions and kernel state. An address is
+	// explained through its longest matching prefix.
+	Explain(context.Context, *ExplainRequest) (*ExplainResponse, error)
+	// The FIB view: per prefix kernel sync knows, installed or not, owner,
+	// next hops, stale.
+	ListFIB(context.Context, *ListFIBRequest) (*ListFIBResponse, error)
 	mustEmbedUnimplementedPetrelServer()
 }
 
@@ -162,6 +198,12 @@ func (UnimplementedPetrelServer) WatchRoutes(*WatchRoutesRequest, grpc.ServerStr
 }
 func (UnimplementedPetrelServer) GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetHealth not implemented")
+}
+func (UnimplementedPetrelServer) Explain(context.Context, *ExplainRequest) (*ExplainResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Explain not implemented")
+}
+func (UnimplementedPetrelServer) ListFIB(context.Context, *ListFIBRequest) (*ListFIBResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFIB not implemented")
 }
 func (UnimplementedPetrelServer) mustEmbedUnimplementedPetrelServer() {}
 func (UnimplementedPetrelServer) testEmbeddedByValue()                {}
@@ -260,6 +302,42 @@ func _Petrel_GetHealth_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Petrel_Explain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExplainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PetrelServer).Explain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Petrel_Explain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PetrelServer).Explain(ctx, req.(*ExplainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Petrel_ListFIB_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFIBRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PetrelServer).ListFIB(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Petrel_ListFIB_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PetrelServer).ListFIB(ctx, req.(*ListFIBRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Petrel_ServiceDesc is the grpc.ServiceDesc for Petrel service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -278,6 +356,14 @@ var Petrel_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetHealth",
 			Handler:    _Petrel_GetHealth_Handler,
+		},
+		{
+			MethodName: "Explain",
+			Handler:    _Petrel_Explain_Handler,
+		},
+		{
+			MethodName: "ListFIB",
+			Handler:    _Petrel_ListFIB_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

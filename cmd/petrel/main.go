@@ -6,9 +6,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
+	"github.com/petrel-net/petrel/cli"
 	"github.com/petrel-net/petrel/cni"
 	"github.com/petrel-net/petrel/internal/version"
 )
@@ -21,7 +23,14 @@ func main() {
 	root := newRootCmd()
 	root.AddCommand(newInstallCNICmd())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "petrel:", err)
-		os.Exit(1)
+		// explain's exit codes carry its verdict; nothing to print then.
+		var exit cli.ExitError
+		if !errors.As(err, &exit) {
+			exit = cli.ExitError{Code: 1, Err: err}
+		}
+		if exit.Err != nil {
+			fmt.Fprintln(os.Stderr, "petrel:", exit.Err)
+		}
+		os.Exit(exit.Code)
 	}
 }

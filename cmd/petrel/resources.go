@@ -41,16 +41,22 @@ func opener(ctx context.Context, s *backends.Settings) cli.Opener {
 
 func newApplyCmd() *cobra.Command {
 	var file string
+	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
+		Use:   "apply -f FILE [--dry-run]",
 		Short: "Create or update resources from YAML or JSON (several documents, or - for stdin)",
 		Example: `  petrel apply -f datastore/testdata/seed.yaml
+  petrel apply --dry-run -f tor-peer.yaml    # sessions and exports that would change, per node
   petrel get ippools -o yaml --datastore-type kubernetes | petrel apply -f - --datastore-type etcdv3 --etcd-endpoints http://10.0.0.100:2379`,
 		Args: cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "file with resources (- for stdin)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "write nothing; show, per node, the sessions added, removed or reset and the prefixes that start or stop being exported")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if dryRun {
+			return cli.DryRunApply(cmd.Context(), file, os.Stdin, opener(cmd.Context(), s), cmd.OutOrStdout())
+		}
 		return cli.ApplyFile(cmd.Context(), file, os.Stdin, opener(cmd.Context(), s), cmd.OutOrStdout())
 	}
 	return cmd
@@ -78,14 +84,20 @@ func newGetCmd() *cobra.Command {
 }
 
 func newDeleteCmd() *cobra.Command {
+	var dryRun bool
 	cmd := &cobra.Command{
-		Use:     "delete KIND NAME",
-		Short:   "Delete a resource",
-		Example: `  petrel delete bgppeer rack1-tor`,
-		Args:    cobra.ExactArgs(2),
+		Use:   "delete KIND NAME [--dry-run]",
+		Short: "Delete a resource",
+		Example: `  petrel delete bgppeer rack1-tor
+  petrel delete bgpfilter edge --dry-run`,
+		Args: cobra.ExactArgs(2),
 	}
 	s := datastoreFlags(cmd)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "write nothing; show what would change on each node")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if dryRun {
+			return cli.DryRunDelete(cmd.Context(), args[0], args[1], opener(cmd.Context(), s), cmd.OutOrStdout())
+		}
 		return cli.Delete(cmd.Context(), args[0], args[1], opener(cmd.Context(), s), cmd.OutOrStdout())
 	}
 	return cmd

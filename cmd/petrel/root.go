@@ -17,7 +17,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("socket", config.DefaultSocket, "path of the daemon's control socket")
-	root.AddCommand(newDaemonCmd(), newStatusCmd(), newRoutesCmd(), newVersionCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newIPAMCmd(), newWorkloadCmd(), newHealthCmd(), newLabCmd())
+	root.AddCommand(newDaemonCmd(), newStatusCmd(), newRoutesCmd(), newExplainCmd(), newVersionCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newIPAMCmd(), newWorkloadCmd(), newHealthCmd(), newLabCmd())
 	return root
 }
 
