@@ -621,6 +621,12 @@ func (c *computation) addCandidate(bp *datastore.BGPPeer, t target, typ string, 
 	}
 	p := c.peerConfig(t, typ, opts)
 	p.Password = password
+	if c.byAddr[t.addr] != nil && t.addr.Is4() {
+		// Another petrel node: one side waits, as in the mesh. Two
+		// speakers that dial each other in the same millisecond could
+		// otherwise both sit in OpenConfirm until the hold time.
+		p.Passive = t.addr.String() > c.self.addr.String()
+	}
 	pol, err := c.peerPolicy(opts, p)
 	if err != nil {
 		c.problem(err)

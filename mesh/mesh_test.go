@@ -316,11 +316,11 @@ func TestDesired(t *testing.T) {
 			want: func() []bgp.PeerConfig {
 				src := with(func(p *bgp.PeerConfig) { p.SourceAddress = netip.MustParseAddr("10.0.1.1") })
 				return []bgp.PeerConfig{
-					want(glob, "10.0.1.2", 64512, src),
-					want(glob, "10.0.1.3", 64512, src, rrClient("1.1.1.1")),
-					want(spec, "10.0.2.1", 64512, src, rrClient("1.1.1.1")),
-					want(spec, "10.0.2.2", 64512, src, rrClient("1.1.1.1")),
-					want(spec, "10.0.2.3", 65010, src),
+					want(glob, "10.0.1.2", 64512, src, passive),
+					want(glob, "10.0.1.3", 64512, src, rrClient("1.1.1.1"), passive),
+					want(spec, "10.0.2.1", 64512, src, rrClient("1.1.1.1"), passive),
+					want(spec, "10.0.2.2", 64512, src, rrClient("1.1.1.1"), passive),
+					want(spec, "10.0.2.3", 65010, src, passive),
 				}
 			}(),
 		},
@@ -346,7 +346,7 @@ func TestDesired(t *testing.T) {
 			}},
 			want: func() []bgp.PeerConfig {
 				src := with(func(p *bgp.PeerConfig) { p.SourceAddress = netip.MustParseAddr("10.0.1.1") })
-				return []bgp.PeerConfig{want(spec, "10.0.1.2", 64512, src), want(spec, "10.0.9.1", 64512, src, rrClient("1.1.1.1"))}
+				return []bgp.PeerConfig{want(spec, "10.0.1.2", 64512, src, passive), want(spec, "10.0.9.1", 64512, src, rrClient("1.1.1.1"))}
 			}(),
 		},
 		{
