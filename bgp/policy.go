@@ -78,17 +78,7 @@ func (ls *listSet) sync(ctx context.Context, server *server.BgpServer, want map[
 	if ls.have == nil {
 		ls.have = map[string]bool{}
 	}
-	var add, remove []string
-	for e := range want {
-		if !ls.have[e] {
-			add = append(add, e)
-		}
-	}
-	for e := range ls.have {
-		if !want[e] {
-			remove = append(remove, e)
-		}
-	}
+	add, remove := diffSet(ls.have, want)
 	if len(add) > 0 {
 		if err := server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
 			DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: ls.name, List: add}}); err != nil {
@@ -169,7 +159,7 @@ type rangeSet struct {
 
 // sync edits GoBGP's sets so they hold exactly want.
 func (rs *rangeSet) sync(ctx context.Context, server *server.BgpServer, want map[exportRange]bool) error {
-	add, remove := diffRanges(rs.have, want)
+	add, remove := diffSet(rs.have, want)
 	if len(add) > 0 {
 		for _, set := range prefixSets(rs.purpose, add) {
 			if err := server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
@@ -188,8 +178,8 @@ func (rs *rangeSet) sync(ctx context.Context, server *server.BgpServer, want map
 	return nil
 }
 
-// diffRanges returns what must be added to and removed from have to get want.
-func diffRanges(have, want map[exportRange]bool) (add, remove []exportRange) {
+// diffSet returns what must be added to and removed from have to get want.
+func diffSet[K comparable](have, want map[K]bool) (add, remove []K) {
 	for r := range want {
 		if !have[r] {
 			add = append(add, r)
