@@ -226,7 +226,9 @@ func (c *computation) loadNodes() {
 			ni.addr = p.Addr()
 			ni.subnets = append(ni.subnets, p)
 		}
-		if p, ok := n.IPv6(); ok {
+		if p, ok := n.IPv6(); ok && p.Addr().IsLinkLocalUnicast() {
+			c.problem(fmt.Errorf("Node %q: spec.bgp.ipv6Address %s is link-local, which BGP next hops cannot use; no IPv6 sessions with it", n.Name, p.Addr()))
+		} else if ok {
 			ni.addr6 = p.Addr()
 			ni.subnets = append(ni.subnets, p)
 		}

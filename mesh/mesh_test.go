@@ -500,12 +500,16 @@ func TestDesired(t *testing.T) {
 				mkNode("b", "10.0.0.90"),                     // IPv4 only
 				mkNode("c", "", ip6("fd00::a/64")),           // IPv6 only; "fd00::a" > "fd00::9": passive
 				mkNode("twin6", "10.0.0.77", ip6("fd00::9/64")),
+				mkNode("ll", "", ip6("fe80::5/64")), // link-local: no session
 			}},
 			want: []bgp.PeerConfig{
 				want(mesh, "10.0.0.10", 64512), want(mesh, "10.0.0.77", 64512), want(mesh, "10.0.0.90", 64512, passive),
 				want(mesh, "fd00::a", 64512, src6("fd00::9"), passive), want(mesh, "fd00::10", 64512, src6("fd00::9")),
 			},
-			problems: []string{`Node "twin6": spec.bgp.ipv6Address fd00::9 is also Node "me"'s`},
+			problems: []string{
+				`Node "ll": spec.bgp.ipv6Address fe80::5 is link-local, which BGP next hops cannot use; no IPv6 sessions with it`,
+				`Node "twin6": spec.bgp.ipv6Address fd00::9 is also Node "me"'s`,
+			},
 		},
 		{
 			name: "IPv6-only node: meshes over IPv6 only; an IPv4 BGPPeer is skipped",
