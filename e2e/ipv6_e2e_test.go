@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,4 +120,76 @@ func TestDualStackMesh(t *testing.T) {
 		}
 		return nil
 	}, "node2's IPv6 block withdrawn everywhere")
+}
+
+// TestKernelIPv6 is kernel sync for IPv6 on nodes without any IPv4
+// address: r1 -- node -- r2 over IPv6 links, petrel everywhere. Both
+// routers advertise one prefix: one ECMP route with both IPv6 next hops,
+// which shrinks in place when r1 withdraws; a static IPv6 route inside the
+// export range is learned and advertised, one outside is not; kill -9
+// leaves the IPv6 FIB as it was, and the restart sweeps only the stale
+// route.
+func TestKernelIPv6(t *testing.T) {
+	harness.RequireRoot(t)
+	lab := harness.New(t)
+	r1, r2, node := lab.Node("r1"), lab.Node("r2"), lab.Node("node")
+	lab.Link(r1, "eth1", "fd00:201:1::1/64", node, "eth1", "fd00:201:1::2/64")
+	lab.Link(r2, "eth1", "fd00:201:2::1/64", node, "eth2", "fd00:201:2::2/64")
+	const prefix = "fd00:90::/64"
+	router := func(name, id, nodeAddr string, originate ...string) string {
+		return petrelConfig(name, id, 65001, []peerSpec{{Address: nodeAddr, AS: 64512}}, originate...)
+	}
+	p1 := startPetrel(t, lab, r1, router("r1", "10.255.0.1", "fd00:201:1::2", prefix))
+	startPetrel(t, lab, r2, router("r2", "10.255.0.2", "fd00:201:2::2", prefix))
+	cfg := petrelConfig("node", "10.255.0.9", 64512, []peerSpec{{Address: "fd00:201:1::1", AS: 65001}, {Address: "fd00:201:2::1", AS: 65001}}) + "export: [\"fd00:60::/48\"]\n"
+	pn := startPetrel(t, lab, node, cfg)
+
+	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if gws := fib6(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"fd00:201:1::1", "fd00:201:2::1"}) {
+			return fmt.Errorf("%s via %v", prefix, gws)
+		}
+		return nil
+	}, "one IPv6 ECMP route with both next hops")
+
+	mon := startMonitor(t, node, "monitor")
+	p1.writeConfig(router("r1", "10.255.0.1", "fd00:201:1::2"))
+	if err := p1.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if gws := fib6(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"fd00:201:2::1"}) {
+			return fmt.Errorf("%s via %v", prefix, gws)
+		}
+		return nil
+	}, "IPv6 route shrinks to the remaining next hop")
+	if del := mon.deleted(prefix); len(del) > 0 {
+		t.Fatalf("the route was deleted on its way to one next hop: %v", del)
+	}
+
+	node.MustRun(t, "ip", "-6", "route", "add", "fd00:60:0:1::/64", "via", "fd00:201:2::1", "proto", "static")
+	node.MustRun(t, "ip", "-6", "route", "add", "fd00:61::/64", "via", "fd00:201:2::1", "proto", "static")
+	hasRoute(t, "r1", p1.Routes, "fd00:60:0:1::/64", "fd00:201:1::2")
+	time.Sleep(time.Second)
+	lacksRoute(t, "r1", p1.Routes, "fd00:61::/64")
+
+	before := fib6(t, node)
+	pn.proc.Kill()
+	if after := fib6(t, node); len(after) != len(before) {
+		t.Fatalf("kill -9 changed the IPv6 FIB: %d routes before, %d after", len(before), len(after))
+	}
+	node.MustRun(t, "ip", "-6", "route", "add", "fd00:92::/64", "via", "fd00:201:1::1", "proto", "12")
+	mon = startMonitor(t, node, "monitor2")
+	pn.start()
+	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if _, ok := fib6(t, node)["fd00:92::/64"]; ok {
+			return fmt.Errorf("stale IPv6 route still installed")
+		}
+		return nil
+	}, "stale IPv6 route swept after End-of-RIB")
+	if del := mon.deleted(prefix); len(del) > 0 {
+		t.Fatalf("restart deleted a still-valid IPv6 route: %v", del)
+	}
+	if gws := fib6(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"fd00:201:2::1"}) {
+		t.Fatalf("after restart %s via %v", prefix, gws)
+	}
 }
