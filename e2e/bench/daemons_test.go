@@ -22,7 +22,7 @@ const benchAS = 64512
 // nodeSpec is what a node daemon (any contender) is configured with.
 type nodeSpec struct {
 	RouterID string
-	Peers    []string // iBGP neighbors
+	Peers    []string // iBGP neighbors, all of one family
 	// Export lists the ranges inside which routes learned from the kernel
 	// are advertised to the peers.
 	Export []netip.Prefix
@@ -41,13 +41,15 @@ type nodeSpec struct {
 // torBirdConfig is a BIRD top-of-rack router that advertises static
 // blackhole routes to its neighbors over iBGP. It is passive so that the
 // node daemon under test opens the session: the time to get going is then
-// the node's own, not the tor's retry timer.
+// the node's own, not the tor's retry timer. Routes and sessions are of
+// the neighbors' family (birdChannel).
 func torBirdConfig(routerID string, neighbors []string, static []netip.Prefix) string {
 	var b strings.Builder
 	b.Grow(len(static)*34 + 1024)
+	channel := birdChannel(neighbors)
 	fmt.Fprintf(&b, "router id %s;\nprotocol device { scan time 10; }\n", routerID)
 	if len(static) > 0 {
-		b.WriteString("protocol static bench_routes {\n  ipv4;\n")
+		b.WriteString("protocol static bench_routes {\n  " + channel + ";\n")
 		for _, p := range static {
 			b.WriteString("  route ")
 			b.WriteString(p.String())
@@ -57,9 +59,19 @@ func torBirdConfig(routerID string, neighbors []string, static []netip.Prefix) s
 	}
 	for i, n := range neighbors {
 		fmt.Fprintf(&b, "protocol bgp node%d {\n  local as %d;\n  neighbor %s as %d;\n  passive on;\n"+
-			"  ipv4 { import none; export all; next hop self; };\n}\n", i, benchAS, n, benchAS)
+			"  %s { import none; export all; next hop self; };\n}\n", i, benchAS, n, benchAS, channel)
 	}
 	return b.String()
+}
+
+// birdChannel is BIRD's channel for sessions with peers: "ipv6" when the
+// first is an IPv6 address, else "ipv4". A benchmark's lab is of one
+// family.
+func birdChannel(peers []string) string {
+	if len(peers) > 0 && strings.Contains(peers[0], ":") {
+		return "ipv6"
+	}
+	return "ipv4"
 }
 
 // birdNodeConfig is BIRD as calico-node runs it (its bird.cfg template):
@@ -68,22 +80,24 @@ func torBirdConfig(routerID string, neighbors []string, static []netip.Prefix) s
 // recursive next-hop resolution through the link routes protocol direct
 // provides, and calico's BGP timers (connect delay 2 s, connect retry 5 s,
 // error wait 5-30 s) — petrel's GoBGP waits a random 1-2 s before its first
-// connect, so both contenders pay their real start-up delay.
+// connect, so both contenders pay their real start-up delay. Channels are
+// of the peers' family (birdChannel), as in confd's bird6.cfg for IPv6.
 func birdNodeConfig(s nodeSpec) string {
 	var b strings.Builder
+	channel := birdChannel(s.Peers)
 	fmt.Fprintf(&b, "router id %s;\n", s.RouterID)
-	b.WriteString(`protocol device { scan time 2; }
-protocol direct { ipv4; interface -"cali*", "*"; }
-`)
+	fmt.Fprintf(&b, `protocol device { scan time 2; }
+protocol direct { %s; interface -"cali*", "*"; }
+`, channel)
 	kernelImport := "none"
 	if s.LearnKernel {
 		kernelImport = "all"
 	}
 	fmt.Fprintf(&b, `protocol kernel {
   learn; persist; scan time 2; graceful restart; merge paths on;
-  ipv4 { import %s; export all; };
+  %s { import %s; export all; };
 }
-`, kernelImport)
+`, channel, kernelImport)
 	b.WriteString("filter bench_export {\n")
 	if len(s.Export) > 0 {
 		ranges := make([]string, len(s.Export))
@@ -105,9 +119,9 @@ protocol direct { ipv4; interface -"cali*", "*"; }
   connect retry time 5;
   error wait time 5, 30;
   graceful restart;
-  ipv4 { import all; export filter bench_export;%s gateway recursive; add paths on; };
+  %s { import all; export filter bench_export;%s gateway recursive; add paths on; };
 }
-`, i, benchAS, p, benchAS, reflect, nextHop)
+`, i, benchAS, p, benchAS, reflect, channel, nextHop)
 	}
 	return b.String()
 }
@@ -255,6 +269,9 @@ func startNode(b *testing.B, lab *harness.Lab, n *harness.Node, kind string, s n
 func skipUnsupported(b *testing.B, kind string, s nodeSpec) {
 	if kind == "petrel" && s.ClusterID != "" {
 		b.Skip(petrelNoReflector)
+	}
+	if kind == "frr" && birdChannel(s.Peers) == "ipv6" {
+		b.Skip("frrNodeConfig configures IPv4 unicast only")
 	}
 }
 

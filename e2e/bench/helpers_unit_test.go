@@ -20,11 +20,28 @@ func TestGenPrefixes(t *testing.T) {
 	if ps[0].String() != "10.0.0.0/26" || ps[1].String() != "10.0.0.64/26" || ps[len(ps)-1].String() != "10.97.167.192/26" {
 		t.Errorf("got %v %v .. %v", ps[0], ps[1], ps[len(ps)-1])
 	}
-	if overlapsAny(ps, ingestLink) {
-		t.Errorf("overlaps %v", ingestLink)
+	if overlapsAny(ps, ingestIPv4.link) {
+		t.Errorf("overlaps %v", ingestIPv4.link)
 	}
 	if _, err := genPrefixes(netip.MustParsePrefix("10.0.0.0/24"), 26, 5); err == nil {
 		t.Error("5 /26s fit in a /24?")
+	}
+	ps, err = genPrefixes(ingestIPv6.base, 122, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps[0].String() != "fd00:1000::/122" || ps[1].String() != "fd00:1000::40/122" || ps[len(ps)-1].String() != "fd00:1000::61:a7c0/122" {
+		t.Errorf("got %v %v .. %v", ps[0], ps[1], ps[len(ps)-1])
+	}
+	if overlapsAny(ps, ingestIPv6.link) {
+		t.Errorf("overlaps %v", ingestIPv6.link)
+	}
+	if _, err := genPrefixes(netip.MustParsePrefix("fd00::/120"), 122, 5); err == nil {
+		t.Error("5 /122s fit in a /120?")
+	}
+	// A carry from the low 64 bits into the high ones.
+	if got := addrPlus(netip.MustParseAddr("fd00::ffff:ffff:ffff:ffc0"), 64); got != netip.MustParseAddr("fd00:0:0:1::") {
+		t.Errorf("addrPlus carried to %v", got)
 	}
 }
 
@@ -55,6 +72,11 @@ func TestBirdConfigs(t *testing.T) {
 		if !strings.Contains(tor, want) {
 			t.Errorf("tor config lacks %q:\n%s", want, tor)
 		}
+	}
+	tor6 := torBirdConfig("10.200.0.1", []string{"fd00:200::2"}, []netip.Prefix{netip.MustParsePrefix("fd00:1000::/122")})
+	node6 := birdNodeConfig(nodeSpec{RouterID: "10.200.0.2", Peers: []string{"fd00:200::1"}})
+	if strings.Contains(tor6+node6, "ipv4") || !strings.Contains(tor6, "  ipv6;\n  route fd00:1000::/122 blackhole;") || strings.Count(node6, "ipv6") != 3 {
+		t.Errorf("IPv6 configs have other channels than ipv6:\n%s\n%s", tor6, node6)
 	}
 	node := birdNodeConfig(nodeSpec{RouterID: "10.0.0.1", Peers: []string{"10.0.0.2"}, Export: []netip.Prefix{propagationExport}, LearnKernel: true})
 	for _, want := range []string{"learn; persist; scan time 2;", "import all; export all;", "[ 10.77.0.0/16+ ]", "gateway recursive", `interface -"cali*"`} {
