@@ -299,8 +299,8 @@ func waitPetrelAPI(d *nodeDaemon, timeout time.Duration) error {
 	}
 }
 
-// waitBirdRoutes waits until BIRD's master4 table holds at least want routes
-// (`show route count`), e.g. until a tor has loaded its static routes.
+// waitBirdRoutes waits until BIRD's tables hold at least want routes in
+// all (`show route count`), e.g. until a tor has loaded its static routes.
 func waitBirdRoutes(b *testing.B, bd *harness.Bird, want int, timeout time.Duration) {
 	b.Helper()
 	harness.Eventually(b, timeout, 100*time.Millisecond, func() error {
@@ -308,20 +308,40 @@ func waitBirdRoutes(b *testing.B, bd *harness.Bird, want int, timeout time.Durat
 		if err != nil {
 			return err
 		}
-		// "100000 of 100000 routes for 100000 networks in table master4"
-		f := strings.Fields(out)
-		if len(f) == 0 {
-			return fmt.Errorf("unexpected output %q", out)
-		}
-		n, err := strconv.Atoi(f[0])
+		n, err := birdRouteCount(out)
 		if err != nil {
-			return fmt.Errorf("unexpected output %q", out)
+			return err
 		}
 		if n < want {
 			return fmt.Errorf("%d of %d routes", n, want)
 		}
 		return nil
 	}, "BIRD on %s has %d routes", bd.Node.Name, want)
+}
+
+// birdRouteCount sums the per-table lines of `show route count`:
+//
+//	0 of 0 routes for 0 networks in table master4
+//	100000 of 100000 routes for 100000 networks in table master6
+//	Total: 100000 of 100000 routes for 100000 networks in 2 tables
+func birdRouteCount(out string) (int, error) {
+	sum, tables := 0, 0
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.Contains(line, " in table ") {
+			continue
+		}
+		n, err := strconv.Atoi(f[0])
+		if err != nil {
+			return 0, fmt.Errorf("unexpected output %q", out)
+		}
+		sum += n
+		tables++
+	}
+	if tables == 0 {
+		return 0, fmt.Errorf("unexpected output %q", out)
+	}
+	return sum, nil
 }
 
 // waitEstablished waits until BIRD's BGP protocol name is Established.

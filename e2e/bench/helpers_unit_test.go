@@ -45,6 +45,20 @@ func TestGenPrefixes(t *testing.T) {
 	}
 }
 
+func TestBirdRouteCount(t *testing.T) {
+	for out, want := range map[string]int{
+		"100000 of 100000 routes for 100000 networks in table master4\n": 100000,
+		"0 of 0 routes for 0 networks in table master4\n5 of 5 routes for 5 networks in table master6\nTotal: 5 of 5 routes for 5 networks in 2 tables\n": 5,
+	} {
+		if n, err := birdRouteCount(out); err != nil || n != want {
+			t.Errorf("birdRouteCount(%q) = %d, %v; want %d", out, n, err, want)
+		}
+	}
+	if _, err := birdRouteCount("BIRD is shutting down\n"); err == nil {
+		t.Error("no count in the output, no error")
+	}
+}
+
 func TestCaliNames(t *testing.T) {
 	seen := map[string]bool{}
 	for i := range idleVeths {
