@@ -105,6 +105,23 @@ func TestDualStackMesh(t *testing.T) {
 			t.Errorf("node1's status has no IPv6 row for %s:\n%s", node6(j), status)
 		}
 	}
+	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+		metrics, err := c.nodes[0].Run("curl", "-sf", "http://127.0.0.1:9095/metrics")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{
+			`petrel_bgp_sessions{family="ipv4",state="Established"} 2`,
+			`petrel_bgp_sessions{family="ipv6",state="Established"} 2`,
+			`petrel_rib_routes{family="ipv6"} 4`, // its own block, the two others' and the connected fd00:10::/64
+			`petrel_fib_routes{family="ipv6"} 3`, // its blackhole and two routes
+		} {
+			if !strings.Contains(metrics, want) {
+				return fmt.Errorf("no %s in:\n%s", want, grepLines(metrics, "family="))
+			}
+		}
+		return nil
+	}, "node1's metrics per family")
 	routes := c.nodes[0].MustRun(t, petrelBin, "routes", "--socket", c.nodes[0].socket)
 	if !strings.Contains(routes, block6Of(2)) || !strings.Contains(routes, node6(2)) {
 		t.Errorf("node1's routes do not show %s via %s:\n%s", block6Of(2), node6(2), routes)
