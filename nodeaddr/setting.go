@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -131,9 +132,9 @@ func ParseMethod(family int, method string) (Method, error) {
 		return Method{}, fmt.Errorf("%s=%q: not one of first-found, can-reach=DEST, interface=REGEX, skip-interface=REGEX, cidr=CIDR", env, method)
 	}
 	m.Kind = kind
-	items := splitItems(arg)
-	if len(items) == 0 {
-		return Method{}, fmt.Errorf("%s=%q: %s= needs a value", env, method, kind)
+	items := listSep.Split(strings.TrimSpace(arg), -1)
+	if slices.Contains(items, "") {
+		return Method{}, fmt.Errorf("%s=%q: %s= needs a value in every comma-separated item", env, method, kind)
 	}
 	switch kind {
 	case "can-reach":
@@ -174,13 +175,6 @@ func names(family int) (string, string) {
 	return EnvIP, EnvIPMethod
 }
 
-// splitItems splits Calico's comma-separated lists ("a, b,c").
-func splitItems(s string) []string {
-	var out []string
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
-}
+// listSep separates the items of Calico's lists ("a, b,c"), as
+// calico-node splits them.
+var listSep = regexp.MustCompile(`\s*,\s*`)

@@ -59,6 +59,7 @@ func TestParseRefusesBadSettings(t *testing.T) {
 		{4, "autodetect", "kubernetes-internal-ip", `IP_AUTODETECTION_METHOD="kubernetes-internal-ip": not supported by petrel`},
 		{6, "autodetect", "colour=blue", `IP6_AUTODETECTION_METHOD="colour=blue": not one of first-found`},
 		{6, "autodetect", "can-reach=", `IP6_AUTODETECTION_METHOD="can-reach=": can-reach= needs a value`},
+		{4, "autodetect", "interface=eth0,,eth1", `IP_AUTODETECTION_METHOD="interface=eth0,,eth1": interface= needs a value in every comma-separated item`},
 		{6, "autodetect", "can-reach=10.0.0.1", `IP6_AUTODETECTION_METHOD="can-reach=10.0.0.1": 10.0.0.1 is not an IPv6 address`},
 		{4, "autodetect", "can-reach=a,b", `can-reach= takes one destination`},
 		{4, "autodetect", "interface=eth0,(", `IP_AUTODETECTION_METHOD="interface=eth0,(": "(" is not a regular expression`},
