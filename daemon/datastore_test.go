@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/datastore/kubernetes"
 	"github.com/petrel-net/petrel/datastore/memory"
+	"github.com/petrel-net/petrel/internal/testenv/kubeapi"
 	"github.com/petrel-net/petrel/nodeaddr"
 )
 
@@ -41,10 +43,25 @@ func TestSyncedWithoutBFDConfigurations(t *testing.T) {
 
 // registerNode writes both families' addresses (an invalid one clears its
 // field), resolves against what the Node holds, and creates nothing when
-// resolving fails.
+// resolving fails: in memory and through a real kube-apiserver, where the
+// addresses are the Node's projectcalico.org annotations.
 func TestRegisterNodeWritesBothFamilies(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { checkRegisterNode(t, memory.New()) })
+	t.Run("kubernetes", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("needs a kube-apiserver")
+		}
+		b, err := kubernetes.New(kubeapi.Start(t).Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		checkRegisterNode(t, b)
+	})
+}
+
+func checkRegisterNode(t *testing.T, b datastore.Backend) {
 	ctx := context.Background()
-	b := memory.New()
 	log := slog.New(slog.DiscardHandler)
 	v4, v6 := netip.MustParsePrefix("10.0.0.5/24"), netip.MustParsePrefix("fd00::5/64")
 	fixed := func(a nodeaddr.Addrs, seen *nodeaddr.Addrs) func(nodeaddr.Addrs) (nodeaddr.Addrs, error) {
