@@ -45,8 +45,8 @@ type NetConf struct {
 	types.PluginConf
 	// IPAM shadows PluginConf.IPAM to read Calico's ipam keys too.
 	IPAM          IPAMConf `json:"ipam"`
-	DatastoreType string `json:"datastore_type"`
-	EtcdEndpoints string `json:"etcd_endpoints"`
+	DatastoreType string   `json:"datastore_type"`
+	EtcdEndpoints string   `json:"etcd_endpoints"`
 	// Calico's etcd TLS keys: paths on the host (install-cni copies the
 	// files there from the calico-etcd-secrets mount).
 	EtcdCACertFile string `json:"etcd_ca_cert_file"`

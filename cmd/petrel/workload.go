@@ -19,14 +19,14 @@ func newWorkloadCmd() *cobra.Command {
 func newWorkloadAddCmd() *cobra.Command {
 	var req cli.WorkloadRequest
 	cmd := &cobra.Command{
-		Use:     "add --name NAMESPACE/POD --netns NAME|PATH",
-		Short:   "Allocate the pod's addresses and plumb it (veth, /32 and /128, routes); prints the addresses",
+		Use:   "add --name NAMESPACE/POD --netns NAME|PATH",
+		Short: "Allocate the pod's addresses and plumb it (veth, /32 and /128, routes); prints the addresses",
 		Example: `  ip netns add pod1 && petrel workload add --name default/pod1 --netns pod1
   # dual stack: prints the IPv4 address, then the IPv6 address
   ip netns add pod2 && petrel workload add --name default/pod2 --netns pod2 --ipv6
   # IPv6 only
   ip netns add pod3 && petrel workload add --name default/pod3 --netns pod3 --ipv4=false --ipv6`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
 	node := nodeFlag(cmd)
