@@ -127,4 +127,3 @@ func count(addrs []netip.Addr) (n4, n6 int) {
 	}
 	return n4, n6
 }
-
