@@ -127,6 +127,30 @@ func IPAMAllocate(ctx context.Context, req AllocateRequest, open Opener, out io.
 	if req.Pod != "" {
 		attrs["pod"] = req.Pod
 	}
+	args := ipam.AssignArgs{Node: req.Node, Handle: req.Handle, Attrs: attrs}
+	switch {
+	case req.IP != "":
+	case req.Pool != "":
+		p, err := netip.ParsePrefix(req.Pool)
+		if err != nil {
+			return fmt.Errorf("--pool %q: not a CIDR", req.Pool)
+		}
+		args.Pools = []netip.Prefix{p}
+		if p.Addr().Is4() {
+			args.Num4 = 1
+		} else {
+			args.Num6 = 1
+		}
+	case !req.IPv4 && !req.IPv6:
+		return errors.New("allocate: --ipv4=false and --ipv6=false: no address family left to assign")
+	default:
+		if req.IPv4 {
+			args.Num4 = 1
+		}
+		if req.IPv6 {
+			args.Num6 = 1
+		}
+	}
 	return open.ipamClient(func(c *ipam.Client) error {
 		if req.IP != "" {
 			addr, err := netip.ParseAddr(req.IP)
@@ -138,29 +162,6 @@ func IPAMAllocate(ctx context.Context, req AllocateRequest, open Opener, out io.
 			}
 			fmt.Fprintln(out, addr)
 			return nil
-		}
-		args := ipam.AssignArgs{Node: req.Node, Handle: req.Handle, Attrs: attrs}
-		switch {
-		case req.Pool != "":
-			p, err := netip.ParsePrefix(req.Pool)
-			if err != nil {
-				return fmt.Errorf("--pool %q: not a CIDR", req.Pool)
-			}
-			args.Pools = []netip.Prefix{p}
-			if p.Addr().Is4() {
-				args.Num4 = 1
-			} else {
-				args.Num6 = 1
-			}
-		case !req.IPv4 && !req.IPv6:
-			return errors.New("allocate: --ipv4=false and --ipv6=false: no address family left to assign")
-		default:
-			if req.IPv4 {
-				args.Num4 = 1
-			}
-			if req.IPv6 {
-				args.Num6 = 1
-			}
 		}
 		addrs, err := c.AutoAssign(ctx, args)
 		if err != nil {
