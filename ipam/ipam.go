@@ -40,7 +40,7 @@
 //   - IPv6 pools default to /122 blocks (Calico's default), IPv4 to /26.
 //     Ensure gives a handle what it lacks of each requested family and
 //     returns what it holds, so a dual-stack pod's repeated CNI ADD takes
-//     no second address (Calico's calico-ipam calls AutoAssign again).
+//     no second address.
 package ipam
 
 import (
