@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
@@ -31,18 +32,29 @@ func readManifests(dir string) ([]*unstructured.Unstructured, error) {
 	}
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		fobjs, err := readManifestFile(f)
 		if err != nil {
 			return nil, err
 		}
-		for i, d := range docSep.Split(string(data), -1) {
-			u := &unstructured.Unstructured{}
-			if err := yaml.Unmarshal([]byte(d), &u.Object); err != nil {
-				return nil, fmt.Errorf("%s document %d: %w", f, i, err)
-			}
-			if len(u.Object) > 0 {
-				objs = append(objs, u)
-			}
+		objs = append(objs, fobjs...)
+	}
+	return objs, nil
+}
+
+// readManifestFile reads every object of a YAML file.
+func readManifestFile(f string) ([]*unstructured.Unstructured, error) {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for i, d := range docSep.Split(string(data), -1) {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(d), &u.Object); err != nil {
+			return nil, fmt.Errorf("%s document %d: %w", f, i, err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
 		}
 	}
 	return objs, nil
@@ -67,10 +79,11 @@ func setImage(u *unstructured.Unstructured, image string) {
 	}
 }
 
-// applyManifests server-side applies the objects in order, rediscovering
-// the API when a kind is not known yet (a CRD applied just before).
-func (k *kubeBuilder) applyManifests(ctx context.Context, objs []*unstructured.Unstructured) error {
-	cfg, err := KubeRest(&k.state)
+// applyManifests server-side applies the objects in order to the lab's
+// Kubernetes API, rediscovering the API when a kind is not known yet (a
+// CRD applied just before).
+func applyManifests(ctx context.Context, s *State, objs []*unstructured.Unstructured) error {
+	cfg, err := KubeRest(s)
 	if err != nil {
 		return err
 	}
@@ -78,7 +91,11 @@ func (k *kubeBuilder) applyManifests(ctx context.Context, objs []*unstructured.U
 	if err != nil {
 		return err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(k.client.Discovery()))
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 	for _, u := range objs {
 		gvk := u.GroupVersionKind()
 		var m *meta.RESTMapping

@@ -60,6 +60,10 @@ func TestParseTopologyErrors(t *testing.T) {
 		{"name: x\n" + base + "  links:\n    - endpoints: [a:eth1, nodex:eth1]\n", `endpoint nodex:eth1: unknown node "nodex"`},
 		{"name: x\n" + base + "  links: [[\n", "topology: yaml"},
 		{"name: x\n" + base + "    r: {labels: {route-reflector: \"true\"}}\n", "label route-reflector"},
+		{"name: x\n" + base + "    r: {labels: {petrel: node, kube-apiserver: \"true\"}}\n", `node r: label kube-apiserver: "true" (want "true" or "false", on the node labelled petrel: etcd)`},
+		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd, kube-apiserver: \"yes\"}}\n", `label kube-apiserver: "yes"`},
+		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd, resources: svc.json}}\n", `node e: label resources: "svc.json" (want a .yaml file`},
+		{"name: x\n" + base + "    r: {labels: {petrel: bird, resources: r.yaml}}\n", "label resources"},
 	} {
 		_, err := ParseTopology([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

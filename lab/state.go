@@ -29,7 +29,10 @@ type State struct {
 	Nodes    []NodeState `json:"nodes"`
 	Pods     []PodState  `json:"pods,omitempty"`
 	Kube     *KubeState  `json:"kube,omitempty"` // a Kubernetes lab's
-	Ready    bool        `json:"ready"`
+	// KubeAPI is the kube-apiserver an etcd lab runs beside its etcd
+	// (label kube-apiserver), where the daemons read Services.
+	KubeAPI *KubeAPIState `json:"kubeAPI,omitempty"`
+	Ready   bool          `json:"ready"`
 }
 
 // datastoreEnv is how petrel commands reach the lab's datastore: its etcd,
