@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 )
@@ -81,12 +83,13 @@ func setImage(u *unstructured.Unstructured, image string) {
 
 // applyManifests server-side applies the objects in order to the lab's
 // Kubernetes API, rediscovering the API when a kind is not known yet (a
-// CRD applied just before).
-func applyManifests(ctx context.Context, s *State, objs []*unstructured.Unstructured) error {
+// CRD applied just before). The API server's warnings go to out.
+func applyManifests(ctx context.Context, s *State, objs []*unstructured.Unstructured, out io.Writer) error {
 	cfg, err := KubeRest(s)
 	if err != nil {
 		return err
 	}
+	cfg.WarningHandler = rest.NewWarningWriter(out, rest.WarningWriterOptions{})
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err

@@ -136,7 +136,7 @@ func (b *builder) applyKubeObjects(ctx context.Context) error {
 		names = append(names, u.GetKind()+" "+u.GetName())
 	}
 	b.step("applying %s to the kube-apiserver (%s)", strings.Join(names, ", "), b.res.file)
-	return applyManifests(ctx, &b.state, b.res.kube)
+	return applyManifests(ctx, &b.state, b.res.kube, b.opts.Out)
 }
 
 // waitLoadBalancers waits until every LoadBalancer Service of the

@@ -289,8 +289,7 @@ func (b *builder) node(role string) *NodeState {
 // petrelCmd runs a petrel client command inside ns against the lab's
 // datastore.
 func (b *builder) petrelCmd(ns string, env []string, args ...string) (string, error) {
-	full := append(append([]string{"env"}, b.state.datastoreEnv()...), env...)
-	return inNS(ns, append(append(full, b.opts.Petrel), args...)...)
+	return b.state.petrelCmd(ns, env, args...)
 }
 
 func (b *builder) applyResources() error {
@@ -314,11 +313,7 @@ func (b *builder) applyResources() error {
 	if err := os.WriteFile(path, []byte(docs), 0o644); err != nil {
 		return err
 	}
-	ds := b.node("etcd")
-	if ds == nil {
-		ds = b.node(RoleKubeControlPlane)
-	}
-	_, err := b.petrelCmd(ds.NS, nil, "apply", "-f", path)
+	_, err := b.petrelCmd(b.state.datastoreNode().NS, nil, "apply", "-f", path)
 	return err
 }
 
