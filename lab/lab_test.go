@@ -22,6 +22,9 @@ func TestShippedTopologies(t *testing.T) {
 		if want := strings.TrimSuffix(filepath.Base(f), ".clab.yml"); topo.Name != want {
 			t.Errorf("%s: name %q, want %q", f, topo.Name, want)
 		}
+		if _, err := loadResources(f, topo); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 	mesh, err := LoadTopology("../deploy/lab/mesh3.clab.yml")
 	if err != nil {
