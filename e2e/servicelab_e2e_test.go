@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/petrel-net/petrel/e2e/harness"
-	"github.com/petrel-net/petrel/internal/birdshow"
 	"github.com/petrel-net/petrel/lab"
 )
 
@@ -42,34 +40,11 @@ func serviceRoutesAtToR(t *testing.T, name string) {
 		clusterRange = "10.96.0.0/24"
 		lbPool       = "192.0.2.0/24"
 	)
-	node := map[string]string{"10.0.0.1": "node1", "10.0.0.2": "node2", "10.0.0.3": "node3"}
-	torFrom := func(prefix string) ([]string, error) {
-		out, err := exec.Command("birdc", "-s", "/var/run/petrel-lab/"+name+"/tor-bird.ctl", "show", "route").CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("birdc: %v %s", err, out)
-		}
-		var from []string
-		for _, h := range birdshow.Routes(string(out))[prefix] {
-			from = append(from, node[h])
-		}
-		slices.Sort(from)
-		return from, nil
-	}
-	waitToR := func(prefix string, want ...string) {
-		t.Helper()
-		harness.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
-			from, err := torFrom(prefix)
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(from, want) {
-				return fmt.Errorf("the ToR has %s from %v, want %v", prefix, from, want)
-			}
-			return nil
-		}, "ToR: %s from %v", prefix, want)
-	}
+	tor := &harness.Bird{Socket: "/var/run/petrel-lab/" + name + "/tor-bird.ctl"}
+	const node1, node2, node3 = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+	waitToR := func(prefix string, want ...string) { t.Helper(); waitBirdHops(t, tor, 30*time.Second, prefix, want...) }
 
-	waitToR(clusterRange, "node1", "node2", "node3")
+	waitToR(clusterRange, node1, node2, node3)
 	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
 		out, err := exec.Command("ip", "-n", lab.NSName(name, "tor"), "route", "show", clusterRange).CombinedOutput()
 		if n := strings.Count(string(out), "nexthop via"); err != nil || n != 3 {
@@ -77,21 +52,18 @@ func serviceRoutesAtToR(t *testing.T, name string) {
 		}
 		return nil
 	}, "an ECMP route for the cluster range in the ToR's kernel")
-	waitToR("10.96.0.20/32", "node3")                                     // cache: internalTrafficPolicy Local, endpoint on node3
-	waitToR("10.96.0.50/32", "node1", "node2")                            // web: externalTrafficPolicy Local, cluster IP
-	waitToR("203.0.113.10/32", "node1", "node2")                          // web's external IP
-	if from, err := torFrom("10.96.0.10/32"); err != nil || from != nil { // api: cluster policy, the range covers it
+	// cache: internalTrafficPolicy Local, its endpoint on node3.
+	waitToR("10.96.0.20/32", node3)
+	// web: externalTrafficPolicy Local, endpoints on node1 and node2; its
+	// cluster IP and external IP.
+	waitToR("10.96.0.50/32", node1, node2)
+	waitToR("203.0.113.10/32", node1, node2)
+	// api: cluster policy, the range covers it.
+	if from, err := birdHops(tor, "10.96.0.10/32"); err != nil || from != nil {
 		t.Errorf("the ToR has the cluster-policy Service's host route from %v (%v)", from, err)
 	}
 
-	st, err := lab.Load(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube, err := lab.KubeClient(st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, kube := k8sLabClient(t, name)
 	web, err := kube.CoreV1().Services("default").Get(bg(), "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +75,8 @@ func serviceRoutesAtToR(t *testing.T, name string) {
 	if a, err := netip.ParseAddr(lbIP); err != nil || !netip.MustParsePrefix(lbPool).Contains(a) {
 		t.Fatalf("Service web got %q, not an address of the LoadBalancer pool %s", lbIP, lbPool)
 	}
-	waitToR(lbIP+"/32", "node1", "node2")
-	waitToR(lbPool, "node1", "node2", "node3")
+	waitToR(lbIP+"/32", node1, node2)
+	waitToR(lbPool, node1, node2, node3)
 
 	status, err := labCLI(t, "status", name)
 	if err != nil {
@@ -138,8 +110,8 @@ func serviceRoutesAtToR(t *testing.T, name string) {
 	if _, err := kube.DiscoveryV1().EndpointSlices("default").Update(bg(), es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitToR("10.96.0.50/32", "node2", "node3")
-	waitToR(lbIP+"/32", "node2", "node3")
+	waitToR("10.96.0.50/32", node2, node3)
+	waitToR(lbIP+"/32", node2, node3)
 	harness.Eventually(t, 10*time.Second, 500*time.Millisecond, func() error {
 		status, err = labCLI(t, "status", name)
 		if err != nil || !regexp.MustCompile(`10\.96\.0\.50/32 +node2, node3 +default/web`).MatchString(status) {
