@@ -119,4 +119,20 @@ func serviceRoutesAtToR(t *testing.T, name string) {
 		}
 		return nil
 	}, "status follows the moved endpoint")
+
+	// The ToR loses node2's session: status names every Service prefix
+	// it no longer has from node2, and exits 1.
+	if out, err := tor.Cmd("disable", "node2"); err != nil {
+		t.Fatalf("birdc disable node2: %v %s", err, out)
+	}
+	harness.Eventually(t, 10*time.Second, 500*time.Millisecond, func() error {
+		status, err = labCLI(t, "status", name)
+		if want := "tor: Service prefix 10.96.0.50/32 from node3, but advertised by node2, node3"; err == nil || !strings.Contains(status, want) {
+			return fmt.Errorf("status (%v) lacks %q:\n%s", err, want, status)
+		}
+		return nil
+	}, "status reports the ToR's missing routes")
+	if out, err := tor.Cmd("enable", "node2"); err != nil {
+		t.Fatalf("birdc enable node2: %v %s", err, out)
+	}
 }

@@ -123,7 +123,11 @@ func (b *builder) startKubeAPIServer(ctx context.Context, n *NodeState) error {
 	if err != nil {
 		return err
 	}
-	return waitFor(api, "kube-apiserver", 90*time.Second, func() error { return readyz(ctx, c) })
+	if err := waitFor(api, "kube-apiserver", 90*time.Second, func() error { return readyz(ctx, c) }); err != nil {
+		return err
+	}
+	b.step("kube-apiserver ready; kubectl: ip netns exec %s kubectl --kubeconfig %s", n.NS, kubeconfig)
+	return nil
 }
 
 // applyKubeObjects applies the resources file's Kubernetes objects.
