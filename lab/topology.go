@@ -1,7 +1,8 @@
 // Package lab builds a petrel lab on this machine from a containerlab
 // topology file: network namespaces joined by veth links and bridges, an
-// etcd for the datastore, one `petrel daemon` per petrel node, optional
-// BIRD routers, and pods plumbed by `petrel workload add`. It is the
+// etcd for the datastore (optionally a kube-apiserver beside it, for
+// Services), one `petrel daemon` per petrel node, optional BIRD routers,
+// and pods plumbed by `petrel workload add`. It is the
 // long-lived, command-line counterpart of e2e/harness: everything it makes
 // is marked (namespace prefix "plab-<name>-", state directory
 // /var/run/petrel-lab/<name>/, environment PETREL_LAB=<name> on every
