@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/petrel-net/petrel/nodeaddr"
 )
 
 // Environment variables of datastore mode, which has no file: calico-node's
@@ -14,7 +16,10 @@ import (
 // docs/datastore.md lists them all in one table.
 const (
 	EnvNodeName         = "NODENAME"
-	EnvIP               = "IP"
+	EnvIP               = nodeaddr.EnvIP
+	EnvIP6              = nodeaddr.EnvIP6
+	EnvIPMethod         = nodeaddr.EnvIPMethod
+	EnvIP6Method        = nodeaddr.EnvIP6Method
 	EnvLogLevel         = "BGP_LOGSEVERITYSCREEN"
 	EnvRouterID         = "CALICO_ROUTER_ID"
 	EnvKernelProtocol   = "PETREL_KERNEL_PROTOCOL"
@@ -27,9 +32,11 @@ const (
 type Node struct {
 	// Name is the node's name: $NODENAME, else the hostname.
 	Name string
-	// IP is $IP as given: an address, address/length, or autodetect ("").
-	IP       string
-	LogLevel slog.Level
+	// IPv4 and IPv6 are $IP and $IP6 with their autodetection methods
+	// ($IP_AUTODETECTION_METHOD, $IP6_AUTODETECTION_METHOD), checked;
+	// nodeaddr resolves them to the node's addresses.
+	IPv4, IPv6 nodeaddr.Setting
+	LogLevel   slog.Level
 	// RouterID is $CALICO_ROUTER_ID as given: "" (the node's IPv4
 	// address), an address, or "hash" (see RouterID).
 	RouterID string
@@ -41,11 +48,17 @@ type Node struct {
 // NodeFromEnv reads datastore mode's settings with getenv (os.Getenv),
 // refusing a value it cannot use and naming its variable.
 func NodeFromEnv(getenv func(string) string) (Node, error) {
-	n := Node{Name: NodeName(getenv), IP: getenv(EnvIP), RouterID: getenv(EnvRouterID), Kernel: DefaultKernel()}
+	n := Node{Name: NodeName(getenv), RouterID: getenv(EnvRouterID), Kernel: DefaultKernel()}
+	var err error
+	if n.IPv4, err = nodeaddr.Parse(4, getenv(EnvIP), getenv(EnvIPMethod)); err != nil {
+		return Node{}, err
+	}
+	if n.IPv6, err = nodeaddr.Parse(6, getenv(EnvIP6), getenv(EnvIP6Method)); err != nil {
+		return Node{}, err
+	}
 	if _, err := RouterID(n.RouterID, n.Name, netip.IPv4Unspecified()); err != nil && n.RouterID != "" {
 		return Node{}, err
 	}
-	var err error
 	if n.LogLevel, err = parseLevel(calicoLevel(getenv(EnvLogLevel))); err != nil {
 		return Node{}, fmt.Errorf("%s: %q is not one of debug, info, warning, error", EnvLogLevel, getenv(EnvLogLevel))
 	}

@@ -13,7 +13,8 @@ func RouterID(setting, nodeName string, fallback netip.Addr) (netip.Addr, error)
 	switch setting {
 	case "":
 		if !fallback.Is4() {
-			return netip.Addr{}, fmt.Errorf("CALICO_ROUTER_ID: the node has no IPv4 address to use; set an address or \"hash\"")
+			// As calico-node: its BIRD config would have no router ID.
+			return netip.Addr{}, fmt.Errorf("CALICO_ROUTER_ID: unset, and the node has no IPv4 address to use as its BGP router ID (4 bytes, IPv6 sessions too); on an IPv6-only node set CALICO_ROUTER_ID=hash or an IPv4 address")
 		}
 		return fallback, nil
 	case "hash":

@@ -112,10 +112,10 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	a := &agent{
 		ipv6ForwardingAuto: cfg.Forwarding.IPv6Auto,
 		log:                log,
-		speaker: speaker,
-		kernel:  kernel,
-		api:     &apiServer{speaker: speaker, kernel: kernel, prober: probe, nodeName: cfg.NodeName, mode: cfg.Mode, started: probe.started},
-		done:    make(chan error, 2),
+		speaker:            speaker,
+		kernel:             kernel,
+		api:                &apiServer{speaker: speaker, kernel: kernel, prober: probe, nodeName: cfg.NodeName, mode: cfg.Mode, started: probe.started},
+		done:               make(chan error, 2),
 	}
 	srv, hs := newGRPCServer(a.api)
 	go func() { a.done <- fmt.Errorf("api server: %w", srv.Serve(lis)) }()

@@ -83,7 +83,7 @@ func runFromEnv(ctx context.Context, opts CommandOptions, level *slog.LevelVar, 
 	}
 	defer b.Close()
 	return RunDatastore(ctx, DatastoreOptions{
-		NodeName: node.Name, Backend: b, Mode: typ, IP: node.IP,
+		NodeName: node.Name, Backend: b, Mode: typ, IPv4: node.IPv4, IPv6: node.IPv6,
 		Socket: opts.Socket, Kernel: node.Kernel, Logger: log, MetricsAddr: opts.MetricsAddr, Forwarding: fwd,
 		Level: level, EnvLevel: node.LogLevel, RouterID: node.RouterID,
 	})

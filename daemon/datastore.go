@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/petrel-net/petrel/config"
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/mesh"
+	"github.com/petrel-net/petrel/nodeaddr"
 )
 
 // DatastoreOptions configure RunDatastore; the command fills them from
@@ -21,13 +21,13 @@ type DatastoreOptions struct {
 	NodeName string
 	Backend  datastore.Backend
 	Mode     string // the datastore type, for status
-	// IP is the node's IPv4 address: "autodetect", "10.0.0.5" or
-	// "10.0.0.5/24" (the prefix length is looked up when missing).
-	IP     string
-	Socket string
-	Kernel config.Kernel
-	Logger *slog.Logger
-	Ready  chan<- struct{}
+	// IPv4 and IPv6 are the node's address settings: $IP and $IP6 with
+	// their autodetection methods (see nodeaddr).
+	IPv4, IPv6 nodeaddr.Setting
+	Socket     string
+	Kernel     config.Kernel
+	Logger     *slog.Logger
+	Ready      chan<- struct{}
 	// MetricsAddr serves Prometheus metrics ("" = none).
 	MetricsAddr string
 	// Forwarding is the IP forwarding to turn on at start.
@@ -52,17 +52,20 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	ip, err := nodeIP(opts.IP)
+	var routerID netip.Addr
+	addrs, err := registerNode(ctx, opts.Backend, opts.NodeName, func(current nodeaddr.Addrs) (nodeaddr.Addrs, error) {
+		addrs, err := nodeaddr.Host{Log: log}.ResolveNode(ctx, opts.IPv4, opts.IPv6, current)
+		if err == nil {
+			// calico-node's BIRD takes the router ID from the IPv4
+			// address; an IPv6-only node needs CALICO_ROUTER_ID.
+			routerID, err = config.RouterID(opts.RouterID, opts.NodeName, addrs.IPv4.Addr())
+		}
+		return addrs, err
+	}, log)
 	if err != nil {
 		return err
 	}
-	routerID, err := config.RouterID(opts.RouterID, opts.NodeName, ip.Addr())
-	if err != nil {
-		return err
-	}
-	if err := registerNode(ctx, opts.Backend, opts.NodeName, ip, log); err != nil {
-		return err
-	}
+	ip := addrs.IPv4 // invalid on an IPv6-only node
 	st := newStoreState(ctx, opts.Backend, log)
 	log.Info("waiting for the datastore's Nodes, BGPPeers and BGPConfigurations")
 	if err := st.waitSynced(ctx); err != nil {
@@ -82,7 +85,11 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 
 	var bind netip.Addr
 	if first.BindNodeIP {
+		// TODO(v6core): a dual-stack node listens on both addresses.
 		bind = ip.Addr()
+		if !bind.IsValid() {
+			bind = addrs.IPv6.Addr()
+		}
 	}
 	a, err := startAgent(ctx, agentConfig{
 		ListenAddress: bind,
@@ -100,6 +107,9 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
 	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)
 	loop := datastoreLoop(targets, first, func(ctx context.Context) (tunnel, error) {
+		if !ip.IsValid() {
+			return nil, fmt.Errorf("VXLAN for IPv4 pools needs the node's IPv4 address (%s=%q)", nodeaddr.EnvIP, opts.IPv4.Raw)
+		}
 		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, ip.Addr(), log)
 		if err != nil {
 			return nil, err // not a nil *VXLAN in a non-nil interface
@@ -141,99 +151,76 @@ func localInterfaces() []mesh.Interface {
 }
 
 // registerNode creates or updates this node's Node object with its BGP
-// address, keeping every other field as it is (compare-and-swap, retried).
-func registerNode(ctx context.Context, b datastore.Backend, name string, ip netip.Prefix, log *slog.Logger) error {
+// addresses, keeping every other field as it is (compare-and-swap,
+// retried). resolve turns the addresses the Node holds (none for a new
+// Node) into the ones to write; it runs once, and its error stops here.
+// An invalid address clears its field.
+func registerNode(ctx context.Context, b datastore.Backend, name string, resolve func(current nodeaddr.Addrs) (nodeaddr.Addrs, error), log *slog.Logger) (nodeaddr.Addrs, error) {
+	var addrs nodeaddr.Addrs
+	resolved := false
 	for attempt := 0; ; attempt++ {
 		obj, err := b.Get(ctx, datastore.KindNode, name)
+		var n *datastore.Node
 		switch {
 		case errors.Is(err, datastore.ErrNotFound):
 			o, _ := datastore.New(datastore.KindNode)
-			n := o.(*datastore.Node)
+			n = o.(*datastore.Node)
 			n.Name = name
-			n.Spec.BGP = &datastore.NodeBGPSpec{IPv4Address: ip.String()}
-			if _, err = b.Create(ctx, n); err == nil {
-				log.Info("registered node", "node", name, "ipv4Address", ip)
-				return nil
-			}
 		case err == nil:
-			n := obj.(*datastore.Node)
-			if n.Spec.BGP == nil {
-				n.Spec.BGP = &datastore.NodeBGPSpec{}
+			n = obj.(*datastore.Node)
+		}
+		if n != nil && !resolved {
+			var current nodeaddr.Addrs
+			current.IPv4, _ = n.IPv4()
+			current.IPv6, _ = n.IPv6()
+			if addrs, err = resolve(current); err != nil {
+				return nodeaddr.Addrs{}, fmt.Errorf("node %q: %w", name, err)
 			}
-			if n.Spec.BGP.IPv4Address == ip.String() {
-				return nil
-			}
-			n.Spec.BGP.IPv4Address = ip.String()
-			if _, err = b.Update(ctx, n); err == nil {
-				log.Info("updated node address", "node", name, "ipv4Address", ip)
-				return nil
+			resolved = true
+		}
+		if n != nil {
+			if err = writeNodeAddrs(ctx, b, n, obj == nil, addrs); err == nil {
+				log.Info("registered node", "node", name, "ipv4Address", n.Spec.BGP.IPv4Address, "ipv6Address", n.Spec.BGP.IPv6Address)
+				return addrs, nil
 			}
 		}
 		if attempt >= 10 || (!errors.Is(err, datastore.ErrConflict) && !errors.Is(err, datastore.ErrExists) && ctx.Err() != nil) {
-			return fmt.Errorf("registering node %q: %w", name, err)
+			return nodeaddr.Addrs{}, fmt.Errorf("registering node %q: %w", name, err)
 		}
 		log.Warn("registering node; retrying", "node", name, "err", err)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nodeaddr.Addrs{}, ctx.Err()
 		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
 		}
 	}
 }
 
-// nodeIP resolves the IP setting: an explicit address (with its prefix
-// length looked up on the local interfaces when missing) or "autodetect",
-// the first global IPv4 address of an interface that is not a workload's
-// (Calico's first-found).
-func nodeIP(setting string) (netip.Prefix, error) {
-	addrs, err := localPrefixes()
-	if err != nil {
-		return netip.Prefix{}, err
+// writeNodeAddrs sets n's spec.bgp.ipv4Address and ipv6Address (an
+// invalid address clears its field) and creates or updates n, unless it
+// already says so.
+func writeNodeAddrs(ctx context.Context, b datastore.Backend, n *datastore.Node, create bool, addrs nodeaddr.Addrs) error {
+	if n.Spec.BGP == nil {
+		n.Spec.BGP = &datastore.NodeBGPSpec{}
 	}
-	if setting == "" || setting == "autodetect" {
-		for _, p := range addrs {
-			if p.Addr().Is4() && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
-				return p, nil
-			}
-		}
-		return netip.Prefix{}, errors.New("IP=autodetect: no IPv4 address on any interface (set IP)")
+	v4, v6 := prefixString(addrs.IPv4), prefixString(addrs.IPv6)
+	if !create && n.Spec.BGP.IPv4Address == v4 && n.Spec.BGP.IPv6Address == v6 {
+		return nil
 	}
-	if p, err := netip.ParsePrefix(setting); err == nil && p.Addr().Is4() {
-		return p, nil
+	n.Spec.BGP.IPv4Address, n.Spec.BGP.IPv6Address = v4, v6
+	var err error
+	if create {
+		_, err = b.Create(ctx, n)
+	} else {
+		_, err = b.Update(ctx, n)
 	}
-	a, err := netip.ParseAddr(setting)
-	if err != nil || !a.Is4() {
-		return netip.Prefix{}, fmt.Errorf("IP=%q: not an IPv4 address (or autodetect)", setting)
-	}
-	for _, p := range addrs {
-		if p.Addr() == a {
-			return p, nil
-		}
-	}
-	return netip.PrefixFrom(a, 32), nil
+	return err
 }
 
-// localPrefixes lists the addresses of up interfaces, skipping Calico's
-// workload interfaces, in interface order.
-func localPrefixes() ([]netip.Prefix, error) {
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return nil, err
+// prefixString is p as a Node field: "" when p is invalid.
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
 	}
-	var out []netip.Prefix
-	for _, ifc := range ifaces {
-		if ifc.Flags&net.FlagUp == 0 || strings.HasPrefix(ifc.Name, "cali") {
-			continue
-		}
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
-					ones, _ := ipn.Mask.Size()
-					out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
-				}
-			}
-		}
-	}
-	return out, nil
+	return p.String()
 }

@@ -21,9 +21,14 @@ type clusterLab struct {
 	etcd  *harness.Process
 	nodes []*petrelNode
 	bird  *harness.Bird
+	// ipv6: the switch also has fd00:10::100/64 and etcd serves there.
+	ipv6 bool
 }
 
 const etcdURL = "http://10.0.0.100:2379"
+
+// etcdURL6 is the lab's etcd over IPv6, for nodes without IPv4.
+const etcdURL6 = "http://[fd00:10::100]:2379"
 
 // seedPool is the seed's IPPool (the seed's IPAMBlock and handle were
 // trimmed in the notes and are not a consistent cluster state).
@@ -34,13 +39,7 @@ spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Ne
 `
 
 func newClusterLab(t *testing.T, nodes int, pool string) *clusterLab {
-	harness.RequireRoot(t)
-	c := &clusterLab{lab: harness.New(t)}
-	c.hub = c.lab.Node("switch")
-	c.lab.Bridge(c.hub, "br0", "10.0.0.100/24")
-	c.startEtcd(t)
-	c.apply(t, pool) // routes inside the pool may be advertised
-
+	c := newClusterHub(t, pool, false)
 	for i := 1; i <= nodes; i++ {
 		n := c.lab.Node(fmt.Sprintf("node%d", i))
 		c.lab.Attach(c.hub, "br0", n, "eth1", fmt.Sprintf("10.0.0.%d/24", i))
@@ -50,10 +49,30 @@ func newClusterLab(t *testing.T, nodes int, pool string) *clusterLab {
 	return c
 }
 
+// newClusterHub is the lab's switch with etcd serving on it and pool
+// applied, without nodes; with ipv6, the switch and etcd are on
+// fd00:10::100 too.
+func newClusterHub(t *testing.T, pool string, ipv6 bool) *clusterLab {
+	harness.RequireRoot(t)
+	c := &clusterLab{lab: harness.New(t), ipv6: ipv6}
+	c.hub = c.lab.Node("switch")
+	c.lab.Bridge(c.hub, "br0", "10.0.0.100/24")
+	if ipv6 {
+		c.hub.MustRun(t, "ip", "-6", "addr", "add", "fd00:10::100/64", "dev", "br0", "nodad")
+	}
+	c.startEtcd(t)
+	c.apply(t, pool) // routes inside the pool may be advertised
+	return c
+}
+
 func (c *clusterLab) startEtcd(t *testing.T) {
 	dir := filepath.Join(c.lab.Dir(), "etcd")
+	urls := etcdURL
+	if c.ipv6 {
+		urls += "," + etcdURL6
+	}
 	c.etcd = c.hub.Start(t, "etcd", "etcd", "--data-dir", dir, "--name", "lab",
-		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-client-urls", urls, "--advertise-client-urls", urls,
 		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
 		"--initial-cluster", "lab=http://127.0.0.1:2380")
 	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, func() error {

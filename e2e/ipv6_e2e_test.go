@@ -30,49 +30,99 @@ func node6(i int) string { return fmt.Sprintf("fd00:10::%d", i) }
 // block6Of is node i's IPv6 block: fd00:100::40/122 for node 1.
 func block6Of(i int) string { return fmt.Sprintf("fd00:100::%x/122", i*64) }
 
-// addIPv6 gives node i its IPv6 address on eth1 and in its Node object
-// (spec.bgp.ipv6Address), as IP6 does.
-func (c *clusterLab) addIPv6(t *testing.T, i int) {
-	t.Helper()
-	n := c.nodes[i-1]
-	n.MustRun(t, "ip", "-6", "addr", "add", node6(i)+"/64", "dev", "eth1", "nodad")
-	c.apply(t, fmt.Sprintf("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: node%d}\nspec: {bgp: {ipv4Address: \"10.0.0.%d/24\", ipv6Address: \"%s/64\"}}\n", i, i, node6(i)))
+// newIPv6ClusterLab starts n nodes on the lab's segment, each with
+// fd00:10::i/64 and, when dual, 10.0.0.i/24. Dual-stack nodes run with IP
+// and IP6; IPv6-only ones have no IPv4 address at all, run with IP=none,
+// IP6 and CALICO_ROUTER_ID=hash, and reach etcd over IPv6.
+func newIPv6ClusterLab(t *testing.T, n int, dual bool) *clusterLab {
+	c := newClusterHub(t, dualStackPools, true)
+	for i := 1; i <= n; i++ {
+		node := c.lab.Node(fmt.Sprintf("node%d", i))
+		env := []string{"NODENAME=" + node.Name, "DATASTORE_TYPE=etcdv3", "IP6=" + node6(i)}
+		if dual {
+			c.lab.Attach(c.hub, "br0", node, "eth1", fmt.Sprintf("10.0.0.%d/24", i))
+			node.MustRun(t, "ip", "-6", "addr", "add", node6(i)+"/64", "dev", "eth1", "nodad")
+			// Proxy ARP answers pods for 169.254.1.1 only when that address
+			// routes out another interface, as on a real node.
+			node.MustRun(t, "ip", "route", "add", "default", "via", "10.0.0.100")
+			env = append(env, fmt.Sprintf("IP=10.0.0.%d", i), "ETCD_ENDPOINTS="+etcdURL)
+		} else {
+			c.lab.Attach(c.hub, "br0", node, "eth1", node6(i)+"/64")
+			env = append(env, "IP=none", "CALICO_ROUTER_ID=hash", "ETCD_ENDPOINTS="+etcdURL6)
+		}
+		c.nodes = append(c.nodes, startPetrelFromDatastore(t, c.lab, node, env...))
+	}
+	return c
 }
 
-// claimBlocks makes node i claim its IPv4 and IPv6 blocks by allocating
-// one address of each, as a dual-stack pod would.
-func (c *clusterLab) claimBlocks(t *testing.T, i int) {
+// addPods puts one pod on every node with `petrel workload add`, with an
+// IPv6 address and, when ipv4, an IPv4 one; it returns the pods and their
+// addresses by family.
+func (c *clusterLab) addPods(t *testing.T, ipv4 bool) (pods []*harness.Node, v4, v6 []string) {
 	t.Helper()
-	for _, ip := range []string{fmt.Sprintf("192.168.%d.1", i), fmt.Sprintf("fd00:100::%x", i*64+1)} {
+	endpoints := etcdURL
+	if !ipv4 {
+		endpoints = etcdURL6
+	}
+	for i, n := range c.nodes {
+		pod := c.lab.Node(fmt.Sprintf("pod%d", i+1))
+		out := n.MustRun(t, "env", "NODENAME="+n.Name, "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+endpoints, petrelBin,
+			"workload", "add", "--name", "default/"+pod.Name, "--netns", pod.NS, "--ipv6", fmt.Sprintf("--ipv4=%v", ipv4))
+		pods = append(pods, pod)
+		for _, a := range strings.Fields(out) {
+			if strings.Contains(a, ":") {
+				v6 = append(v6, a)
+			} else {
+				v4 = append(v4, a)
+			}
+		}
+	}
+	if len(v6) != len(pods) || ipv4 && len(v4) != len(pods) {
+		t.Fatalf("pods got IPv4 %v and IPv6 %v", v4, v6)
+	}
+	return pods, v4, v6
+}
+
+// claimBlocks makes node i claim its IPv6 block and, when ipv4, its IPv4
+// block, by allocating one address in each.
+func (c *clusterLab) claimBlocks(t *testing.T, i int, ipv4 bool) {
+	t.Helper()
+	ips := []string{fmt.Sprintf("fd00:100::%x", i*64+1)}
+	if ipv4 {
+		ips = append(ips, fmt.Sprintf("192.168.%d.1", i))
+	}
+	for _, ip := range ips {
 		c.petrel(t, "ipam", "allocate", "--node", fmt.Sprintf("node%d", i), "--handle", fmt.Sprintf("pod-%d", i), "--ip", ip)
 	}
 }
 
-// TestDualStackMesh is issue 15's dual-stack mesh on etcd: three nodes
-// with IPv4 and IPv6 BGP addresses have an IPv4 and an IPv6 mesh session
-// to each other; each session carries its own family only; every node's
-// IPv6 block is a blackhole at home and in every other node's FIB via that
-// node's IPv6 address; IPv6 forwarding is on; status and routes show both
-// families; a released IPv6 block is withdrawn everywhere.
-func TestDualStackMesh(t *testing.T) {
-	c := newClusterLab(t, 3, dualStackPools)
-	all := []int{1, 2, 3}
-	for i := range all {
-		c.addIPv6(t, i+1)
-		c.claimBlocks(t, i+1)
-	}
-	others6 := func(i int) []string {
-		var out []string
-		for _, j := range all {
-			if j != i {
-				out = append(out, node6(j))
-			}
+// others6 are the IPv6 addresses of the nodes in all but i.
+func others6(i int, all ...int) []string {
+	var out []string
+	for _, j := range all {
+		if j != i {
+			out = append(out, node6(j))
 		}
-		return out
+	}
+	return out
+}
+
+// TestDualStackMesh is issue 15's dual-stack mesh on etcd: three nodes
+// with IP and IP6 have an IPv4 and an IPv6 mesh session to each other;
+// each session carries its own family only; every node's IPv6 block is a
+// blackhole at home and in every other node's FIB via that node's IPv6
+// address; IPv6 forwarding is on; status, routes and metrics show both
+// families; a released IPv6 block is withdrawn everywhere; dual-stack pods
+// on every node reach each other over both families without loss.
+func TestDualStackMesh(t *testing.T) {
+	c := newIPv6ClusterLab(t, 3, true)
+	all := []int{1, 2, 3}
+	for _, i := range all {
+		c.claimBlocks(t, i, true)
 	}
 	want := map[int][]string{}
 	for _, i := range all {
-		want[i] = append(others(i, all...), others6(i)...)
+		want[i] = append(others(i, all...), others6(i, all...)...)
 	}
 	c.waitSessions(t, want)
 
@@ -99,12 +149,29 @@ func TestDualStackMesh(t *testing.T) {
 		}
 	}
 	status := c.nodes[0].MustRun(t, petrelBin, "status", "--socket", c.nodes[0].socket)
-	v6 := status[strings.Index(status, "IPv6 BGP status"):]
+	v6Status := status[strings.Index(status, "IPv6 BGP status"):]
 	for _, j := range []int{2, 3} {
-		if !strings.Contains(v6, node6(j)) {
+		if !strings.Contains(v6Status, node6(j)) {
 			t.Errorf("node1's status has no IPv6 row for %s:\n%s", node6(j), status)
 		}
 	}
+	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+		metrics, err := c.nodes[0].Run("curl", "-sf", "http://127.0.0.1:9095/metrics")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{
+			`petrel_bgp_sessions{family="ipv4",state="Established"} 2`,
+			`petrel_bgp_sessions{family="ipv6",state="Established"} 2`,
+			`petrel_rib_routes{family="ipv6"} 4`, // its own block, the two others' and the connected fd00:10::/64
+			`petrel_fib_routes{family="ipv6"} 3`, // its blackhole and two routes
+		} {
+			if !strings.Contains(metrics, want) {
+				return fmt.Errorf("no %s in:\n%s", want, grepLines(metrics, "family="))
+			}
+		}
+		return nil
+	}, "node1's metrics per family")
 	routes := c.nodes[0].MustRun(t, petrelBin, "routes", "--socket", c.nodes[0].socket)
 	if !strings.Contains(routes, block6Of(2)) || !strings.Contains(routes, node6(2)) {
 		t.Errorf("node1's routes do not show %s via %s:\n%s", block6Of(2), node6(2), routes)
@@ -120,6 +187,57 @@ func TestDualStackMesh(t *testing.T) {
 		}
 		return nil
 	}, "node2's IPv6 block withdrawn everywhere")
+
+	// Dual-stack pods: node2's pod claims a new IPv6 block, which reaches
+	// the others like the first one did.
+	pods, v4, v6 := c.addPods(t, true)
+	pingMatrix(t, pods, v4)
+	pingMatrix(t, pods, v6)
+}
+
+// TestIPv6OnlyMesh: three nodes without any IPv4 address (IP=none,
+// CALICO_ROUTER_ID=hash, etcd over IPv6) mesh over IPv6 only, install each
+// other's IPv6 blocks, and their IPv6 pods reach each other without loss.
+// Then node1 becomes the route reflector (mesh off, Calico's
+// peerSelector recipe): node2 and node3 keep only their session to it and
+// still learn each other's blocks, with the originator as next hop.
+func TestIPv6OnlyMesh(t *testing.T) {
+	c := newIPv6ClusterLab(t, 3, false)
+	all := []int{1, 2, 3}
+	want := map[int][]string{}
+	for _, i := range all {
+		c.claimBlocks(t, i, false)
+		want[i] = others6(i, all...)
+		if out := c.nodes[i-1].MustRun(t, "ip", "-4", "addr", "show", "scope", "global"); strings.TrimSpace(out) != "" {
+			t.Fatalf("node%d has IPv4 addresses:\n%s", i, out)
+		}
+	}
+	c.waitSessions(t, want)
+	c.waitBlocksEverywhere(t, fib6, block6Of, node6)
+	if r := fib(t, c.nodes[0].Node); len(r) != 0 {
+		t.Errorf("node1 has IPv4 routes of petrel's: %v", r)
+	}
+	pods, _, v6 := c.addPods(t, false)
+	pingMatrix(t, pods, v6)
+
+	c.apply(t, `apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {nodeToNodeMeshEnabled: false}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: node1, labels: {route-reflector: "true"}}
+spec: {bgp: {ipv6Address: "fd00:10::1/64", routeReflectorClusterID: 224.0.0.1}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: peer-with-route-reflectors}
+spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}
+`)
+	c.waitSessions(t, map[int][]string{1: {node6(2), node6(3)}, 2: {node6(1)}, 3: {node6(1)}})
+	c.waitBlocksEverywhere(t, fib6, block6Of, node6)
+	pingMatrix(t, pods, v6)
 }
 
 // TestKernelIPv6 is kernel sync for IPv6 on nodes without any IPv4

@@ -16,10 +16,14 @@ func newDaemonCmd() *cobra.Command {
 		Short: "Run the node agent (from the datastore, or standalone from a config file)",
 		Long: `Run the petrel node agent.
 
-Without --config it runs as calico-node does: NODENAME, IP (an address, or
-autodetect), DATASTORE_TYPE (etcdv3 with ETCD_ENDPOINTS, or kubernetes with
-KUBECONFIG) select the node and the datastore; the node registers its Node
-and follows Nodes, BGPPeers, BGPConfigurations and BFDConfigurations live.
+Without --config it runs as calico-node does: NODENAME, IP and IP6 (an
+address, autodetect or none, with IP_AUTODETECTION_METHOD and
+IP6_AUTODETECTION_METHOD: first-found, can-reach=DEST, interface=REGEX,
+skip-interface=REGEX, cidr=CIDR), DATASTORE_TYPE (etcdv3 with
+ETCD_ENDPOINTS, or kubernetes with KUBECONFIG) select the node and the
+datastore; an IPv6-only node (IP=none) needs CALICO_ROUTER_ID. The node
+registers its Node with its addresses and follows Nodes, BGPPeers,
+BGPConfigurations and BFDConfigurations live.
 BGP_LOGSEVERITYSCREEN, PETREL_KERNEL_PROTOCOL, PETREL_KERNEL_TABLE and
 PETREL_KERNEL_INTERFACES set the log level and kernel sync (every variable
 is in docs/datastore.md).
@@ -32,6 +36,14 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 (graceful restart) while petrel comes back.`,
 		Example: `  # as calico-node, from etcd
   NODENAME=node-a IP=autodetect DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS=http://10.0.0.100:2379 petrel daemon
+
+  # dual stack: the IPv6 address is the source towards the ToR
+  NODENAME=node-a IP6=autodetect IP6_AUTODETECTION_METHOD=can-reach=2001:db8::1 \
+    DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS=http://10.0.0.100:2379 petrel daemon
+
+  # IPv6 only: no IPv4 address, so the router ID comes from the node name
+  NODENAME=node-b IP=none IP6=autodetect IP6_AUTODETECTION_METHOD=interface=^ens CALICO_ROUTER_ID=hash \
+    DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS=http://10.0.0.100:2379 petrel daemon
 
   # standalone, from a bird.cfg-like file; reload with: kill -HUP <pid>
   petrel daemon --config /etc/petrel/petrel.yaml`,
