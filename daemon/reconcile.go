@@ -99,7 +99,8 @@ func (a *agent) targets() loopTargets {
 //     (which advertises from its own informers);
 //  4. status: problems and restart-only changes, for the operator;
 //  5. route policy (BGPFilters, next-hop modes, communities), before
-//  6. peers, last, so that new peers see everything above.
+//  6. peers, last, so that new peers see everything above; the first
+//     peer set also waits for the first Service advertisement.
 //
 // A new concern is one more reconciler in this list, with its part of
 // desired computed in computeDesired.
@@ -115,13 +116,15 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 		vx.kernel = t.kernel
 	}
 	loop = append(loop, vx)
+	peers := &peerReconciler{speaker: t.speaker, log: t.log}
 	if t.services != nil {
 		loop = append(loop, &serviceReconciler{controller: t.services})
+		peers.waitFor = t.services.Ready()
 	}
 	return append(loop,
 		&statusReconciler{api: t.api, log: t.log, startedASN: first.ASN, startedPort: first.ListenPort, startedBind: first.BindNodeIP},
 		&policyReconciler{speaker: t.speaker},
-		&peerReconciler{speaker: t.speaker})
+		peers)
 }
 
 // standaloneLoop is standalone mode's pass: what the config file says to
