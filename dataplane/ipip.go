@@ -65,6 +65,14 @@ func (t *IPIP) Sync(tunnel netip.Addr, want map[netip.Prefix]netip.Addr) error {
 	return syncOnlinkRoutes(t.h, t.w, link.Attrs().Index, want)
 }
 
+// Ensure is Sync's device half (tunl0, its MTU, state and address),
+// routes untouched: whether tunl0 can carry routes at all, asked before
+// kernel sync hands any over.
+func (t *IPIP) Ensure(tunnel netip.Addr) error {
+	_, err := t.ensureDevice(tunnel)
+	return err
+}
+
 // ensureDevice finds or creates tunl0 and sets its MTU, address and
 // state. An existing tunl0 is used whatever its type, as felix does.
 func (t *IPIP) ensureDevice(tunnel netip.Addr) (netlink.Link, error) {

@@ -33,9 +33,9 @@ func VTEPMAC(node string) net.HardwareAddr {
 	return net.HardwareAddr{0x66, sum[0], sum[1], sum[2], sum[3], sum[4]}
 }
 
-// Encapsulate says whether traffic to a node at remote goes through VXLAN
-// for a pool's vxlanMode: Always, CrossSubnet (only when remote is outside
-// our subnet), or Never.
+// Encapsulate says whether traffic to a node at remote goes through the
+// tunnel for a pool's vxlanMode or ipipMode: Always, CrossSubnet (only when
+// remote is outside our subnet), or Never.
 func Encapsulate(mode string, ourSubnet netip.Prefix, remote netip.Addr) bool {
 	switch mode {
 	case "Always":
