@@ -99,7 +99,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	targets := a.targets()
 	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
 	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)
-	targets.ipip = newIPIPDeps(opts.Backend, opts.NodeName, ip.Addr())
+	targets.ipip, targets.peerRoutes = newIPIPDeps(opts.Backend, opts.NodeName, ip.Addr()), openPeerRoutes
 	loop := datastoreLoop(targets, first, func(ctx context.Context) (tunnel, error) {
 		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, ip.Addr(), log)
 		if err != nil {

@@ -66,8 +66,10 @@ type desired struct {
 	// Blackholes are the node's confirmed blocks: unknown addresses in
 	// them are dropped locally.
 	Blackholes []netip.Prefix
-	VXLAN      vxlanPlan
-	IPIP       ipipPlan
+	// ReachableBy are the BGPPeers' static routes to their peers.
+	ReachableBy []mesh.StaticRoute
+	VXLAN       vxlanPlan
+	IPIP        ipipPlan
 	// Problems are the objects left out, one line each, for status.
 	Problems []string
 	// LogLevel is BGPConfiguration logSeverityScreen; nil when unset.
@@ -113,6 +115,7 @@ func computeDesired(snap snapshot, me self) desired {
 		LogLevel:   logLevel,
 		Services:   services.ConfigFrom(defaultConfig(snap.Configs)),
 		Peers:      res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
+		ReachableBy:  res.ReachableBy,
 		ExportRanges: exportRanges(snap.Pools),
 		Reflector:    isReflector(snap.Nodes, me.Name),
 		Originated:   originated,

@@ -78,6 +78,8 @@ type loopTargets struct {
 	services serviceTarget
 	// ipip is what IPIP pools need (IPAM, tunl0); nil: not handled.
 	ipip *ipipDeps
+	// peerRoutes opens the reachableBy routes' writer; nil: not handled.
+	peerRoutes func() (peerRouteSyncer, error)
 }
 
 // targets are the agent's parts the reconcilers drive.
@@ -98,7 +100,7 @@ func (a *agent) targets() loopTargets {
 //  2. IPAM blocks: the blackholes of the blocks just originated;
 //  3. VXLAN: the tunnel, and the hand-off of its blocks from kernel sync;
 //     IPIP the same for tunl0 (and a problem for status where it cannot
-//     exist);
+//     exist); then BGPPeer reachableBy's host routes to the peers;
 //     3b. Services: the configured Service ranges, to the Service controller
 //     (which advertises from its own informers);
 //  4. status: problems and restart-only changes, for the operator;
@@ -115,14 +117,18 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 	loop = append(loop, &exportReconciler{speaker: t.speaker})
 	vx := &vxlanReconciler{setup: setupTunnel}
 	ipip := &ipipReconciler{deps: t.ipip, log: t.log}
+	reach := &reachableReconciler{open: t.peerRoutes}
 	if t.kernel != nil {
 		loop = append(loop, &blockReconciler{kernel: t.kernel})
-		both := &excludeUnion{kernel: t.kernel}
-		vx.kernel, ipip.kernel = both.owner("VXLAN"), both.owner("IPIP")
+		all := &excludeUnion{kernel: t.kernel}
+		vx.kernel, ipip.kernel, reach.kernel = all.owner("VXLAN"), all.owner("IPIP"), all.owner("reachableBy")
 	}
 	loop = append(loop, vx)
 	if t.ipip != nil {
 		loop = append(loop, ipip)
+	}
+	if t.peerRoutes != nil {
+		loop = append(loop, reach)
 	}
 	if t.services != nil {
 		loop = append(loop, &serviceReconciler{controller: t.services})
