@@ -72,6 +72,9 @@ type desired struct {
 	IPIP        ipipPlan
 	// Problems are the objects left out, one line each, for status.
 	Problems []string
+	// IgnoredInterfaces are BGPConfiguration ignoredInterfaces: left out
+	// of protocol direct.
+	IgnoredInterfaces []string
 	// LogLevel is BGPConfiguration logSeverityScreen; nil when unset.
 	LogLevel *slog.Level
 	// Services are the default BGPConfiguration's Service fields.
@@ -115,14 +118,15 @@ func computeDesired(snap snapshot, me self) desired {
 		LogLevel:   logLevel,
 		Services:   services.ConfigFrom(defaultConfig(snap.Configs)),
 		Peers:      res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
-		ReachableBy:  res.ReachableBy,
-		ExportRanges: exportRanges(snap.Pools),
-		Reflector:    isReflector(snap.Nodes, me.Name),
-		Originated:   originated,
-		Blackholes:   own,
-		VXLAN:        planVXLAN(snap, me),
-		IPIP:         planIPIP(snap, me),
-		Problems:     problems,
+		ReachableBy:       res.ReachableBy,
+		IgnoredInterfaces: ignoredInterfaces(snap.Configs, me.Name),
+		ExportRanges:      exportRanges(snap.Pools),
+		Reflector:         isReflector(snap.Nodes, me.Name),
+		Originated:        originated,
+		Blackholes:        own,
+		VXLAN:             planVXLAN(snap, me),
+		IPIP:              planIPIP(snap, me),
+		Problems:          problems,
 	}
 }
 

@@ -97,7 +97,8 @@ func (a *agent) targets() loopTargets {
 //  1. exported prefixes: export ranges, route reflection and originated
 //     prefixes are in place before peers change, so a new session's first
 //     update is already right;
-//  2. IPAM blocks: the blackholes of the blocks just originated;
+//  2. IPAM blocks: the blackholes of the blocks just originated; and
+//     ignoredInterfaces, protocol direct's;
 //  3. VXLAN: the tunnel, and the hand-off of its blocks from kernel sync;
 //     IPIP the same for tunl0 (and a problem for status where it cannot
 //     exist); then BGPPeer reachableBy's host routes to the peers;
@@ -120,6 +121,9 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 	reach := &reachableReconciler{open: t.peerRoutes}
 	if t.kernel != nil {
 		loop = append(loop, &blockReconciler{kernel: t.kernel})
+		if k, ok := t.kernel.(ignoredTarget); ok {
+			loop = append(loop, &ignoredReconciler{kernel: k})
+		}
 		all := &excludeUnion{kernel: t.kernel}
 		vx.kernel, ipip.kernel, reach.kernel = all.owner("VXLAN"), all.owner("IPIP"), all.owner("reachableBy")
 	}
