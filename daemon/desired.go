@@ -50,8 +50,9 @@ type desired struct {
 	// RoutePolicy is the peers' BGPFilters and next-hop modes and the
 	// prefixAdvertisements communities.
 	RoutePolicy bgp.RoutePolicy
-	// ASN, ListenPort and BindNodeIP (bindMode NodeIP: listen on the
-	// node's address only) are read at start only; a change is reported.
+	// ASN is applied live (asnReconciler); ListenPort and BindNodeIP
+	// (bindMode NodeIP: listen on the node's address only) are read at
+	// start only, and a change is reported.
 	ASN        uint32
 	ListenPort uint16
 	BindNodeIP bool

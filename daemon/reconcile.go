@@ -106,7 +106,9 @@ func (a *agent) targets() loopTargets {
 //     (which advertises from its own informers);
 //  4. status: problems and restart-only changes, for the operator;
 //  5. route policy (BGPFilters, next-hop modes, communities), before
-//  6. peers, last, so that new peers see everything above.
+//  6. peers, last, so that new peers see everything above; an asNumber
+//     changed since the start becomes the local AS of the sessions that
+//     used the node's.
 //
 // A new concern is one more reconciler in this list, with its part of
 // desired computed in computeDesired.
@@ -138,8 +140,9 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 		loop = append(loop, &serviceReconciler{controller: t.services})
 	}
 	return append(loop,
-		&statusReconciler{api: t.api, log: t.log, startedASN: first.ASN, startedPort: first.ListenPort, startedBind: first.BindNodeIP},
+		&statusReconciler{api: t.api, log: t.log, startedPort: first.ListenPort, startedBind: first.BindNodeIP},
 		&policyReconciler{speaker: t.speaker},
+		&asnReconciler{started: first.ASN},
 		&peerReconciler{speaker: t.speaker})
 }
 
