@@ -10,9 +10,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/petrel-net/petrel/internal/netnsbuild"
-	"github.com/petrel-net/petrel/internal/netnsrun"
 )
 
 // reachableBy's host routes against a real kernel: written via the
@@ -21,21 +18,7 @@ import (
 // dataplane's other protocol-80 routes (a workload /32, a tunnel route)
 // are never touched.
 func TestPeerRoutesSync(t *testing.T) {
-	ns := newUnderlayNS(t, "pdpr")
-	var p *PeerRoutes
-	var h *netlink.Handle
-	err := netnsrun.RunPath(netnsbuild.Path(ns), func() error {
-		var err error
-		if p, err = NewPeerRoutes(); err != nil {
-			return err
-		}
-		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(); h.Close() })
+	_, p, h := openInUnderlayNS(t, "pdpr", NewPeerRoutes)
 	peer0, _ := h.LinkByName("peer0")
 	others := []*netlink.Route{
 		{LinkIndex: peer0.Attrs().Index, Dst: ipNet(netip.MustParsePrefix("192.168.0.5/32")), Scope: netlink.SCOPE_LINK, Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN},
