@@ -13,12 +13,11 @@ type problemTarget interface {
 
 // statusReconciler keeps what the operator sees: the objects left out
 // (in status, and logged once each time the list changes), and a warning
-// when a setting that needs a restart changed.
+// when a setting that needs a restart (listen port, bindMode) changed.
 type statusReconciler struct {
 	api problemTarget
 	log *slog.Logger
-	// started are the ASN and listen port the node runs with.
-	startedASN  uint32
+	// started are the listen port and bindMode the node runs with.
 	startedPort uint16
 	startedBind bool
 }
@@ -31,8 +30,8 @@ func (r *statusReconciler) Reconcile(_ context.Context, d *desired) error {
 			r.log.Error("datastore object skipped", "problem", p)
 		}
 	}
-	if d.ASN != r.startedASN || d.ListenPort != r.startedPort || d.BindNodeIP != r.startedBind {
-		r.log.Warn("AS number, listen port or bindMode changed; takes effect after a restart", "as", d.ASN, "listenPort", d.ListenPort, "bindNodeIP", d.BindNodeIP)
+	if d.ListenPort != r.startedPort || d.BindNodeIP != r.startedBind {
+		r.log.Warn("listen port or bindMode changed; takes effect after a restart", "listenPort", d.ListenPort, "bindNodeIP", d.BindNodeIP)
 	}
 	return nil
 }
