@@ -184,15 +184,22 @@ type fibStat struct{ f *os.File }
 // openFibStat opens the namespace's fib_triestat; the file stays bound to
 // the namespace, and each Routes call re-reads it.
 func openFibStat(ns string) (*fibStat, error) {
-	var f *os.File
-	err := inNetns(ns, func() (err error) {
-		f, err = os.Open("/proc/thread-self/net/fib_triestat")
-		return err
-	})
+	f, err := openNetFile(ns, "fib_triestat")
 	if err != nil {
 		return nil, err
 	}
 	return &fibStat{f: f}, nil
+}
+
+// openNetFile opens /proc/net/NAME as seen in namespace ns; the file stays
+// bound to the namespace, and reads at offset 0 re-read it.
+func openNetFile(ns, name string) (*os.File, error) {
+	var f *os.File
+	err := inNetns(ns, func() (err error) {
+		f, err = os.Open("/proc/thread-self/net/" + name)
+		return err
+	})
+	return f, err
 }
 
 // Routes returns the route count of a table as fib_triestat names it,
@@ -226,11 +233,7 @@ func (s *fibStat) Close() error { return s.f.Close() }
 type rt6Stat struct{ f *os.File }
 
 func openRt6Stat(ns string) (*rt6Stat, error) {
-	var f *os.File
-	err := inNetns(ns, func() (err error) {
-		f, err = os.Open("/proc/thread-self/net/rt6_stats")
-		return err
-	})
+	f, err := openNetFile(ns, "rt6_stats")
 	if err != nil {
 		return nil, err
 	}

@@ -13,31 +13,28 @@ import (
 // The helpers' pure parts, checked without root.
 
 func TestGenPrefixes(t *testing.T) {
-	ps, err := genPrefixes(netip.MustParsePrefix("10.0.0.0/9"), 26, 100_000)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		fam                 ingestFamily
+		first, second, last string
+	}{
+		{ingestIPv4, "10.0.0.0/26", "10.0.0.64/26", "10.97.167.192/26"},
+		{ingestIPv6, "fd00:1000::/122", "fd00:1000::40/122", "fd00:1000::61:a7c0/122"},
+	} {
+		ps, err := genPrefixes(c.fam.base, c.fam.shape.Bits, 100_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps[0].String() != c.first || ps[1].String() != c.second || ps[len(ps)-1].String() != c.last {
+			t.Errorf("got %v %v .. %v", ps[0], ps[1], ps[len(ps)-1])
+		}
+		if overlapsAny(ps, c.fam.link) {
+			t.Errorf("overlaps %v", c.fam.link)
+		}
 	}
-	if ps[0].String() != "10.0.0.0/26" || ps[1].String() != "10.0.0.64/26" || ps[len(ps)-1].String() != "10.97.167.192/26" {
-		t.Errorf("got %v %v .. %v", ps[0], ps[1], ps[len(ps)-1])
-	}
-	if overlapsAny(ps, ingestIPv4.link) {
-		t.Errorf("overlaps %v", ingestIPv4.link)
-	}
-	if _, err := genPrefixes(netip.MustParsePrefix("10.0.0.0/24"), 26, 5); err == nil {
-		t.Error("5 /26s fit in a /24?")
-	}
-	ps, err = genPrefixes(ingestIPv6.base, 122, 100_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ps[0].String() != "fd00:1000::/122" || ps[1].String() != "fd00:1000::40/122" || ps[len(ps)-1].String() != "fd00:1000::61:a7c0/122" {
-		t.Errorf("got %v %v .. %v", ps[0], ps[1], ps[len(ps)-1])
-	}
-	if overlapsAny(ps, ingestIPv6.link) {
-		t.Errorf("overlaps %v", ingestIPv6.link)
-	}
-	if _, err := genPrefixes(netip.MustParsePrefix("fd00::/120"), 122, 5); err == nil {
-		t.Error("5 /122s fit in a /120?")
+	for base, bits := range map[string]int{"10.0.0.0/24": 26, "fd00::/120": 122} {
+		if _, err := genPrefixes(netip.MustParsePrefix(base), bits, 5); err == nil {
+			t.Errorf("5 /%ds fit in %s?", bits, base)
+		}
 	}
 	// A carry from the low 64 bits into the high ones.
 	if got := addrPlus(netip.MustParseAddr("fd00::ffff:ffff:ffff:ffc0"), 64); got != netip.MustParseAddr("fd00:0:0:1::") {
@@ -46,10 +43,11 @@ func TestGenPrefixes(t *testing.T) {
 }
 
 func TestBirdRouteCount(t *testing.T) {
-	for out, want := range map[string]int{
-		"100000 of 100000 routes for 100000 networks in table master4\n": 100000,
-		"0 of 0 routes for 0 networks in table master4\n5 of 5 routes for 5 networks in table master6\nTotal: 5 of 5 routes for 5 networks in 2 tables\n": 5,
-	} {
+	ipv4Only := "100000 of 100000 routes for 100000 networks in table master4\n"
+	ipv6Only := "0 of 0 routes for 0 networks in table master4\n" +
+		"5 of 5 routes for 5 networks in table master6\n" +
+		"Total: 5 of 5 routes for 5 networks in 2 tables\n"
+	for out, want := range map[string]int{ipv4Only: 100000, ipv6Only: 5} {
 		if n, err := birdRouteCount(out); err != nil || n != want {
 			t.Errorf("birdRouteCount(%q) = %d, %v; want %d", out, n, err, want)
 		}
