@@ -78,32 +78,42 @@ func TestInteropDualStack(t *testing.T) {
 	onlyVia(t, "frr", frr.Routes, map[string]string{ours4: "10.0.21.1", ours6: "fd00:221::1"})
 	onlyVia(t, "petrel", pn.Routes, map[string]string{theirs4: "10.0.21.2", theirs6: "fd00:221::2"})
 
-	// FRR's view of each session: it offered both families, and only the
-	// session's own was negotiated ("advertisedAndReceived").
-	for addr, fams := range map[string][2]string{"10.0.21.1": {"ipv4Unicast", "ipv6Unicast"}, "fd00:221::1": {"ipv6Unicast", "ipv4Unicast"}} {
-		nb, err := frr.NeighborJSON(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		caps, _ := nb["neighborCapabilities"].(map[string]any)
-		mp, _ := caps["multiprotocolExtensions"].(map[string]any)
-		negotiated := func(fam string) bool { m, _ := mp[fam].(map[string]any); return m["advertisedAndReceived"] == true }
-		if !negotiated(fams[0]) || negotiated(fams[1]) {
-			t.Errorf("frr: session to %s negotiated %v, want %s only", addr, mp, fams[0])
-		}
+	// Each session, seen from both ends: FRR offered both families and
+	// only the session's own was negotiated ("advertisedAndReceived");
+	// petrel sent its one block of that family and received FRR's prefix
+	// and its own block echoed back (AS path 65002 64512, dropped as a
+	// loop): two, not four. Polled, because GoBGP v4.8.0 can drop a
+	// session once right after it came up when FRR dials at the same time
+	// (docs/ipv6.md); petrel re-creates it at once.
+	sessions := []struct{ frrKey, petrelKey, family, other string }{
+		{"10.0.21.1", "10.0.21.2", "ipv4Unicast", "ipv6Unicast"},
+		{"fd00:221::1", "fd00:221::2", "ipv6Unicast", "ipv4Unicast"},
 	}
-	// petrel sent its one block of the session's family, and received
-	// FRR's prefix and its own block echoed back (AS path 65002 64512,
-	// dropped as a loop): two, not four.
-	for _, addr := range []string{"10.0.21.2", "fd00:221::2"} {
-		peer, err := pn.peer(addr)
-		if err != nil {
-			t.Fatal(err)
+	harness.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+		for _, s := range sessions {
+			nb, err := frr.NeighborJSON(s.frrKey)
+			if err != nil {
+				return err
+			}
+			caps, _ := nb["neighborCapabilities"].(map[string]any)
+			mp, _ := caps["multiprotocolExtensions"].(map[string]any)
+			negotiated := func(fam string) bool { m, _ := mp[fam].(map[string]any); return m["advertisedAndReceived"] == true }
+			if !negotiated(s.family) || negotiated(s.other) {
+				return fmt.Errorf("frr: session to %s (%v) negotiated %v, want %s only", s.frrKey, nb["bgpState"], mp, s.family)
+			}
+			peer, err := pn.peer(s.petrelKey)
+			if err != nil {
+				return err
+			}
+			if peer.PrefixesReceived != 2 || peer.PrefixesAdvertised != 1 {
+				return fmt.Errorf("petrel's session to %s (%s): received %d, advertised %d; want 2 and 1 (its own family only)", s.petrelKey, peer.State, peer.PrefixesReceived, peer.PrefixesAdvertised)
+			}
+			if peer.Flaps > 0 {
+				t.Logf("petrel's session to %s flapped %d times on the way", s.petrelKey, peer.Flaps)
+			}
 		}
-		if peer.PrefixesReceived != 2 || peer.PrefixesAdvertised != 1 {
-			t.Errorf("petrel's session to %s: received %d, advertised %d; want 2 and 1 (its own family only)", addr, peer.PrefixesReceived, peer.PrefixesAdvertised)
-		}
-	}
+		return nil
+	}, "each session carries its own family only")
 }
 
 // onlyVia waits until routes() has each prefix via exactly its one next
