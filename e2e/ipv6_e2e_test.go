@@ -32,10 +32,15 @@ func block6Of(i int) string { return fmt.Sprintf("fd00:100::%x/122", i*64) }
 
 // newIPv6ClusterLab starts n nodes on the lab's segment, each with
 // fd00:10::i/64 and, when dual, 10.0.0.i/24. Dual-stack nodes run with IP
-// and IP6; IPv6-only ones have no IPv4 address at all, run with IP=none,
-// IP6 and CALICO_ROUTER_ID=hash, and reach etcd over IPv6.
+// and IP6 and bindMode NodeIP (BGP listens on both node addresses only);
+// IPv6-only ones have no IPv4 address at all, run with IP=none, IP6 and
+// CALICO_ROUTER_ID=hash, and reach etcd over IPv6.
 func newIPv6ClusterLab(t *testing.T, n int, dual bool) *clusterLab {
-	c := newClusterHub(t, dualStackPools, true)
+	setup := dualStackPools
+	if dual {
+		setup += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {bindMode: NodeIP}\n"
+	}
+	c := newClusterHub(t, setup, true)
 	for i := 1; i <= n; i++ {
 		node := c.lab.Node(fmt.Sprintf("node%d", i))
 		env := []string{"NODENAME=" + node.Name, "DATASTORE_TYPE=etcdv3", "IP6=" + node6(i)}
@@ -128,6 +133,9 @@ func TestDualStackMesh(t *testing.T) {
 
 	c.waitRoutesEverywhere(t)
 	c.waitBlocksEverywhere(t, fib6, block6Of, node6)
+	if ls := c.nodes[0].MustRun(t, "ss", "-Hltn", "sport", "= :179"); !strings.Contains(ls, "10.0.0.1:179") || !strings.Contains(ls, "[fd00:10::1]:179") {
+		t.Errorf("bindMode NodeIP: node1 should listen on both its addresses only:\n%s", ls)
+	}
 	for i, n := range c.nodes {
 		if r := fib6(t, n.Node)[block6Of(i+1)]; r.Type != "blackhole" {
 			t.Errorf("node%d: own IPv6 block %s is %+v, want a blackhole with protocol 12", i+1, block6Of(i+1), r)
