@@ -95,7 +95,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	}
 	a, err := startAgent(ctx, agentConfig{
 		ListenAddresses: bind,
-		NodeName:      opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
+		NodeName:        opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
 		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
 		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) }, Forwarding: opts.Forwarding,
 		Skipped: st.skippedByKind,
