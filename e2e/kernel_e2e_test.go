@@ -156,25 +156,36 @@ func TestKernelECMP(t *testing.T) {
 	harness.StartBird(t, r2, birdConfig("10.201.2.1", 65001, []string{prefix}, map[string]string{"node": "10.201.2.2 as 64512"}))
 	startPetrel(t, lab, node, petrelConfig("node", "10.201.1.2", 64512, []peerSpec{{Address: "10.201.1.1", AS: 65001}, {Address: "10.201.2.1", AS: 65001}}))
 
-	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if gws := fib(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"10.201.1.1", "10.201.2.1"}) {
-			return fmt.Errorf("%s via %v", prefix, gws)
+	waitGateways(t, fib, node, prefix, 20*time.Second, "10.201.1.1", "10.201.2.1")
+	shrinksInPlace(t, fib, node, prefix, func() {
+		if out, err := b1.Cmd("disable", "blocks"); err != nil {
+			t.Fatalf("%v: %s", err, out)
 		}
-		return nil
-	}, "one ECMP route with both next hops")
+	}, "10.201.2.1")
+}
 
-	mon := startMonitor(t, node, "monitor")
-	if out, err := b1.Cmd("disable", "blocks"); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	harness.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
-		if gws := fib(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"10.201.2.1"}) {
+// waitGateways waits until prefix's route in n's FIB (as list reads it)
+// has exactly the gateways want.
+func waitGateways(t testing.TB, list func(testing.TB, *harness.Node) map[string]fibRoute, n *harness.Node, prefix string, timeout time.Duration, want ...string) {
+	t.Helper()
+	harness.Eventually(t, timeout, 50*time.Millisecond, func() error {
+		if gws := list(t, n)[prefix].gateways(); !slices.Equal(gws, want) {
 			return fmt.Errorf("%s via %v", prefix, gws)
 		}
 		return nil
-	}, "route shrinks to the remaining next hop")
+	}, "%s: %s via %v", n.Name, prefix, want)
+}
+
+// shrinksInPlace runs withdraw (one next hop of prefix's ECMP route goes)
+// and checks that the route shrinks to the remaining gateways without
+// ever being deleted.
+func shrinksInPlace(t testing.TB, list func(testing.TB, *harness.Node) map[string]fibRoute, n *harness.Node, prefix string, withdraw func(), remaining ...string) {
+	t.Helper()
+	mon := startMonitor(t, n, "monitor-ecmp")
+	withdraw()
+	waitGateways(t, list, n, prefix, 10*time.Second, remaining...)
 	if del := mon.deleted(prefix); len(del) > 0 {
-		t.Fatalf("the route was deleted on its way to one next hop: %v", del)
+		t.Fatalf("the route was deleted on its way to %v: %v", remaining, del)
 	}
 }
 
