@@ -270,23 +270,7 @@ func TestKernelIPv6(t *testing.T) {
 	time.Sleep(time.Second)
 	lacksRoute(t, "r1", p1.Routes, "fd00:61::/64")
 
-	before := fib6(t, node)
-	pn.proc.Kill()
-	if after := fib6(t, node); len(after) != len(before) {
-		t.Fatalf("kill -9 changed the IPv6 FIB: %d routes before, %d after", len(before), len(after))
-	}
-	node.MustRun(t, "ip", "-6", "route", "add", "fd00:92::/64", "via", "fd00:201:1::1", "proto", "12")
-	mon := startMonitor(t, node, "monitor")
-	pn.start()
-	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if _, ok := fib6(t, node)["fd00:92::/64"]; ok {
-			return fmt.Errorf("stale IPv6 route still installed")
-		}
-		return nil
-	}, "stale IPv6 route swept after End-of-RIB")
-	if del := mon.deleted(prefix); len(del) > 0 {
-		t.Fatalf("restart deleted a still-valid IPv6 route: %v", del)
-	}
+	killRestartAndSweep(t, pn, fib6, "fd00:92::/64", "fd00:201:1::1", []string{prefix})
 	if gws := fib6(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"fd00:201:2::1"}) {
 		t.Fatalf("after restart %s via %v", prefix, gws)
 	}
