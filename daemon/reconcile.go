@@ -76,6 +76,8 @@ type loopTargets struct {
 	envLevel slog.Level
 	// services is the Service controller; nil without a Kubernetes API.
 	services serviceTarget
+	// restart asks for a graceful restart in place (see RestartInPlace).
+	restart func(*RestartInPlace)
 	// ipip is what IPIP pools need (IPAM, tunl0); nil: not handled.
 	ipip *ipipDeps
 	// peerRoutes opens the reachableBy routes' writer; nil: not handled.
@@ -143,7 +145,7 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 		peers.waitFor = t.services.Ready()
 	}
 	return append(loop,
-		&statusReconciler{api: t.api, log: t.log, startedPort: first.ListenPort, startedBind: first.BindNodeIP},
+		&statusReconciler{api: t.api, log: t.log, startedPort: first.ListenPort, startedBind: first.BindNodeIP, restart: t.restart},
 		&policyReconciler{speaker: t.speaker},
 		&asnReconciler{started: first.ASN},
 		peers)
