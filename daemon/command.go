@@ -134,4 +134,3 @@ func reexec(r *RestartInPlace) error {
 	slog.Info("restarting in place", "reason", r.Reason, "exe", exe)
 	return syscall.Exec(exe, os.Args, os.Environ())
 }
-
