@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -51,8 +50,9 @@ type desired struct {
 	// RoutePolicy is the peers' BGPFilters and next-hop modes and the
 	// prefixAdvertisements communities.
 	RoutePolicy bgp.RoutePolicy
-	// ASN, ListenPort and BindNodeIP (bindMode NodeIP: listen on the
-	// node's address only) are read at start only; a change is reported.
+	// ASN is applied live (asnReconciler); ListenPort and BindNodeIP
+	// (bindMode NodeIP: listen on the node's address only) are read at
+	// start only, and a change is reported.
 	ASN        uint32
 	ListenPort uint16
 	BindNodeIP bool
@@ -67,9 +67,15 @@ type desired struct {
 	// Blackholes are the node's confirmed blocks: unknown addresses in
 	// them are dropped locally.
 	Blackholes []netip.Prefix
-	VXLAN      vxlanPlan
+	// ReachableBy are the BGPPeers' static routes to their peers.
+	ReachableBy []mesh.StaticRoute
+	VXLAN       vxlanPlan
+	IPIP        ipipPlan
 	// Problems are the objects left out, one line each, for status.
 	Problems []string
+	// IgnoredInterfaces are BGPConfiguration ignoredInterfaces: left out
+	// of protocol direct.
+	IgnoredInterfaces []string
 	// LogLevel is BGPConfiguration logSeverityScreen; nil when unset.
 	LogLevel *slog.Level
 	// Services are the default BGPConfiguration's Service fields.
@@ -111,7 +117,7 @@ func computeDesired(snap snapshot, me self) desired {
 	for _, a := range borrowed {
 		originated = append(originated, netip.PrefixFrom(a, a.BitLen()))
 	}
-	problems := append(slices.Clone(snap.LeftOut), ipipProblems(snap.Pools)...)
+	problems := slices.Clone(snap.LeftOut)
 	for _, p := range res.Problems {
 		problems = append(problems, p.Error())
 	}
@@ -124,26 +130,16 @@ func computeDesired(snap snapshot, me self) desired {
 		LogLevel:   logLevel,
 		Services:   services.ConfigFrom(defaultConfig(snap.Configs)),
 		Peers:      res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
-		ExportRanges: exportRanges(snap.Pools),
-		Reflector:    isReflector(snap.Nodes, me.Name),
-		Originated:   originated,
-		Blackholes:   own,
-		VXLAN:        planVXLAN(snap, me),
-		Problems:     problems,
+		ReachableBy:       res.ReachableBy,
+		IgnoredInterfaces: ignoredInterfaces(snap.Configs, me.Name),
+		ExportRanges:      exportRanges(snap.Pools),
+		Reflector:         isReflector(snap.Nodes, me.Name),
+		Originated:        originated,
+		Blackholes:        own,
+		VXLAN:             planVXLAN(snap, me),
+		IPIP:              planIPIP(snap, me),
+		Problems:          problems,
 	}
-}
-
-// ipipProblems names the IPIP pools: petrel has no tunl0 dataplane, so
-// their blocks are routed natively, which works only where every node
-// shares the underlay (see docs/migration.md). Never in silence.
-func ipipProblems(pools []*datastore.IPPool) []string {
-	var out []string
-	for _, p := range pools {
-		if m := p.Spec.IPIPMode; m != "" && m != "Never" {
-			out = append(out, fmt.Sprintf("IPPool %q: spec.ipipMode: %q: petrel does not encapsulate with IPIP; its blocks are routed natively (switch the pool to vxlanMode, or keep these nodes on Calico)", p.Name, m))
-		}
-	}
-	return out
 }
 
 // defaultConfig is the BGPConfiguration named "default", or nil.
@@ -199,7 +195,7 @@ func planVXLAN(snap snapshot, me self) vxlanPlan {
 		if err != nil {
 			continue
 		}
-		if encapsulated(snap.Pools, block, me.Subnet, r.Underlay) {
+		if encapsulated(snap.Pools, block, me.Subnet, r.Underlay, vxlanModeOf) {
 			r.Blocks = append(r.Blocks, block)
 			plan.Excluded = append(plan.Excluded, block)
 		}
@@ -242,12 +238,14 @@ func tunnelEndpoints(nodes []*datastore.Node, self string) map[string]*dataplane
 	return remotes
 }
 
-// encapsulated reports whether an enabled pool holding block encapsulates
-// traffic towards underlay.
-func encapsulated(pools []*datastore.IPPool, block, ourSubnet netip.Prefix, underlay netip.Addr) bool {
+func vxlanModeOf(p *datastore.IPPool) string { return p.Spec.VXLANMode }
+
+// encapsulated reports whether a pool holding block encapsulates traffic
+// towards underlay, by the pool's mode field (vxlanMode or ipipMode).
+func encapsulated(pools []*datastore.IPPool, block, ourSubnet netip.Prefix, underlay netip.Addr, mode func(*datastore.IPPool) string) bool {
 	for _, p := range pools {
 		cidr, err := netip.ParsePrefix(p.Spec.CIDR)
-		if err == nil && cidr.Contains(block.Addr()) && dataplane.Encapsulate(p.Spec.VXLANMode, ourSubnet, underlay) {
+		if err == nil && cidr.Contains(block.Addr()) && dataplane.Encapsulate(mode(p), ourSubnet, underlay) {
 			return true
 		}
 	}

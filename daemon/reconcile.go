@@ -79,6 +79,12 @@ type loopTargets struct {
 	// forwarding, when set, turns IPv6 forwarding on once the node routes
 	// IPv6 (ipv6Forwarding=Auto).
 	forwarding *forwardingReconciler
+	// restart asks for a graceful restart in place (see RestartInPlace).
+	restart func(*RestartInPlace)
+	// ipip is what IPIP pools need (IPAM, tunl0); nil: not handled.
+	ipip *ipipDeps
+	// peerRoutes opens the reachableBy routes' writer; nil: not handled.
+	peerRoutes func() (peerRouteSyncer, error)
 }
 
 // targets are the agent's parts the reconcilers drive.
@@ -100,13 +106,19 @@ func (a *agent) targets() loopTargets {
 //  1. exported prefixes: export ranges, route reflection and originated
 //     prefixes are in place before peers change, so a new session's first
 //     update is already right;
-//  2. IPAM blocks: the blackholes of the blocks just originated;
+//  2. IPAM blocks: the blackholes of the blocks just originated; and
+//     ignoredInterfaces, protocol direct's;
 //  3. VXLAN: the tunnel, and the hand-off of its blocks from kernel sync;
+//     IPIP the same for tunl0 (and a problem for status where it cannot
+//     exist); then BGPPeer reachableBy's host routes to the peers;
 //     3b. Services: the configured Service ranges, to the Service controller
 //     (which advertises from its own informers);
 //  4. status: problems and restart-only changes, for the operator;
 //  5. route policy (BGPFilters, next-hop modes, communities), before
-//  6. peers, last, so that new peers see everything above.
+//  6. peers, last, so that new peers see everything above; an asNumber
+//     changed since the start becomes the local AS of the sessions that
+//     used the node's; the first peer set waits for the first Service
+//     advertisement.
 //
 // A new concern is one more reconciler in this list, with its part of
 // desired computed in computeDesired.
@@ -120,18 +132,33 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 	}
 	loop = append(loop, &exportReconciler{speaker: t.speaker})
 	vx := &vxlanReconciler{setup: setupTunnel}
+	ipip := &ipipReconciler{deps: t.ipip, log: t.log}
+	reach := &reachableReconciler{open: t.peerRoutes}
 	if t.kernel != nil {
 		loop = append(loop, &blockReconciler{kernel: t.kernel})
-		vx.kernel = t.kernel
+		if k, ok := t.kernel.(ignoredTarget); ok {
+			loop = append(loop, &ignoredReconciler{kernel: k})
+		}
+		all := &excludeUnion{kernel: t.kernel}
+		vx.kernel, ipip.kernel, reach.kernel = all.owner("VXLAN"), all.owner("IPIP"), all.owner("reachableBy")
 	}
 	loop = append(loop, vx)
+	if t.ipip != nil {
+		loop = append(loop, ipip)
+	}
+	if t.peerRoutes != nil {
+		loop = append(loop, reach)
+	}
+	peers := &peerReconciler{speaker: t.speaker, log: t.log}
 	if t.services != nil {
 		loop = append(loop, &serviceReconciler{controller: t.services})
+		peers.waitFor = t.services.Ready()
 	}
 	return append(loop,
-		&statusReconciler{api: t.api, log: t.log, startedASN: first.ASN, startedPort: first.ListenPort, startedBind: first.BindNodeIP},
+		&statusReconciler{api: t.api, log: t.log, startedPort: first.ListenPort, startedBind: first.BindNodeIP, restart: t.restart},
 		&policyReconciler{speaker: t.speaker},
-		&peerReconciler{speaker: t.speaker})
+		&asnReconciler{started: first.ASN},
+		peers)
 }
 
 // standaloneLoop is standalone mode's pass: what the config file says to

@@ -18,19 +18,61 @@ import (
 	"github.com/petrel-net/petrel/internal/netnsrun"
 )
 
-// vxlanLab is a namespace with an underlay veth (10.0.0.1/24) and a VXLAN
-// endpoint on it.
-type vxlanLab struct {
+// underlayLab is a namespace with an underlay veth (10.0.0.1/24) and the
+// dataplane part under test (dp) in it.
+type underlayLab[T interface{ Close() }] struct {
 	t  *testing.T
 	ns string
-	v  *VXLAN
+	dp T
 	h  *netlink.Handle // in ns, for the test's own reads and writes
 }
 
+func newUnderlayLab[T interface{ Close() }](t *testing.T, prefix string, open func() (T, error)) underlayLab[T] {
+	t.Helper()
+	l := underlayLab[T]{t: t}
+	l.ns, l.dp, l.h = openInUnderlayNS(t, prefix, open)
+	return l
+}
+
+// vxlanLab has a VXLAN endpoint on the underlay.
+type vxlanLab struct{ underlayLab[*VXLAN] }
+
 func newVXLANLab(t *testing.T) *vxlanLab {
 	t.Helper()
+	return &vxlanLab{newUnderlayLab(t, "pdpv", func() (*VXLAN, error) {
+		return NewVXLAN(VXLANConfig{Underlay: netip.MustParseAddr("10.0.0.1"), TunnelAddr: netip.MustParseAddr("192.168.0.1"), MAC: VTEPMAC("self")})
+	})}
+}
+
+// openInUnderlayNS makes a new underlay namespace and, inside it, the
+// dataplane part under test (open) and a netlink handle for the test's
+// own reads and writes; both are closed at cleanup.
+func openInUnderlayNS[T interface{ Close() }](t *testing.T, prefix string, open func() (T, error)) (string, T, *netlink.Handle) {
+	t.Helper()
+	ns := newUnderlayNS(t, prefix)
+	var obj T
+	var h *netlink.Handle
+	err := netnsrun.RunPath(netnsbuild.Path(ns), func() error {
+		var err error
+		if obj, err = open(); err != nil {
+			return err
+		}
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { obj.Close(); h.Close() })
+	return ns, obj, h
+}
+
+// newUnderlayNS is a namespace (removed at cleanup) whose eth0 holds the
+// node address 10.0.0.1/24, the parent of the tunnel devices.
+func newUnderlayNS(t *testing.T, prefix string) string {
+	t.Helper()
 	workloadNeedRoot(t)
-	ns := fmt.Sprintf("pdpv-%d", os.Getpid())
+	ns := fmt.Sprintf("%s-%d", prefix, os.Getpid())
 	if err := netnsbuild.Create(ns); err != nil {
 		t.Fatal(err)
 	}
@@ -45,25 +87,12 @@ func newVXLANLab(t *testing.T) *vxlanLab {
 			t.Fatal(err)
 		}
 	}
-	l := &vxlanLab{t: t, ns: ns}
-	err := netnsrun.RunPath(netnsbuild.Path(ns), func() error {
-		var err error
-		if l.v, err = NewVXLAN(VXLANConfig{Underlay: netip.MustParseAddr("10.0.0.1"), TunnelAddr: netip.MustParseAddr("192.168.0.1"), MAC: VTEPMAC("self")}); err != nil {
-			return err
-		}
-		l.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.v.Close(); l.h.Close() })
-	return l
+	return ns
 }
 
 func (l *vxlanLab) sync(remotes ...Remote) {
 	l.t.Helper()
-	if err := l.v.Sync(remotes); err != nil {
+	if err := l.dp.Sync(remotes); err != nil {
 		l.t.Fatalf("Sync: %v", err)
 	}
 }
@@ -104,9 +133,9 @@ func neighKey(n *netlink.Neigh) string {
 // syncCounting syncs remotes and returns the writes it made, sorted.
 func (l *vxlanLab) syncCounting(remotes ...Remote) []string {
 	l.t.Helper()
-	c := &countingWriter{tunnelWriter: l.v.w}
-	l.v.w = c
-	defer func() { l.v.w = c.tunnelWriter }()
+	c := &countingWriter{tunnelWriter: l.dp.w}
+	l.dp.w = c
+	defer func() { l.dp.w = c.tunnelWriter }()
 	l.sync(remotes...)
 	sort.Strings(c.writes)
 	return c.writes
