@@ -52,6 +52,10 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// A setting that needs a restart cancels ctx with a *RestartInPlace:
+	// everything stops as on SIGTERM and the cause is returned to Main.
+	ctx, restart := context.WithCancelCause(ctx)
+	defer restart(nil)
 	var routerID netip.Addr
 	addrs, err := registerNode(ctx, opts.Backend, opts.NodeName, func(current nodeaddr.Addrs) (nodeaddr.Addrs, error) {
 		addrs, err := nodeaddr.Host{Log: log}.ResolveNode(ctx, opts.IPv4, opts.IPv6, current)
@@ -83,17 +87,19 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	}
 	first := desiredNow()
 
-	var bind netip.Addr
+	var bind []netip.Addr
 	if first.BindNodeIP {
-		// TODO(v6core): a dual-stack node listens on both addresses.
-		bind = ip.Addr()
-		if !bind.IsValid() {
-			bind = addrs.IPv6.Addr()
+		// Each of the node's BGP addresses: a dual-stack node's IPv6
+		// sessions arrive on its IPv6 address.
+		for _, a := range []netip.Addr{ip.Addr(), addrs.IPv6.Addr()} {
+			if a.IsValid() {
+				bind = append(bind, a)
+			}
 		}
 	}
 	a, err := startAgent(ctx, agentConfig{
-		ListenAddress: bind,
-		NodeName:      opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
+		ListenAddresses: bind,
+		NodeName:        opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
 		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
 		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) }, Forwarding: opts.Forwarding,
 		Skipped: st.skippedByKind,
@@ -105,6 +111,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	a.api.snapshot = st.read
 	targets := a.targets()
 	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
+	targets.restart = func(r *RestartInPlace) { restart(r) }
 	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)
 	targets.ipip, targets.peerRoutes = newIPIPDeps(opts.Backend, opts.NodeName, ip.Addr()), openPeerRoutes
 	loop := datastoreLoop(targets, first, func(ctx context.Context) (tunnel, error) {
@@ -125,7 +132,12 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	a.startKernel(ctx) // before the first pass: the VXLAN hand-off waits for kernel sync
 	reconcile(first)
 	log.Info("petrel running", "node", opts.NodeName, "routerID", routerID, "as", first.ASN, "datastore", opts.Mode, "peers", len(first.Peers), "socket", opts.Socket)
-	return a.run(ctx, opts.Ready, st.changed, func() { reconcile(desiredNow()) })
+	err = a.run(ctx, opts.Ready, st.changed, func() { reconcile(desiredNow()) })
+	var again *RestartInPlace
+	if errors.As(context.Cause(ctx), &again) {
+		return again
+	}
+	return err
 }
 
 // localInterfaces lists this node's interfaces and connected prefixes, for

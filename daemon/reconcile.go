@@ -79,6 +79,8 @@ type loopTargets struct {
 	// forwarding, when set, turns IPv6 forwarding on once the node routes
 	// IPv6 (ipv6Forwarding=Auto).
 	forwarding *forwardingReconciler
+	// restart asks for a graceful restart in place (see RestartInPlace).
+	restart func(*RestartInPlace)
 	// ipip is what IPIP pools need (IPAM, tunl0); nil: not handled.
 	ipip *ipipDeps
 	// peerRoutes opens the reachableBy routes' writer; nil: not handled.
@@ -153,7 +155,7 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 		peers.waitFor = t.services.Ready()
 	}
 	return append(loop,
-		&statusReconciler{api: t.api, log: t.log, startedPort: first.ListenPort, startedBind: first.BindNodeIP},
+		&statusReconciler{api: t.api, log: t.log, startedPort: first.ListenPort, startedBind: first.BindNodeIP, restart: t.restart},
 		&policyReconciler{speaker: t.speaker},
 		&asnReconciler{started: first.ASN},
 		peers)

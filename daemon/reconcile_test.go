@@ -329,3 +329,25 @@ func TestFirstPeersWaitForServices(t *testing.T) {
 		t.Fatalf("calls %v: want SetConfig, then SetPeers", c)
 	}
 }
+
+// A listen port or bindMode that differs from the running one asks for a
+// restart in place, naming the change; an unchanged one does not.
+func TestStatusReconcilerRestartsForListenSettings(t *testing.T) {
+	var asked []*RestartInPlace
+	r := &statusReconciler{api: &fakeAPI{calls: &calls{}}, log: slog.New(slog.DiscardHandler), startedPort: 179,
+		restart: func(ri *RestartInPlace) { asked = append(asked, ri) }}
+	if err := r.Reconcile(t.Context(), &desired{ListenPort: 179}); err != nil || len(asked) != 0 {
+		t.Fatalf("unchanged settings: err %v, restarts %v", err, asked)
+	}
+	if err := r.Reconcile(t.Context(), &desired{ListenPort: 1790}); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || !strings.Contains(asked[0].Reason, "listenPort 179 -> 1790") {
+		t.Fatalf("restarts %v, want one naming listenPort 179 -> 1790", asked)
+	}
+	r.restart = nil
+	asked = nil
+	if err := r.Reconcile(t.Context(), &desired{ListenPort: 179, BindNodeIP: true}); err != nil || len(asked) != 0 {
+		t.Fatalf("without a restart hook: err %v, restarts %v", err, asked)
+	}
+}

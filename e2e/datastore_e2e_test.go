@@ -259,26 +259,7 @@ func TestDatastoreMeshPeersReflectorsAndOutage(t *testing.T) {
 
 	// Mesh off, node1 and node2 route reflectors for the rest (Calico's
 	// recipe: a cluster id and a label, one BGPPeer selecting the RRs).
-	c.apply(t, `apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata: {name: default}
-spec: {nodeToNodeMeshEnabled: false}
----
-apiVersion: projectcalico.org/v3
-kind: Node
-metadata: {name: node1, labels: {route-reflector: "true"}}
-spec: {bgp: {ipv4Address: 10.0.0.1/24, routeReflectorClusterID: 224.0.0.1}}
----
-apiVersion: projectcalico.org/v3
-kind: Node
-metadata: {name: node2, labels: {route-reflector: "true"}}
-spec: {bgp: {ipv4Address: 10.0.0.2/24, routeReflectorClusterID: 224.0.0.1}}
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata: {name: peer-with-route-reflectors}
-spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}
-`)
+	c.apply(t, reflectorRecipe("node1", "ipv4Address: 10.0.0.1/24", "node2", "ipv4Address: 10.0.0.2/24"))
 	c.waitSessions(t, map[int][]string{
 		1: {"10.0.0.2", "10.0.0.3", "10.0.0.4"}, 2: {"10.0.0.1", "10.0.0.3", "10.0.0.4"},
 		3: {"10.0.0.1", "10.0.0.2"}, 4: {"10.0.0.1", "10.0.0.2"},
@@ -304,6 +285,21 @@ spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}
 		1: others(1, all...), 2: others(2, all...),
 		3: {"10.0.0.1", "10.0.0.2", "10.0.0.4"}, 4: {"10.0.0.1", "10.0.0.2", "10.0.0.3"},
 	})
+}
+
+// reflectorRecipe is Calico's route reflector recipe: the mesh off, the
+// given Nodes (pairs of name and their spec.bgp address fields) labelled
+// route-reflector with cluster ID 224.0.0.1, and one BGPPeer peering every
+// node with them.
+func reflectorRecipe(nodeAndAddrs ...string) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n")
+	for i := 0; i+1 < len(nodeAndAddrs); i += 2 {
+		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: %s, labels: {route-reflector: \"true\"}}\nspec: {bgp: {%s, routeReflectorClusterID: 224.0.0.1}}\n",
+			nodeAndAddrs[i], nodeAndAddrs[i+1])
+	}
+	b.WriteString("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: peer-with-route-reflectors}\nspec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}\n")
+	return b.String()
 }
 
 func writeTemp(t *testing.T, c *clusterLab, content string) string {

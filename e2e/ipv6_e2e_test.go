@@ -32,10 +32,15 @@ func block6Of(i int) string { return fmt.Sprintf("fd00:100::%x/122", i*64) }
 
 // newIPv6ClusterLab starts n nodes on the lab's segment, each with
 // fd00:10::i/64 and, when dual, 10.0.0.i/24. Dual-stack nodes run with IP
-// and IP6; IPv6-only ones have no IPv4 address at all, run with IP=none,
-// IP6 and CALICO_ROUTER_ID=hash, and reach etcd over IPv6.
+// and IP6 and bindMode NodeIP (BGP listens on both node addresses only);
+// IPv6-only ones have no IPv4 address at all, run with IP=none, IP6 and
+// CALICO_ROUTER_ID=hash, and reach etcd over IPv6.
 func newIPv6ClusterLab(t *testing.T, n int, dual bool) *clusterLab {
-	c := newClusterHub(t, dualStackPools, true)
+	setup := dualStackPools
+	if dual {
+		setup += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {bindMode: NodeIP}\n"
+	}
+	c := newClusterHub(t, setup, true)
 	for i := 1; i <= n; i++ {
 		node := c.lab.Node(fmt.Sprintf("node%d", i))
 		env := []string{"NODENAME=" + node.Name, "DATASTORE_TYPE=etcdv3", "IP6=" + node6(i)}
@@ -128,6 +133,9 @@ func TestDualStackMesh(t *testing.T) {
 
 	c.waitRoutesEverywhere(t)
 	c.waitBlocksEverywhere(t, fib6, block6Of, node6)
+	if ls := c.nodes[0].MustRun(t, "ss", "-Hltn", "sport", "= :179"); !strings.Contains(ls, "10.0.0.1:179") || !strings.Contains(ls, "[fd00:10::1]:179") {
+		t.Errorf("bindMode NodeIP: node1 should listen on both its addresses only:\n%s", ls)
+	}
 	for i, n := range c.nodes {
 		if r := fib6(t, n.Node)[block6Of(i+1)]; r.Type != "blackhole" {
 			t.Errorf("node%d: own IPv6 block %s is %+v, want a blackhole with protocol 12", i+1, block6Of(i+1), r)
@@ -220,21 +228,7 @@ func TestIPv6OnlyMesh(t *testing.T) {
 	pods, _, v6 := c.addPods(t, false)
 	pingMatrix(t, pods, v6)
 
-	c.apply(t, `apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata: {name: default}
-spec: {nodeToNodeMeshEnabled: false}
----
-apiVersion: projectcalico.org/v3
-kind: Node
-metadata: {name: node1, labels: {route-reflector: "true"}}
-spec: {bgp: {ipv6Address: "fd00:10::1/64", routeReflectorClusterID: 224.0.0.1}}
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata: {name: peer-with-route-reflectors}
-spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}
-`)
+	c.apply(t, reflectorRecipe("node1", `ipv6Address: "fd00:10::1/64"`))
 	c.waitSessions(t, map[int][]string{1: {node6(2), node6(3)}, 2: {node6(1)}, 3: {node6(1)}})
 	c.waitBlocksEverywhere(t, fib6, block6Of, node6)
 	pingMatrix(t, pods, v6)
@@ -262,27 +256,13 @@ func TestKernelIPv6(t *testing.T) {
 	cfg := petrelConfig("node", "10.255.0.9", 64512, []peerSpec{{Address: "fd00:201:1::1", AS: 65001}, {Address: "fd00:201:2::1", AS: 65001}}) + "export: [\"fd00:60::/48\"]\n"
 	pn := startPetrel(t, lab, node, cfg)
 
-	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if gws := fib6(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"fd00:201:1::1", "fd00:201:2::1"}) {
-			return fmt.Errorf("%s via %v", prefix, gws)
+	waitGateways(t, fib6, node, prefix, 20*time.Second, "fd00:201:1::1", "fd00:201:2::1")
+	shrinksInPlace(t, fib6, node, prefix, func() {
+		p1.writeConfig(router("r1", "10.255.0.1", "fd00:201:1::2"))
+		if err := p1.proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}, "one IPv6 ECMP route with both next hops")
-
-	mon := startMonitor(t, node, "monitor")
-	p1.writeConfig(router("r1", "10.255.0.1", "fd00:201:1::2"))
-	if err := p1.proc.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	harness.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
-		if gws := fib6(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"fd00:201:2::1"}) {
-			return fmt.Errorf("%s via %v", prefix, gws)
-		}
-		return nil
-	}, "IPv6 route shrinks to the remaining next hop")
-	if del := mon.deleted(prefix); len(del) > 0 {
-		t.Fatalf("the route was deleted on its way to one next hop: %v", del)
-	}
+	}, "fd00:201:2::1")
 
 	node.MustRun(t, "ip", "-6", "route", "add", "fd00:60:0:1::/64", "via", "fd00:201:2::1", "proto", "static")
 	node.MustRun(t, "ip", "-6", "route", "add", "fd00:61::/64", "via", "fd00:201:2::1", "proto", "static")
@@ -290,23 +270,7 @@ func TestKernelIPv6(t *testing.T) {
 	time.Sleep(time.Second)
 	lacksRoute(t, "r1", p1.Routes, "fd00:61::/64")
 
-	before := fib6(t, node)
-	pn.proc.Kill()
-	if after := fib6(t, node); len(after) != len(before) {
-		t.Fatalf("kill -9 changed the IPv6 FIB: %d routes before, %d after", len(before), len(after))
-	}
-	node.MustRun(t, "ip", "-6", "route", "add", "fd00:92::/64", "via", "fd00:201:1::1", "proto", "12")
-	mon = startMonitor(t, node, "monitor2")
-	pn.start()
-	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if _, ok := fib6(t, node)["fd00:92::/64"]; ok {
-			return fmt.Errorf("stale IPv6 route still installed")
-		}
-		return nil
-	}, "stale IPv6 route swept after End-of-RIB")
-	if del := mon.deleted(prefix); len(del) > 0 {
-		t.Fatalf("restart deleted a still-valid IPv6 route: %v", del)
-	}
+	killRestartAndSweep(t, pn, fib6, "fd00:92::/64", "fd00:201:1::1", []string{prefix})
 	if gws := fib6(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"fd00:201:2::1"}) {
 		t.Fatalf("after restart %s via %v", prefix, gws)
 	}
