@@ -52,6 +52,9 @@ type agent struct {
 	// kernelOnce starts kernel sync once: datastore mode needs it running
 	// before its first apply (the VXLAN hand-off waits for it).
 	kernelOnce sync.Once
+	// ipv6ForwardingAuto: IPv6 forwarding goes on once the node routes
+	// IPv6 (ipv6Forwarding=Auto).
+	ipv6ForwardingAuto bool
 }
 
 // startAgent brings a node up in the order that keeps traffic flowing
@@ -107,7 +110,8 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	}
 	probe := &prober{started: time.Now(), speaker: speaker, kernel: kernel}
 	a := &agent{
-		log:     log,
+		ipv6ForwardingAuto: cfg.Forwarding.IPv6Auto,
+		log:                log,
 		speaker: speaker,
 		kernel:  kernel,
 		api:     &apiServer{speaker: speaker, kernel: kernel, prober: probe, nodeName: cfg.NodeName, mode: cfg.Mode, started: probe.started},

@@ -152,16 +152,23 @@ func blockOf(i int) string { return fmt.Sprintf("192.168.%d.0/26", i) }
 // in its FIB via that node.
 func (c *clusterLab) waitRoutesEverywhere(t *testing.T) {
 	t.Helper()
+	c.waitBlocksEverywhere(t, fib, blockOf, func(j int) string { return fmt.Sprintf("10.0.0.%d", j) })
+}
+
+// waitBlocksEverywhere waits until every node's FIB (as list reads it)
+// routes every other node j's block(j) via gateway(j).
+func (c *clusterLab) waitBlocksEverywhere(t *testing.T, list func(testing.TB, *harness.Node) map[string]fibRoute, block, gateway func(j int) string) {
+	t.Helper()
 	harness.Eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
 		for i, n := range c.nodes {
-			f := fib(t, n.Node)
+			f := list(t, n.Node)
 			for j := range c.nodes {
 				if i == j {
 					continue
 				}
-				r, ok := f[blockOf(j+1)]
-				if !ok || strings.Join(r.gateways(), ",") != fmt.Sprintf("10.0.0.%d", j+1) {
-					return fmt.Errorf("node%d: %s -> %+v", i+1, blockOf(j+1), r)
+				r, ok := f[block(j+1)]
+				if !ok || strings.Join(r.gateways(), ",") != gateway(j+1) {
+					return fmt.Errorf("node%d: %s -> %+v", i+1, block(j+1), r)
 				}
 			}
 		}

@@ -41,7 +41,19 @@ func (r fibRoute) gateways() []string {
 // fib lists the node's main-table routes with petrel's protocol (12).
 func fib(t testing.TB, n *harness.Node) map[string]fibRoute {
 	t.Helper()
-	out, err := n.Run("ip", "-j", "route", "show", "proto", "12")
+	return fibOf(t, n, "-4")
+}
+
+// fib6 is fib for IPv6 (`ip -6 route`).
+func fib6(t testing.TB, n *harness.Node) map[string]fibRoute {
+	t.Helper()
+	return fibOf(t, n, "-6")
+}
+
+// fibOf lists petrel's routes (protocol 12) of one family ("-4" or "-6").
+func fibOf(t testing.TB, n *harness.Node, family string) map[string]fibRoute {
+	t.Helper()
+	out, err := n.Run("ip", family, "-j", "route", "show", "proto", "12")
 	if err != nil {
 		t.Fatalf("%s: %v", n.Name, err)
 	}

@@ -67,7 +67,7 @@ func forwardingFlags(cmd *cobra.Command, opts *daemon.CommandOptions) {
 	cmd.Flags().StringVar(&opts.IPForwarding, config.IPForwardingSetting, envOr("PETREL_IP_FORWARDING", config.DefaultIPForwarding),
 		"Enabled: turn on net.ipv4.ip_forward in the node's namespace at start, as calico-node does; Disabled: leave it alone ($PETREL_IP_FORWARDING)")
 	cmd.Flags().StringVar(&opts.IPv6Forwarding, config.IPv6ForwardingSetting, envOr("PETREL_IPV6_FORWARDING", config.DefaultIPv6Forwarding),
-		"Enabled: also turn on net.ipv6.conf.all.forwarding, for nodes routing IPv6 pods ($PETREL_IPV6_FORWARDING)")
+		"Auto: turn on net.ipv6.conf.all.forwarding once the node routes IPv6 (an IPv6 BGP address or IPv6 blocks); Enabled: at start; Disabled: leave it alone ($PETREL_IPV6_FORWARDING)")
 }
 
 func envOr(name, def string) string {
