@@ -37,11 +37,11 @@ func Status(name string, w io.Writer) (Report, error) {
 // labStatus is what Status found, gathered before any of it is written.
 type labStatus struct {
 	state    *State
-	procs    map[string]string // by node: "etcd (pid 12) petrel (not running)"
-	sessions []nodeSessions    // of the petrel and router nodes, in node order
+	procs    map[string]string         // by node: "etcd (pid 12) petrel (not running)"
+	sessions []nodeSessions            // of the petrel and router nodes, in node order
 	loss     map[int]map[[2]string]int // ping loss in percent, by family and [from, to] pod
-	kube     *kubeView         // a Kubernetes lab's
-	services *serviceView      // when the lab has Service ranges or prefixes
+	kube     *kubeView                 // a Kubernetes lab's
+	services *serviceView              // when the lab has Service ranges or prefixes
 	problems []string
 }
 
@@ -236,9 +236,26 @@ func (ns nodeSessions) render(w io.Writer) {
 	case ns.err != nil:
 		fmt.Fprintf(w, "%s: %v\n", ns.node.Name, ns.err)
 	default:
-		fmt.Fprintf(w, "%s: %d/%d sessions Established\n", ns.node.Name, established(ns.peers), len(ns.peers))
+		fmt.Fprintf(w, "%s: %d/%d sessions Established%s\n", ns.node.Name, established(ns.peers), len(ns.peers), byFamily(ns.peers))
 		cli.WriteStatus(w, ns.peers, time.Now())
 	}
+}
+
+// byFamily is " (IPv4 3/3, IPv6 2/3)", Established of all per family,
+// when a peer is an IPv6 one; "" otherwise.
+func byFamily(ps []*petrelpb.Peer) string {
+	var v4, v6 []*petrelpb.Peer
+	for _, p := range ps {
+		if strings.Contains(p.Address, ":") {
+			v6 = append(v6, p)
+		} else {
+			v4 = append(v4, p)
+		}
+	}
+	if len(v6) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (IPv4 %d/%d, IPv6 %d/%d)", established(v4), len(v4), established(v6), len(v6))
 }
 
 // renderPings writes family's loss matrix: a row per pod pinging, a
