@@ -82,14 +82,19 @@ func tailFile(path string, n int) string {
 
 func (b *builder) startEtcd() error {
 	n := b.node("etcd")
-	addr := n.Addr // else IPv6, for an IPv6-only lab
-	if addr == "" {
-		addr = n.Addr6
+	// Both families when it has both: an IPv6-only node reaches it over
+	// IPv6, the others over IPv4 (clientv3 skips an endpoint it cannot
+	// reach).
+	var urls []string
+	for _, a := range []string{n.Addr, n.Addr6} {
+		if a != "" {
+			urls = append(urls, "http://"+net.JoinHostPort(hostOf(a), "2379"))
+		}
 	}
-	if addr == "" {
+	if len(urls) == 0 {
 		return fmt.Errorf("etcd node %s has no IPv4 or IPv6 address (give it one with a link's ipv4/ipv6 or exec: [ip addr add ... dev eth1])", n.Name)
 	}
-	b.state.EtcdURL = "http://" + net.JoinHostPort(hostOf(addr), "2379")
+	b.state.EtcdURL = strings.Join(urls, ",")
 	b.step("starting etcd on %s (%s)", n.Name, b.state.EtcdURL)
 	p, err := b.startProc(n, "etcd", nil, etcdArgs(filepath.Join(b.dir, "etcd"), b.state.EtcdURL)...)
 	if err != nil {
@@ -104,7 +109,7 @@ func (b *builder) startEtcd() error {
 	})
 }
 
-// etcdArgs runs a one-member etcd serving clientURL.
+// etcdArgs runs a one-member etcd serving clientURL (URLs, comma-separated).
 func etcdArgs(dataDir, clientURL string) []string {
 	return []string{"etcd", "--data-dir", dataDir, "--name", "lab",
 		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
