@@ -162,8 +162,8 @@ func TestLinkAddrs(t *testing.T) {
 	}
 }
 
-// The dual-stack lab gives its petrel nodes both families; its etcd and
-// ToR have both too.
+// The dual-stack lab gives three petrel nodes, its etcd and its ToR both
+// families, node4 IPv6 only.
 func TestDualStackTopology(t *testing.T) {
 	topo, err := LoadTopology("../deploy/lab/dualstack.clab.yml")
 	if err != nil {
@@ -184,6 +184,9 @@ func TestDualStackTopology(t *testing.T) {
 		if !fams[n][true] || !fams[n][false] {
 			t.Errorf("%s: families %v, want IPv4 and IPv6", n, fams[n])
 		}
+	}
+	if fams["node4"][true] || !fams["node4"][false] {
+		t.Errorf("node4: families %v, want IPv6 only", fams["node4"])
 	}
 }
 
