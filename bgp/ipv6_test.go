@@ -29,21 +29,6 @@ func (n *testNode) peer6To(from *testNode, passive bool) PeerConfig {
 	return p
 }
 
-func peerStatus(t *testing.T, n *testNode, addr netip.Addr) PeerStatus {
-	t.Helper()
-	ps, err := n.s.Peers(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range ps {
-		if p.Config.Address == addr {
-			return p
-		}
-	}
-	t.Fatalf("%s has no peer %s", n.addr, addr)
-	return PeerStatus{}
-}
-
 // TestDualStackSessionsCarryTheirOwnFamily: two nodes with an IPv4 and an
 // IPv6 session (as calico-node's bird and bird6) exchange their IPv4 and
 // IPv6 blocks, each over the session of its family, with the sender's

@@ -19,15 +19,16 @@ import (
 // agentConfig is what both modes (standalone and datastore) need to bring
 // a node up.
 type agentConfig struct {
-	NodeName      string
-	Mode          string // "standalone", "etcdv3", "kubernetes"
-	RouterID      netip.Addr
-	ASN           uint32
-	ListenAddress netip.Addr
-	ListenPort    int32
-	Socket        string
-	Kernel        config.Kernel
-	Logger        *slog.Logger
+	NodeName string
+	Mode     string // "standalone", "etcdv3", "kubernetes"
+	RouterID netip.Addr
+	ASN      uint32
+	// ListenAddresses are where BGP listens (none: every address).
+	ListenAddresses []netip.Addr
+	ListenPort      int32
+	Socket          string
+	Kernel          config.Kernel
+	Logger          *slog.Logger
 	// MetricsAddr serves Prometheus metrics ("" = none).
 	MetricsAddr string
 	// IPAMUse reports the node's blocks and addresses in use (datastore
@@ -91,9 +92,7 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 		restarting = adopted > 0
 	}
 	speakerCfg := bgp.Config{RouterID: cfg.RouterID, ASN: cfg.ASN, ListenPort: cfg.ListenPort, Logger: log, Restarting: restarting}
-	if cfg.ListenAddress.IsValid() {
-		speakerCfg.ListenAddresses = []netip.Addr{cfg.ListenAddress}
-	}
+	speakerCfg.ListenAddresses = cfg.ListenAddresses
 	speaker, err := bgp.New(speakerCfg)
 	if err != nil {
 		return nil, err
@@ -112,10 +111,10 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	a := &agent{
 		ipv6ForwardingAuto: cfg.Forwarding.IPv6Auto,
 		log:                log,
-		speaker: speaker,
-		kernel:  kernel,
-		api:     &apiServer{speaker: speaker, kernel: kernel, prober: probe, nodeName: cfg.NodeName, mode: cfg.Mode, started: probe.started},
-		done:    make(chan error, 2),
+		speaker:            speaker,
+		kernel:             kernel,
+		api:                &apiServer{speaker: speaker, kernel: kernel, prober: probe, nodeName: cfg.NodeName, mode: cfg.Mode, started: probe.started},
+		done:               make(chan error, 2),
 	}
 	srv, hs := newGRPCServer(a.api)
 	go func() { a.done <- fmt.Errorf("api server: %w", srv.Serve(lis)) }()

@@ -347,14 +347,13 @@ func (n *Node) IPv4() (netip.Prefix, bool) {
 	return p, err == nil && p.Addr().Is4()
 }
 
-// IPv6 returns the node's BGP IPv6 address and subnet, if it has one
-// (a bare address is a /128).
+// IPv6 returns the node's BGP IPv6 address and subnet, if it has one.
 func (n *Node) IPv6() (netip.Prefix, bool) {
 	if n.Spec.BGP == nil || n.Spec.BGP.IPv6Address == "" {
 		return netip.Prefix{}, false
 	}
 	p, err := parseAddrOrCIDR(n.Spec.BGP.IPv6Address)
-	return p, err == nil && p.Addr().Is6() && !p.Addr().Is4In6()
+	return p, err == nil && p.Addr().Is6()
 }
 
 // parseAddrOrCIDR accepts "10.0.0.5/24" and a bare "10.0.0.5" (/32).
