@@ -1,5 +1,7 @@
 // Package lab builds a petrel lab on this machine from a containerlab
-// topology file: network namespaces joined by veth links and bridges, an
+// topology file: network namespaces joined by veth links and bridges
+// (with IPv4 addresses, IPv6 ones or both: dual-stack labs get an IPv6
+// pool, daemons with IP6 and pods of both families), an
 // etcd for the datastore (optionally a kube-apiserver beside it, for
 // Services), one `petrel daemon` per petrel node, optional BIRD routers,
 // and pods plumbed by `petrel workload add`. It is the
