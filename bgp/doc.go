@@ -15,5 +15,13 @@
 // into the RIB itself (originated blocks and Service prefixes, learned
 // kernel routes) and that fall inside the exportable set ever leave; a
 // route learned from a peer is never re-advertised, except by a route
-// reflector, inside the pools and the Service ranges.
+// reflector, inside the pools and the Service ranges. The rule holds per
+// address family, with one prefix set per family.
+//
+// Address families: a session carries the unicast family of its peer's
+// address only (IPv4 sessions IPv4 routes, IPv6 sessions IPv6 routes), as
+// calico-node's bird and bird6 do; a dual-stack peer is two sessions.
+// Originated paths leave with next hop unspecified, so GoBGP puts the
+// session's local address (the node's BGP address of that family) there.
+// Link-local sessions are refused: that next hop would have no interface.
 package bgp

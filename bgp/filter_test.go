@@ -183,17 +183,7 @@ func TestRenderedImportStripsMarkersFirst(t *testing.T) {
 
 func peerFlaps(t *testing.T, n *testNode, peer netip.Addr) uint32 {
 	t.Helper()
-	ps, err := n.s.Peers(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range ps {
-		if p.Config.Address == peer {
-			return p.Flaps
-		}
-	}
-	t.Fatalf("no peer %s", peer)
-	return 0
+	return peerStatus(t, n, peer).Flaps
 }
 
 func errorsJoin(errs ...error) error {

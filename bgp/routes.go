@@ -20,7 +20,10 @@ import (
 type routeTable struct {
 	mu     sync.RWMutex
 	routes map[netip.Prefix][]Path
-	subs   map[*RouteSubscription]struct{}
+	// ipv6 counts the IPv6 prefixes in routes (per-family metrics
+	// without walking the table).
+	ipv6 int
+	subs map[*RouteSubscription]struct{}
 	// held are peers re-created after a graceful drop (Speaker.
 	// recreateRestartingPeer), each with the generation of its hold: their
 	// paths, marked stale, outlive GoBGP's withdrawals until release.
@@ -124,6 +127,32 @@ func (t *routeTable) len() int {
 	return len(t.routes)
 }
 
+// lenByFamily counts the prefixes of each family.
+func (t *routeTable) lenByFamily() (ipv4, ipv6 int) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.routes) - t.ipv6, t.ipv6
+}
+
+// setLocked stores prefix's paths (none: the prefix is gone).
+func (t *routeTable) setLocked(prefix netip.Prefix, paths []Path) {
+	_, had := t.routes[prefix]
+	if len(paths) == 0 {
+		delete(t.routes, prefix)
+	} else {
+		t.routes[prefix] = paths
+	}
+	if !prefix.Addr().Is6() {
+		return
+	}
+	switch _, has := t.routes[prefix]; {
+	case has && !had:
+		t.ipv6++
+	case had && !has:
+		t.ipv6--
+	}
+}
+
 // apply folds one best-path event into the table and fans the changed
 // prefixes out to subscribers.
 //
@@ -160,11 +189,7 @@ func (t *routeTable) apply(batch []*apiutil.Path, at time.Time) {
 			}
 			paths = putMember(paths, fromNativePath(ap))
 		}
-		if len(paths) == 0 {
-			delete(t.routes, prefix)
-		} else {
-			t.routes[prefix] = paths
-		}
+		t.setLocked(prefix, paths)
 		t.publishLocked(prefix, at)
 	}
 }
@@ -291,11 +316,7 @@ func (t *routeTable) rewritePeerLocked(peer netip.Addr, change func(Path) (Path,
 		if !changed {
 			continue
 		}
-		if len(out) == 0 {
-			delete(t.routes, prefix)
-		} else {
-			t.routes[prefix] = out
-		}
+		t.setLocked(prefix, out)
 		t.publishLocked(prefix, now)
 	}
 }

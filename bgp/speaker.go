@@ -534,6 +534,9 @@ func (s *Speaker) LastRouteChange() time.Time {
 // RouteCount is the number of prefixes with at least one path.
 func (s *Speaker) RouteCount() int { return s.table.len() }
 
+// RouteCounts is RouteCount per address family.
+func (s *Speaker) RouteCounts() (ipv4, ipv6 int) { return s.table.lenByFamily() }
+
 // SetPeers makes the running peer set equal to desired. Peers whose
 // configuration is unchanged are not touched, so their sessions stay up.
 // Invalid entries are skipped and reported; everything valid is applied.

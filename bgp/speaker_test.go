@@ -120,6 +120,22 @@ func established(n *testNode, peer netip.Addr) func() error {
 	}
 }
 
+// peerStatus is n's status row for its peer at addr.
+func peerStatus(t *testing.T, n *testNode, addr netip.Addr) PeerStatus {
+	t.Helper()
+	ps, err := n.s.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Config.Address == addr {
+			return p
+		}
+	}
+	t.Fatalf("%s has no peer %s", n.addr, addr)
+	return PeerStatus{}
+}
+
 func hasRoute(n *testNode, prefix string, want bool) func() error {
 	return func() error {
 		_, ok := n.s.Route(netip.MustParsePrefix(prefix))

@@ -171,6 +171,10 @@ func (p PeerConfig) Validate() error {
 		return fmt.Errorf("peer %s: asNumber is not set", p.Address)
 	case p.SourceAddress.IsValid() && p.SourceAddress.Is4() != p.Address.Is4():
 		return fmt.Errorf("peer %s: sourceAddress %s is not of the peer's address family", p.Address, p.SourceAddress)
+	case p.Address.Is6() && p.Address.IsLinkLocalUnicast(), p.SourceAddress.Is6() && p.SourceAddress.IsLinkLocalUnicast():
+		// GoBGP would send our own address as the next hop: a link-local
+		// one without its interface, which no peer can route to.
+		return fmt.Errorf("peer %s: IPv6 link-local session (source %s) is not supported; use global or unique-local addresses", p.Address, p.SourceAddress)
 	case len(p.Password) > 80:
 		return fmt.Errorf("peer %s: password longer than the 80 bytes TCP MD5 allows", p.Address)
 	case p.LongLivedStaleTime > maxLLGRStaleTime:

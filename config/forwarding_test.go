@@ -11,11 +11,12 @@ func TestParseForwarding(t *testing.T) {
 		want       Forwarding
 		wantErr    string
 	}{
-		{ipv4: DefaultIPForwarding, ipv6: DefaultIPv6Forwarding, want: Forwarding{IPv4: true}},
+		{ipv4: DefaultIPForwarding, ipv6: DefaultIPv6Forwarding, want: Forwarding{IPv4: true, IPv6Auto: true}},
+		{ipv4: "Enabled", ipv6: " auto", want: Forwarding{IPv4: true, IPv6Auto: true}},
 		{ipv4: "disabled", ipv6: "ENABLED", want: Forwarding{IPv6: true}},
 		{ipv4: "Disabled", ipv6: "Disabled", want: Forwarding{}},
 		{ipv4: "yes", ipv6: "Disabled", wantErr: `ip-forwarding: "yes" is neither Enabled nor Disabled`},
-		{ipv4: "Enabled", ipv6: "", wantErr: `ipv6-forwarding: "" is neither Enabled nor Disabled`},
+		{ipv4: "Enabled", ipv6: "", wantErr: `ipv6-forwarding: "" is neither Enabled nor Disabled (or Auto)`},
 	}
 	for _, tt := range tests {
 		got, err := ParseForwarding(tt.ipv4, tt.ipv6)

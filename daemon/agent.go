@@ -19,15 +19,16 @@ import (
 // agentConfig is what both modes (standalone and datastore) need to bring
 // a node up.
 type agentConfig struct {
-	NodeName      string
-	Mode          string // "standalone", "etcdv3", "kubernetes"
-	RouterID      netip.Addr
-	ASN           uint32
-	ListenAddress netip.Addr
-	ListenPort    int32
-	Socket        string
-	Kernel        config.Kernel
-	Logger        *slog.Logger
+	NodeName string
+	Mode     string // "standalone", "etcdv3", "kubernetes"
+	RouterID netip.Addr
+	ASN      uint32
+	// ListenAddresses are where BGP listens (none: every address).
+	ListenAddresses []netip.Addr
+	ListenPort      int32
+	Socket          string
+	Kernel          config.Kernel
+	Logger          *slog.Logger
 	// MetricsAddr serves Prometheus metrics ("" = none).
 	MetricsAddr string
 	// IPAMUse reports the node's blocks and addresses in use (datastore
@@ -52,6 +53,9 @@ type agent struct {
 	// kernelOnce starts kernel sync once: datastore mode needs it running
 	// before its first apply (the VXLAN hand-off waits for it).
 	kernelOnce sync.Once
+	// ipv6ForwardingAuto: IPv6 forwarding goes on once the node routes
+	// IPv6 (ipv6Forwarding=Auto).
+	ipv6ForwardingAuto bool
 }
 
 // startAgent brings a node up in the order that keeps traffic flowing
@@ -88,9 +92,7 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 		restarting = adopted > 0
 	}
 	speakerCfg := bgp.Config{RouterID: cfg.RouterID, ASN: cfg.ASN, ListenPort: cfg.ListenPort, Logger: log, Restarting: restarting}
-	if cfg.ListenAddress.IsValid() {
-		speakerCfg.ListenAddresses = []netip.Addr{cfg.ListenAddress}
-	}
+	speakerCfg.ListenAddresses = cfg.ListenAddresses
 	speaker, err := bgp.New(speakerCfg)
 	if err != nil {
 		return nil, err
@@ -107,11 +109,12 @@ func startAgent(ctx context.Context, cfg agentConfig) (*agent, error) {
 	}
 	probe := &prober{started: time.Now(), speaker: speaker, kernel: kernel}
 	a := &agent{
-		log:     log,
-		speaker: speaker,
-		kernel:  kernel,
-		api:     &apiServer{speaker: speaker, kernel: kernel, prober: probe, nodeName: cfg.NodeName, mode: cfg.Mode, started: probe.started},
-		done:    make(chan error, 2),
+		ipv6ForwardingAuto: cfg.Forwarding.IPv6Auto,
+		log:                log,
+		speaker:            speaker,
+		kernel:             kernel,
+		api:                &apiServer{speaker: speaker, kernel: kernel, prober: probe, nodeName: cfg.NodeName, mode: cfg.Mode, started: probe.started},
+		done:               make(chan error, 2),
 	}
 	srv, hs := newGRPCServer(a.api)
 	go func() { a.done <- fmt.Errorf("api server: %w", srv.Serve(lis)) }()

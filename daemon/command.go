@@ -27,7 +27,8 @@ type CommandOptions struct {
 	Store     backends.Settings
 	// MetricsAddr serves Prometheus metrics ("" = none).
 	MetricsAddr string
-	// IPForwarding and IPv6Forwarding are "Enabled" or "Disabled".
+	// IPForwarding and IPv6Forwarding are "Enabled" or "Disabled";
+	// IPv6Forwarding may also be "Auto".
 	IPForwarding, IPv6Forwarding string
 }
 

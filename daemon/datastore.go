@@ -87,17 +87,19 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	}
 	first := desiredNow()
 
-	var bind netip.Addr
+	var bind []netip.Addr
 	if first.BindNodeIP {
-		// TODO(v6core): a dual-stack node listens on both addresses.
-		bind = ip.Addr()
-		if !bind.IsValid() {
-			bind = addrs.IPv6.Addr()
+		// Each of the node's BGP addresses: a dual-stack node's IPv6
+		// sessions arrive on its IPv6 address.
+		for _, a := range []netip.Addr{ip.Addr(), addrs.IPv6.Addr()} {
+			if a.IsValid() {
+				bind = append(bind, a)
+			}
 		}
 	}
 	a, err := startAgent(ctx, agentConfig{
-		ListenAddress: bind,
-		NodeName:      opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
+		ListenAddresses: bind,
+		NodeName:        opts.NodeName, Mode: opts.Mode, RouterID: routerID, ASN: first.ASN,
 		ListenPort: int32(first.ListenPort), Socket: opts.Socket, Kernel: opts.Kernel, Logger: log,
 		MetricsAddr: opts.MetricsAddr, IPAMUse: func() (int, int) { return st.ipamUse(opts.NodeName) }, Forwarding: opts.Forwarding,
 		Skipped: st.skippedByKind,

@@ -94,6 +94,17 @@ type vxlanPlan struct {
 	Excluded []netip.Prefix
 }
 
+// routesIPv6 says whether the node routes IPv6: it has IPv6 peers or IPv6
+// prefixes of its own.
+func (d *desired) routesIPv6() bool {
+	for _, p := range d.Peers {
+		if p.Address.Is6() {
+			return true
+		}
+	}
+	return slices.ContainsFunc(d.Originated, func(p netip.Prefix) bool { return p.Addr().Is6() })
+}
+
 // computeDesired is the one place where the datastore's objects become
 // what this node should do.
 func computeDesired(snap snapshot, me self) desired {

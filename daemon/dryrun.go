@@ -166,7 +166,7 @@ func otherBlocks(before, after snapshot, self string) []otherBlock {
 				continue
 			}
 			p, err := netip.ParsePrefix(a.Spec.CIDR)
-			from := nodeAddr(snap.Nodes, a.Spec.Node)
+			from := nodeAddr(snap.Nodes, a.Spec.Node, p.Addr().Is6())
 			if ob := (otherBlock{p.Masked(), from}); err == nil && from.IsValid() && !slices.Contains(out, ob) {
 				out = append(out, ob)
 			}
@@ -175,9 +175,18 @@ func otherBlocks(before, after snapshot, self string) []otherBlock {
 	return out
 }
 
-func nodeAddr(nodes []*datastore.Node, name string) netip.Addr {
+// nodeAddr is node name's BGP address of one family: the session of that
+// family brings its blocks of that family.
+func nodeAddr(nodes []*datastore.Node, name string, ipv6 bool) netip.Addr {
 	for _, n := range nodes {
-		if ip, ok := n.IPv4(); ok && n.Name == name {
+		if n.Name != name {
+			continue
+		}
+		ip, ok := n.IPv4()
+		if ipv6 {
+			ip, ok = n.IPv6()
+		}
+		if ok {
 			return ip.Addr()
 		}
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -93,5 +94,23 @@ func TestDryRunBGPConfiguration(t *testing.T) {
 	if len(imp) != 2 || !slices.Equal(imp[0].Removed, []string{"10.0.0.2 (Mesh_10_0_0_2, node-to-node mesh)"}) ||
 		!slices.Equal(imp[1].Removed, []string{"10.0.0.1 (Mesh_10_0_0_1, node-to-node mesh)"}) {
 		t.Fatalf("mesh off: %+v", imp)
+	}
+}
+
+// TestOtherBlocksComeOverTheirFamilysSession: dry-run's view of another
+// node's blocks: its IPv4 block from its IPv4 address, its IPv6 block
+// from its IPv6 address (the bird6-style session that carries it).
+func TestOtherBlocksComeOverTheirFamilysSession(t *testing.T) {
+	b := testNode("b", "10.0.0.2/24", "")
+	b.Spec.BGP.IPv6Address = "fd00:10::2/64"
+	snap := snapshot{Nodes: []*datastore.Node{testNode("a", "10.0.0.1/24", ""), b},
+		Affinities: []*datastore.BlockAffinity{testAffinity("b", "192.168.2.0/26"), testAffinity("b", "fd00:100::80/122")}}
+	got := otherBlocks(snap, snap, "a")
+	want := []otherBlock{
+		{netip.MustParsePrefix("192.168.2.0/26"), netip.MustParseAddr("10.0.0.2")},
+		{netip.MustParsePrefix("fd00:100::80/122"), netip.MustParseAddr("fd00:10::2")},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("other blocks = %v, want %v", got, want)
 	}
 }

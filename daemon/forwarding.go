@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,7 +25,7 @@ func enableForwarding(root string, fwd config.Forwarding, log *slog.Logger) erro
 		setting string
 	}{
 		{fwd.IPv4, "net/ipv4/ip_forward", config.IPForwardingSetting},
-		{fwd.IPv6, "net/ipv6/conf/all/forwarding", config.IPv6ForwardingSetting},
+		{fwd.IPv6, ipv6ForwardingSysctl, config.IPv6ForwardingSetting},
 	}
 	for _, s := range switches {
 		if !s.on {
@@ -34,6 +35,31 @@ func enableForwarding(root string, fwd config.Forwarding, log *slog.Logger) erro
 			return fmt.Errorf("%w (set %s=Disabled to leave it alone)", err, s.setting)
 		}
 	}
+	return nil
+}
+
+const ipv6ForwardingSysctl = "net/ipv6/conf/all/forwarding"
+
+// forwardingReconciler turns IPv6 forwarding on the first time the node
+// routes IPv6 (ipv6Forwarding=Auto): it has IPv6 sessions (an IPv6 BGP
+// address) or IPv6 prefixes to originate. It never turns it off again, as
+// Felix does not; a node that stops routing IPv6 keeps forwarding.
+type forwardingReconciler struct {
+	root string
+	log  *slog.Logger
+	on   bool
+}
+
+func (r *forwardingReconciler) Name() string { return "ipv6 forwarding" }
+
+func (r *forwardingReconciler) Reconcile(_ context.Context, d *desired) error {
+	if r.on || !d.routesIPv6() {
+		return nil
+	}
+	if err := enableSysctl(filepath.Join(r.root, ipv6ForwardingSysctl), r.log); err != nil {
+		return fmt.Errorf("%w (set %s=Disabled to leave it alone)", err, config.IPv6ForwardingSetting)
+	}
+	r.on = true
 	return nil
 }
 

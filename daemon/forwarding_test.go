@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/config"
 )
 
@@ -62,5 +65,33 @@ func TestEnableForwardingNamesTheSettingOnError(t *testing.T) {
 	err := enableForwarding(t.TempDir(), config.Forwarding{IPv4: true}, slog.Default())
 	if err == nil || !strings.Contains(err.Error(), "ip_forward") || !strings.Contains(err.Error(), "ip-forwarding=Disabled") {
 		t.Fatalf("err = %v, want one naming net/ipv4/ip_forward and the ip-forwarding setting", err)
+	}
+}
+
+func TestIPv6ForwardingAutoWaitsForIPv6(t *testing.T) {
+	root := sysctlTree(t)
+	r := &forwardingReconciler{root: root, log: slog.Default()}
+	v4only := &desired{Peers: []bgp.PeerConfig{{Address: netip.MustParseAddr("10.0.0.2")}}, Originated: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/26")}}
+	if err := r.Reconcile(context.Background(), v4only); err != nil {
+		t.Fatal(err)
+	}
+	if got := readSysctl(t, root, ipv6ForwardingSysctl); got != "0" {
+		t.Fatalf("IPv4-only node: ipv6 forwarding = %s, want 0", got)
+	}
+	for _, d := range []*desired{
+		{Peers: []bgp.PeerConfig{{Address: netip.MustParseAddr("fd00::2")}}},
+		{Originated: []netip.Prefix{netip.MustParsePrefix("fd00:100::/122")}},
+	} {
+		root := sysctlTree(t)
+		r := &forwardingReconciler{root: root, log: slog.Default()}
+		if err := r.Reconcile(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		if got := readSysctl(t, root, ipv6ForwardingSysctl); got != "1" {
+			t.Errorf("%+v: ipv6 forwarding = %s, want 1", d, got)
+		}
+	}
+	if err := (&forwardingReconciler{root: t.TempDir(), log: slog.Default()}).Reconcile(context.Background(), &desired{Originated: []netip.Prefix{netip.MustParsePrefix("fd00:100::/122")}}); err == nil || !strings.Contains(err.Error(), "ipv6-forwarding=Disabled") {
+		t.Errorf("unwritable sysctl: err = %v, want one naming the ipv6-forwarding setting", err)
 	}
 }

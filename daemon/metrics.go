@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,7 +94,7 @@ func (m *metrics) serve(ctx context.Context, addr string) error {
 }
 
 var (
-	descSessions    = prometheus.NewDesc("petrel_bgp_sessions", "BGP sessions by state.", []string{"state"}, nil)
+	descSessions    = prometheus.NewDesc("petrel_bgp_sessions", "BGP sessions by address family and state.", []string{"family", "state"}, nil)
 	descPeerUp      = prometheus.NewDesc("petrel_bgp_peer_up", "1 when the session is Established.", []string{"peer", "type"}, nil)
 	descPeerUptime  = prometheus.NewDesc("petrel_bgp_peer_state_seconds", "Seconds since the session entered its current state.", []string{"peer", "state"}, nil)
 	descPeerFlaps   = prometheus.NewDesc("petrel_bgp_peer_flaps_total", "Times the session left Established.", []string{"peer"}, nil)
@@ -101,8 +102,8 @@ var (
 	descPrefixes    = prometheus.NewDesc("petrel_bgp_peer_prefixes", "Prefixes per peer.", []string{"peer", "direction"}, nil)
 	descBFDUp       = prometheus.NewDesc("petrel_bfd_peer_up", "1 when the peer's BFD session is Up (peers with BFD only).", []string{"peer"}, nil)
 	descBFDDetect   = prometheus.NewDesc("petrel_bfd_peer_detect_seconds", "How long the peer may stay silent before BFD resets the session (our multiplier x minimum receive interval).", []string{"peer"}, nil)
-	descRIB         = prometheus.NewDesc("petrel_rib_routes", "Prefixes with a best path in the speaker.", nil, nil)
-	descFIB         = prometheus.NewDesc("petrel_fib_routes", "petrel's routes in the kernel.", nil, nil)
+	descRIB         = prometheus.NewDesc("petrel_rib_routes", "Prefixes with a best path in the speaker, by address family.", []string{"family"}, nil)
+	descFIB         = prometheus.NewDesc("petrel_fib_routes", "petrel's routes in the kernel, by address family.", []string{"family"}, nil)
 	descWrites      = prometheus.NewDesc("petrel_kernel_writes_total", "Route writes to the kernel.", nil, nil)
 	descWriteErrors = prometheus.NewDesc("petrel_kernel_write_errors_total", "Route writes the kernel refused.", nil, nil)
 	descRepairs     = prometheus.NewDesc("petrel_kernel_repairs_total", "Outside changes to petrel's routes undone.", nil, nil)
@@ -139,10 +140,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	if peers, err := c.speaker.Peers(ctx); err == nil {
-		byState := map[string]int{}
+		byState := map[[2]string]int{} // family, state
 		for _, p := range peers {
 			addr, state := p.Config.Address.String(), p.State.String()
-			byState[state]++
+			byState[[2]string{familyOf(p.Config.Address), state}]++
 			gauge(descPeerUp, boolGauge(p.State == bgp.StateEstablished), addr, p.Config.Type)
 			gauge(descPeerUptime, time.Since(p.Since).Seconds(), addr, state)
 			counter(descPeerFlaps, float64(p.Flaps), addr)
@@ -155,11 +156,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descBFDDetect, p.Config.BFD.DetectTime().Seconds(), addr)
 			}
 		}
-		for _, st := range []bgp.SessionState{bgp.StateIdle, bgp.StateConnect, bgp.StateActive, bgp.StateOpenSent, bgp.StateOpenConfirm, bgp.StateEstablished} {
-			gauge(descSessions, float64(byState[st.String()]), st.String())
+		for _, family := range []string{"ipv4", "ipv6"} {
+			for _, st := range []bgp.SessionState{bgp.StateIdle, bgp.StateConnect, bgp.StateActive, bgp.StateOpenSent, bgp.StateOpenConfirm, bgp.StateEstablished} {
+				gauge(descSessions, float64(byState[[2]string{family, st.String()}]), family, st.String())
+			}
 		}
 	}
-	gauge(descRIB, float64(c.speaker.RouteCount()))
+	ribV4, ribV6 := c.speaker.RouteCounts()
+	gauge(descRIB, float64(ribV4), "ipv4")
+	gauge(descRIB, float64(ribV6), "ipv6")
 	services := c.speaker.Services()
 	v4 := 0
 	for _, p := range services {
@@ -171,7 +176,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descServices, float64(len(services)-v4), "ipv6")
 	if k := c.kernel; k != nil {
 		st := &k.Stats
-		gauge(descFIB, float64(st.FIBRoutes.Load()))
+		all, v6 := st.FIBRoutes.Load(), st.FIBRoutes6.Load()
+		gauge(descFIB, float64(all-v6), "ipv4")
+		gauge(descFIB, float64(v6), "ipv6")
 		counter(descWrites, float64(st.Writes.Load()))
 		counter(descWriteErrors, float64(st.WriteErrors.Load()))
 		counter(descRepairs, float64(st.Repairs.Load()))
@@ -189,6 +196,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descSkipped, float64(n), string(kind))
 		}
 	}
+}
+
+// familyOf is the family label of an address.
+func familyOf(a netip.Addr) string {
+	if a.Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
 }
 
 func boolGauge(b bool) float64 {

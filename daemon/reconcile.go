@@ -82,11 +82,17 @@ type loopTargets struct {
 	ipip *ipipDeps
 	// peerRoutes opens the reachableBy routes' writer; nil: not handled.
 	peerRoutes func() (peerRouteSyncer, error)
+	// forwarding, when set, turns IPv6 forwarding on once the node routes
+	// IPv6 (ipv6Forwarding=Auto).
+	forwarding *forwardingReconciler
 }
 
 // targets are the agent's parts the reconcilers drive.
 func (a *agent) targets() loopTargets {
 	t := loopTargets{speaker: a.speaker, api: a.api, log: a.log}
+	if a.ipv6ForwardingAuto {
+		t.forwarding = &forwardingReconciler{root: sysctlRoot, log: a.log}
+	}
 	if a.kernel != nil { // a nil *kernelsync.Sync must not become a non-nil interface
 		t.kernel = a.kernel
 	}
@@ -96,6 +102,7 @@ func (a *agent) targets() loopTargets {
 // datastoreLoop is datastore mode's pass, in this order:
 //
 //  0. the log level (logSeverityScreen), so the rest logs at the new one;
+//     0b. IPv6 forwarding (Auto), before the node's first IPv6 route;
 //  1. exported prefixes: export ranges, route reflection and originated
 //     prefixes are in place before peers change, so a new session's first
 //     update is already right;
@@ -119,6 +126,9 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 	var loop reconcileLoop
 	if t.level != nil {
 		loop = append(loop, &logLevelReconciler{level: t.level, fallback: t.envLevel, log: t.log})
+	}
+	if t.forwarding != nil {
+		loop = append(loop, t.forwarding)
 	}
 	loop = append(loop, &exportReconciler{speaker: t.speaker})
 	vx := &vxlanReconciler{setup: setupTunnel}
@@ -154,5 +164,9 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 // standaloneLoop is standalone mode's pass: what the config file says to
 // export, then its peers (the same reconcilers as datastore mode's).
 func standaloneLoop(t loopTargets) reconcileLoop {
-	return reconcileLoop{&exportReconciler{speaker: t.speaker}, &peerReconciler{speaker: t.speaker}}
+	var loop reconcileLoop
+	if t.forwarding != nil {
+		loop = append(loop, t.forwarding)
+	}
+	return append(loop, &exportReconciler{speaker: t.speaker}, &peerReconciler{speaker: t.speaker})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 
 	"github.com/petrel-net/petrel/config"
@@ -49,7 +50,7 @@ func RunStandalone(ctx context.Context, opts StandaloneOptions) error {
 
 	a, err := startAgent(ctx, agentConfig{
 		NodeName: cfg.NodeName, Mode: "standalone", RouterID: cfg.RouterID, ASN: cfg.ASN,
-		ListenAddress: cfg.ListenAddress, ListenPort: cfg.ListenPort, Socket: cfg.Socket, Kernel: cfg.Kernel, Logger: log,
+		ListenAddresses: listenOn(cfg.ListenAddress), ListenPort: cfg.ListenPort, Socket: cfg.Socket, Kernel: cfg.Kernel, Logger: log,
 		MetricsAddr: opts.MetricsAddr, Forwarding: opts.Forwarding,
 	})
 	if err != nil {
@@ -115,4 +116,12 @@ func restartOnly(old, next *config.Config) error {
 	check("socket", old.Socket, next.Socket)
 	check("kernel", old.Kernel, next.Kernel)
 	return errors.Join(errs...)
+}
+
+// listenOn is the configured listen address as a list (none when unset).
+func listenOn(a netip.Addr) []netip.Addr {
+	if !a.IsValid() {
+		return nil
+	}
+	return []netip.Addr{a}
 }

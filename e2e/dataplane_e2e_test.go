@@ -118,9 +118,16 @@ func (r *racksLab) addPods(t *testing.T) {
 // pingAll: every pod reaches every other pod, without loss.
 func (r *racksLab) pingAll(t *testing.T) {
 	t.Helper()
+	pingMatrix(t, r.pods, r.addrs)
+}
+
+// pingMatrix: every pod reaches every other pod's address (addrs[j] is
+// pods[j]'s, of either family), first at all, then 5 times without loss.
+func pingMatrix(t *testing.T, pods []*harness.Node, addrs []string) {
+	t.Helper()
 	harness.Eventually(t, 30*time.Second, 500*time.Millisecond, func() error {
-		for i, p := range r.pods {
-			for j, addr := range r.addrs {
+		for i, p := range pods {
+			for j, addr := range addrs {
 				if i == j {
 					continue
 				}
@@ -131,14 +138,14 @@ func (r *racksLab) pingAll(t *testing.T) {
 		}
 		return nil
 	}, "pod-to-pod connectivity")
-	for i, p := range r.pods {
-		for j, addr := range r.addrs {
+	for i, p := range pods {
+		for j, addr := range addrs {
 			if i == j {
 				continue
 			}
 			out, err := p.Run("ping", "-c", "5", "-i", "0.05", "-W", "1", addr)
 			if err != nil || !strings.Contains(out, " 0% packet loss") {
-				t.Errorf("pod%d -> pod%d: loss\n%s", i+1, j+1, out)
+				t.Errorf("pod%d -> pod%d (%s): loss\n%s", i+1, j+1, addr, out)
 			}
 		}
 	}

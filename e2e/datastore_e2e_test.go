@@ -21,9 +21,14 @@ type clusterLab struct {
 	etcd  *harness.Process
 	nodes []*petrelNode
 	bird  *harness.Bird
+	// ipv6: the switch also has fd00:10::100/64 and etcd serves there.
+	ipv6 bool
 }
 
 const etcdURL = "http://10.0.0.100:2379"
+
+// etcdURL6 is the lab's etcd over IPv6, for nodes without IPv4.
+const etcdURL6 = "http://[fd00:10::100]:2379"
 
 // seedPool is the seed's IPPool (the seed's IPAMBlock and handle were
 // trimmed in the notes and are not a consistent cluster state).
@@ -34,13 +39,7 @@ spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Ne
 `
 
 func newClusterLab(t *testing.T, nodes int, pool string) *clusterLab {
-	harness.RequireRoot(t)
-	c := &clusterLab{lab: harness.New(t)}
-	c.hub = c.lab.Node("switch")
-	c.lab.Bridge(c.hub, "br0", "10.0.0.100/24")
-	c.startEtcd(t)
-	c.apply(t, pool) // routes inside the pool may be advertised
-
+	c := newClusterHub(t, pool, false)
 	for i := 1; i <= nodes; i++ {
 		n := c.lab.Node(fmt.Sprintf("node%d", i))
 		c.lab.Attach(c.hub, "br0", n, "eth1", fmt.Sprintf("10.0.0.%d/24", i))
@@ -50,10 +49,30 @@ func newClusterLab(t *testing.T, nodes int, pool string) *clusterLab {
 	return c
 }
 
+// newClusterHub is the lab's switch with etcd serving on it and pool
+// applied, without nodes; with ipv6, the switch and etcd are on
+// fd00:10::100 too.
+func newClusterHub(t *testing.T, pool string, ipv6 bool) *clusterLab {
+	harness.RequireRoot(t)
+	c := &clusterLab{lab: harness.New(t), ipv6: ipv6}
+	c.hub = c.lab.Node("switch")
+	c.lab.Bridge(c.hub, "br0", "10.0.0.100/24")
+	if ipv6 {
+		c.hub.MustRun(t, "ip", "-6", "addr", "add", "fd00:10::100/64", "dev", "br0", "nodad")
+	}
+	c.startEtcd(t)
+	c.apply(t, pool) // routes inside the pool may be advertised
+	return c
+}
+
 func (c *clusterLab) startEtcd(t *testing.T) {
 	dir := filepath.Join(c.lab.Dir(), "etcd")
+	urls := etcdURL
+	if c.ipv6 {
+		urls += "," + etcdURL6
+	}
 	c.etcd = c.hub.Start(t, "etcd", "etcd", "--data-dir", dir, "--name", "lab",
-		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-client-urls", urls, "--advertise-client-urls", urls,
 		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
 		"--initial-cluster", "lab=http://127.0.0.1:2380")
 	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, func() error {
@@ -152,16 +171,23 @@ func blockOf(i int) string { return fmt.Sprintf("192.168.%d.0/26", i) }
 // in its FIB via that node.
 func (c *clusterLab) waitRoutesEverywhere(t *testing.T) {
 	t.Helper()
+	c.waitBlocksEverywhere(t, fib, blockOf, func(j int) string { return fmt.Sprintf("10.0.0.%d", j) })
+}
+
+// waitBlocksEverywhere waits until every node's FIB (as list reads it)
+// routes every other node j's block(j) via gateway(j).
+func (c *clusterLab) waitBlocksEverywhere(t *testing.T, list func(testing.TB, *harness.Node) map[string]fibRoute, block, gateway func(j int) string) {
+	t.Helper()
 	harness.Eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
 		for i, n := range c.nodes {
-			f := fib(t, n.Node)
+			f := list(t, n.Node)
 			for j := range c.nodes {
 				if i == j {
 					continue
 				}
-				r, ok := f[blockOf(j+1)]
-				if !ok || strings.Join(r.gateways(), ",") != fmt.Sprintf("10.0.0.%d", j+1) {
-					return fmt.Errorf("node%d: %s -> %+v", i+1, blockOf(j+1), r)
+				r, ok := f[block(j+1)]
+				if !ok || strings.Join(r.gateways(), ",") != gateway(j+1) {
+					return fmt.Errorf("node%d: %s -> %+v", i+1, block(j+1), r)
 				}
 			}
 		}
@@ -233,26 +259,7 @@ func TestDatastoreMeshPeersReflectorsAndOutage(t *testing.T) {
 
 	// Mesh off, node1 and node2 route reflectors for the rest (Calico's
 	// recipe: a cluster id and a label, one BGPPeer selecting the RRs).
-	c.apply(t, `apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata: {name: default}
-spec: {nodeToNodeMeshEnabled: false}
----
-apiVersion: projectcalico.org/v3
-kind: Node
-metadata: {name: node1, labels: {route-reflector: "true"}}
-spec: {bgp: {ipv4Address: 10.0.0.1/24, routeReflectorClusterID: 224.0.0.1}}
----
-apiVersion: projectcalico.org/v3
-kind: Node
-metadata: {name: node2, labels: {route-reflector: "true"}}
-spec: {bgp: {ipv4Address: 10.0.0.2/24, routeReflectorClusterID: 224.0.0.1}}
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata: {name: peer-with-route-reflectors}
-spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}
-`)
+	c.apply(t, reflectorRecipe("node1", "ipv4Address: 10.0.0.1/24", "node2", "ipv4Address: 10.0.0.2/24"))
 	c.waitSessions(t, map[int][]string{
 		1: {"10.0.0.2", "10.0.0.3", "10.0.0.4"}, 2: {"10.0.0.1", "10.0.0.3", "10.0.0.4"},
 		3: {"10.0.0.1", "10.0.0.2"}, 4: {"10.0.0.1", "10.0.0.2"},
@@ -278,6 +285,21 @@ spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}
 		1: others(1, all...), 2: others(2, all...),
 		3: {"10.0.0.1", "10.0.0.2", "10.0.0.4"}, 4: {"10.0.0.1", "10.0.0.2", "10.0.0.3"},
 	})
+}
+
+// reflectorRecipe is Calico's route reflector recipe: the mesh off, the
+// given Nodes (pairs of name and their spec.bgp address fields) labelled
+// route-reflector with cluster ID 224.0.0.1, and one BGPPeer peering every
+// node with them.
+func reflectorRecipe(nodeAndAddrs ...string) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n")
+	for i := 0; i+1 < len(nodeAndAddrs); i += 2 {
+		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: %s, labels: {route-reflector: \"true\"}}\nspec: {bgp: {%s, routeReflectorClusterID: 224.0.0.1}}\n",
+			nodeAndAddrs[i], nodeAndAddrs[i+1])
+	}
+	b.WriteString("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: peer-with-route-reflectors}\nspec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}\n")
+	return b.String()
 }
 
 func writeTemp(t *testing.T, c *clusterLab, content string) string {

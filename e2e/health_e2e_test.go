@@ -51,10 +51,10 @@ func TestHealthAndMetrics(t *testing.T) {
 	metrics := b.MustRun(t, "curl", "-sf", "http://127.0.0.1:9095/metrics")
 	checkMetricsMatch(t, b, pb, metrics)
 	for _, want := range []string{
-		`petrel_bgp_sessions{state="Established"} 1`,
+		`petrel_bgp_sessions{family="ipv4",state="Established"} 1`,
 		`petrel_bgp_peer_up{peer="10.0.10.1",type="node specific"} 1`,
 		`petrel_bgp_peer_prefixes{direction="received",peer="10.0.10.1"} 1`,
-		`petrel_fib_routes 1`,
+		`petrel_fib_routes{family="ipv4"} 1`,
 		`petrel_graceful_restart_active 0`,
 		`petrel_route_update_to_fib_seconds_count`,
 		`petrel_kernel_batch_duration_seconds_count`,
@@ -99,7 +99,7 @@ func checkMetricsMatch(t *testing.T, n *harness.Node, p *petrelNode, text string
 		t.Fatalf("no %s%v", name, labels)
 		return 0
 	}
-	if got, want := value("petrel_fib_routes", nil), float64(len(fib(t, n))); got != want {
+	if got, want := value("petrel_fib_routes", map[string]string{"family": "ipv4"}), float64(len(fib(t, n))); got != want {
 		t.Errorf("petrel_fib_routes = %v, the kernel has %v", got, want)
 	}
 	peer, err := p.peer("10.0.10.1")
@@ -112,7 +112,7 @@ func checkMetricsMatch(t *testing.T, n *harness.Node, p *petrelNode, text string
 	if got := value("petrel_bgp_peer_prefixes", map[string]string{"peer": "10.0.10.1", "direction": "advertised"}); got != float64(peer.PrefixesAdvertised) {
 		t.Errorf("advertised prefixes: metrics %v, status %d", got, peer.PrefixesAdvertised)
 	}
-	if got := value("petrel_bgp_sessions", map[string]string{"state": "Established"}); got != 1 {
+	if got := value("petrel_bgp_sessions", map[string]string{"family": "ipv4", "state": "Established"}); got != 1 {
 		t.Errorf("established sessions = %v", got)
 	}
 }

@@ -41,7 +41,19 @@ func (r fibRoute) gateways() []string {
 // fib lists the node's main-table routes with petrel's protocol (12).
 func fib(t testing.TB, n *harness.Node) map[string]fibRoute {
 	t.Helper()
-	out, err := n.Run("ip", "-j", "route", "show", "proto", "12")
+	return fibOf(t, n, "-4")
+}
+
+// fib6 is fib for IPv6 (`ip -6 route`).
+func fib6(t testing.TB, n *harness.Node) map[string]fibRoute {
+	t.Helper()
+	return fibOf(t, n, "-6")
+}
+
+// fibOf lists petrel's routes (protocol 12) of one family ("-4" or "-6").
+func fibOf(t testing.TB, n *harness.Node, family string) map[string]fibRoute {
+	t.Helper()
+	out, err := n.Run("ip", family, "-j", "route", "show", "proto", "12")
 	if err != nil {
 		t.Fatalf("%s: %v", n.Name, err)
 	}
@@ -144,25 +156,36 @@ func TestKernelECMP(t *testing.T) {
 	harness.StartBird(t, r2, birdConfig("10.201.2.1", 65001, []string{prefix}, map[string]string{"node": "10.201.2.2 as 64512"}))
 	startPetrel(t, lab, node, petrelConfig("node", "10.201.1.2", 64512, []peerSpec{{Address: "10.201.1.1", AS: 65001}, {Address: "10.201.2.1", AS: 65001}}))
 
-	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if gws := fib(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"10.201.1.1", "10.201.2.1"}) {
-			return fmt.Errorf("%s via %v", prefix, gws)
+	waitGateways(t, fib, node, prefix, 20*time.Second, "10.201.1.1", "10.201.2.1")
+	shrinksInPlace(t, fib, node, prefix, func() {
+		if out, err := b1.Cmd("disable", "blocks"); err != nil {
+			t.Fatalf("%v: %s", err, out)
 		}
-		return nil
-	}, "one ECMP route with both next hops")
+	}, "10.201.2.1")
+}
 
-	mon := startMonitor(t, node, "monitor")
-	if out, err := b1.Cmd("disable", "blocks"); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	harness.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
-		if gws := fib(t, node)[prefix].gateways(); !slices.Equal(gws, []string{"10.201.2.1"}) {
+// waitGateways waits until prefix's route in n's FIB (as list reads it)
+// has exactly the gateways want.
+func waitGateways(t testing.TB, list func(testing.TB, *harness.Node) map[string]fibRoute, n *harness.Node, prefix string, timeout time.Duration, want ...string) {
+	t.Helper()
+	harness.Eventually(t, timeout, 50*time.Millisecond, func() error {
+		if gws := list(t, n)[prefix].gateways(); !slices.Equal(gws, want) {
 			return fmt.Errorf("%s via %v", prefix, gws)
 		}
 		return nil
-	}, "route shrinks to the remaining next hop")
+	}, "%s: %s via %v", n.Name, prefix, want)
+}
+
+// shrinksInPlace runs withdraw (one next hop of prefix's ECMP route goes)
+// and checks that the route shrinks to the remaining gateways without
+// ever being deleted.
+func shrinksInPlace(t testing.TB, list func(testing.TB, *harness.Node) map[string]fibRoute, n *harness.Node, prefix string, withdraw func(), remaining ...string) {
+	t.Helper()
+	mon := startMonitor(t, n, "monitor-ecmp")
+	withdraw()
+	waitGateways(t, list, n, prefix, 10*time.Second, remaining...)
 	if del := mon.deleted(prefix); len(del) > 0 {
-		t.Fatalf("the route was deleted on its way to one next hop: %v", del)
+		t.Fatalf("the route was deleted on its way to %v: %v", remaining, del)
 	}
 }
 
@@ -237,33 +260,40 @@ func TestKernelPersistAndGracefulRestart(t *testing.T) {
 	harness.StartBird(t, tor, birdConfig("10.203.0.1", 64512, prefixes, map[string]string{"node": "10.203.0.2 as 64512"}))
 	pn := startPetrel(t, lab, node, petrelConfig("node", "10.203.0.2", 64512, []peerSpec{{Address: "10.203.0.1", AS: 64512}}))
 	waitFIBCount(t, node, 100, 20*time.Second)
-	before := fib(t, node)
-
-	pn.proc.Kill()
-	if after := fib(t, node); len(after) != len(before) {
-		t.Fatalf("kill -9 changed the FIB: %d routes before, %d after", len(before), len(after))
-	}
-	// A route petrel no longer has a reason for, as if withdrawn while it
-	// was down: it must be swept after End-of-RIB, and only it.
-	node.MustRun(t, "ip", "route", "add", "10.92.0.0/24", "via", "10.203.0.1", "proto", "12")
-	mon := startMonitor(t, node, "monitor")
-	pn.start()
-	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if _, ok := fib(t, node)["10.92.0.0/24"]; ok {
-			return fmt.Errorf("stale route still installed")
-		}
-		return nil
-	}, "stale route swept after End-of-RIB")
-	for _, p := range prefixes {
-		if del := mon.deleted(p); len(del) > 0 {
-			t.Fatalf("restart deleted a still-valid route: %v", del)
-		}
-	}
+	killRestartAndSweep(t, pn, fib, "10.92.0.0/24", "10.203.0.1", prefixes)
 	if got := len(fib(t, node)); got != 100 {
 		t.Fatalf("FIB has %d routes after restart, want 100", got)
 	}
 	if !strings.Contains(pn.proc.Log(), "adopted routes") {
 		t.Errorf("petrel did not log adopting its routes")
+	}
+}
+
+// killRestartAndSweep kills pn with -9, which must leave its FIB (as list
+// reads it) as it was; adds stale, a route of petrel's via gw that it no
+// longer has a reason for (as if withdrawn while it was down); restarts
+// it; and checks that stale is swept after End-of-RIB and that none of
+// kept was deleted meanwhile.
+func killRestartAndSweep(t testing.TB, pn *petrelNode, list func(testing.TB, *harness.Node) map[string]fibRoute, stale, gw string, kept []string) {
+	t.Helper()
+	before := list(t, pn.Node)
+	pn.proc.Kill()
+	if after := list(t, pn.Node); len(after) != len(before) {
+		t.Fatalf("kill -9 changed the FIB: %d routes before, %d after", len(before), len(after))
+	}
+	pn.MustRun(t, "ip", "route", "add", stale, "via", gw, "proto", "12")
+	mon := startMonitor(t, pn.Node, "monitor-restart")
+	pn.start()
+	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if _, ok := list(t, pn.Node)[stale]; ok {
+			return fmt.Errorf("stale route %s still installed", stale)
+		}
+		return nil
+	}, "stale route swept after End-of-RIB")
+	for _, p := range kept {
+		if del := mon.deleted(p); len(del) > 0 {
+			t.Fatalf("restart deleted a still-valid route: %v", del)
+		}
 	}
 }
 

@@ -51,6 +51,7 @@ func (e *fibEntry) empty() bool { return e.gateways == nil && e.desired == nil &
 type fibTable struct {
 	entries            map[netip.Prefix]*fibEntry
 	installed, failing int
+	installed6         int // the IPv6 ones among installed
 }
 
 func newFibTable() fibTable { return fibTable{entries: map[netip.Prefix]*fibEntry{}} }
@@ -76,18 +77,28 @@ func (t *fibTable) forget(p netip.Prefix, e *fibEntry) {
 }
 
 // setInstalled records our route in the kernel for e.
-func (t *fibTable) setInstalled(e *fibEntry, nhs []nexthop) {
+func (t *fibTable) setInstalled(p netip.Prefix, e *fibEntry, nhs []nexthop) {
 	if !e.has(flagInstalled) {
 		t.installed++
+		t.installed6 += ipv6Count(p)
 	}
 	e.installed = nhs
 	e.flags |= flagInstalled
 }
 
+// ipv6Count is 1 for an IPv6 prefix, else 0.
+func ipv6Count(p netip.Prefix) int {
+	if p.Addr().Is6() {
+		return 1
+	}
+	return 0
+}
+
 // clearInstalled records that e has no route of ours in the kernel.
-func (t *fibTable) clearInstalled(e *fibEntry) {
+func (t *fibTable) clearInstalled(p netip.Prefix, e *fibEntry) {
 	if e.has(flagInstalled) {
 		t.installed--
+		t.installed6 -= ipv6Count(p)
 	}
 	e.installed = nil
 	e.flags &^= flagInstalled | flagStale

@@ -32,6 +32,7 @@ type Speaker interface {
 // Stats are counters other goroutines may read at any time.
 type Stats struct {
 	FIBRoutes       atomic.Int64 // petrel routes in the kernel
+	FIBRoutes6      atomic.Int64 // the IPv6 ones among them
 	Writes          atomic.Int64 // route adds/replaces/deletes done
 	WriteErrors     atomic.Int64
 	Repairs         atomic.Int64 // outside changes to our routes undone
@@ -489,7 +490,7 @@ func (s *Sync) onKernelRoute(u netlink.RouteUpdate) {
 	if int(u.Protocol) == s.cfg.Protocol {
 		e := s.fib.entry(p)
 		if u.Type == unix.RTM_DELROUTE {
-			s.fib.clearInstalled(e)
+			s.fib.clearInstalled(p, e)
 			if e.desired != nil {
 				e.flags |= flagClobbered // deleted by someone else: put it back
 			}
@@ -501,7 +502,7 @@ func (s *Sync) onKernelRoute(u netlink.RouteUpdate) {
 			if e.has(flagInstalled) && fibEqual(e.installed, nhs) {
 				nhs = e.installed // our own write echoing back: keep the slice
 			}
-			s.fib.setInstalled(e, nhs)
+			s.fib.setInstalled(p, e, nhs)
 			if u.Priority == 0 {
 				s.unlearnReplaced(p)
 			}
@@ -513,7 +514,7 @@ func (s *Sync) onKernelRoute(u netlink.RouteUpdate) {
 		if e := s.fib.get(p); e != nil && e.has(flagInstalled) {
 			// A foreign route with our key replaced ours: take it back at
 			// once, and do not learn what is about to be undone.
-			s.fib.clearInstalled(e)
+			s.fib.clearInstalled(p, e)
 			e.flags |= flagClobbered
 			s.markDirty(p, e)
 			return
@@ -589,6 +590,7 @@ func (s *Sync) writeDirty() {
 	clear(s.ops)
 	s.ops = ops[:0]
 	s.Stats.FIBRoutes.Store(int64(s.fib.installed))
+	s.Stats.FIBRoutes6.Store(int64(s.fib.installed6))
 	s.Stats.Failing.Store(int64(s.fib.failing))
 }
 
@@ -643,10 +645,10 @@ func (s *Sync) applied(op routeOp) {
 		if s.graceful {
 			s.Stats.GRRemovals.Add(1) // routes must stay while we restart
 		}
-		s.fib.clearInstalled(e)
+		s.fib.clearInstalled(p, e)
 		return
 	}
-	s.fib.setInstalled(e, op.nexthop)
+	s.fib.setInstalled(p, e, op.nexthop)
 	s.unlearnReplaced(p)
 	if e.has(flagClobbered) {
 		e.flags &^= flagClobbered
@@ -705,7 +707,7 @@ func (s *Sync) scanRoutes() error {
 			if e.has(flagInstalled) && fibEqual(e.installed, nhs) {
 				nhs = e.installed // keep the existing slice: no garbage for unchanged routes
 			}
-			s.fib.setInstalled(e, nhs)
+			s.fib.setInstalled(p, e, nhs)
 			e.flags |= flagSeen
 		case s.cfg.Learn && s.learnable(&r):
 			learned[p] = true
@@ -724,7 +726,7 @@ func (s *Sync) scanRoutes() error {
 	// one is queued for the next flush.
 	for p, e := range s.fib.entries {
 		if !e.has(flagSeen) && e.has(flagInstalled) {
-			s.fib.clearInstalled(e)
+			s.fib.clearInstalled(p, e)
 		}
 		e.flags &^= flagSeen
 		if e.has(flagInstalled) != (e.desired != nil) || !fibEqual(e.desired, e.installed) {
@@ -733,6 +735,7 @@ func (s *Sync) scanRoutes() error {
 		s.fib.forget(p, e) // a route gone from the kernel may leave nothing to keep
 	}
 	s.Stats.FIBRoutes.Store(int64(s.fib.installed))
+	s.Stats.FIBRoutes6.Store(int64(s.fib.installed6))
 	if !maps.Equal(learned, s.learned) {
 		s.learned = learned
 		s.learnedDirty = true

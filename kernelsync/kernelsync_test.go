@@ -166,7 +166,7 @@ func TestForeignRoutesAreNotOverriddenUnlessTheyTookOurs(t *testing.T) {
 
 	// Our route at pfxB is replaced by someone's static route: take it back.
 	delete(w.fail, pfxA)
-	s.fib.setInstalled(s.fib.entry(pfxB), []nexthop{{gw: gw1, ifindex: 2}})
+	s.fib.setInstalled(pfxB, s.fib.entry(pfxB), []nexthop{{gw: gw1, ifindex: 2}})
 	s.onBGPRoute(route(pfxB, gw1))
 	s.onKernelRoute(netlink.RouteUpdate{Type: unix.RTM_NEWROUTE, Route: netlink.Route{
 		Dst: &net.IPNet{IP: net.IP{10, 1, 0, 64}, Mask: net.CIDRMask(26, 32)}, Gw: net.IP{10, 0, 1, 1}, LinkIndex: 3,
@@ -210,7 +210,7 @@ func TestSetExcludedReturnsWhenTheLoopIsGone(t *testing.T) {
 // adoptForTest puts a route of ours in the table as Adopt finds one.
 func adoptForTest(s *Sync, p netip.Prefix, nhs ...nexthop) {
 	e := s.fib.entry(p)
-	s.fib.setInstalled(e, nhs)
+	s.fib.setInstalled(p, e, nhs)
 	e.flags |= flagStale
 }
 
@@ -440,5 +440,43 @@ func TestServiceRangesAreNeverProgrammed(t *testing.T) {
 	s.writeDirty()
 	if ops := w.take(); len(ops) != 0 {
 		t.Errorf("ops = %+v, want none for a new route in the Service range", ops)
+	}
+}
+
+// TestIPv6RoutesAndCounts: an IPv6 route with two next hops on two links
+// is one multipath route, an IPv6 block is a blackhole, and the stats
+// count the IPv6 routes among the installed ones.
+func TestIPv6RoutesAndCounts(t *testing.T) {
+	s, w := newTestSync()
+	s.dev.setAddr(2, netip.MustParsePrefix("fd00:1::2/64"), true)
+	s.dev.setAddr(3, netip.MustParsePrefix("fd00:2::2/64"), true)
+	learned, block := netip.MustParsePrefix("fd00:90::/64"), netip.MustParsePrefix("fd00:100::40/122")
+	gw6a, gw6b := netip.MustParseAddr("fd00:1::1"), netip.MustParseAddr("fd00:2::1")
+	s.onBGPRoute(route(learned, gw6a, gw6b))
+	s.onBGPRoute(route(pfxA, gw1))
+	s.replaceSet(&s.blackholes, map[netip.Prefix]bool{block: true})
+	s.writeDirty()
+	ops := w.take()
+	if len(ops) != 3 {
+		t.Fatalf("ops = %+v, want three adds", ops)
+	}
+	byPrefix := map[netip.Prefix]routeOp{}
+	for _, op := range ops {
+		byPrefix[op.prefix] = op
+	}
+	if got := byPrefix[learned].nexthop; !slices.Equal(got, []nexthop{{gw: gw6a, ifindex: 2}, {gw: gw6b, ifindex: 3}}) {
+		t.Errorf("%s next hops = %+v, want both IPv6 gateways on their links", learned, got)
+	}
+	if !isBlackhole(byPrefix[block].nexthop) {
+		t.Errorf("%s = %+v, want a blackhole", block, byPrefix[block])
+	}
+	if all, v6 := s.Stats.FIBRoutes.Load(), s.Stats.FIBRoutes6.Load(); all != 3 || v6 != 2 {
+		t.Errorf("FIB routes %d, IPv6 %d; want 3 and 2", all, v6)
+	}
+	s.onBGPRoute(bgp.Route{Prefix: learned})
+	s.writeDirty()
+	w.take()
+	if v6 := s.Stats.FIBRoutes6.Load(); v6 != 1 {
+		t.Errorf("IPv6 FIB routes after a withdrawal = %d, want 1", v6)
 	}
 }

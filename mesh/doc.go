@@ -18,10 +18,19 @@
 // Choices where Calico's behaviour is ambiguous or petrel cannot match it
 // exactly:
 //
-//   - Passive mesh side: the session is passive when the peer's IPv4 address,
-//     as a dotted string, is greater than ours (confd's template compares
-//     strings, so "10.0.0.10" < "10.0.0.9"). Both ends compute the same
-//     order, so exactly one side connects. Only mesh sessions are passive.
+//   - Address families: sessions between petrel nodes (mesh, peerSelector
+//     peerings and their reverse side) run once per family both nodes have
+//     a BGP address of, as confd renders bird.cfg from spec.bgp.ipv4Address
+//     and bird6.cfg from spec.bgp.ipv6Address: a dual-stack pair has an
+//     IPv4 and an IPv6 session, an IPv6-only node (no ipv4Address) meshes
+//     over IPv6 with the nodes that have one. Each session carries its own
+//     family only (bgp.PeerConfig's address decides), as bird and bird6 do.
+//     A node with neither address has no peers.
+//   - Passive side: a session to another petrel node is passive when the
+//     peer's address, as a string, is greater than our address of the same
+//     family (confd's templates compare strings, so "10.0.0.10" <
+//     "10.0.0.9" and "fd00::10" < "fd00::9"). Both ends compute the same
+//     order, so exactly one side connects.
 //   - ttlSecurity N is GTSM as BIRD's "ttl security on; multihop N": out
 //     with TTL 255, in only with a TTL of at least 256-N (the kernel's
 //     IP_MINTTL drops the rest). Without ttlSecurity, confd renders a bare
@@ -55,9 +64,10 @@
 //     Calico's rule that a node-specific peer to an address that already
 //     has a global peering is dropped.
 //   - Peers to this node's own address are silently skipped, as confd does.
-//   - Only IPv4 mesh sessions are computed. A BGPPeer with an IPv6 peerIP
-//     is configured with the node's IPv6 BGP address as source (skipped with
-//     a Problem if the node has none, unless sourceAddress is None).
+//   - A session's source address is this node's BGP address of the peer's
+//     family. An explicit peerIP of a family this node has no BGP address
+//     of is skipped with a Problem (confd would silently render no bird6
+//     config), unless sourceAddress is None.
 //   - failureDetectionMode BFDIfDirectlyConnected (BGPPeer; the mesh's is
 //     BGPConfiguration nodeMeshFailureDetectionMode, petrel's own) turns BFD
 //     on when the peer lies inside a connected prefix of one of this node's

@@ -139,9 +139,9 @@ func Desired(in Input) Result {
 		if !c.invalidNode(in.NodeName) {
 			c.problem(fmt.Errorf("Node %q: not found; this node has no BGP peers", in.NodeName))
 		}
-	case !self.addr.IsValid():
+	case !self.addr.IsValid() && !self.addr6.IsValid():
 		res.ASN = self.asn
-		c.problem(fmt.Errorf("Node %q: no IPv4 BGP address (spec.bgp.ipv4Address); this node has no BGP peers", in.NodeName))
+		c.problem(fmt.Errorf("Node %q: no BGP address (spec.bgp.ipv4Address or spec.bgp.ipv6Address); this node has no BGP peers", in.NodeName))
 	default:
 		res.ASN = self.asn
 		c.self = self
@@ -229,6 +229,12 @@ func (c *computation) loadNodes() {
 			ni.addr = p.Addr()
 			ni.subnets = append(ni.subnets, p)
 		}
+		if p, ok := n.IPv6(); ok && p.Addr().IsLinkLocalUnicast() {
+			c.problem(fmt.Errorf("Node %q: spec.bgp.ipv6Address %s is link-local, which BGP next hops cannot use; no IPv6 sessions with it", n.Name, p.Addr()))
+		} else if ok {
+			ni.addr6 = p.Addr()
+			ni.subnets = append(ni.subnets, p)
+		}
 		if b := n.Spec.BGP; b != nil {
 			if b.ASNumber != nil {
 				ni.asn = *b.ASNumber
@@ -236,29 +242,68 @@ func (c *computation) loadNodes() {
 			if b.RouteReflectorClusterID != "" {
 				ni.clusterID, _ = netip.ParseAddr(b.RouteReflectorClusterID) // validated
 			}
-			if b.IPv6Address != "" {
-				if p, err := netip.ParsePrefix(b.IPv6Address); err == nil {
-					ni.addr6 = p.Addr()
-					ni.subnets = append(ni.subnets, p)
-				} else if a, err := netip.ParseAddr(b.IPv6Address); err == nil {
-					ni.addr6 = a
-				}
-			}
 		}
 		c.byName[n.Name] = ni
 		c.nodes = append(c.nodes, ni)
 	}
 	slices.SortFunc(c.nodes, func(a, b *nodeInfo) int { return cmp.Compare(a.name, b.name) })
 	for _, ni := range c.nodes {
-		if !ni.addr.IsValid() {
-			continue
+		for _, a := range ni.addrs() {
+			if other := c.byAddr[a]; other != nil {
+				c.problem(fmt.Errorf("Node %q: spec.bgp.%s %s is also Node %q's; peers at that address are taken to be Node %q", ni.name, addressField(a), a, other.name, other.name))
+				continue
+			}
+			c.byAddr[a] = ni
 		}
-		if other := c.byAddr[ni.addr]; other != nil {
-			c.problem(fmt.Errorf("Node %q: spec.bgp.ipv4Address %s is also Node %q's; peers at that address are taken to be Node %q", ni.name, ni.addr, other.name, other.name))
-			continue
-		}
-		c.byAddr[ni.addr] = ni
 	}
+}
+
+// addrs are the node's BGP addresses: IPv4 first, then IPv6.
+func (n *nodeInfo) addrs() []netip.Addr {
+	out := make([]netip.Addr, 0, 2)
+	for _, a := range []netip.Addr{n.addr, n.addr6} {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// of returns the node's BGP address of a's family (invalid when none).
+func (n *nodeInfo) of(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return n.addr
+	}
+	return n.addr6
+}
+
+// addressField names the Node field holding an address of a's family.
+func addressField(a netip.Addr) string {
+	if a.Is4() {
+		return "ipv4Address"
+	}
+	return "ipv6Address"
+}
+
+// sessionAddrs are the addresses of node n this node has sessions to: one
+// per family both have a BGP address of (as confd renders bird.cfg from
+// the IPv4 addresses and bird6.cfg from the IPv6 ones), never one of our
+// own addresses.
+func (c *computation) sessionAddrs(n *nodeInfo) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range n.addrs() {
+		if own := c.self.of(a); own.IsValid() && own != a {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// passiveTowards says whether the session to a petrel node at addr waits
+// for the other side: the side with the greater address, compared as
+// strings within the family as confd's templates do, is passive.
+func (c *computation) passiveTowards(addr netip.Addr) bool {
+	return addr.String() > c.self.of(addr).String()
 }
 
 // meshSetting returns the per-node BGPConfiguration's value when it sets
@@ -315,17 +360,18 @@ func (c *computation) mesh() {
 			return
 		}
 	}
-	selfIP := c.self.addr.String()
 	for _, n := range c.nodes {
-		if n == c.self || !n.addr.IsValid() || n.clusterID.IsValid() || n.addr == c.self.addr {
+		if n == c.self || n.clusterID.IsValid() {
 			continue
 		}
-		p := c.peerConfig(target{addr: n.addr, port: n.port, asn: n.asn, clusterID: n.clusterID}, bgp.PeerTypeMesh, nil)
-		p.Password = password
-		c.failureAndRestart(&p, deref(detection), deref(restartMode), maxRestart)
-		p.MaxPrefixes = maxPrefixes
-		p.Passive = n.addr.String() > selfIP
-		c.cands = append(c.cands, candidate{peer: p, class: classMesh, source: "node-to-node mesh"})
+		for _, a := range c.sessionAddrs(n) {
+			p := c.peerConfig(target{addr: a, port: n.port, asn: n.asn, clusterID: n.clusterID}, bgp.PeerTypeMesh, nil)
+			p.Password = password
+			c.failureAndRestart(&p, deref(detection), deref(restartMode), maxRestart)
+			p.MaxPrefixes = maxPrefixes
+			p.Passive = c.passiveTowards(a)
+			c.cands = append(c.cands, candidate{peer: p, class: classMesh, source: "node-to-node mesh"})
+		}
 	}
 }
 
@@ -338,13 +384,10 @@ func (c *computation) peerConfig(t target, typ string, bp *datastore.BGPPeer) bg
 		Address:         t.addr,
 		ASN:             t.asn,
 		Port:            cmp.Or(t.port, bgp.DefaultPort),
-		SourceAddress:   c.self.addr,
+		SourceAddress:   c.self.of(t.addr),
 		GracefulRestart: true,
 		RestartTime:     bgp.DefaultRestartTime,
 		AddPaths:        true,
-	}
-	if t.addr.Is6() {
-		p.SourceAddress = c.self.addr6
 	}
 	localASN := c.self.asn
 	if bp != nil {
@@ -588,8 +631,11 @@ func (c *computation) forwardPeers(sc peerScope, password string) {
 		return
 	}
 	for _, n := range c.nodes {
-		if n != c.self && n.addr.IsValid() && sc.peerSel.Matches(n.labels) {
-			c.addCandidate(sc.bp, target{addr: n.addr, port: n.port, asn: n.asn, clusterID: n.clusterID}, typ, class, sc.bp, password)
+		if n == c.self || !sc.peerSel.Matches(n.labels) {
+			continue
+		}
+		for _, a := range c.sessionAddrs(n) {
+			c.addCandidate(sc.bp, target{addr: a, port: n.port, asn: n.asn, clusterID: n.clusterID}, typ, class, sc.bp, password)
 		}
 	}
 }
@@ -602,34 +648,41 @@ func (c *computation) reversePeers(sc peerScope, password string) {
 	opts := *sc.bp
 	opts.Spec.LocalASNumber = nil
 	for _, n := range c.nodes {
-		if n == c.self || !n.addr.IsValid() || !sc.appliesTo(n) {
+		if n == c.self || !sc.appliesTo(n) {
 			continue
 		}
 		asn := n.asn
 		if sc.bp.Spec.LocalASNumber != nil {
 			asn = *sc.bp.Spec.LocalASNumber
 		}
-		c.addCandidate(sc.bp, target{addr: n.addr, port: n.port, asn: asn, clusterID: n.clusterID}, bgp.PeerTypeNodeSpecific, classNode, &opts, password)
+		for _, a := range c.sessionAddrs(n) {
+			c.addCandidate(sc.bp, target{addr: a, port: n.port, asn: asn, clusterID: n.clusterID}, bgp.PeerTypeNodeSpecific, classNode, &opts, password)
+		}
 	}
 }
 
 // addCandidate adds one session of BGPPeer bp, configured from opts,
 // unless it would be with ourselves or over an address family we lack.
 func (c *computation) addCandidate(bp *datastore.BGPPeer, t target, typ string, class int, opts *datastore.BGPPeer, password string) {
-	if t.addr == c.self.addr || (c.self.addr6.IsValid() && t.addr == c.self.addr6) {
+	own := c.self.of(t.addr)
+	if t.addr == own {
 		return // never peer with ourselves
 	}
-	if t.addr.Is6() && !c.self.addr6.IsValid() && bp.Spec.SourceAddress != "None" {
-		c.problem(fmt.Errorf("BGPPeer %q: peer %s is IPv6 but Node %q has no IPv6 BGP address (spec.bgp.ipv6Address); peer skipped", bp.Name, t.addr, c.self.name))
+	if !own.IsValid() && bp.Spec.SourceAddress != "None" {
+		family := "IPv4"
+		if t.addr.Is6() {
+			family = "IPv6"
+		}
+		c.problem(fmt.Errorf("BGPPeer %q: peer %s is %s but Node %q has no %s BGP address (spec.bgp.%s); peer skipped", bp.Name, t.addr, family, c.self.name, family, addressField(t.addr)))
 		return
 	}
 	p := c.peerConfig(t, typ, opts)
 	p.Password = password
-	if c.byAddr[t.addr] != nil && t.addr.Is4() {
+	if c.byAddr[t.addr] != nil && own.IsValid() {
 		// Another petrel node: one side waits, as in the mesh. Two
 		// speakers that dial each other in the same millisecond could
 		// otherwise both sit in OpenConfirm until the hold time.
-		p.Passive = t.addr.String() > c.self.addr.String()
+		p.Passive = c.passiveTowards(t.addr)
 	}
 	pol, err := c.peerPolicy(opts, p)
 	if err != nil {

@@ -102,6 +102,34 @@ func rrClient(id string) peerOpt {
 }
 func with(f func(*bgp.PeerConfig)) peerOpt { return f }
 
+// src6 sets the session's source to our IPv6 address a.
+func src6(a string) peerOpt {
+	return func(p *bgp.PeerConfig) { p.SourceAddress = netip.MustParseAddr(a) }
+}
+
+// dualStackRR: two reflectors and clients with both families, one client
+// with IPv4 only and one with IPv6 only; self is renamed "me".
+func dualStackRR(self string) []*datastore.Node {
+	ns := []*datastore.Node{
+		mkNode("rr1", "10.0.1.1", ip6("fd00:1::1/64"), rr("1.1.1.1"), labels("route-reflector", "true")),
+		mkNode("rr2", "10.0.1.2", ip6("fd00:1::2/64"), rr("1.1.1.1"), labels("route-reflector", "true")),
+		mkNode("c1", "10.0.2.1", ip6("fd00:2::1/64")),
+		mkNode("c2", "10.0.2.2"),
+		mkNode("c3", "", ip6("fd00:2::3/64")),
+	}
+	return asSelf(self, ns)
+}
+
+// asSelf renames node self to "me", the node Desired computes for.
+func asSelf(self string, ns []*datastore.Node) []*datastore.Node {
+	for _, n := range ns {
+		if n.Name == self {
+			n.Name = selfName
+		}
+	}
+	return ns
+}
+
 const (
 	mesh = bgp.PeerTypeMesh
 	glob = bgp.PeerTypeGlobal
@@ -128,12 +156,7 @@ func TestDesired(t *testing.T) {
 			mkNode("c2", "10.0.2.2"),
 			mkNode("ext", "10.0.2.3", asn(65010)),
 		}
-		for _, n := range ns {
-			if n.Name == self {
-				n.Name = selfName
-			}
-		}
-		return ns
+		return asSelf(self, ns)
 	}
 	tests := []struct {
 		name       string
@@ -470,6 +493,67 @@ func TestDesired(t *testing.T) {
 			problems: []string{`BGPPeer "v6": peer fd00::1 is IPv6 but Node "me" has no IPv6 BGP address`},
 		},
 		{
+			name: "dual stack: one mesh session per family both nodes have, passive per family by string order",
+			in: Input{Nodes: []*datastore.Node{
+				mkNode(selfName, selfIP, ip6("fd00::9/64")),
+				mkNode("a", "10.0.0.10", ip6("fd00::10/64")), // "fd00::10" < "fd00::9": we connect
+				mkNode("b", "10.0.0.90"),                     // IPv4 only
+				mkNode("c", "", ip6("fd00::a/64")),           // IPv6 only; "fd00::a" > "fd00::9": passive
+				mkNode("twin6", "10.0.0.77", ip6("fd00::9/64")),
+				mkNode("ll", "", ip6("fe80::5/64")), // link-local: no session
+			}},
+			want: []bgp.PeerConfig{
+				want(mesh, "10.0.0.10", 64512), want(mesh, "10.0.0.77", 64512), want(mesh, "10.0.0.90", 64512, passive),
+				want(mesh, "fd00::a", 64512, src6("fd00::9"), passive), want(mesh, "fd00::10", 64512, src6("fd00::9")),
+			},
+			problems: []string{
+				`Node "ll": spec.bgp.ipv6Address fe80::5 is link-local, which BGP next hops cannot use; no IPv6 sessions with it`,
+				`Node "twin6": spec.bgp.ipv6Address fd00::9 is also Node "me"'s`,
+			},
+		},
+		{
+			name: "IPv6-only node: meshes over IPv6 only; an IPv4 BGPPeer is skipped",
+			in: Input{Nodes: []*datastore.Node{mkNode(selfName, "", ip6("fd00::9/64")), mkNode("a", "10.0.0.10", ip6("fd00::10/64")), mkNode("b", "10.0.0.90")},
+				Peers: []*datastore.BGPPeer{mkPeer("tor", datastore.BGPPeerSpec{PeerIP: "192.168.0.1", ASNumber: 65000})}},
+			want:     []bgp.PeerConfig{want(mesh, "fd00::10", 64512, src6("fd00::9"))},
+			problems: []string{`BGPPeer "tor": peer 192.168.0.1 is IPv4 but Node "me" has no IPv4 BGP address (spec.bgp.ipv4Address); peer skipped`},
+		},
+		{
+			name: "dual-stack route reflector: clients of each family over that family",
+			in:   Input{Nodes: dualStackRR("rr1"), Peers: []*datastore.BGPPeer{mkPeer("rrs", datastore.BGPPeerSpec{PeerSelector: rrSel})}},
+			want: func() []bgp.PeerConfig {
+				src, src6 := with(func(p *bgp.PeerConfig) { p.SourceAddress = netip.MustParseAddr("10.0.1.1") }), src6("fd00:1::1")
+				return []bgp.PeerConfig{
+					want(glob, "10.0.1.2", 64512, src, passive),
+					want(spec, "10.0.2.1", 64512, src, rrClient("1.1.1.1"), passive),
+					want(spec, "10.0.2.2", 64512, src, rrClient("1.1.1.1"), passive),
+					want(glob, "fd00:1::2", 64512, src6, passive),
+					want(spec, "fd00:2::1", 64512, src6, rrClient("1.1.1.1"), passive),
+					want(spec, "fd00:2::3", 64512, src6, rrClient("1.1.1.1"), passive),
+				}
+			}(),
+		},
+		{
+			name: "IPv6-only route reflector client: peers with the reflectors and meshes over IPv6",
+			in:   Input{Nodes: dualStackRR("c3"), Peers: []*datastore.BGPPeer{mkPeer("rrs", datastore.BGPPeerSpec{NodeSelector: "all()", PeerSelector: rrSel})}},
+			want: []bgp.PeerConfig{
+				want(spec, "fd00:1::1", 64512, src6("fd00:2::3")),
+				want(spec, "fd00:1::2", 64512, src6("fd00:2::3")),
+				want(mesh, "fd00:2::1", 64512, src6("fd00:2::3")),
+			},
+		},
+		{
+			name: "explicit IPv6 peerIP of a node: passive by address, takes its cluster ID",
+			in: Input{Nodes: dualStackRR("rr1"), Peers: []*datastore.BGPPeer{
+				mkPeer("to-rr2", datastore.BGPPeerSpec{Node: selfName, PeerIP: "fd00:1::2", ASNumber: 64512}),
+				mkPeer("to-c1", datastore.BGPPeerSpec{Node: selfName, PeerIP: "fd00:2::1", ASNumber: 64512}),
+			}},
+			want: []bgp.PeerConfig{
+				want(spec, "fd00:1::2", 64512, src6("fd00:1::1"), passive),
+				want(spec, "fd00:2::1", 64512, src6("fd00:1::1"), rrClient("1.1.1.1"), passive),
+			},
+		},
+		{
 			name: "invalid objects are skipped, the rest stays",
 			in: Input{
 				Nodes: append(threeNodes(), mkNode("Bad_Name", "10.0.0.50"), mkNode("badaddr", "10.0.0.300")),
@@ -552,10 +636,10 @@ func TestDesired(t *testing.T) {
 			problems: []string{`BFDConfiguration "bad": spec.interfaces[0].multiplier: 256 must be 1-255; ignored`},
 		},
 		{
-			name:     "this node has no IPv4 address: no peers",
+			name:     "this node has no BGP address: no peers",
 			in:       Input{Nodes: []*datastore.Node{mkNode(selfName, "", asn(65005)), mkNode("a", "10.0.0.10")}, Peers: []*datastore.BGPPeer{mkPeer("tor", datastore.BGPPeerSpec{PeerIP: "192.168.0.1", ASNumber: 65000})}},
 			asn:      65005,
-			problems: []string{`Node "me": no IPv4 BGP address`},
+			problems: []string{`Node "me": no BGP address (spec.bgp.ipv4Address or spec.bgp.ipv6Address)`},
 		},
 		{
 			name:     "this node is missing",

@@ -37,13 +37,17 @@ SIGTERM stops without withdrawing anything, so peers keep the routes
 		Example: `  # as calico-node, from etcd
   NODENAME=node-a IP=autodetect DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS=http://10.0.0.100:2379 petrel daemon
 
-  # dual stack: the IPv6 address is the source towards the ToR
+  # dual stack: an IPv4 and an IPv6 session to every dual-stack node (docs/ipv6.md)
   NODENAME=node-a IP6=autodetect IP6_AUTODETECTION_METHOD=can-reach=2001:db8::1 \
     DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS=http://10.0.0.100:2379 petrel daemon
 
   # IPv6 only: no IPv4 address, so the router ID comes from the node name
   NODENAME=node-b IP=none IP6=autodetect IP6_AUTODETECTION_METHOD=interface=^ens CALICO_ROUTER_ID=hash \
     DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS=http://10.0.0.100:2379 petrel daemon
+
+  # IPv6 forwarding is turned on once the node routes IPv6 (Auto); a node whose
+  # own IPv6 default route comes from router advertisements may keep it off
+  petrel daemon --ipv6-forwarding Disabled
 
   # standalone, from a bird.cfg-like file; reload with: kill -HUP <pid>
   petrel daemon --config /etc/petrel/petrel.yaml`,
@@ -67,7 +71,7 @@ func forwardingFlags(cmd *cobra.Command, opts *daemon.CommandOptions) {
 	cmd.Flags().StringVar(&opts.IPForwarding, config.IPForwardingSetting, envOr("PETREL_IP_FORWARDING", config.DefaultIPForwarding),
 		"Enabled: turn on net.ipv4.ip_forward in the node's namespace at start, as calico-node does; Disabled: leave it alone ($PETREL_IP_FORWARDING)")
 	cmd.Flags().StringVar(&opts.IPv6Forwarding, config.IPv6ForwardingSetting, envOr("PETREL_IPV6_FORWARDING", config.DefaultIPv6Forwarding),
-		"Enabled: also turn on net.ipv6.conf.all.forwarding, for nodes routing IPv6 pods ($PETREL_IPV6_FORWARDING)")
+		"Auto: turn on net.ipv6.conf.all.forwarding once the node routes IPv6 (an IPv6 BGP address or IPv6 blocks); Enabled: at start; Disabled: leave it alone ($PETREL_IPV6_FORWARDING)")
 }
 
 func envOr(name, def string) string {
