@@ -106,6 +106,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	targets := a.targets()
 	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
 	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)
+	targets.ipip = newIPIPDeps(opts.Backend, opts.NodeName, ip.Addr())
 	loop := datastoreLoop(targets, first, func(ctx context.Context) (tunnel, error) {
 		if !ip.IsValid() {
 			return nil, fmt.Errorf("VXLAN for IPv4 pools needs the node's IPv4 address (%s=%q)", nodeaddr.EnvIP, opts.IPv4.Raw)

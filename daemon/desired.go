@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -68,6 +67,7 @@ type desired struct {
 	// them are dropped locally.
 	Blackholes []netip.Prefix
 	VXLAN      vxlanPlan
+	IPIP       ipipPlan
 	// Problems are the objects left out, one line each, for status.
 	Problems []string
 	// LogLevel is BGPConfiguration logSeverityScreen; nil when unset.
@@ -100,7 +100,7 @@ func computeDesired(snap snapshot, me self) desired {
 	for _, a := range borrowed {
 		originated = append(originated, netip.PrefixFrom(a, a.BitLen()))
 	}
-	problems := append(slices.Clone(snap.LeftOut), ipipProblems(snap.Pools)...)
+	problems := slices.Clone(snap.LeftOut)
 	for _, p := range res.Problems {
 		problems = append(problems, p.Error())
 	}
@@ -118,21 +118,9 @@ func computeDesired(snap snapshot, me self) desired {
 		Originated:   originated,
 		Blackholes:   own,
 		VXLAN:        planVXLAN(snap, me),
+		IPIP:         planIPIP(snap, me),
 		Problems:     problems,
 	}
-}
-
-// ipipProblems names the IPIP pools: petrel has no tunl0 dataplane, so
-// their blocks are routed natively, which works only where every node
-// shares the underlay (see docs/migration.md). Never in silence.
-func ipipProblems(pools []*datastore.IPPool) []string {
-	var out []string
-	for _, p := range pools {
-		if m := p.Spec.IPIPMode; m != "" && m != "Never" {
-			out = append(out, fmt.Sprintf("IPPool %q: spec.ipipMode: %q: petrel does not encapsulate with IPIP; its blocks are routed natively (switch the pool to vxlanMode, or keep these nodes on Calico)", p.Name, m))
-		}
-	}
-	return out
 }
 
 // defaultConfig is the BGPConfiguration named "default", or nil.
@@ -188,7 +176,7 @@ func planVXLAN(snap snapshot, me self) vxlanPlan {
 		if err != nil {
 			continue
 		}
-		if encapsulated(snap.Pools, block, me.Subnet, r.Underlay) {
+		if encapsulated(snap.Pools, block, me.Subnet, r.Underlay, vxlanModeOf) {
 			r.Blocks = append(r.Blocks, block)
 			plan.Excluded = append(plan.Excluded, block)
 		}
@@ -231,12 +219,14 @@ func tunnelEndpoints(nodes []*datastore.Node, self string) map[string]*dataplane
 	return remotes
 }
 
-// encapsulated reports whether an enabled pool holding block encapsulates
-// traffic towards underlay.
-func encapsulated(pools []*datastore.IPPool, block, ourSubnet netip.Prefix, underlay netip.Addr) bool {
+func vxlanModeOf(p *datastore.IPPool) string { return p.Spec.VXLANMode }
+
+// encapsulated reports whether a pool holding block encapsulates traffic
+// towards underlay, by the pool's mode field (vxlanMode or ipipMode).
+func encapsulated(pools []*datastore.IPPool, block, ourSubnet netip.Prefix, underlay netip.Addr, mode func(*datastore.IPPool) string) bool {
 	for _, p := range pools {
 		cidr, err := netip.ParsePrefix(p.Spec.CIDR)
-		if err == nil && cidr.Contains(block.Addr()) && dataplane.Encapsulate(p.Spec.VXLANMode, ourSubnet, underlay) {
+		if err == nil && cidr.Contains(block.Addr()) && dataplane.Encapsulate(mode(p), ourSubnet, underlay) {
 			return true
 		}
 	}

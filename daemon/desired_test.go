@@ -3,7 +3,6 @@ package daemon
 import (
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/petrel-net/petrel/datastore"
@@ -81,16 +80,10 @@ func TestComputeDesired(t *testing.T) {
 	}
 }
 
-// An IPIP pool is never routed natively in silence; a disabled VXLAN pool
-// keeps its blocks on the tunnel.
-func TestIPIPPoolsAreNamedAndDisabledPoolsStayRouted(t *testing.T) {
-	ipip := testPool("tunnelled", "10.5.0.0/16", "", false, false)
-	ipip.Spec.IPIPMode = "CrossSubnet"
+// A disabled VXLAN pool keeps its blocks on the tunnel.
+func TestDisabledPoolsStayRouted(t *testing.T) {
 	off := testPool("retired", "10.6.0.0/16", "Always", true, false)
-	d := computeDesired(snapshot{Pools: []*datastore.IPPool{ipip, off}}, self{Name: "a"})
-	if len(d.Problems) == 0 || !strings.Contains(d.Problems[0], `IPPool "tunnelled": spec.ipipMode: "CrossSubnet": petrel does not encapsulate with IPIP`) {
-		t.Errorf("problems %q, want the IPIP pool named", d.Problems)
-	}
+	d := computeDesired(snapshot{Pools: []*datastore.IPPool{off}}, self{Name: "a"})
 	if !d.VXLAN.Enabled {
 		t.Error("a disabled VXLAN pool's blocks lost their tunnel")
 	}

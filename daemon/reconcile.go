@@ -76,6 +76,8 @@ type loopTargets struct {
 	envLevel slog.Level
 	// services is the Service controller; nil without a Kubernetes API.
 	services serviceTarget
+	// ipip is what IPIP pools need (IPAM, tunl0); nil: not handled.
+	ipip *ipipDeps
 }
 
 // targets are the agent's parts the reconcilers drive.
@@ -95,6 +97,8 @@ func (a *agent) targets() loopTargets {
 //     update is already right;
 //  2. IPAM blocks: the blackholes of the blocks just originated;
 //  3. VXLAN: the tunnel, and the hand-off of its blocks from kernel sync;
+//     IPIP the same for tunl0 (and a problem for status where it cannot
+//     exist);
 //     3b. Services: the configured Service ranges, to the Service controller
 //     (which advertises from its own informers);
 //  4. status: problems and restart-only changes, for the operator;
@@ -110,11 +114,16 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 	}
 	loop = append(loop, &exportReconciler{speaker: t.speaker})
 	vx := &vxlanReconciler{setup: setupTunnel}
+	ipip := &ipipReconciler{deps: t.ipip, log: t.log}
 	if t.kernel != nil {
 		loop = append(loop, &blockReconciler{kernel: t.kernel})
-		vx.kernel = t.kernel
+		both := &excludeUnion{kernel: t.kernel}
+		vx.kernel, ipip.kernel = both.owner("VXLAN"), both.owner("IPIP")
 	}
 	loop = append(loop, vx)
+	if t.ipip != nil {
+		loop = append(loop, ipip)
+	}
 	if t.services != nil {
 		loop = append(loop, &serviceReconciler{controller: t.services})
 	}

@@ -33,9 +33,9 @@ func VTEPMAC(node string) net.HardwareAddr {
 	return net.HardwareAddr{0x66, sum[0], sum[1], sum[2], sum[3], sum[4]}
 }
 
-// Encapsulate says whether traffic to a node at remote goes through VXLAN
-// for a pool's vxlanMode: Always, CrossSubnet (only when remote is outside
-// our subnet), or Never.
+// Encapsulate says whether traffic to a node at remote goes through the
+// tunnel for a pool's vxlanMode or ipipMode: Always, CrossSubnet (only when
+// remote is outside our subnet), or Never.
 func Encapsulate(mode string, ourSubnet netip.Prefix, remote netip.Addr) bool {
 	switch mode {
 	case "Always":
@@ -142,36 +142,54 @@ func (v *VXLAN) ensureDevice() (netlink.Link, error) {
 			return nil, err
 		}
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: v.cfg.TunnelAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}}
-	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return v.h.AddrList(link, unix.AF_INET) })
-	if err != nil {
+	if err := syncDeviceAddr(v.h, link, v.cfg.TunnelAddr); err != nil {
 		return nil, err
-	}
-	for _, a := range addrs {
-		if !a.IP.Equal(addr.IP) {
-			_ = v.h.AddrDel(link, &a)
-		}
-	}
-	if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return a.IP.Equal(addr.IP) }) {
-		if err := v.h.AddrAdd(link, addr); err != nil {
-			return nil, fmt.Errorf("%s address %s: %w", VXLANDevice, v.cfg.TunnelAddr, err)
-		}
 	}
 	return link, v.h.LinkSetUp(link)
 }
 
+// syncDeviceAddr makes tunnel (as a /32) the device's only IPv4 address;
+// none when tunnel is the zero Addr.
+func syncDeviceAddr(h *netlink.Handle, link netlink.Link, tunnel netip.Addr) error {
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(link, unix.AF_INET) })
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if addrOf(a.IP) != tunnel {
+			_ = h.AddrDel(link, &a)
+		}
+	}
+	if !tunnel.IsValid() || slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return addrOf(a.IP) == tunnel }) {
+		return nil
+	}
+	if err := h.AddrAdd(link, hostAddr(tunnel)); err != nil {
+		return fmt.Errorf("%s address %s: %w", link.Attrs().Name, tunnel, err)
+	}
+	return nil
+}
+
+// hostAddr is the request for a tunnel address: a /32 on the device.
+func hostAddr(a netip.Addr) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}}
+}
+
 // parent is the interface holding the underlay address.
-func (v *VXLAN) parent() (netlink.Link, error) {
-	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return v.h.AddrList(nil, unix.AF_INET) })
+func (v *VXLAN) parent() (netlink.Link, error) { return parentOf(v.h, v.cfg.Underlay, VXLANDevice) }
+
+// parentOf is the interface holding the node's underlay address: a
+// tunnel device's MTU is that interface's less the encapsulation.
+func parentOf(h *netlink.Handle, underlay netip.Addr, device string) (netlink.Link, error) {
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(nil, unix.AF_INET) })
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == v.cfg.Underlay {
-			return v.h.LinkByIndex(a.LinkIndex)
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == underlay {
+			return h.LinkByIndex(a.LinkIndex)
 		}
 	}
-	return nil, fmt.Errorf("vxlan: no interface has the node address %s", v.cfg.Underlay)
+	return nil, fmt.Errorf("%s: no interface has the node address %s", device, underlay)
 }
 
 // Sync makes the tunnel state equal to remotes. It reads what the kernel
@@ -248,8 +266,15 @@ func (v *VXLAN) syncFDB(idx int, want map[string]vtep) error {
 // syncRoutes keeps `<block> via <tunnel IP> dev vxlan.calico onlink`
 // (protocol 80) for each remote block.
 func (v *VXLAN) syncRoutes(idx int, want map[netip.Prefix]netip.Addr) error {
+	return syncOnlinkRoutes(v.h, v.w, idx, want)
+}
+
+// syncOnlinkRoutes keeps `<prefix> via <gw> dev <idx> onlink` (protocol
+// 80) for each entry of want, and removes the device's other protocol-80
+// routes: the route shape of both tunnels.
+func syncOnlinkRoutes(h *netlink.Handle, w tunnelWriter, idx int, want map[netip.Prefix]netip.Addr) error {
 	have, _ := nlretry.Dump(func() ([]netlink.Route, error) {
-		return v.h.RouteListFiltered(unix.AF_INET, &netlink.Route{LinkIndex: idx, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
+		return h.RouteListFiltered(unix.AF_INET, &netlink.Route{LinkIndex: idx, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
 	})
 	return applyDiff(want, have,
 		prefixOfRoute,
@@ -257,16 +282,22 @@ func (v *VXLAN) syncRoutes(idx int, want map[netip.Prefix]netip.Addr) error {
 			return addrOf(r.Gw) == gw && r.Flags&int(netlink.FLAG_ONLINK) != 0 && r.Priority == 0
 		},
 		func(p netip.Prefix, gw netip.Addr) error {
-			err := v.w.RouteReplace(&netlink.Route{
-				LinkIndex: idx, Dst: ipNet(p), Gw: gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK),
-				Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN,
-			})
-			if err != nil {
+			if err := w.RouteReplace(onlinkRoute(idx, p, gw)); err != nil {
 				return fmt.Errorf("route %s via %s: %w", p, gw, err)
 			}
 			return nil
 		},
-		v.w.RouteDel)
+		w.RouteDel)
+}
+
+// onlinkRoute is the request for `<p> via <gw> dev <idx> onlink proto 80`
+// in the main table: the gateway is the far end of a tunnel, not a
+// neighbour on a subnet of the device, hence onlink.
+func onlinkRoute(idx int, p netip.Prefix, gw netip.Addr) *netlink.Route {
+	return &netlink.Route{
+		LinkIndex: idx, Dst: ipNet(p), Gw: gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK),
+		Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN,
+	}
 }
 
 // applyDiff makes the kernel's entries of one kind (have, from a dump;

@@ -29,22 +29,7 @@ type vxlanLab struct {
 
 func newVXLANLab(t *testing.T) *vxlanLab {
 	t.Helper()
-	workloadNeedRoot(t)
-	ns := fmt.Sprintf("pdpv-%d", os.Getpid())
-	if err := netnsbuild.Create(ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = netnsbuild.Delete(ns) })
-	for _, err := range []error{
-		netnsbuild.Veth(ns, "eth0", ns, "peer0"),
-		netnsbuild.AddAddr(ns, "eth0", netip.MustParsePrefix("10.0.0.1/24")),
-		netnsbuild.Up(ns, "eth0"),
-		netnsbuild.Up(ns, "peer0"),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	ns := newUnderlayNS(t, "pdpv")
 	l := &vxlanLab{t: t, ns: ns}
 	err := netnsrun.RunPath(netnsbuild.Path(ns), func() error {
 		var err error
@@ -59,6 +44,29 @@ func newVXLANLab(t *testing.T) *vxlanLab {
 	}
 	t.Cleanup(func() { l.v.Close(); l.h.Close() })
 	return l
+}
+
+// newUnderlayNS is a namespace (removed at cleanup) whose eth0 holds the
+// node address 10.0.0.1/24, the parent of the tunnel devices.
+func newUnderlayNS(t *testing.T, prefix string) string {
+	t.Helper()
+	workloadNeedRoot(t)
+	ns := fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	if err := netnsbuild.Create(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netnsbuild.Delete(ns) })
+	for _, err := range []error{
+		netnsbuild.Veth(ns, "eth0", ns, "peer0"),
+		netnsbuild.AddAddr(ns, "eth0", netip.MustParsePrefix("10.0.0.1/24")),
+		netnsbuild.Up(ns, "eth0"),
+		netnsbuild.Up(ns, "peer0"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns
 }
 
 func (l *vxlanLab) sync(remotes ...Remote) {

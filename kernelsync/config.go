@@ -51,10 +51,10 @@ const (
 	DefaultRestartWait = 120 * time.Second
 )
 
-// DefaultInterfaces is calico-node's protocol direct list, plus the VXLAN
-// device: Calico's export filter rejects routes through tunnel devices, and
+// DefaultInterfaces is calico-node's protocol direct list, plus the tunnel
+// devices (vxlan.calico, tunl0): Calico's export filter rejects routes through them, and
 // leaving the tunnel address out of direct is how petrel does the same.
-var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "-vxlan.calico", "*"}
+var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "-vxlan.calico", "-tunl0", "*"}
 
 func (c Config) withDefaults() Config {
 	if c.Protocol == 0 {
