@@ -109,12 +109,13 @@ func Delete(ctx context.Context, kindArg, name string, open Opener, out io.Write
 // AllocateRequest is `petrel ipam allocate`'s flags.
 type AllocateRequest struct {
 	Node, Handle, Namespace, Pod string
-	Pool                         string // a CIDR: only this pool
+	Pool                         string // a CIDR: one address of its family, from it only
 	IP                           string // this exact address
+	IPv4, IPv6                   bool   // without Pool and IP: one address of each
 }
 
-// IPAMAllocate allocates one address (req.IP, or from the node's blocks)
-// and prints it.
+// IPAMAllocate allocates req.IP, or one address of each requested family
+// (of Pool's family) from the node's blocks, and prints them, IPv4 first.
 func IPAMAllocate(ctx context.Context, req AllocateRequest, open Opener, out io.Writer) error {
 	if req.Handle == "" {
 		return errors.New("allocate: --handle is required")
@@ -125,6 +126,30 @@ func IPAMAllocate(ctx context.Context, req AllocateRequest, open Opener, out io.
 	}
 	if req.Pod != "" {
 		attrs["pod"] = req.Pod
+	}
+	args := ipam.AssignArgs{Node: req.Node, Handle: req.Handle, Attrs: attrs}
+	switch {
+	case req.IP != "":
+	case req.Pool != "":
+		p, err := netip.ParsePrefix(req.Pool)
+		if err != nil {
+			return fmt.Errorf("--pool %q: not a CIDR", req.Pool)
+		}
+		args.Pools = []netip.Prefix{p}
+		if p.Addr().Is4() {
+			args.Num4 = 1
+		} else {
+			args.Num6 = 1
+		}
+	case !req.IPv4 && !req.IPv6:
+		return errors.New("allocate: --ipv4=false and --ipv6=false: no address family left to assign")
+	default:
+		if req.IPv4 {
+			args.Num4 = 1
+		}
+		if req.IPv6 {
+			args.Num6 = 1
+		}
 	}
 	return open.ipamClient(func(c *ipam.Client) error {
 		if req.IP != "" {
@@ -137,14 +162,6 @@ func IPAMAllocate(ctx context.Context, req AllocateRequest, open Opener, out io.
 			}
 			fmt.Fprintln(out, addr)
 			return nil
-		}
-		args := ipam.AssignArgs{Node: req.Node, Handle: req.Handle, Num4: 1, Attrs: attrs}
-		if req.Pool != "" {
-			p, err := netip.ParsePrefix(req.Pool)
-			if err != nil {
-				return fmt.Errorf("--pool %q: not a CIDR", req.Pool)
-			}
-			args.Pools = []netip.Prefix{p}
 		}
 		addrs, err := c.AutoAssign(ctx, args)
 		if err != nil {
@@ -246,6 +263,9 @@ type WorkloadRequest struct {
 	ContainerID string // for the IPAM handle; derived from Name when empty
 	Node        string
 	MTU         int
+	// IPv4 and IPv6 choose the pod's address families (add only; del
+	// releases whatever the handle holds).
+	IPv4, IPv6 bool
 }
 
 // pod is the request as a workload.Pod.
@@ -254,15 +274,17 @@ func (r WorkloadRequest) pod() (workload.Pod, error) {
 	if !ok || ns == "" || name == "" {
 		return workload.Pod{}, fmt.Errorf("--name %q: want NAMESPACE/POD", r.Name)
 	}
-	p := workload.Pod{Namespace: ns, Name: name, Node: r.Node, Handle: workload.Handle(workloadID(r.Name, r.ContainerID)), MTU: r.MTU}
+	p := workload.Pod{Namespace: ns, Name: name, Node: r.Node, Handle: workload.Handle(workloadID(r.Name, r.ContainerID)), MTU: r.MTU,
+		Families: workload.Families{IPv4: r.IPv4, IPv6: r.IPv6}}
 	if r.NetNS != "" {
 		p.NetNS = netnsPath(r.NetNS)
 	}
 	return p, nil
 }
 
-// WorkloadAdd allocates an address and plumbs the pod, and prints the
-// address. The namespace is checked before the datastore is opened.
+// WorkloadAdd allocates the pod's addresses (req.IPv4, req.IPv6), plumbs
+// the pod, and prints the addresses, one a line, IPv4 first. The namespace
+// is checked before the datastore is opened.
 func WorkloadAdd(ctx context.Context, req WorkloadRequest, open Opener, out io.Writer) error {
 	p, err := req.pod()
 	if err != nil {
@@ -271,15 +293,20 @@ func WorkloadAdd(ctx context.Context, req WorkloadRequest, open Opener, out io.W
 	if req.NetNS == "" {
 		return errors.New("add: --netns is required")
 	}
+	if !req.IPv4 && !req.IPv6 {
+		return errors.New("add: --ipv4=false and --ipv6=false: no address family left to assign")
+	}
 	if err := workload.CheckNetNS(p.NetNS); err != nil {
 		return fmt.Errorf("--netns %q: %w", req.NetNS, err)
 	}
 	return open.ipamClient(func(c *ipam.Client) error {
-		addr, _, err := workload.Add(ctx, c, p)
+		addrs, _, err := workload.Add(ctx, c, p)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(out, addr)
+		for _, a := range addrs.List() {
+			fmt.Fprintln(out, a)
+		}
 		return nil
 	})
 }

@@ -43,8 +43,10 @@ const PodIfName = "eth0"
 // NetConf is one plugin entry of the conflist (Calico's keys).
 type NetConf struct {
 	types.PluginConf
-	DatastoreType string `json:"datastore_type"`
-	EtcdEndpoints string `json:"etcd_endpoints"`
+	// IPAM shadows PluginConf.IPAM to read Calico's ipam keys too.
+	IPAM          IPAMConf `json:"ipam"`
+	DatastoreType string   `json:"datastore_type"`
+	EtcdEndpoints string   `json:"etcd_endpoints"`
 	// Calico's etcd TLS keys: paths on the host (install-cni copies the
 	// files there from the calico-etcd-secrets mount).
 	EtcdCACertFile string `json:"etcd_ca_cert_file"`
@@ -59,6 +61,43 @@ type NetConf struct {
 	Policy struct {
 		Type string `json:"type"`
 	} `json:"policy"`
+}
+
+// IPAMConf is the conflist's ipam section: the delegate's type and
+// Calico's assign_ipv4 / assign_ipv6, the strings "true" or "false"
+// (defaults "true" and "false").
+type IPAMConf struct {
+	types.IPAM
+	AssignIPv4 *string `json:"assign_ipv4,omitempty"`
+	AssignIPv6 *string `json:"assign_ipv6,omitempty"`
+	// Families is what AssignIPv4 and AssignIPv6 ask for (set by LoadConf).
+	Families workload.Families `json:"-"`
+}
+
+// families parses assign_ipv4 and assign_ipv6.
+func (c *IPAMConf) families() (workload.Families, error) {
+	f := workload.IPv4Only
+	for _, k := range []struct {
+		field string
+		val   *string
+		set   *bool
+	}{{"assign_ipv4", c.AssignIPv4, &f.IPv4}, {"assign_ipv6", c.AssignIPv6, &f.IPv6}} {
+		if k.val == nil {
+			continue
+		}
+		switch *k.val {
+		case "true":
+			*k.set = true
+		case "false":
+			*k.set = false
+		default:
+			return f, fmt.Errorf(`config: field "ipam.%s" is %q: want "true" or "false"`, k.field, *k.val)
+		}
+	}
+	if !f.IPv4 && !f.IPv6 {
+		return f, errors.New(`config: fields "ipam.assign_ipv4" and "ipam.assign_ipv6" are both "false": no address family to assign`)
+	}
+	return f, nil
 }
 
 // LoadConf parses and checks a plugin's config (stdin). needIPAM says
@@ -79,6 +118,11 @@ func LoadConf(data []byte, needIPAM bool) (*NetConf, error) {
 	if needIPAM && c.IPAM.Type == "" {
 		return nil, errors.New(`config: field "ipam.type" is missing (want {"type": "petrel-ipam"})`)
 	}
+	f, err := c.IPAM.families()
+	if err != nil {
+		return nil, err
+	}
+	c.IPAM.Families = f
 	switch c.DatastoreType {
 	case "":
 		c.DatastoreType = "kubernetes"

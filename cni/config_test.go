@@ -3,6 +3,8 @@ package cni
 import (
 	"strings"
 	"testing"
+
+	"github.com/petrel-net/petrel/workload"
 )
 
 func TestLoadConfErrorsNameTheField(t *testing.T) {
@@ -17,6 +19,9 @@ func TestLoadConfErrorsNameTheField(t *testing.T) {
 		{`{"type": "petrel-cni"}`, `"ipam.type"`},
 		{`{"ipam": {"type": "petrel-ipam"}}`, `"type"`},
 		{`{"type": "petrel-cni", "ipam": {"type": "petrel-ipam"}, "kubernetes": {"kubeconfig": 1}}`, `kubernetes.kubeconfig`},
+		{`{"type": "petrel-cni", "ipam": {"type": "petrel-ipam", "assign_ipv6": "yes"}}`, `"ipam.assign_ipv6"`},
+		{`{"type": "petrel-cni", "ipam": {"type": "petrel-ipam", "assign_ipv4": true}}`, `ipam.assign_ipv4`},
+		{`{"type": "petrel-cni", "ipam": {"type": "petrel-ipam", "assign_ipv4": "false"}}`, `"ipam.assign_ipv4" and "ipam.assign_ipv6"`},
 	} {
 		_, err := LoadConf([]byte(tc.conf), true)
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
@@ -45,6 +50,31 @@ func TestLoadConfDefaults(t *testing.T) {
 	s := c.Datastore()
 	if c.Nodename != "n1" || c.MTU != 1400 || s.Type != "kubernetes" || s.Kubeconfig != "/k" {
 		t.Errorf("explicit values: %+v %+v", c, s)
+	}
+}
+
+// TestLoadConfFamilies: Calico's ipam.assign_ipv4 and assign_ipv6, strings
+// defaulting to "true" and "false".
+func TestLoadConfFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		ipam string
+		want workload.Families
+	}{
+		{`{"type": "petrel-ipam"}`, workload.IPv4Only},
+		{`{"type": "petrel-ipam", "assign_ipv4": "true"}`, workload.IPv4Only},
+		{`{"type": "petrel-ipam", "assign_ipv6": "true"}`, workload.DualStack},
+		{`{"type": "petrel-ipam", "assign_ipv4": "true", "assign_ipv6": "true"}`, workload.DualStack},
+		{`{"type": "petrel-ipam", "assign_ipv4": "false", "assign_ipv6": "true"}`, workload.Families{IPv6: true}},
+		{`{"type": "petrel-ipam", "assign_ipv6": "false"}`, workload.IPv4Only},
+	} {
+		c, err := LoadConf([]byte(`{"type": "petrel-cni", "nodename": "n1", "ipam": `+tc.ipam+`}`), true)
+		if err != nil {
+			t.Errorf("ipam %s: %v", tc.ipam, err)
+			continue
+		}
+		if c.IPAM.Families != tc.want || c.IPAM.Type != IPAMName {
+			t.Errorf("ipam %s: families %+v type %q, want %+v", tc.ipam, c.IPAM.Families, c.IPAM.Type, tc.want)
+		}
 	}
 }
 

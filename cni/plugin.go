@@ -70,7 +70,8 @@ func loadConf(data []byte, needIPAM bool) (*NetConf, error) {
 
 func pod(args *skel.CmdArgs, c *NetConf) workload.Pod {
 	ns, name := PodIdentity(args.Args, args.ContainerID)
-	return workload.Pod{Namespace: ns, Name: name, Node: c.Nodename, Handle: workload.Handle(args.ContainerID), NetNS: args.Netns, MTU: c.MTU}
+	return workload.Pod{Namespace: ns, Name: name, Node: c.Nodename, Handle: workload.Handle(args.ContainerID), NetNS: args.Netns, MTU: c.MTU,
+		Families: c.IPAM.Families}
 }
 
 func checkIfName(args *skel.CmdArgs) error {
@@ -80,18 +81,24 @@ func checkIfName(args *skel.CmdArgs) error {
 	return nil
 }
 
-// firstIPv4 is the first IPv4 address of an IPAM result.
-func firstIPv4(r types.Result) (netip.Addr, error) {
+// resultAddrs is the first address of each family in an IPAM result; it
+// must hold one of each family in want.
+func resultAddrs(r types.Result, want workload.Families) (workload.Addrs, error) {
 	res, err := types100.NewResultFromResult(r)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("IPAM result: %w", err)
+		return workload.Addrs{}, fmt.Errorf("IPAM result: %w", err)
 	}
+	var addrs []netip.Addr
 	for _, ip := range res.IPs {
-		if a, ok := netip.AddrFromSlice(ip.Address.IP); ok && a.Unmap().Is4() {
-			return a.Unmap(), nil
+		if a, ok := netip.AddrFromSlice(ip.Address.IP); ok {
+			addrs = append(addrs, a)
 		}
 	}
-	return netip.Addr{}, errors.New("IPAM result has no IPv4 address")
+	got := workload.AddrsOf(addrs)
+	if !got.Has(want) {
+		return workload.Addrs{}, fmt.Errorf("IPAM result has %v, want an address of %s", got.List(), want)
+	}
+	return got, nil
 }
 
 func cmdAdd(args *skel.CmdArgs) error {
@@ -122,11 +129,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 		}
 		return err
 	}
-	addr, err := firstIPv4(ipamRes)
+	addrs, err := resultAddrs(ipamRes, p.Families)
 	if err != nil {
 		return release(err)
 	}
-	hostIf, err := workload.Plumb(ctx, p, addr)
+	hostIf, err := workload.Plumb(ctx, p, addrs)
 	if err != nil {
 		return release(err)
 	}
@@ -134,7 +141,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return release(errors.Join(err, workload.Unplumb(ctx, p)))
 	}
-	res := result(hostIf, podMAC, p.NetNS, addr)
+	res := result(hostIf, podMAC, p.NetNS, addrs)
 	if r100, err := types100.NewResultFromResult(ipamRes); err == nil {
 		res.DNS = r100.DNS
 	}
@@ -142,24 +149,31 @@ func cmdAdd(args *skel.CmdArgs) error {
 }
 
 // result is the CNI result of a plumbed pod: the host veth and the pod's
-// eth0, its address on eth0, and its default route via Calico's gateway.
-func result(hostIf string, podMAC net.HardwareAddr, netns string, addr netip.Addr) *types100.Result {
+// eth0, its addresses on eth0 (a /32 and a /128) with their gateways, and
+// a default route of each family via Calico's gateways.
+func result(hostIf string, podMAC net.HardwareAddr, netns string, addrs workload.Addrs) *types100.Result {
 	podIdx := 1
-	return &types100.Result{
+	res := &types100.Result{
 		CNIVersion: types100.ImplementedSpecVersion,
 		Interfaces: []*types100.Interface{
 			{Name: hostIf, Mac: dataplane.WorkloadHostMAC.String()},
 			{Name: PodIfName, Mac: podMAC.String(), Sandbox: netns},
 		},
-		IPs: []*types100.IPConfig{{
-			Interface: &podIdx,
-			Address:   net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(32, 32)},
-		}},
-		Routes: []*types.Route{{
-			Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
-			GW:  dataplane.WorkloadGatewayV4.AsSlice(),
-		}},
 	}
+	for _, a := range addrs.List() {
+		gw, dst := dataplane.WorkloadGatewayV4, netip.IPv4Unspecified()
+		if a.Is6() {
+			gw, dst = dataplane.WorkloadGatewayV6, netip.IPv6Unspecified()
+		}
+		res.IPs = append(res.IPs, &types100.IPConfig{Interface: &podIdx, Address: hostPrefix(a), Gateway: gw.AsSlice()})
+		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: dst.AsSlice(), Mask: net.CIDRMask(0, dst.BitLen())}, GW: gw.AsSlice()})
+	}
+	return res
+}
+
+// hostPrefix is a as a CNI address: a /32 or a /128.
+func hostPrefix(a netip.Addr) net.IPNet {
+	return net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}
 }
 
 func cmdDel(args *skel.CmdArgs) error {
@@ -197,7 +211,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if c.PrevResult == nil {
 		return errors.New(`config: field "prevResult" is required for CHECK`)
 	}
-	addr, err := firstIPv4(c.PrevResult)
+	addrs, err := resultAddrs(c.PrevResult, c.IPAM.Families)
 	if err != nil {
 		return fmt.Errorf("prevResult: %w", err)
 	}
@@ -210,7 +224,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err := workload.CheckNetNS(p.NetNS); err != nil {
 		return fmt.Errorf("CNI_NETNS %q: %w", args.Netns, err)
 	}
-	return workload.Check(ctx, p, addr)
+	return workload.Check(ctx, p, addrs)
 }
 
 // withIPAM opens the config's datastore for one call.
@@ -237,13 +251,13 @@ func runIPAM(args *skel.CmdArgs, fn func(ctx context.Context, c *NetConf, cl *ip
 
 func ipamAdd(args *skel.CmdArgs) error {
 	return runIPAM(args, func(ctx context.Context, c *NetConf, cl *ipam.Client) error {
-		addr, err := workload.Allocate(ctx, cl, pod(args, c))
+		addrs, err := workload.Allocate(ctx, cl, pod(args, c))
 		if err != nil {
 			return err
 		}
-		res := &types100.Result{
-			CNIVersion: types100.ImplementedSpecVersion,
-			IPs:        []*types100.IPConfig{{Address: net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(32, 32)}}},
+		res := &types100.Result{CNIVersion: types100.ImplementedSpecVersion}
+		for _, a := range addrs.List() {
+			res.IPs = append(res.IPs, &types100.IPConfig{Address: hostPrefix(a)})
 		}
 		return types.PrintResult(res, c.CNIVersion)
 	})
@@ -264,14 +278,14 @@ func ipamDel(args *skel.CmdArgs) error {
 var logOut io.Writer = os.Stderr
 
 func ipamCheck(args *skel.CmdArgs) error {
-	return runIPAM(args, func(ctx context.Context, _ *NetConf, cl *ipam.Client) error {
+	return runIPAM(args, func(ctx context.Context, c *NetConf, cl *ipam.Client) error {
 		handle := workload.Handle(args.ContainerID)
 		addrs, err := cl.HandleAddrs(ctx, handle)
 		if err != nil {
 			return err
 		}
-		if len(addrs) == 0 {
-			return fmt.Errorf("no address allocated to %s", handle)
+		if got := workload.AddrsOf(addrs); !got.Has(c.IPAM.Families) {
+			return fmt.Errorf("%s holds %v, want an address of %s", handle, got.List(), c.IPAM.Families)
 		}
 		return nil
 	})

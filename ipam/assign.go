@@ -94,28 +94,59 @@ func (c *Client) AutoAssign(ctx context.Context, a AssignArgs) ([]netip.Addr, er
 	return out, nil
 }
 
-// EnsureIPv4 returns an IPv4 address of a.Handle: the one the handle
-// already holds, else one new address from AutoAssign (a.Num4 and a.Num6
-// are ignored). Calling it again for the same handle, say because the
-// write that was to record the address lost a compare-and-swap race, does
-// not take a second address.
-func (c *Client) EnsureIPv4(ctx context.Context, a AssignArgs) (netip.Addr, error) {
+// Ensure returns a.Num4 IPv4 and a.Num6 IPv6 addresses of a.Handle: those
+// the handle already holds of each family, and new ones from AutoAssign
+// for what is missing (all or nothing, as AutoAssign). Calling it again
+// for the same handle (a repeated CNI ADD, or a retry after a write lost a
+// compare-and-swap race) takes no second address: a dual-stack pod keeps
+// one address of each family under one handle. IPv4 addresses come first.
+func (c *Client) Ensure(ctx context.Context, a AssignArgs) ([]netip.Addr, error) {
+	if a.Num4 < 0 || a.Num6 < 0 {
+		return nil, fmt.Errorf("ipam: handle %s: negative address count (%d IPv4, %d IPv6)", a.Handle, a.Num4, a.Num6)
+	}
+	if a.Num4+a.Num6 == 0 {
+		return nil, fmt.Errorf("ipam: handle %s: no address family requested", a.Handle)
+	}
 	held, err := c.HandleAddrs(ctx, a.Handle)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("ipam: handle %s: %w", a.Handle, err)
+		return nil, fmt.Errorf("ipam: handle %s: %w", a.Handle, err)
 	}
+	var v4, v6 []netip.Addr
 	for _, addr := range held {
-		if addr.Is4() {
-			return addr, nil
+		if addr.Is4() && len(v4) < a.Num4 {
+			v4 = append(v4, addr)
+		} else if addr.Is6() && len(v6) < a.Num6 {
+			v6 = append(v6, addr)
 		}
 	}
+	missing := a
+	missing.Num4, missing.Num6 = a.Num4-len(v4), a.Num6-len(v6)
+	if missing.Num4+missing.Num6 > 0 {
+		got, err := c.AutoAssign(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		for _, addr := range got {
+			if addr.Is4() {
+				v4 = append(v4, addr)
+			} else {
+				v6 = append(v6, addr)
+			}
+		}
+	}
+	if len(v4) != a.Num4 || len(v6) != a.Num6 {
+		return nil, fmt.Errorf("ipam: handle %s: got %d IPv4 and %d IPv6 addresses, want %d and %d", a.Handle, len(v4), len(v6), a.Num4, a.Num6)
+	}
+	return append(v4, v6...), nil
+}
+
+// EnsureIPv4 is Ensure for one IPv4 address (a.Num4 and a.Num6 are
+// ignored).
+func (c *Client) EnsureIPv4(ctx context.Context, a AssignArgs) (netip.Addr, error) {
 	a.Num4, a.Num6 = 1, 0
-	addrs, err := c.AutoAssign(ctx, a)
+	addrs, err := c.Ensure(ctx, a)
 	if err != nil {
 		return netip.Addr{}, err
-	}
-	if len(addrs) == 0 {
-		return netip.Addr{}, fmt.Errorf("ipam: handle %s: no address returned", a.Handle)
 	}
 	return addrs[0], nil
 }

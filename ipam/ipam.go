@@ -37,6 +37,10 @@
 //     partial list and leaves the release to the CNI plugin).
 //   - Taking over another node's empty block after a grace period is not
 //     done: a node only borrows addresses from it.
+//   - IPv6 pools default to /122 blocks (Calico's default), IPv4 to /26.
+//     Ensure gives a handle what it lacks of each requested family and
+//     returns what it holds, so a dual-stack pod's repeated CNI ADD takes
+//     no second address.
 package ipam
 
 import (

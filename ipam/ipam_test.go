@@ -441,20 +441,33 @@ func TestCrashBetweenWrites(t *testing.T) {
 	mustCheck(t, c)
 }
 
-// TestCheckBrokenStore: every kind of inconsistency, written by hand.
+// TestCheckBrokenStore: every kind of inconsistency, written by hand, in
+// IPv4 and in IPv6 blocks.
 func TestCheckBrokenStore(t *testing.T) {
-	blk := newBlock(netip.MustParsePrefix("10.0.0.0/30"), "n1", false)
+	for _, fam := range []struct {
+		name       string
+		a, b, none string // n1's block, n2's block, a CIDR with no block
+	}{
+		{"IPv4", "10.0.0.0/30", "10.0.0.4/30", "10.0.0.8/30"},
+		{"IPv6", "fd00::/126", "fd00::4/126", "fd00::8/126"},
+	} {
+		t.Run(fam.name, func(t *testing.T) { checkBrokenStore(t, fam.a, fam.b, fam.none) })
+	}
+}
+
+func checkBrokenStore(t *testing.T, cidrA, cidrB, cidrNone string) {
+	blk := newBlock(netip.MustParsePrefix(cidrA), "n1", false)
 	h := "h1"
 	zero, one, seven := 0, 1, 7
 	blk.Spec.Attributes = []datastore.AllocationAttribute{{HandleID: &h}, {HandleID: new("ghost")}}
 	blk.Spec.Allocations = []*int{&zero, &one, &seven, nil}
 	blk.Spec.Unallocated = []int{0, 3, 3} // 0 both, 1 and 2 allocated, 3 repeated
-	other := newBlock(netip.MustParsePrefix("10.0.0.4/30"), "n2", false)
+	other := newBlock(netip.MustParsePrefix(cidrB), "n2", false)
 	other.Spec.Unallocated = []int{1, 2, 3} // 0 lost
 
 	hd, _ := datastore.New(datastore.KindIPAMHandle)
 	handle := hd.(*datastore.IPAMHandle)
-	handle.Name, handle.Spec.HandleID, handle.Spec.Block = "h1", "h1", map[string]int{"10.0.0.0/30": 3}
+	handle.Name, handle.Spec.HandleID, handle.Spec.Block = "h1", "h1", map[string]int{cidrA: 3}
 
 	aff := func(node, cidr string) *datastore.BlockAffinity {
 		o, _ := datastore.New(datastore.KindBlockAffinity)
@@ -463,7 +476,7 @@ func TestCheckBrokenStore(t *testing.T) {
 		a.Spec = datastore.BlockAffinitySpec{State: "confirmed", Node: node, CIDR: cidr, Deleted: "false"}
 		return a
 	}
-	b := newStoreNoValidate(t, blk, other, handle, aff("n1", "10.0.0.0/30"), aff("n3", "10.0.0.8/30"), aff("n3", "10.0.0.4/30"))
+	b := newStoreNoValidate(t, blk, other, handle, aff("n1", cidrA), aff("n3", cidrNone), aff("n3", cidrB))
 	c := New(b)
 	r, err := c.Check(testCtx(t))
 	if err != nil {
@@ -477,11 +490,12 @@ func TestCheckBrokenStore(t *testing.T) {
 	if got := r.Kinds(); !maps.Equal(got, want) {
 		t.Errorf("Check found %v, want %v:\n%s", got, want, r)
 	}
+	nameB := BlockName(netip.MustParsePrefix(cidrB))
 	for _, s := range []string{
-		"handle-count: IPAMHandle h1: counts 3 addresses in 10.0.0.0/30, the block holds 1",
-		"orphan: handle ghost: 1 addresses in blocks 10.0.0.0/30, no IPAMHandle ghost",
-		"ordinal-lost: IPAMBlock 10-0-0-4-30: 1 ordinals neither allocated nor unallocated: 0",
-		"block-without-affinity: IPAMBlock 10-0-0-4-30: affine to n2",
+		"handle-count: IPAMHandle h1: counts 3 addresses in " + cidrA + ", the block holds 1",
+		"orphan: handle ghost: 1 addresses in blocks " + cidrA + ", no IPAMHandle ghost",
+		"ordinal-lost: IPAMBlock " + nameB + ": 1 ordinals neither allocated nor unallocated: 0",
+		"block-without-affinity: IPAMBlock " + nameB + ": affine to n2",
 	} {
 		if !strings.Contains(r.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, r)

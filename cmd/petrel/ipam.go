@@ -26,10 +26,13 @@ func nodeFlag(cmd *cobra.Command) *string {
 func newIPAMAllocateCmd() *cobra.Command {
 	var req cli.AllocateRequest
 	cmd := &cobra.Command{
-		Use:   "allocate --handle H [--namespace N --pod P] [--pool CIDR] [--ip IP]",
-		Short: "Allocate an address (from the node's blocks, claiming one if needed) and print it",
+		Use:   "allocate --handle H [--namespace N --pod P] [--ipv4=BOOL --ipv6] [--pool CIDR] [--ip IP]",
+		Short: "Allocate an address of each family (from the node's blocks, claiming one if needed) and print them",
 		Example: `  petrel ipam allocate --handle k8s-pod-network.0123abcd --namespace default --pod web-0
-  petrel ipam allocate --handle my-vip --ip 192.168.0.200 --node node-a`,
+  petrel ipam allocate --handle k8s-pod-network.4567cdef --ipv6   # dual stack: one IPv4, one IPv6
+  petrel ipam allocate --handle v6-only --ipv4=false --ipv6
+  petrel ipam allocate --handle my-vip --ip 192.168.0.200 --node node-a
+  petrel ipam allocate --handle my-vip6 --ip fd00:10::200 --node node-a`,
 		Args: cobra.NoArgs,
 	}
 	s := datastoreFlags(cmd)
@@ -37,7 +40,9 @@ func newIPAMAllocateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Handle, "handle", "", "handle id, like k8s-pod-network.<container id> (required)")
 	cmd.Flags().StringVar(&req.Namespace, "namespace", "", "pod namespace, recorded in the allocation")
 	cmd.Flags().StringVar(&req.Pod, "pod", "", "pod name, recorded in the allocation")
-	cmd.Flags().StringVar(&req.Pool, "pool", "", "only this pool (CIDR)")
+	cmd.Flags().StringVar(&req.Pool, "pool", "", "one address of this pool's family, from this pool only (CIDR)")
+	cmd.Flags().BoolVar(&req.IPv4, "ipv4", true, "allocate an IPv4 address")
+	cmd.Flags().BoolVar(&req.IPv6, "ipv6", false, "allocate an IPv6 address (from an IPv6 pool, blocks /122 by default)")
 	cmd.Flags().StringVar(&req.IP, "ip", "", "this exact address")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		req.Node = *node
