@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 )
 
@@ -96,8 +97,8 @@ func (a *agent) targets() loopTargets {
 //     prefixes are in place before peers change, so a new session's first
 //     update is already right;
 //  2. IPAM blocks: the blackholes of the blocks just originated;
-//  3. VXLAN: the tunnel, and the hand-off of its blocks from kernel sync;
-//     IPIP the same for tunl0 (and a problem for status where it cannot
+//  3. VXLAN: the tunnels (vxlan.calico, then vxlan-v6.calico), and the
+//     hand-off of their blocks from kernel sync; IPIP the same for tunl0 (and a problem for status where it cannot
 //     exist);
 //     3b. Services: the configured Service ranges, to the Service controller
 //     (which advertises from its own informers);
@@ -107,20 +108,21 @@ func (a *agent) targets() loopTargets {
 //
 // A new concern is one more reconciler in this list, with its part of
 // desired computed in computeDesired.
-func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Context) (tunnel, error)) reconcileLoop {
+func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Context, vxlanFamily, []netip.Prefix) (tunnel, error)) reconcileLoop {
 	var loop reconcileLoop
 	if t.level != nil {
 		loop = append(loop, &logLevelReconciler{level: t.level, fallback: t.envLevel, log: t.log})
 	}
 	loop = append(loop, &exportReconciler{speaker: t.speaker})
-	vx := &vxlanReconciler{setup: setupTunnel}
+	vx := &vxlanReconciler{fam: vxlanV4, setup: setupTunnel}
+	vx6 := &vxlanReconciler{fam: vxlanV6, setup: setupTunnel}
 	ipip := &ipipReconciler{deps: t.ipip, log: t.log}
 	if t.kernel != nil {
 		loop = append(loop, &blockReconciler{kernel: t.kernel})
-		both := &excludeUnion{kernel: t.kernel}
-		vx.kernel, ipip.kernel = both.owner("VXLAN"), both.owner("IPIP")
+		all := &excludeUnion{kernel: t.kernel}
+		vx.kernel, vx6.kernel, ipip.kernel = all.owner("VXLAN"), all.owner("VXLAN IPv6"), all.owner("IPIP")
 	}
-	loop = append(loop, vx)
+	loop = append(loop, vx, vx6)
 	if t.ipip != nil {
 		loop = append(loop, ipip)
 	}
