@@ -58,7 +58,7 @@ func setupTunnel(ctx context.Context, b datastore.Backend, node string, fam vxla
 	if err != nil {
 		return nil, err
 	}
-	log.Info("VXLAN endpoint", "device", dataplane.VXLANDeviceFor(underlay), "underlay", underlay, "tunnelAddress", tunnel, "mac", mac)
+	log.Info("VXLAN endpoint", "device", dataplane.VXLANDeviceFor(underlay), "underlay", underlay, "tunnelAddress", tunnel, "mac", mac.String())
 	return dataplane.NewVXLAN(dataplane.VXLANConfig{Underlay: underlay, TunnelAddr: tunnel, MAC: mac})
 }
 

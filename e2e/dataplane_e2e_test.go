@@ -23,6 +23,9 @@ type racksLab struct {
 	router *harness.Node
 	pods   []*harness.Node
 	addrs  []string
+	// etcdURL is the router's etcd; device the VXLAN device the pods'
+	// traffic is counted on.
+	etcdURL, device string
 }
 
 const racksEtcd = "http://10.1.0.254:2379"
@@ -37,21 +40,13 @@ func nodeAddr(i int) string {
 func newRacksLab(t *testing.T, vxlanMode string) *racksLab {
 	harness.RequireRoot(t)
 	lab := harness.New(t)
-	r := &racksLab{clusterLab: &clusterLab{lab: lab}}
+	r := &racksLab{clusterLab: &clusterLab{lab: lab}, etcdURL: racksEtcd, device: "vxlan.calico"}
 	r.router = lab.Node("router")
 	r.hub = r.router
 	lab.Bridge(r.router, "br-a", "10.1.0.254/24")
 	lab.Bridge(r.router, "br-b", "10.2.0.254/24")
 
-	dir := filepath.Join(lab.Dir(), "etcd")
-	r.etcd = r.router.Start(t, "etcd", "etcd", "--data-dir", dir, "--name", "lab",
-		"--listen-client-urls", racksEtcd, "--advertise-client-urls", racksEtcd,
-		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-		"--initial-cluster", "lab=http://127.0.0.1:2380")
-	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, func() error {
-		_, err := r.router.Run(petrelBin, "get", "ippools", "--etcd-endpoints", racksEtcd)
-		return err
-	}, "etcd serving")
+	r.startEtcd(t)
 
 	// The router learns every block over BGP (needed for vxlanMode Never).
 	birdPeers := map[string]string{}
@@ -85,13 +80,27 @@ spec: {peerIP: 10.1.0.254, asNumber: 64512}
 	return r
 }
 
+// startEtcd runs etcd in the router, serving r.etcdURL.
+func (r *racksLab) startEtcd(t *testing.T) {
+	t.Helper()
+	dir := filepath.Join(r.lab.Dir(), "etcd")
+	r.etcd = r.router.Start(t, "etcd", "etcd", "--data-dir", dir, "--name", "lab",
+		"--listen-client-urls", r.etcdURL, "--advertise-client-urls", r.etcdURL,
+		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--initial-cluster", "lab=http://127.0.0.1:2380")
+	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, func() error {
+		_, err := r.router.Run(petrelBin, "get", "ippools", "--etcd-endpoints", r.etcdURL)
+		return err
+	}, "etcd serving")
+}
+
 func (r *racksLab) racksApply(t *testing.T, doc string) {
 	t.Helper()
 	f := filepath.Join(r.lab.Dir(), fmt.Sprintf("doc-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(f, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := r.router.Run("env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+racksEtcd, petrelBin, "apply", "-f", f); err != nil {
+	if out, err := r.router.Run("env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+r.etcdURL, petrelBin, "apply", "-f", f); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
 }
@@ -99,14 +108,15 @@ func (r *racksLab) racksApply(t *testing.T, doc string) {
 // workload runs `petrel workload` on node i.
 func (r *racksLab) workload(i int, args ...string) (string, error) {
 	n := r.nodes[i-1]
-	return n.Run(append([]string{"env", "NODENAME=" + n.Name, "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + racksEtcd, petrelBin, "workload"}, args...)...)
+	return n.Run(append([]string{"env", "NODENAME=" + n.Name, "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + r.etcdURL, petrelBin, "workload"}, args...)...)
 }
 
-// addPods puts one pod on every node.
-func (r *racksLab) addPods(t *testing.T) {
-	for i := 1; i <= 4; i++ {
+// addPods puts one pod on every node, with `petrel workload add` and
+// flags (--ipv4=false --ipv6: an IPv6 pod).
+func (r *racksLab) addPods(t *testing.T, flags ...string) {
+	for i := 1; i <= len(r.nodes); i++ {
 		pod := r.lab.Node(fmt.Sprintf("pod%d", i))
-		out, err := r.workload(i, "add", "--name", "default/"+pod.Name, "--netns", pod.NS)
+		out, err := r.workload(i, append([]string{"add", "--name", "default/" + pod.Name, "--netns", pod.NS}, flags...)...)
 		if err != nil {
 			t.Fatalf("workload add on node%d: %v\n%s", i, err, out)
 		}
@@ -144,9 +154,9 @@ func (r *racksLab) pingAll(t *testing.T) {
 	}
 }
 
-// vxlanTx is node i's vxlan.calico transmitted packet counter (-1: no device).
+// vxlanTx is node i's r.device transmitted packet counter (-1: no device).
 func (r *racksLab) vxlanTx(t *testing.T, i int) int {
-	out, err := r.nodes[i-1].Run("cat", "/sys/class/net/vxlan.calico/statistics/tx_packets")
+	out, err := r.nodes[i-1].Run("cat", "/sys/class/net/"+r.device+"/statistics/tx_packets")
 	if err != nil {
 		return -1
 	}
@@ -155,7 +165,7 @@ func (r *racksLab) vxlanTx(t *testing.T, i int) int {
 }
 
 // encapsulated reports whether pinging pod j from pod i goes through node
-// i's VXLAN device.
+// i's VXLAN device (r.device).
 func (r *racksLab) encapsulated(t *testing.T, i, j int) bool {
 	before := r.vxlanTx(t, i)
 	r.pods[i-1].Run("ping", "-c", "5", "-i", "0.05", "-W", "1", r.addrs[j-1])
@@ -222,7 +232,7 @@ func (r *racksLab) checkPodAndCleanup(t *testing.T) {
 	if routes := node.MustRun(t, "ip", "route", "show", "proto", "80"); strings.Contains(routes, r.addrs[0]) {
 		t.Errorf("the pod route is left:\n%s", routes)
 	}
-	if out, _ := r.router.Run("env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+racksEtcd, petrelBin, "ipam", "check"); !strings.Contains(out, "no problems") {
+	if out, _ := r.router.Run("env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+r.etcdURL, petrelBin, "ipam", "check"); !strings.Contains(out, "no problems") {
 		t.Errorf("ipam check after del:\n%s", out)
 	}
 	if _, err := r.workload(1, "del", "--name", "default/"+pod.Name); err != nil {
