@@ -225,7 +225,9 @@ func vxlanEnabled(pools []*datastore.IPPool, fam vxlanFamily) bool {
 	return false
 }
 
-func vxlanPool(p *datastore.IPPool) bool { return p.Spec.VXLANMode != "" && p.Spec.VXLANMode != "Never" }
+func vxlanPool(p *datastore.IPPool) bool {
+	return p.Spec.VXLANMode != "" && p.Spec.VXLANMode != "Never"
+}
 
 // tunnelEndpoints are the other nodes that publish a VXLAN endpoint of the
 // family (a node address, tunnel address and MAC of it), by name.

@@ -30,19 +30,30 @@ type racksLab struct {
 
 const racksEtcd = "http://10.1.0.254:2379"
 
-func nodeAddr(i int) string {
+// rack is node i's subnet in the racks labs: 1 for node1 and node2, 2 for
+// the others.
+func rack(i int) int {
 	if i <= 2 {
-		return fmt.Sprintf("10.1.0.%d", i)
+		return 1
 	}
-	return fmt.Sprintf("10.2.0.%d", i)
+	return 2
+}
+
+func nodeAddr(i int) string { return fmt.Sprintf("10.%d.0.%d", rack(i), i) }
+
+// newRacksRouter starts a racks lab: its router (also the hub), whose etcd
+// will serve etcdURL; pod traffic is counted on device.
+func newRacksRouter(t *testing.T, etcdURL, device string) (*racksLab, *harness.Lab) {
+	harness.RequireRoot(t)
+	lab := harness.New(t)
+	r := &racksLab{clusterLab: &clusterLab{lab: lab}, etcdURL: etcdURL, device: device}
+	r.router = lab.Node("router")
+	r.hub = r.router
+	return r, lab
 }
 
 func newRacksLab(t *testing.T, vxlanMode string) *racksLab {
-	harness.RequireRoot(t)
-	lab := harness.New(t)
-	r := &racksLab{clusterLab: &clusterLab{lab: lab}, etcdURL: racksEtcd, device: "vxlan.calico"}
-	r.router = lab.Node("router")
-	r.hub = r.router
+	r, lab := newRacksRouter(t, racksEtcd, "vxlan.calico")
 	lab.Bridge(r.router, "br-a", "10.1.0.254/24")
 	lab.Bridge(r.router, "br-b", "10.2.0.254/24")
 
@@ -67,17 +78,26 @@ spec: {peerIP: 10.1.0.254, asNumber: 64512}
 `, vxlanMode))
 
 	for i := 1; i <= 4; i++ {
-		n := lab.Node(fmt.Sprintf("node%d", i))
-		bridge, gw := "br-a", "10.1.0.254"
-		if i > 2 {
-			bridge, gw = "br-b", "10.2.0.254"
-		}
-		lab.Attach(r.router, bridge, n, "eth1", nodeAddr(i)+"/24")
-		n.MustRun(t, "ip", "route", "add", "default", "via", gw)
+		n := r.attachNode(t, i, nodeAddr(i)+"/24", "10.1.0.254", "10.2.0.254")
 		r.nodes = append(r.nodes, startPetrelFromDatastore(t, lab, n,
 			"NODENAME="+n.Name, "IP="+nodeAddr(i)+"/24", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+racksEtcd))
 	}
 	return r
+}
+
+// attachNode plugs node i into its rack's bridge (br-a, br-b) with
+// address cidr and a default route via its rack's router address, gw1 or
+// gw2.
+func (r *racksLab) attachNode(t *testing.T, i int, cidr, gw1, gw2 string) *harness.Node {
+	t.Helper()
+	n := r.lab.Node(fmt.Sprintf("node%d", i))
+	bridge, gw := "br-a", gw1
+	if rack(i) == 2 {
+		bridge, gw = "br-b", gw2
+	}
+	r.lab.Attach(r.router, bridge, n, "eth1", cidr)
+	n.MustRun(t, "ip", "route", "add", "default", "via", gw)
+	return n
 }
 
 // startEtcd runs etcd in the router, serving r.etcdURL.

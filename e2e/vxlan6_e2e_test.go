@@ -21,12 +21,7 @@ const racks6Etcd = "http://[fd00:1::fe]:2379"
 // racks6Pool is the IPv6 VXLAN pool of the IPv6 racks lab.
 var racks6Pool = netip.MustParsePrefix("fd10::/112")
 
-func nodeAddr6(i int) string {
-	if i <= 2 {
-		return fmt.Sprintf("fd00:1::%d", i)
-	}
-	return fmt.Sprintf("fd00:2::%d", i)
-}
+func nodeAddr6(i int) string { return fmt.Sprintf("fd00:%d::%d", rack(i), i) }
 
 // newRacksLab6 is the racks lab over an IPv6 underlay: three petrel nodes
 // in two IPv6 subnets joined by a router that also runs etcd (on IPv6),
@@ -40,11 +35,7 @@ func nodeAddr6(i int) string {
 //	node2 fd00:1::2 10.1.0.2 ┴ br-a ─ router ─ br-b
 //	                         fd00:1::fe     fd00:2::fe
 func newRacksLab6(t *testing.T, vxlanMode string) *racksLab {
-	harness.RequireRoot(t)
-	lab := harness.New(t)
-	r := &racksLab{clusterLab: &clusterLab{lab: lab}, etcdURL: racks6Etcd, device: dataplane.VXLANDeviceV6}
-	r.router = lab.Node("router")
-	r.hub = r.router
+	r, lab := newRacksRouter(t, racks6Etcd, dataplane.VXLANDeviceV6)
 	for _, br := range []struct{ name, cidr string }{{"br-a", "fd00:1::fe/64"}, {"br-b", "fd00:2::fe/64"}} {
 		lab.Bridge(r.router, br.name, br.cidr)
 		r.router.MustRun(t, "ip", "link", "set", br.name, "type", "bridge", "mcast_snooping", "0") // or NDP is filtered
@@ -73,13 +64,7 @@ spec: {node: node2, peerIP: "%s", asNumber: 64512}
 `, racks6Pool, vxlanMode, nodeAddr6(2), nodeAddr6(1)))
 
 	for i := 1; i <= 3; i++ {
-		n := lab.Node(fmt.Sprintf("node%d", i))
-		bridge, gw := "br-a", "fd00:1::fe"
-		if i > 2 {
-			bridge, gw = "br-b", "fd00:2::fe"
-		}
-		lab.Attach(r.router, bridge, n, "eth1", nodeAddr6(i)+"/64")
-		n.MustRun(t, "ip", "-6", "route", "add", "default", "via", gw)
+		n := r.attachNode(t, i, nodeAddr6(i)+"/64", "fd00:1::fe", "fd00:2::fe")
 		ipv4 := "IP=none"
 		if i <= 2 {
 			n.MustRun(t, "ip", "addr", "add", nodeAddr(i)+"/24", "dev", "eth1")
