@@ -174,9 +174,9 @@ func (r *racksLab) pingAll(t *testing.T) {
 	}
 }
 
-// vxlanTx is node i's r.device transmitted packet counter (-1: no device).
-func (r *racksLab) vxlanTx(t *testing.T, i int) int {
-	out, err := r.nodes[i-1].Run("cat", "/sys/class/net/"+r.device+"/statistics/tx_packets")
+// vxlanTx is node i's transmitted packet counter of device (-1: no device).
+func (r *racksLab) vxlanTx(i int, device string) int {
+	out, err := r.nodes[i-1].Run("cat", "/sys/class/net/"+device+"/statistics/tx_packets")
 	if err != nil {
 		return -1
 	}
@@ -187,9 +187,15 @@ func (r *racksLab) vxlanTx(t *testing.T, i int) int {
 // encapsulated reports whether pinging pod j from pod i goes through node
 // i's VXLAN device (r.device).
 func (r *racksLab) encapsulated(t *testing.T, i, j int) bool {
-	before := r.vxlanTx(t, i)
-	r.pods[i-1].Run("ping", "-c", "5", "-i", "0.05", "-W", "1", r.addrs[j-1])
-	after := r.vxlanTx(t, i)
+	return r.pingThrough(i, r.device, r.addrs[j-1])
+}
+
+// pingThrough reports whether pinging addr from pod i goes through node
+// i's device.
+func (r *racksLab) pingThrough(i int, device, addr string) bool {
+	before := r.vxlanTx(i, device)
+	r.pods[i-1].Run("ping", "-c", "5", "-i", "0.05", "-W", "1", addr)
+	after := r.vxlanTx(i, device)
 	return before >= 0 && after-before >= 5
 }
 

@@ -68,6 +68,9 @@ spec: {node: node2, peerIP: "%s", asNumber: 64512}
 		ipv4 := "IP=none"
 		if i <= 2 {
 			n.MustRun(t, "ip", "addr", "add", nodeAddr(i)+"/24", "dev", "eth1")
+			// An IPv4 default route, as a node has: proxy ARP answers a
+			// dual-stack pod for 169.254.1.1 only when it routes out.
+			n.MustRun(t, "ip", "route", "add", "default", "via", "10.1.0.254")
 			ipv4 = "IP=" + nodeAddr(i) + "/24"
 		}
 		r.nodes = append(r.nodes, startPetrelFromDatastore(t, lab, n,
@@ -192,5 +195,79 @@ func TestDataplaneVXLANIPv6CrossSubnet(t *testing.T) {
 			// The tunnel addresses reach each other across the router.
 			node1.MustRun(t, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "-I", tunnels[0].String(), tunnels[2].String())
 		})
+	}
+}
+
+// TestDataplaneVXLANDualStack: an IPv4 VXLAN pool (Always) added beside
+// the IPv6 one (CrossSubnet) gives the dual-stack nodes vxlan.calico over
+// their IPv4 addresses beside vxlan-v6.calico, each with its own tunnel
+// address on the Node, and the IPv6-only node none; a dual-stack pod's
+// IPv4 traffic to its same-subnet neighbour enters vxlan.calico (Always)
+// while its IPv6 traffic goes direct, in neither tunnel (CrossSubnet).
+func TestDataplaneVXLANDualStack(t *testing.T) {
+	r := newRacksLab6(t, "CrossSubnet")
+	tunnels6 := make([]netip.Addr, 3)
+	for i := 1; i <= 3; i++ {
+		tunnels6[i-1], _ = r.tunnel6(t, i)
+	}
+	r.racksApply(t, `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv4-ippool}
+spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: Always, nodeSelector: all()}
+`)
+	for i := 1; i <= 2; i++ {
+		harness.Eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
+			n := r.node(t, i)
+			tunnel, err := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
+			if err != nil || !tunnel.Is4() || n.Spec.IPv6VXLANTunnelAddr != tunnels6[i-1].String() {
+				return fmt.Errorf("node%d tunnel addresses %q and %q, want an IPv4 one and %s kept", i, n.Spec.IPv4VXLANTunnelAddr, n.Spec.IPv6VXLANTunnelAddr, tunnels6[i-1])
+			}
+			for dev, want := range map[string][]string{
+				dataplane.VXLANDevice:   {"mtu 1450", "vxlan id 4096 local " + nodeAddr(i), "inet " + tunnel.String() + "/32"},
+				dataplane.VXLANDeviceV6: {"mtu 1430", "vxlan id 4096 local " + nodeAddr6(i), "inet6 " + tunnels6[i-1].String() + "/128"},
+			} {
+				out, err := r.nodes[i-1].Run("ip", "-d", "addr", "show", "dev", dev)
+				for _, w := range want {
+					if err != nil || !strings.Contains(out, w) {
+						return fmt.Errorf("node%d %s lacks %q (%v):\n%s", i, dev, w, err, out)
+					}
+				}
+			}
+			return nil
+		}, "node%d's two VXLAN devices", i)
+	}
+	if out, err := r.nodes[2].Run("ip", "link", "show", dataplane.VXLANDevice); err == nil {
+		t.Errorf("IPv6-only node3 has %s:\n%s", dataplane.VXLANDevice, out)
+	}
+	if n := r.node(t, 3); n.Spec.IPv4VXLANTunnelAddr != "" {
+		t.Errorf("IPv6-only node3 publishes ipv4VXLANTunnelAddr %s", n.Spec.IPv4VXLANTunnelAddr)
+	}
+
+	var v4, v6 []string
+	for i := 1; i <= 2; i++ {
+		pod := r.lab.Node(fmt.Sprintf("pod%d", i))
+		out, err := r.workload(i, "add", "--name", "default/"+pod.Name, "--netns", pod.NS, "--ipv6")
+		if f := strings.Fields(out); err != nil || len(f) != 2 {
+			t.Fatalf("workload add --ipv6 on node%d: %v\n%s", i, err, out)
+		} else {
+			v4, v6 = append(v4, f[0]), append(v6, f[1])
+		}
+		r.pods = append(r.pods, pod)
+	}
+	harness.Eventually(t, 30*time.Second, 500*time.Millisecond, func() error {
+		for _, a := range []string{v4[1], v6[1]} {
+			if out, err := r.pods[0].Run("ping", "-c", "1", "-W", "1", a); err != nil {
+				return fmt.Errorf("pod1 -> pod2 %s: %v %s", a, err, out)
+			}
+		}
+		return nil
+	}, "dual-stack pod connectivity")
+	if !r.pingThrough(1, dataplane.VXLANDevice, v4[1]) {
+		t.Errorf("IPv4 pod traffic to the same subnet not through %s (pool Always)", dataplane.VXLANDevice)
+	}
+	for _, dev := range []string{dataplane.VXLANDeviceV6, dataplane.VXLANDevice} {
+		if r.pingThrough(1, dev, v6[1]) {
+			t.Errorf("IPv6 pod traffic to the same subnet went through %s (pool CrossSubnet)", dev)
+		}
 	}
 }
