@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -31,8 +33,19 @@ type CommandOptions struct {
 
 // Main is `petrel daemon`: it sets up logging, profiling and signals (SIGTERM
 // and SIGINT stop, SIGHUP reloads a standalone file), then runs the node in
-// the mode opts select until it stops.
+// the mode opts select until it stops. A node that must restart to apply a
+// setting (RestartInPlace) stops as on SIGTERM, keeping its routes, and
+// execs itself again: same process, same arguments and environment.
 func Main(ctx context.Context, opts CommandOptions) error {
+	err := serve(ctx, opts)
+	var again *RestartInPlace
+	if errors.As(err, &again) {
+		return reexec(again)
+	}
+	return err
+}
+
+func serve(ctx context.Context, opts CommandOptions) error {
 	level := new(slog.LevelVar)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
@@ -102,4 +115,22 @@ func reloadOnSIGHUP() (<-chan struct{}, func()) {
 		}
 	}()
 	return reload, func() { signal.Stop(hup) }
+}
+
+// RestartInPlace is how the node asks Main to exec it again: for the
+// settings GoBGP only takes when it starts (listenPort, bindMode), as
+// calico-node's Felix restarts itself for those it reads at start. The
+// stop is graceful (no Cease, kernel routes kept), so peers and the FIB
+// keep the routes while the new process comes up (graceful restart).
+type RestartInPlace struct{ Reason string }
+
+func (r *RestartInPlace) Error() string { return "restarting in place: " + r.Reason }
+
+func reexec(r *RestartInPlace) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("%w: finding our executable: %v", r, err)
+	}
+	slog.Info("restarting in place", "reason", r.Reason, "exe", exe)
+	return syscall.Exec(exe, os.Args, os.Environ())
 }

@@ -52,6 +52,10 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// A setting that needs a restart cancels ctx with a *RestartInPlace:
+	// everything stops as on SIGTERM and the cause is returned to Main.
+	ctx, restart := context.WithCancelCause(ctx)
+	defer restart(nil)
 	var routerID netip.Addr
 	addrs, err := registerNode(ctx, opts.Backend, opts.NodeName, func(current nodeaddr.Addrs) (nodeaddr.Addrs, error) {
 		addrs, err := nodeaddr.Host{Log: log}.ResolveNode(ctx, opts.IPv4, opts.IPv6, current)
@@ -105,8 +109,9 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	a.api.snapshot = st.read
 	targets := a.targets()
 	targets.level, targets.envLevel = opts.Level, opts.EnvLevel
+	targets.restart = func(r *RestartInPlace) { restart(r) }
 	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)
-	targets.ipip = newIPIPDeps(opts.Backend, opts.NodeName, ip.Addr())
+	targets.ipip, targets.peerRoutes = newIPIPDeps(opts.Backend, opts.NodeName, ip.Addr()), openPeerRoutes
 	loop := datastoreLoop(targets, first, func(ctx context.Context, fam vxlanFamily, pools []netip.Prefix) (tunnel, error) {
 		underlay, env, raw := addrs.IPv4, nodeaddr.EnvIP, opts.IPv4.Raw
 		if fam.v6 {
@@ -129,7 +134,12 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	a.startKernel(ctx) // before the first pass: the VXLAN hand-off waits for kernel sync
 	reconcile(first)
 	log.Info("petrel running", "node", opts.NodeName, "routerID", routerID, "as", first.ASN, "datastore", opts.Mode, "peers", len(first.Peers), "socket", opts.Socket)
-	return a.run(ctx, opts.Ready, st.changed, func() { reconcile(desiredNow()) })
+	err = a.run(ctx, opts.Ready, st.changed, func() { reconcile(desiredNow()) })
+	var again *RestartInPlace
+	if errors.As(context.Cause(ctx), &again) {
+		return again
+	}
+	return err
 }
 
 // localInterfaces lists this node's interfaces and connected prefixes, for

@@ -51,8 +51,9 @@ type desired struct {
 	// RoutePolicy is the peers' BGPFilters and next-hop modes and the
 	// prefixAdvertisements communities.
 	RoutePolicy bgp.RoutePolicy
-	// ASN, ListenPort and BindNodeIP (bindMode NodeIP: listen on the
-	// node's address only) are read at start only; a change is reported.
+	// ASN is applied live (asnReconciler); ListenPort and BindNodeIP
+	// (bindMode NodeIP: listen on the node's address only) are read at
+	// start only, and a change is reported.
 	ASN        uint32
 	ListenPort uint16
 	BindNodeIP bool
@@ -67,12 +68,17 @@ type desired struct {
 	// Blackholes are the node's confirmed blocks: unknown addresses in
 	// them are dropped locally.
 	Blackholes []netip.Prefix
+	// ReachableBy are the BGPPeers' static routes to their peers.
+	ReachableBy []mesh.StaticRoute
 	// VXLAN is vxlan.calico's part (IPv4 pools), VXLANV6
 	// vxlan-v6.calico's (IPv6 pools).
 	VXLAN, VXLANV6 vxlanPlan
 	IPIP           ipipPlan
 	// Problems are the objects left out, one line each, for status.
 	Problems []string
+	// IgnoredInterfaces are BGPConfiguration ignoredInterfaces: left out
+	// of protocol direct.
+	IgnoredInterfaces []string
 	// LogLevel is BGPConfiguration logSeverityScreen; nil when unset.
 	LogLevel *slog.Level
 	// Services are the default BGPConfiguration's Service fields.
@@ -121,14 +127,16 @@ func computeDesired(snap snapshot, me self) desired {
 		LogLevel:   logLevel,
 		Services:   services.ConfigFrom(defaultConfig(snap.Configs)),
 		Peers:      res.Peers, RoutePolicy: res.Policy, ASN: res.ASN, ListenPort: res.ListenPort,
-		ExportRanges: exportRanges(snap.Pools),
-		Reflector:    isReflector(snap.Nodes, me.Name),
-		Originated:   originated,
-		Blackholes:   own,
-		VXLAN:        planVXLAN(snap, me, vxlanV4),
-		VXLANV6:      planVXLAN(snap, me, vxlanV6),
-		IPIP:         planIPIP(snap, me),
-		Problems:     problems,
+		ReachableBy:       res.ReachableBy,
+		IgnoredInterfaces: ignoredInterfaces(snap.Configs, me.Name),
+		ExportRanges:      exportRanges(snap.Pools),
+		Reflector:         isReflector(snap.Nodes, me.Name),
+		Originated:        originated,
+		Blackholes:        own,
+		VXLAN:             planVXLAN(snap, me, vxlanV4),
+		VXLANV6:           planVXLAN(snap, me, vxlanV6),
+		IPIP:              planIPIP(snap, me),
+		Problems:          problems,
 	}
 }
 

@@ -77,8 +77,12 @@ type loopTargets struct {
 	envLevel slog.Level
 	// services is the Service controller; nil without a Kubernetes API.
 	services serviceTarget
+	// restart asks for a graceful restart in place (see RestartInPlace).
+	restart func(*RestartInPlace)
 	// ipip is what IPIP pools need (IPAM, tunl0); nil: not handled.
 	ipip *ipipDeps
+	// peerRoutes opens the reachableBy routes' writer; nil: not handled.
+	peerRoutes func() (peerRouteSyncer, error)
 }
 
 // targets are the agent's parts the reconcilers drive.
@@ -96,15 +100,20 @@ func (a *agent) targets() loopTargets {
 //  1. exported prefixes: export ranges, route reflection and originated
 //     prefixes are in place before peers change, so a new session's first
 //     update is already right;
-//  2. IPAM blocks: the blackholes of the blocks just originated;
+//  2. IPAM blocks: the blackholes of the blocks just originated; and
+//     ignoredInterfaces, protocol direct's;
 //  3. VXLAN: the tunnels (vxlan.calico, then vxlan-v6.calico), and the
-//     hand-off of their blocks from kernel sync; IPIP the same for tunl0 (and a problem for status where it cannot
-//     exist);
+//     hand-off of their blocks from kernel sync; IPIP the same for tunl0
+//     (and a problem for status where it cannot exist); then BGPPeer
+//     reachableBy's host routes to the peers;
 //     3b. Services: the configured Service ranges, to the Service controller
 //     (which advertises from its own informers);
 //  4. status: problems and restart-only changes, for the operator;
 //  5. route policy (BGPFilters, next-hop modes, communities), before
-//  6. peers, last, so that new peers see everything above.
+//  6. peers, last, so that new peers see everything above; an asNumber
+//     changed since the start becomes the local AS of the sessions that
+//     used the node's; the first peer set waits for the first Service
+//     advertisement.
 //
 // A new concern is one more reconciler in this list, with its part of
 // desired computed in computeDesired.
@@ -117,22 +126,33 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 	vx := &vxlanReconciler{fam: vxlanV4, setup: setupTunnel}
 	vx6 := &vxlanReconciler{fam: vxlanV6, setup: setupTunnel}
 	ipip := &ipipReconciler{deps: t.ipip, log: t.log}
+	reach := &reachableReconciler{open: t.peerRoutes}
 	if t.kernel != nil {
 		loop = append(loop, &blockReconciler{kernel: t.kernel})
+		if k, ok := t.kernel.(ignoredTarget); ok {
+			loop = append(loop, &ignoredReconciler{kernel: k})
+		}
 		all := &excludeUnion{kernel: t.kernel}
-		vx.kernel, vx6.kernel, ipip.kernel = all.owner("VXLAN"), all.owner("VXLAN IPv6"), all.owner("IPIP")
+		vx.kernel, vx6.kernel = all.owner("VXLAN"), all.owner("VXLAN IPv6")
+		ipip.kernel, reach.kernel = all.owner("IPIP"), all.owner("reachableBy")
 	}
 	loop = append(loop, vx, vx6)
 	if t.ipip != nil {
 		loop = append(loop, ipip)
 	}
+	if t.peerRoutes != nil {
+		loop = append(loop, reach)
+	}
+	peers := &peerReconciler{speaker: t.speaker, log: t.log}
 	if t.services != nil {
 		loop = append(loop, &serviceReconciler{controller: t.services})
+		peers.waitFor = t.services.Ready()
 	}
 	return append(loop,
-		&statusReconciler{api: t.api, log: t.log, startedASN: first.ASN, startedPort: first.ListenPort, startedBind: first.BindNodeIP},
+		&statusReconciler{api: t.api, log: t.log, startedPort: first.ListenPort, startedBind: first.BindNodeIP, restart: t.restart},
 		&policyReconciler{speaker: t.speaker},
-		&peerReconciler{speaker: t.speaker})
+		&asnReconciler{started: first.ASN},
+		peers)
 }
 
 // standaloneLoop is standalone mode's pass: what the config file says to

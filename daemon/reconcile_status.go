@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 )
 
@@ -12,15 +13,17 @@ type problemTarget interface {
 }
 
 // statusReconciler keeps what the operator sees: the objects left out
-// (in status, and logged once each time the list changes), and a warning
-// when a setting that needs a restart changed.
+// (in status, and logged once each time the list changes); and when a
+// setting GoBGP takes only at its start (listen port, bindMode) changed,
+// it asks for a graceful restart in place.
 type statusReconciler struct {
 	api problemTarget
 	log *slog.Logger
-	// started are the ASN and listen port the node runs with.
-	startedASN  uint32
+	// started are the listen port and bindMode the node runs with.
 	startedPort uint16
 	startedBind bool
+	// restart stops the node gracefully and execs it again (nil: only log).
+	restart func(*RestartInPlace)
 }
 
 func (r *statusReconciler) Name() string { return "status" }
@@ -31,8 +34,14 @@ func (r *statusReconciler) Reconcile(_ context.Context, d *desired) error {
 			r.log.Error("datastore object skipped", "problem", p)
 		}
 	}
-	if d.ASN != r.startedASN || d.ListenPort != r.startedPort || d.BindNodeIP != r.startedBind {
-		r.log.Warn("AS number, listen port or bindMode changed; takes effect after a restart", "as", d.ASN, "listenPort", d.ListenPort, "bindNodeIP", d.BindNodeIP)
+	if d.ListenPort != r.startedPort || d.BindNodeIP != r.startedBind {
+		why := fmt.Sprintf("listenPort %d -> %d, bindMode NodeIP %v -> %v", r.startedPort, d.ListenPort, r.startedBind, d.BindNodeIP)
+		if r.restart == nil {
+			r.log.Warn("listen port or bindMode changed; takes effect after a restart", "change", why)
+		} else {
+			r.log.Warn("listen port or bindMode changed; restarting in place (graceful restart keeps the routes)", "change", why)
+			r.restart(&RestartInPlace{Reason: why})
+		}
 	}
 	return nil
 }

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/petrel-net/petrel/bgp"
 	"github.com/petrel-net/petrel/dataplane"
 	"github.com/petrel-net/petrel/datastore"
+	"github.com/petrel-net/petrel/services"
 )
 
 // calls records, in order, the calls the fakes below receive.
@@ -330,5 +332,58 @@ func TestLogLevelFollowsBGPConfiguration(t *testing.T) {
 		if err := r.Reconcile(t.Context(), &step.d); err != nil || level.Level() != step.want {
 			t.Errorf("level %v (%v), want %v", level.Level(), err, step.want)
 		}
+	}
+}
+
+type fakeServices struct {
+	calls *calls
+	ready chan struct{}
+}
+
+func (f *fakeServices) SetConfig(services.Config) { *f.calls = append(*f.calls, "SetConfig") }
+func (f *fakeServices) Ready() <-chan struct{}    { return f.ready }
+
+// The first peer set waits for the first Service advertisement, so that a
+// restarted node's End-of-RIB follows its Service prefixes.
+func TestFirstPeersWaitForServices(t *testing.T) {
+	var c calls
+	svc := &fakeServices{calls: &c, ready: make(chan struct{})}
+	targets := loopTargets{speaker: &fakeSpeaker{calls: &c}, api: &fakeAPI{calls: &c}, services: svc, log: slog.New(slog.DiscardHandler)}
+	loop := datastoreLoop(targets, &desired{}, func(context.Context, vxlanFamily, []netip.Prefix) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
+	done := make(chan error)
+	go func() { done <- loop.Reconcile(t.Context(), &desired{}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the first pass finished (err %v) before the Service controller was ready", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(svc.ready)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if i, j := slices.Index(c, "SetConfig"), slices.Index(c, "SetPeers"); i < 0 || j < i {
+		t.Fatalf("calls %v: want SetConfig, then SetPeers", c)
+	}
+}
+
+// A listen port or bindMode that differs from the running one asks for a
+// restart in place, naming the change; an unchanged one does not.
+func TestStatusReconcilerRestartsForListenSettings(t *testing.T) {
+	var asked []*RestartInPlace
+	r := &statusReconciler{api: &fakeAPI{calls: &calls{}}, log: slog.New(slog.DiscardHandler), startedPort: 179,
+		restart: func(ri *RestartInPlace) { asked = append(asked, ri) }}
+	if err := r.Reconcile(t.Context(), &desired{ListenPort: 179}); err != nil || len(asked) != 0 {
+		t.Fatalf("unchanged settings: err %v, restarts %v", err, asked)
+	}
+	if err := r.Reconcile(t.Context(), &desired{ListenPort: 1790}); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || !strings.Contains(asked[0].Reason, "listenPort 179 -> 1790") {
+		t.Fatalf("restarts %v, want one naming listenPort 179 -> 1790", asked)
+	}
+	r.restart = nil
+	asked = nil
+	if err := r.Reconcile(t.Context(), &desired{ListenPort: 179, BindNodeIP: true}); err != nil || len(asked) != 0 {
+		t.Fatalf("without a restart hook: err %v, restarts %v", err, asked)
 	}
 }

@@ -44,6 +44,8 @@ func startServices(ctx context.Context, a *agent, client kubernetes.Interface, b
 // Services and their endpoints ask for, within the configured ranges.
 type serviceTarget interface {
 	SetConfig(cfg services.Config)
+	// Ready is closed once the first advertisement is out.
+	Ready() <-chan struct{}
 }
 
 // serviceReconciler hands the default BGPConfiguration's Service fields to

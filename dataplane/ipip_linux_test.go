@@ -13,41 +13,23 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/petrel-net/petrel/internal/netnsbuild"
-	"github.com/petrel-net/petrel/internal/netnsrun"
 )
 
-// ipipLab is a namespace with the node's underlay (10.0.0.1/24 on eth0)
-// and an IPIP dataplane in it.
-type ipipLab struct {
-	t  *testing.T
-	ns string
-	p  *IPIP
-	h  *netlink.Handle // in ns, for the test's own reads and writes
-}
+// ipipLab has an IPIP dataplane on the underlay.
+type ipipLab struct{ underlayLab[*IPIP] }
 
 func newIPIPLab(t *testing.T) *ipipLab {
 	t.Helper()
-	l := &ipipLab{t: t, ns: newUnderlayNS(t, "pdpi")}
-	err := netnsrun.RunPath(netnsbuild.Path(l.ns), func() error {
-		var err error
-		if l.p, err = NewIPIP(IPIPConfig{Underlay: netip.MustParseAddr("10.0.0.1")}); err != nil {
-			return err
-		}
-		l.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.p.Close(); l.h.Close() })
-	return l
+	return &ipipLab{newUnderlayLab(t, "pdpi", func() (*IPIP, error) {
+		return NewIPIP(IPIPConfig{Underlay: netip.MustParseAddr("10.0.0.1")})
+	})}
 }
 
 // sync runs Sync and returns its writes, sorted.
 func (l *ipipLab) sync(tunnel string, routes map[string]string) ([]string, error) {
-	c := &countingWriter{tunnelWriter: l.p.w}
-	l.p.w = c
-	defer func() { l.p.w = c.tunnelWriter }()
+	c := &countingWriter{tunnelWriter: l.dp.w}
+	l.dp.w = c
+	defer func() { l.dp.w = c.tunnelWriter }()
 	want := map[netip.Prefix]netip.Addr{}
 	for b, via := range routes {
 		want[netip.MustParsePrefix(b)] = netip.MustParseAddr(via)
@@ -56,7 +38,7 @@ func (l *ipipLab) sync(tunnel string, routes map[string]string) ([]string, error
 	if tunnel != "" {
 		addr = netip.MustParseAddr(tunnel)
 	}
-	err := l.p.Sync(addr, want)
+	err := l.dp.Sync(addr, want)
 	sort.Strings(c.writes)
 	return c.writes, err
 }

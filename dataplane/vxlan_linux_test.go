@@ -18,14 +18,25 @@ import (
 	"github.com/petrel-net/petrel/internal/netnsrun"
 )
 
-// vxlanLab is a namespace with an underlay veth (10.0.0.1/24 and
-// fd00::1/64) and a VXLAN endpoint on it.
-type vxlanLab struct {
+// underlayLab is a namespace with an underlay veth (10.0.0.1/24 and
+// fd00::1/64) and the
+// dataplane part under test (dp) in it.
+type underlayLab[T interface{ Close() }] struct {
 	t  *testing.T
 	ns string
-	v  *VXLAN
+	dp T
 	h  *netlink.Handle // in ns, for the test's own reads and writes
 }
+
+func newUnderlayLab[T interface{ Close() }](t *testing.T, prefix string, open func() (T, error)) underlayLab[T] {
+	t.Helper()
+	l := underlayLab[T]{t: t}
+	l.ns, l.dp, l.h = openInUnderlayNS(t, prefix, open)
+	return l
+}
+
+// vxlanLab has a VXLAN endpoint on the underlay.
+type vxlanLab struct{ underlayLab[*VXLAN] }
 
 func newVXLANLab(t *testing.T) *vxlanLab {
 	t.Helper()
@@ -40,21 +51,30 @@ func newVXLANLabV6(t *testing.T) *vxlanLab {
 
 func newVXLANLabFor(t *testing.T, cfg VXLANConfig) *vxlanLab {
 	t.Helper()
-	ns := newUnderlayNS(t, "pdpv")
-	l := &vxlanLab{t: t, ns: ns}
+	return &vxlanLab{newUnderlayLab(t, "pdpv", func() (*VXLAN, error) { return NewVXLAN(cfg) })}
+}
+
+// openInUnderlayNS makes a new underlay namespace and, inside it, the
+// dataplane part under test (open) and a netlink handle for the test's
+// own reads and writes; both are closed at cleanup.
+func openInUnderlayNS[T interface{ Close() }](t *testing.T, prefix string, open func() (T, error)) (string, T, *netlink.Handle) {
+	t.Helper()
+	ns := newUnderlayNS(t, prefix)
+	var obj T
+	var h *netlink.Handle
 	err := netnsrun.RunPath(netnsbuild.Path(ns), func() error {
 		var err error
-		if l.v, err = NewVXLAN(cfg); err != nil {
+		if obj, err = open(); err != nil {
 			return err
 		}
-		l.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.v.Close(); l.h.Close() })
-	return l
+	t.Cleanup(func() { obj.Close(); h.Close() })
+	return ns, obj, h
 }
 
 // newUnderlayNS is a namespace (removed at cleanup) whose eth0 holds the
@@ -84,7 +104,7 @@ func newUnderlayNS(t *testing.T, prefix string) string {
 
 func (l *vxlanLab) sync(remotes ...Remote) {
 	l.t.Helper()
-	if err := l.v.Sync(remotes); err != nil {
+	if err := l.dp.Sync(remotes); err != nil {
 		l.t.Fatalf("Sync: %v", err)
 	}
 }
@@ -125,9 +145,9 @@ func neighKey(n *netlink.Neigh) string {
 // syncCounting syncs remotes and returns the writes it made, sorted.
 func (l *vxlanLab) syncCounting(remotes ...Remote) []string {
 	l.t.Helper()
-	c := &countingWriter{tunnelWriter: l.v.w}
-	l.v.w = c
-	defer func() { l.v.w = c.tunnelWriter }()
+	c := &countingWriter{tunnelWriter: l.dp.w}
+	l.dp.w = c
+	defer func() { l.dp.w = c.tunnelWriter }()
 	l.sync(remotes...)
 	sort.Strings(c.writes)
 	return c.writes
@@ -209,7 +229,7 @@ func TestVXLANSyncRepairs(t *testing.T) {
 
 func (l *vxlanLab) checkRoutes(want ...string) {
 	l.t.Helper()
-	rs, err := l.h.RouteListFiltered(l.v.family, &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+	rs, err := l.h.RouteListFiltered(l.dp.family, &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -229,7 +249,7 @@ func (l *vxlanLab) checkRoutes(want ...string) {
 // checkNeighs compares the permanent entries of one family ("IP MAC").
 func (l *vxlanLab) checkNeighs(family int, want ...string) {
 	l.t.Helper()
-	link, err := l.h.LinkByName(l.v.Device())
+	link, err := l.h.LinkByName(l.dp.Device())
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -99,17 +99,6 @@ func newServiceLab(t *testing.T) *serviceLab {
 	return s
 }
 
-// torHops is the ToR's next hops for prefix, sorted (none: not there).
-func (s *serviceLab) torHops(prefix string) ([]string, error) {
-	routes, err := s.tor.Routes()
-	if err != nil {
-		return nil, err
-	}
-	hops := slices.Clone(routes[prefix])
-	slices.Sort(hops)
-	return hops, nil
-}
-
 // waitToR waits until the ToR reaches prefix through exactly the nodes
 // listed (none: the prefix is withdrawn) and returns how long it took.
 func (s *serviceLab) waitToR(t *testing.T, timeout time.Duration, prefix string, nodes ...int) time.Duration {
@@ -118,17 +107,36 @@ func (s *serviceLab) waitToR(t *testing.T, timeout time.Duration, prefix string,
 	for _, i := range nodes {
 		want = append(want, fmt.Sprintf("10.0.0.%d", i))
 	}
+	return waitBirdHops(t, s.tor, timeout, prefix, want...)
+}
+
+// birdHops is a BIRD's next hops for prefix, sorted (none: not there).
+func birdHops(b *harness.Bird, prefix string) ([]string, error) {
+	routes, err := b.Routes()
+	if err != nil {
+		return nil, err
+	}
+	hops := slices.Clone(routes[prefix])
+	slices.Sort(hops)
+	return hops, nil
+}
+
+// waitBirdHops waits until BIRD b reaches prefix through exactly the
+// next hops listed, sorted (none: the prefix is withdrawn), and returns
+// how long it took.
+func waitBirdHops(t *testing.T, b *harness.Bird, timeout time.Duration, prefix string, want ...string) time.Duration {
+	t.Helper()
 	start := time.Now()
 	harness.Eventually(t, timeout, 20*time.Millisecond, func() error {
-		hops, err := s.torHops(prefix)
+		hops, err := birdHops(b, prefix)
 		if err != nil {
 			return err
 		}
 		if !slices.Equal(hops, want) {
-			return fmt.Errorf("ToR reaches %s via %v, want %v", prefix, hops, want)
+			return fmt.Errorf("%s reaches %s via %v, want %v", b.Socket, prefix, hops, want)
 		}
 		return nil
-	}, "ToR route for %s via nodes %v", prefix, nodes)
+	}, "route for %s via %v", prefix, want)
 	return time.Since(start)
 }
 
@@ -214,7 +222,7 @@ func TestServiceAdvertisement(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.waitToR(t, 5*time.Second, host)
-		if hops, _ := s.torHops(svcClusterCIDR); len(hops) != 3 {
+		if hops, _ := birdHops(s.tor, svcClusterCIDR); len(hops) != 3 {
 			t.Errorf("cluster CIDR via %v after the delete, want all three nodes", hops)
 		}
 	})

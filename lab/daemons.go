@@ -113,7 +113,7 @@ func (b *builder) startBird(n *NodeState) error {
 		rr = "  rr client;\n"
 	}
 	var conf strings.Builder
-	fmt.Fprintf(&conf, "log stderr all;\nrouter id %s;\nprotocol device { scan time 1; }\nprotocol direct { ipv4; interface \"-lo\", \"*\"; }\nprotocol kernel { ipv4 { export all; }; }\n", hostOf(n.Addr))
+	fmt.Fprintf(&conf, "log stderr all;\nrouter id %s;\nprotocol device { scan time 1; }\nprotocol direct { ipv4; interface \"-lo\", \"*\"; }\nprotocol kernel { ipv4 { export all; }; merge paths on; }\n", hostOf(n.Addr))
 	for _, p := range b.petrelAddrs() {
 		fmt.Fprintf(&conf, "protocol bgp %s {\n  local as 64512;\n  neighbor %s as 64512;\n  source address %s;\n  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n  graceful restart on;\n%s  ipv4 { import all; export all; };\n}\n",
 			strings.ReplaceAll(p[0], "-", "_"), hostOf(p[1]), hostOf(n.Addr), rr)
@@ -226,6 +226,9 @@ func (b *builder) startFRR(n *NodeState) error {
 func (b *builder) startPetrel(n *NodeState) error {
 	topoEnv := b.topo.Topology.Nodes[n.Name].Env
 	env := map[string]string{"NODENAME": n.Name, "IP": n.Addr, "DATASTORE_TYPE": "etcdv3", "ETCD_ENDPOINTS": b.state.EtcdURL}
+	if b.state.KubeAPI != nil {
+		env["KUBECONFIG"] = b.state.KubeAPI.Kubeconfig // Services (docs/services.md)
+	}
 	for k, v := range topoEnv {
 		env[k] = v
 	}

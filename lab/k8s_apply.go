@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,8 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 )
@@ -31,18 +34,29 @@ func readManifests(dir string) ([]*unstructured.Unstructured, error) {
 	}
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		fobjs, err := readManifestFile(f)
 		if err != nil {
 			return nil, err
 		}
-		for i, d := range docSep.Split(string(data), -1) {
-			u := &unstructured.Unstructured{}
-			if err := yaml.Unmarshal([]byte(d), &u.Object); err != nil {
-				return nil, fmt.Errorf("%s document %d: %w", f, i, err)
-			}
-			if len(u.Object) > 0 {
-				objs = append(objs, u)
-			}
+		objs = append(objs, fobjs...)
+	}
+	return objs, nil
+}
+
+// readManifestFile reads every object of a YAML file.
+func readManifestFile(f string) ([]*unstructured.Unstructured, error) {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for i, d := range docSep.Split(string(data), -1) {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(d), &u.Object); err != nil {
+			return nil, fmt.Errorf("%s document %d: %w", f, i, err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
 		}
 	}
 	return objs, nil
@@ -67,18 +81,24 @@ func setImage(u *unstructured.Unstructured, image string) {
 	}
 }
 
-// applyManifests server-side applies the objects in order, rediscovering
-// the API when a kind is not known yet (a CRD applied just before).
-func (k *kubeBuilder) applyManifests(ctx context.Context, objs []*unstructured.Unstructured) error {
-	cfg, err := KubeRest(&k.state)
+// applyManifests server-side applies the objects in order to the lab's
+// Kubernetes API, rediscovering the API when a kind is not known yet (a
+// CRD applied just before). The API server's warnings go to out.
+func applyManifests(ctx context.Context, s *State, objs []*unstructured.Unstructured, out io.Writer) error {
+	cfg, err := KubeRest(s)
 	if err != nil {
 		return err
 	}
+	cfg.WarningHandler = rest.NewWarningWriter(out, rest.WarningWriterOptions{})
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(k.client.Discovery()))
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 	for _, u := range objs {
 		gvk := u.GroupVersionKind()
 		var m *meta.RESTMapping

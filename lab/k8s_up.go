@@ -52,7 +52,7 @@ func (b *builder) buildKube(ctx context.Context) error {
 		return err
 	}
 	k.step("applying %d CRDs (deploy/crds)", len(crds))
-	if err := k.applyManifests(ctx, crds); err != nil {
+	if err := applyManifests(ctx, &k.state, crds, k.opts.Out); err != nil {
 		return err
 	}
 	if err := k.waitFor("the CRDs", time.Minute, func() error { _, err := b.petrelCmd(cp.NS, nil, "get", "ippools"); return err }); err != nil {
@@ -77,7 +77,7 @@ func (b *builder) buildKube(ctx context.Context) error {
 		setImage(u, b.state.Kube.PetrelImage)
 	}
 	k.step("applying deploy/k8s with image %s", b.state.Kube.PetrelImage)
-	if err := k.applyManifests(ctx, objs); err != nil {
+	if err := applyManifests(ctx, &k.state, objs, k.opts.Out); err != nil {
 		return err
 	}
 	k.step("waiting for the nodes to be Ready and the petrel DaemonSet to be ready on each")

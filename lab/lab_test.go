@@ -22,6 +22,9 @@ func TestShippedTopologies(t *testing.T) {
 		if want := strings.TrimSuffix(filepath.Base(f), ".clab.yml"); topo.Name != want {
 			t.Errorf("%s: name %q, want %q", f, topo.Name, want)
 		}
+		if _, err := loadResources(f, topo); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 	mesh, err := LoadTopology("../deploy/lab/mesh3.clab.yml")
 	if err != nil {
@@ -60,6 +63,10 @@ func TestParseTopologyErrors(t *testing.T) {
 		{"name: x\n" + base + "  links:\n    - endpoints: [a:eth1, nodex:eth1]\n", `endpoint nodex:eth1: unknown node "nodex"`},
 		{"name: x\n" + base + "  links: [[\n", "topology: yaml"},
 		{"name: x\n" + base + "    r: {labels: {route-reflector: \"true\"}}\n", "label route-reflector"},
+		{"name: x\n" + base + "    r: {labels: {petrel: node, kube-apiserver: \"true\"}}\n", `node r: label kube-apiserver: "true" (want "true" or "false", on the node labelled petrel: etcd)`},
+		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd, kube-apiserver: \"yes\"}}\n", `label kube-apiserver: "yes"`},
+		{"name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd, resources: svc.json}}\n", `node e: label resources: "svc.json" (want a .yaml file`},
+		{"name: x\n" + base + "    r: {labels: {petrel: bird, resources: r.yaml}}\n", "label resources"},
 	} {
 		_, err := ParseTopology([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -11,20 +11,33 @@ import (
 	petrelpb "github.com/petrel-net/petrel/proto"
 )
 
-// peers lists a petrel node's peers through its socket.
-func peers(socket string) ([]*petrelpb.Peer, error) {
+// ask calls a petrel node's API through its socket.
+func ask[T any](socket string, call func(context.Context, *cli.Client) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	c, err := cli.Dial(ctx, socket)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
 	defer c.Close()
-	resp, err := c.ListPeers(ctx, &petrelpb.ListPeersRequest{})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Peers, nil
+	return call(ctx, c)
+}
+
+// peers lists a petrel node's peers through its socket.
+func peers(socket string) ([]*petrelpb.Peer, error) {
+	return ask(socket, func(ctx context.Context, c *cli.Client) ([]*petrelpb.Peer, error) {
+		resp, err := c.ListPeers(ctx, &petrelpb.ListPeersRequest{})
+		return resp.GetPeers(), err
+	})
+}
+
+// servicePrefixes lists the Service prefixes a petrel node advertises.
+func servicePrefixes(socket string) ([]string, error) {
+	return ask(socket, func(ctx context.Context, c *cli.Client) ([]string, error) {
+		resp, err := c.GetInfo(ctx, &petrelpb.GetInfoRequest{})
+		return resp.GetServicePrefixes(), err
+	})
 }
 
 func established(ps []*petrelpb.Peer) int {

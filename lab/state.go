@@ -29,7 +29,10 @@ type State struct {
 	Nodes    []NodeState `json:"nodes"`
 	Pods     []PodState  `json:"pods,omitempty"`
 	Kube     *KubeState  `json:"kube,omitempty"` // a Kubernetes lab's
-	Ready    bool        `json:"ready"`
+	// KubeAPI is the kube-apiserver an etcd lab runs beside its etcd
+	// (label kube-apiserver), where the daemons read Services.
+	KubeAPI *KubeAPIState `json:"kubeAPI,omitempty"`
+	Ready   bool          `json:"ready"`
 }
 
 // datastoreEnv is how petrel commands reach the lab's datastore: its etcd,
@@ -39,6 +42,31 @@ func (s *State) datastoreEnv() []string {
 		return []string{"DATASTORE_TYPE=kubernetes", "KUBECONFIG=" + s.Kube.Kubeconfig}
 	}
 	return []string{"DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + s.EtcdURL}
+}
+
+// datastoreNode is the node whose namespace reaches the datastore: the
+// etcd node, or a Kubernetes lab's control plane.
+func (s *State) datastoreNode() *NodeState {
+	for i := range s.Nodes {
+		if s.Nodes[i].Role == "etcd" || s.Nodes[i].Role == RoleKubeControlPlane {
+			return &s.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// petrelCmd runs a petrel client command inside ns against the lab's
+// datastore, with the binary the lab runs.
+func (s *State) petrelCmd(ns string, env []string, args ...string) (string, error) {
+	bin := s.Petrel
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return "", err
+		}
+	}
+	full := append(append([]string{"env"}, s.datastoreEnv()...), env...)
+	return inNS(ns, append(append(full, bin), args...)...)
 }
 
 // NodeState is one topology node as built.

@@ -21,8 +21,9 @@ type Report struct {
 func (r Report) Healthy() bool { return len(r.Problems) == 0 }
 
 // Status writes the lab's nodes, each petrel node's sessions (like petrel
-// status), each BIRD's or FRR's sessions, the pods and a pod-to-pod ping
-// matrix.
+// status), each BIRD's or FRR's sessions, the Service routes (when the lab
+// has any: each BIRD's and what each node advertises), the pods and a
+// pod-to-pod ping matrix.
 func Status(name string, w io.Writer) (Report, error) {
 	s, err := Load(name)
 	if err != nil {
@@ -40,6 +41,7 @@ type labStatus struct {
 	sessions []nodeSessions    // of the petrel and router nodes, in node order
 	loss     map[[2]string]int // ping loss in percent, by [from, to] pod
 	kube     *kubeView         // a Kubernetes lab's
+	services *serviceView      // when the lab has Service ranges or prefixes
 	problems []string
 }
 
@@ -74,6 +76,7 @@ func gatherStatus(s *State) *labStatus {
 	for _, n := range s.Nodes {
 		st.gatherSessions(n)
 	}
+	st.gatherServices()
 	if len(s.Pods) > 1 {
 		st.loss = map[[2]string]int{}
 		for _, r := range PingMatrix(s.Pods, 3) {
@@ -159,6 +162,10 @@ func (st *labStatus) render(w io.Writer) {
 		fmt.Fprintln(w)
 		ns.render(w)
 	}
+	if st.services != nil {
+		fmt.Fprintln(w)
+		st.services.render(w)
+	}
 	if len(s.Pods) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -175,7 +182,11 @@ func (st *labStatus) render(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if len(st.problems) == 0 {
-		fmt.Fprintln(w, "Healthy: every session Established, every pod reaches every other pod.")
+		routers := ""
+		if st.services != nil {
+			routers = " every router has each Service prefix from exactly the nodes advertising it,"
+		}
+		fmt.Fprintf(w, "Healthy: every session Established,%s every pod reaches every other pod.\n", routers)
 	} else {
 		fmt.Fprintf(w, "Problems:\n  %s\n", strings.Join(st.problems, "\n  "))
 	}

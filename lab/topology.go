@@ -1,7 +1,8 @@
 // Package lab builds a petrel lab on this machine from a containerlab
 // topology file: network namespaces joined by veth links and bridges, an
-// etcd for the datastore, one `petrel daemon` per petrel node, optional
-// BIRD routers, and pods plumbed by `petrel workload add`. It is the
+// etcd for the datastore (optionally a kube-apiserver beside it, for
+// Services), one `petrel daemon` per petrel node, optional BIRD routers,
+// and pods plumbed by `petrel workload add`. It is the
 // long-lived, command-line counterpart of e2e/harness: everything it makes
 // is marked (namespace prefix "plab-<name>-", state directory
 // /var/run/petrel-lab/<name>/, environment PETREL_LAB=<name> on every
@@ -38,6 +39,17 @@ const (
 	// every petrel node ("rr client"); the node-to-node mesh is then
 	// turned off (BGPConfiguration default, nodeToNodeMeshEnabled: false).
 	LabelRR = "route-reflector"
+	// LabelKubeAPIServer "true" on the etcd node also runs a
+	// kube-apiserver there, on the same etcd: the petrel daemons get its
+	// KUBECONFIG and read Services from it (docs/services.md), while
+	// Calico's resources stay in etcd. No kubelets: Services and
+	// EndpointSlices come from the resources file.
+	LabelKubeAPIServer = "kube-apiserver"
+	// LabelResources on the etcd node names a YAML file (relative to the
+	// topology file) applied once the datastore runs: projectcalico.org
+	// resources with `petrel apply`, Kubernetes objects (Services,
+	// EndpointSlices) to the kube-apiserver.
+	LabelResources = "resources"
 )
 
 // Topology is the subset of the containerlab topology format the lab reads.
@@ -174,6 +186,12 @@ func checkNode(name string, n *TopoNode) error {
 	if v, ok := n.Labels[LabelRR]; ok && ((role != "bird" && role != "frr") || (v != "true" && v != "false")) {
 		return fmt.Errorf("node %s: label %s: %q (want \"true\" or \"false\", on a node labelled %s: bird or frr)", name, LabelRR, v, LabelRole)
 	}
+	if v, ok := n.Labels[LabelKubeAPIServer]; ok && (role != "etcd" || (v != "true" && v != "false")) {
+		return fmt.Errorf("node %s: label %s: %q (want \"true\" or \"false\", on the node labelled %s: etcd)", name, LabelKubeAPIServer, v, LabelRole)
+	}
+	if v, ok := n.Labels[LabelResources]; ok && (role != "etcd" || !(strings.HasSuffix(v, ".yaml") || strings.HasSuffix(v, ".yml"))) {
+		return fmt.Errorf("node %s: label %s: %q (want a .yaml file, on the node labelled %s: etcd)", name, LabelResources, v, LabelRole)
+	}
 	if p, ok := n.Labels[LabelPods]; ok {
 		if v, err := strconv.Atoi(p); err != nil || v < 0 || v > 50 || (role != "node" && role != RoleKubeControlPlane) {
 			return fmt.Errorf("node %s: label pods: %q (want 0-50, on a petrel or kube-control-plane node)", name, p)
@@ -263,6 +281,9 @@ func (n *TopoNode) Pods() int {
 	v, _ := strconv.Atoi(n.Labels[LabelPods])
 	return v
 }
+
+// KubeAPIServer reports whether the (etcd) node also runs a kube-apiserver.
+func (n *TopoNode) KubeAPIServer() bool { return n.Labels[LabelKubeAPIServer] == "true" }
 
 // RouteReflector reports whether a bird or frr node reflects routes.
 func (n *TopoNode) RouteReflector() bool { return n.Labels[LabelRR] == "true" }

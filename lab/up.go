@@ -40,6 +40,7 @@ type builder struct {
 	dir   string
 	state State
 	procs []*proc
+	res   *resources // the etcd node's resources file (up only)
 }
 
 func (b *builder) step(format string, args ...any) {
@@ -51,6 +52,10 @@ func Up(ctx context.Context, topoPath string, opts Options) error {
 	topo, err := LoadTopology(topoPath)
 	if err != nil {
 		return err
+	}
+	res, err := loadResources(topoPath, topo)
+	if err != nil {
+		return fmt.Errorf("%s: %w", topoPath, err)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("petrel lab needs root (network namespaces)")
@@ -66,7 +71,7 @@ func Up(ctx context.Context, topoPath string, opts Options) error {
 	if Exists(topo.Name) {
 		return fmt.Errorf("lab %s already exists (remove it with: petrel lab down %s)", topo.Name, topo.Name)
 	}
-	b := &builder{opts: opts, topo: topo, dir: Dir(topo.Name)}
+	b := &builder{opts: opts, topo: topo, dir: Dir(topo.Name), res: res}
 	b.state = State{Name: topo.Name, Topology: topoPath, Petrel: opts.Petrel}
 	for _, d := range []string{b.dir, filepath.Join(b.dir, "pids"), filepath.Join(b.dir, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -108,13 +113,24 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.startEtcd(); err != nil {
 		return err
 	}
+	if n := b.node("etcd"); b.topo.Topology.Nodes[n.Name].KubeAPIServer() {
+		if err := b.startKubeAPIServer(ctx, n); err != nil {
+			return err
+		}
+	}
 	if err := b.applyResources(); err != nil {
+		return err
+	}
+	if err := b.applyKubeObjects(ctx); err != nil {
 		return err
 	}
 	if err := b.startDaemons(); err != nil {
 		return err
 	}
 	if err := b.waitSessions(ctx); err != nil {
+		return err
+	}
+	if err := b.waitLoadBalancers(ctx); err != nil {
 		return err
 	}
 	if err := b.addPods(); err != nil {
@@ -273,8 +289,7 @@ func (b *builder) node(role string) *NodeState {
 // petrelCmd runs a petrel client command inside ns against the lab's
 // datastore.
 func (b *builder) petrelCmd(ns string, env []string, args ...string) (string, error) {
-	full := append(append([]string{"env"}, b.state.datastoreEnv()...), env...)
-	return inNS(ns, append(append(full, b.opts.Petrel), args...)...)
+	return b.state.petrelCmd(ns, env, args...)
 }
 
 func (b *builder) applyResources() error {
@@ -289,16 +304,16 @@ func (b *builder) applyResources() error {
 		docs += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n"
 		what += ", node-to-node mesh off"
 	}
+	if b.res != nil && b.res.calico != "" {
+		docs += b.res.calico
+		what += ", " + b.res.file
+	}
 	b.step("applying the default resources (%s)", what)
 	path := filepath.Join(b.dir, "resources.yaml")
 	if err := os.WriteFile(path, []byte(docs), 0o644); err != nil {
 		return err
 	}
-	ds := b.node("etcd")
-	if ds == nil {
-		ds = b.node(RoleKubeControlPlane)
-	}
-	_, err := b.petrelCmd(ds.NS, nil, "apply", "-f", path)
+	_, err := b.petrelCmd(b.state.datastoreNode().NS, nil, "apply", "-f", path)
 	return err
 }
 

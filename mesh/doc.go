@@ -70,7 +70,9 @@
 //   - restartMode LongLivedGracefulRestart (mesh: nodeMeshRestartMode) makes
 //     maxRestartTime (nodeMeshMaxRestartTime) the long-lived stale time,
 //     default bgp.DefaultLLGRStaleTime, as Calico Enterprise renders it.
+//   - reachableBy (a BGPPeer with peerIP that applies to this node) is
+//     Result.ReachableBy, a static route to the peer for the daemon.
 //   - Not represented in bgp.PeerConfig and ignored here: nextHopMode /
-//     keepOriginalNextHop, numAllowedLocalASNumbers, reachableBy, filters,
+//     keepOriginalNextHop, numAllowedLocalASNumbers, filters,
 //     localWorkloadSelector.
 package mesh

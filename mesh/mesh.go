@@ -67,6 +67,8 @@ type Result struct {
 	Policy bgp.RoutePolicy
 	// Problems lists the objects skipped (each error names its object).
 	Problems []error
+	// ReachableBy are the BGPPeers' static routes to their peers.
+	ReachableBy []StaticRoute
 }
 
 // Order of candidate classes: the first peering of an address wins.
@@ -117,6 +119,7 @@ type computation struct {
 	bfd        *datastore.BFDConfiguration // the one for this node, if any
 	filters    map[string]*datastore.BGPFilter
 	badFilters []string // names of BGPFilters that failed validation
+	static     []StaticRoute
 }
 
 func (c *computation) problem(err error) { c.problems = append(c.problems, err) }
@@ -153,7 +156,7 @@ func Desired(in Input) Result {
 		res.Peers, res.Policy.Peers = c.dedupe()
 		res.Policy.Communities = c.prefixCommunities()
 	}
-	res.Problems = c.problems
+	res.Problems, res.ReachableBy = c.problems, c.static
 	return res
 }
 
@@ -529,6 +532,7 @@ func (c *computation) bgpPeer(bp *datastore.BGPPeer) error {
 	}
 	if forward {
 		c.forwardPeers(sc, password)
+		c.reachableBy(bp)
 	}
 	if reverse {
 		c.reversePeers(sc, password)

@@ -20,6 +20,7 @@ func (c *Controller) advertiseLoop(ctx context.Context) {
 	}
 	c.log.Info("Services and EndpointSlices in sync")
 	var last *Advertisement
+	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -37,6 +38,10 @@ func (c *Controller) advertiseLoop(ctx context.Context) {
 		last = &adv
 		c.log.Debug("service advertisement", "prefixes", len(adv.Prefixes), "ranges", adv.Ranges)
 		c.opts.Advertise(adv)
+		if first {
+			first = false
+			close(c.ready)
+		}
 	}
 }
 

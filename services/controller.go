@@ -43,6 +43,7 @@ type Controller struct {
 	// nodeFactory watches this node's Node only (its exclusion label).
 	nodeFactory informers.SharedInformerFactory
 	dirty       chan struct{} // one token: recompute the advertisement
+	ready       chan struct{} // closed once the first Advertisement is out
 
 	mu     sync.Mutex
 	cfg    Config
@@ -64,6 +65,7 @@ func Start(ctx context.Context, opts Options) *Controller {
 			o.FieldSelector = "metadata.name=" + opts.Node
 		})),
 		dirty: make(chan struct{}, 1),
+		ready: make(chan struct{}),
 	}
 	mark := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.markDirty() },
@@ -97,6 +99,12 @@ func (c *Controller) SetConfig(cfg Config) {
 	c.mu.Unlock()
 	c.markDirty()
 }
+
+// Ready is closed once the first Advertisement, computed from synced
+// informers and a configuration, has been handed to Options.Advertise. The
+// daemon holds its first peers back until then, so that the End-of-RIB a
+// restarted node sends already follows its Service prefixes.
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
 
 func (c *Controller) config() (Config, bool) {
 	c.mu.Lock()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/petrel-net/petrel/internal/birdshow"
 )
 
 // Bird is a BIRD 2 daemon running inside a Node.
@@ -43,7 +45,7 @@ func StartBird(t testing.TB, n *Node, conf string) *Bird {
 // socket only, so it does not need to run inside the namespace.
 func (b *Bird) Cmd(args ...string) (string, error) {
 	out, err := run("birdc", append([]string{"-s", b.Socket}, args...)...)
-	return stripBirdBanner(out), err
+	return birdshow.StripBanner(out), err
 }
 
 // BirdProtocol is one row of `birdc show protocols`.
@@ -104,7 +106,7 @@ func (b *Bird) Routes() (map[string][]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseBirdRoutes(out), nil
+	return birdshow.Routes(out), nil
 }
 
 // RoutesFrom is Routes for the routes one protocol brought in: what a
@@ -114,21 +116,12 @@ func (b *Bird) RoutesFrom(protocol string) (map[string][]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseBirdRoutes(out), nil
+	return birdshow.Routes(out), nil
 }
 
 // Stop stops BIRD (SIGTERM, SIGKILL after 5s) and waits for it to exit.
 func (b *Bird) Stop() {
 	_ = b.Proc.Stop(5 * time.Second)
-}
-
-// stripBirdBanner removes the "BIRD 2.0.12 ready." line birdc prints first.
-func stripBirdBanner(out string) string {
-	first, rest, _ := strings.Cut(out, "\n")
-	if strings.HasPrefix(first, "BIRD ") && strings.HasSuffix(first, " ready.") {
-		return rest
-	}
-	return out
 }
 
 // parseBirdProtocols parses `show protocols` output:
@@ -143,7 +136,7 @@ func stripBirdBanner(out string) string {
 // iso long" where it is "2006-01-02 15:04:05".
 func parseBirdProtocols(out string) []BirdProtocol {
 	var protos []BirdProtocol
-	for _, line := range strings.Split(stripBirdBanner(out), "\n") {
+	for _, line := range strings.Split(birdshow.StripBanner(out), "\n") {
 		f := strings.Fields(line)
 		// Skip the header, and detail lines of `show protocols all`.
 		if len(f) < 5 || f[0] == "Name" || line[0] == ' ' || line[0] == '\t' {
@@ -165,41 +158,4 @@ func parseBirdProtocols(out string) []BirdProtocol {
 func isBirdDate(s string) bool {
 	_, err := time.Parse(time.DateOnly, s)
 	return err == nil
-}
-
-// parseBirdRoutes parses BIRD 2 `show route` output:
-//
-//	Table master4:
-//	10.99.5.0/24         unicast [frr 12:55:30.061] * (100) [i]
-//		via 10.0.0.2 on eth1
-//	                     unicast [gobgp 12:55:30.028] (100) [?]
-//		via 10.0.1.2 on eth3
-//	10.99.6.0/24         unicast [st 12:55:30.011] * (200)
-//		via 10.0.0.2 on eth1 weight 1
-//		via 10.0.1.2 on eth3 weight 1
-//	10.99.1.0/24         blackhole [st 12:53:49.835] * (200)
-//
-// A line starting with a prefix opens a network; further routes for it
-// start with spaces instead of the prefix; gateway lines start with a tab
-// and "via" (several for a multipath route); other tab lines ("dev eth1",
-// attributes of `show route all`) are ignored.
-func parseBirdRoutes(out string) map[string][]string {
-	routes := map[string][]string{}
-	prefix := ""
-	for _, line := range strings.Split(stripBirdBanner(out), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 0:
-		case line[0] != ' ' && line[0] != '\t':
-			if f[0] == "Table" {
-				prefix = ""
-				continue
-			}
-			prefix = f[0]
-			addRoute(routes, prefix, "")
-		case prefix != "" && f[0] == "via" && len(f) > 1:
-			addRoute(routes, prefix, f[1])
-		}
-	}
-	return routes
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/petrel-net/petrel/internal/birdshow"
 )
 
 // frrDaemons are the FRR daemons a BGP speaker needs: zebra (interfaces and
@@ -225,13 +227,13 @@ func parseFRRRoutes(out string, routes map[string][]string) error {
 		return fmt.Errorf("frr: routes: %v in:\n%s", err, out)
 	}
 	for prefix, paths := range table.Routes {
-		addRoute(routes, prefix, "")
+		birdshow.AddRoute(routes, prefix, "")
 		for _, p := range paths {
 			if !p.Valid {
 				continue
 			}
 			for _, nh := range p.Nexthops {
-				addRoute(routes, prefix, nh.IP)
+				birdshow.AddRoute(routes, prefix, nh.IP)
 			}
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/petrel-net/petrel/internal/birdshow"
 )
 
 // gobgpd's gRPC API listens on the node's own loopback: every namespace has
@@ -171,11 +173,11 @@ func parseGoBGPRoutes(out string, routes map[string][]string) error {
 		return fmt.Errorf("gobgp: rib: %v in:\n%s", err, out)
 	}
 	for prefix, paths := range rib {
-		addRoute(routes, prefix, "")
+		birdshow.AddRoute(routes, prefix, "")
 		for _, p := range paths {
 			for _, a := range p.Attrs {
 				if a.Type == 3 || a.Type == 14 {
-					addRoute(routes, prefix, a.Nexthop)
+					birdshow.AddRoute(routes, prefix, a.Nexthop)
 				}
 			}
 		}

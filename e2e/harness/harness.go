@@ -354,21 +354,6 @@ func formatMsg(msgAndArgs []any) string {
 	return fmt.Sprint(msgAndArgs...)
 }
 
-// addRoute records nextHop as a next hop of prefix for the Routes methods of
-// the interop daemons: in first-seen order, without duplicates. The prefix
-// is recorded even when nextHop is not a gateway: empty, or the unspecified
-// address with which FRR and gobgp mark locally originated routes.
-func addRoute(routes map[string][]string, prefix, nextHop string) {
-	hops, ok := routes[prefix]
-	if !ok {
-		hops = []string{}
-	}
-	if a, err := netip.ParseAddr(nextHop); err == nil && !a.IsUnspecified() && !slices.Contains(hops, nextHop) {
-		hops = append(hops, nextHop)
-	}
-	routes[prefix] = hops
-}
-
 // run is cmdutil.Run: combined output, an error naming the command.
 func run(name string, args ...string) (string, error) { return cmdutil.Run(name, args...) }
 

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/petrel-net/petrel/internal/birdshow"
 )
 
 // The parsers are tested against output captured from the Debian packages
@@ -56,7 +58,7 @@ func TestParseBirdRoutes(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.file, func(t *testing.T) {
-			got := parseBirdRoutes(readTestdata(t, tc.file))
+			got := birdshow.Routes(readTestdata(t, tc.file))
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %v\nwant %v", got, tc.want)
 			}
