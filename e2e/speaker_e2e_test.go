@@ -151,21 +151,10 @@ func runInterop(t *testing.T, family string, setup func(i int) (l interopLink, p
 			established(t, "petrel", pn.PeerState, l.peer)
 			hasRoute(t, peer.name, view.routes, ours, l.petrel)
 			hasRoute(t, "petrel", pn.Routes, theirs, l.peer)
-			waitFIBVia(t, p, family, theirs, l.peer)
+			list := map[string]func(testing.TB, *harness.Node) map[string]fibRoute{"-4": fib, "-6": fib6}[family]
+			waitGateways(t, list, p, theirs, 20*time.Second, l.peer)
 		})
 	}
-}
-
-// waitFIBVia waits until petrel's FIB (family "-4" or "-6") routes prefix
-// via exactly the gateways given, in address order.
-func waitFIBVia(t *testing.T, n *harness.Node, family, prefix string, gateways ...string) {
-	t.Helper()
-	harness.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
-		if gws := fibOf(t, n, family)[prefix].gateways(); !slices.Equal(gws, gateways) {
-			return fmt.Errorf("%s via %v", prefix, gws)
-		}
-		return nil
-	}, "%s's FIB routes %s via %v", n.Name, prefix, gateways)
 }
 
 func startInteropBird(t *testing.T, n *harness.Node, l interopLink, theirs string) peerView {
