@@ -143,6 +143,9 @@ func runInterop(t *testing.T, family string, setup func(i int) (l interopLink, p
 			p, n := lab.Node("petrel"), lab.Node(peer.name)
 			bits := map[string]string{"-4": "/24", "-6": "/64"}[family]
 			lab.Link(p, "eth1", l.petrel+bits, n, "eth1", l.peer+bits)
+			if family == "-6" {
+				waitDAD(t, n)
+			}
 
 			view := peer.start(t, n, l, theirs)
 			pn := startPetrel(t, lab, p, petrelConfig("petrel", petrelID, 64512, []peerSpec{{Address: l.peer, AS: peer.as, Extra: peer.petrelKey}}, ours))
