@@ -81,7 +81,7 @@ func TestParseDefaults(t *testing.T) {
 	if c.ASN != 64512 || c.ListenPort != 179 || c.Socket != DefaultSocket || c.NodeName == "" {
 		t.Errorf("defaults = %+v", c)
 	}
-	want := Kernel{Enabled: true, Protocol: 12, Table: 254, ScanTime: 2 * time.Second, Learn: true, Interfaces: []string{"-cali*", "-kube-ipvs*", "-vxlan.calico", "-tunl0", "*"}, RestartWait: 120 * time.Second}
+	want := Kernel{Enabled: true, Protocol: 12, Table: 254, ScanTime: 2 * time.Second, Learn: true, Interfaces: []string{"-cali*", "-kube-ipvs*", "-vxlan.calico", "-vxlan-v6.calico", "-tunl0", "*"}, RestartWait: 120 * time.Second}
 	if !reflect.DeepEqual(c.Kernel, want) {
 		t.Errorf("kernel defaults = %+v", c.Kernel)
 	}

@@ -82,7 +82,7 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	}
 	secret := startSecrets(ctx, client, st.poke, log)
 	desiredNow := func() *desired {
-		d := computeDesired(st.read(), self{Name: opts.NodeName, Subnet: ip.Masked(), Interfaces: localInterfaces(), Secret: secret})
+		d := computeDesired(st.read(), self{Name: opts.NodeName, Subnet: ip.Masked(), Subnet6: addrs.IPv6.Masked(), Interfaces: localInterfaces(), Secret: secret})
 		return &d
 	}
 	first := desiredNow()
@@ -114,11 +114,15 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	targets.restart = func(r *RestartInPlace) { restart(r) }
 	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)
 	targets.ipip, targets.peerRoutes = newIPIPDeps(opts.Backend, opts.NodeName, ip.Addr()), openPeerRoutes
-	loop := datastoreLoop(targets, first, func(ctx context.Context) (tunnel, error) {
-		if !ip.IsValid() {
-			return nil, fmt.Errorf("VXLAN for IPv4 pools needs the node's IPv4 address (%s=%q)", nodeaddr.EnvIP, opts.IPv4.Raw)
+	loop := datastoreLoop(targets, first, func(ctx context.Context, fam vxlanFamily, pools []netip.Prefix) (tunnel, error) {
+		underlay, env, raw := addrs.IPv4, nodeaddr.EnvIP, opts.IPv4.Raw
+		if fam.v6 {
+			underlay, env, raw = addrs.IPv6, nodeaddr.EnvIP6, opts.IPv6.Raw
 		}
-		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, ip.Addr(), log)
+		if !underlay.IsValid() {
+			return nil, fmt.Errorf("VXLAN for %s pools needs the node's %s address (%s=%q)", fam.name, fam.name, env, raw)
+		}
+		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, fam, underlay.Addr(), pools, log)
 		if err != nil {
 			return nil, err // not a nil *VXLAN in a non-nil interface
 		}

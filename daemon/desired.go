@@ -31,9 +31,10 @@ type snapshot struct {
 // self is what the node knows of itself before it reads the datastore.
 type self struct {
 	Name string
-	// Subnet is the node's own IPv4 subnet: CrossSubnet pools encapsulate
-	// only towards nodes outside it.
-	Subnet netip.Prefix
+	// Subnet and Subnet6 are the node's own IPv4 and IPv6 subnets:
+	// CrossSubnet pools encapsulate only towards nodes outside the one of
+	// their family.
+	Subnet, Subnet6 netip.Prefix
 	// Interfaces are the node's interfaces, for BFD's directly-connected
 	// test (nil: the Node's subnets).
 	Interfaces []mesh.Interface
@@ -69,8 +70,10 @@ type desired struct {
 	Blackholes []netip.Prefix
 	// ReachableBy are the BGPPeers' static routes to their peers.
 	ReachableBy []mesh.StaticRoute
-	VXLAN       vxlanPlan
-	IPIP        ipipPlan
+	// VXLAN is vxlan.calico's part (IPv4 pools), VXLANV6
+	// vxlan-v6.calico's (IPv6 pools).
+	VXLAN, VXLANV6 vxlanPlan
+	IPIP           ipipPlan
 	// Problems are the objects left out, one line each, for status.
 	Problems []string
 	// IgnoredInterfaces are BGPConfiguration ignoredInterfaces: left out
@@ -82,10 +85,15 @@ type desired struct {
 	Services services.Config
 }
 
-// vxlanPlan is the VXLAN part of desired.
+// vxlanPlan is the VXLAN part of desired for one family.
 type vxlanPlan struct {
-	// Enabled: some enabled pool encapsulates, so the tunnel is needed.
+	// Enabled: some pool of the family encapsulates, so the tunnel is
+	// needed.
 	Enabled bool
+	// Pools are the family's enabled VXLAN pools that select this node:
+	// its tunnel address comes from one of them (calico-node's
+	// allocateip).
+	Pools []netip.Prefix
 	// Remotes are the other nodes' tunnel endpoints with the blocks routed
 	// through them.
 	Remotes []dataplane.Remote
@@ -136,7 +144,8 @@ func computeDesired(snap snapshot, me self) desired {
 		Reflector:         isReflector(snap.Nodes, me.Name),
 		Originated:        originated,
 		Blackholes:        own,
-		VXLAN:             planVXLAN(snap, me),
+		VXLAN:             planVXLAN(snap, me, vxlanV4),
+		VXLANV6:           planVXLAN(snap, me, vxlanV6),
 		IPIP:              planIPIP(snap, me),
 		Problems:          problems,
 	}
@@ -179,23 +188,38 @@ func isReflector(nodes []*datastore.Node, name string) bool {
 	return false
 }
 
-// planVXLAN decides, for every other node's confirmed block, who programs
-// its route: the VXLAN dataplane when the block's pool encapsulates towards
-// that node (Always, or CrossSubnet and the node is outside our subnet),
+// planVXLAN decides, for every other node's confirmed block of the
+// family, who programs its route: the family's VXLAN device when the
+// block's pool encapsulates towards that node (Always, or CrossSubnet and
+// the node's address of the family is outside our subnet of the family),
 // else kernel sync from BGP.
-func planVXLAN(snap snapshot, me self) vxlanPlan {
-	plan := vxlanPlan{Enabled: vxlanEnabled(snap.Pools)}
-	remotes := tunnelEndpoints(snap.Nodes, me.Name)
+func planVXLAN(snap snapshot, me self, fam vxlanFamily) vxlanPlan {
+	plan := vxlanPlan{Enabled: vxlanEnabled(snap.Pools, fam)}
+	if !plan.Enabled {
+		return plan
+	}
+	labels := nodeLabels(snap.Nodes, me.Name)
+	for _, p := range snap.Pools {
+		cidr, err := netip.ParsePrefix(p.Spec.CIDR)
+		if err == nil && fam.holds(cidr.Addr()) && vxlanPool(p) && !p.Spec.Disabled && selects(p.Spec.NodeSelector, labels) {
+			plan.Pools = append(plan.Pools, cidr.Masked())
+		}
+	}
+	subnet := me.Subnet
+	if fam.v6 {
+		subnet = me.Subnet6
+	}
+	remotes := tunnelEndpoints(snap.Nodes, me.Name, fam)
 	for _, a := range snap.Affinities {
 		r, ok := remotes[a.Spec.Node]
 		if !ok || (a.Spec.State != "confirmed" && a.Spec.State != "") || a.Spec.Deleted == "true" {
 			continue
 		}
 		block, err := netip.ParsePrefix(a.Spec.CIDR)
-		if err != nil {
+		if err != nil || !fam.holds(block.Addr()) {
 			continue
 		}
-		if encapsulated(snap.Pools, block, me.Subnet, r.Underlay, vxlanModeOf) {
+		if encapsulated(snap.Pools, block, subnet, r.Underlay, vxlanModeOf) {
 			r.Blocks = append(r.Blocks, block)
 			plan.Excluded = append(plan.Excluded, block)
 		}
@@ -209,28 +233,37 @@ func planVXLAN(snap snapshot, me self) vxlanPlan {
 	return plan
 }
 
-// vxlanEnabled reports whether any enabled pool encapsulates with VXLAN.
-func vxlanEnabled(pools []*datastore.IPPool) bool {
+// vxlanEnabled reports whether any pool of the family encapsulates with
+// VXLAN (disabled pools too: their blocks stay routed).
+func vxlanEnabled(pools []*datastore.IPPool, fam vxlanFamily) bool {
 	for _, p := range pools {
-		if p.Spec.VXLANMode != "" && p.Spec.VXLANMode != "Never" { // disabled pools too: their blocks stay routed
+		if cidr, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && fam.holds(cidr.Addr()) && vxlanPool(p) {
 			return true
 		}
 	}
 	return false
 }
 
-// tunnelEndpoints are the other nodes that publish a VXLAN endpoint, by
-// name.
-func tunnelEndpoints(nodes []*datastore.Node, self string) map[string]*dataplane.Remote {
+func vxlanPool(p *datastore.IPPool) bool {
+	return p.Spec.VXLANMode != "" && p.Spec.VXLANMode != "Never"
+}
+
+// tunnelEndpoints are the other nodes that publish a VXLAN endpoint of the
+// family (a node address, tunnel address and MAC of it), by name.
+func tunnelEndpoints(nodes []*datastore.Node, self string, fam vxlanFamily) map[string]*dataplane.Remote {
 	remotes := map[string]*dataplane.Remote{}
 	for _, n := range nodes {
-		ip, ok := n.IPv4()
-		if n.Name == self || !ok || n.Spec.IPv4VXLANTunnelAddr == "" {
+		ip, ok := fam.underlay(n)
+		addrField, macField := fam.fields(&n.Spec)
+		if n.Name == self || !ok || *addrField == "" {
 			continue
 		}
-		tun, err1 := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
-		mac, err2 := net.ParseMAC(n.Spec.VXLANTunnelMACAddr)
-		if err1 != nil || err2 != nil {
+		tun, err1 := netip.ParseAddr(*addrField)
+		mac, err2 := fam.mac(n.Name), error(nil) // unpublished: the MAC Felix computes for it
+		if *macField != "" {
+			mac, err2 = net.ParseMAC(*macField)
+		}
+		if err1 != nil || err2 != nil || !fam.holds(tun) {
 			continue
 		}
 		remotes[n.Name] = &dataplane.Remote{Node: n.Name, Underlay: ip.Addr(), TunnelAddr: tun, MAC: mac}

@@ -17,7 +17,7 @@
 //
 //	exportReconciler  export ranges, route reflection, originated prefixes
 //	blockReconciler   blackhole routes of the node's IPAM blocks
-//	vxlanReconciler   the VXLAN tunnel and the hand-off of its blocks
+//	vxlanReconciler   a VXLAN tunnel (one per family) and the hand-off of its blocks
 //	statusReconciler  problems shown in status, restart-only changes
 //	peerReconciler    the BGP peer set
 //

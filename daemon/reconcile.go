@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 )
 
@@ -76,15 +77,15 @@ type loopTargets struct {
 	envLevel slog.Level
 	// services is the Service controller; nil without a Kubernetes API.
 	services serviceTarget
-	// forwarding, when set, turns IPv6 forwarding on once the node routes
-	// IPv6 (ipv6Forwarding=Auto).
-	forwarding *forwardingReconciler
 	// restart asks for a graceful restart in place (see RestartInPlace).
 	restart func(*RestartInPlace)
 	// ipip is what IPIP pools need (IPAM, tunl0); nil: not handled.
 	ipip *ipipDeps
 	// peerRoutes opens the reachableBy routes' writer; nil: not handled.
 	peerRoutes func() (peerRouteSyncer, error)
+	// forwarding, when set, turns IPv6 forwarding on once the node routes
+	// IPv6 (ipv6Forwarding=Auto).
+	forwarding *forwardingReconciler
 }
 
 // targets are the agent's parts the reconcilers drive.
@@ -108,9 +109,10 @@ func (a *agent) targets() loopTargets {
 //     update is already right;
 //  2. IPAM blocks: the blackholes of the blocks just originated; and
 //     ignoredInterfaces, protocol direct's;
-//  3. VXLAN: the tunnel, and the hand-off of its blocks from kernel sync;
-//     IPIP the same for tunl0 (and a problem for status where it cannot
-//     exist); then BGPPeer reachableBy's host routes to the peers;
+//  3. VXLAN: the tunnels (vxlan.calico, then vxlan-v6.calico), and the
+//     hand-off of their blocks from kernel sync; IPIP the same for tunl0
+//     (and a problem for status where it cannot exist); then BGPPeer
+//     reachableBy's host routes to the peers;
 //     3b. Services: the configured Service ranges, to the Service controller
 //     (which advertises from its own informers);
 //  4. status: problems and restart-only changes, for the operator;
@@ -122,7 +124,7 @@ func (a *agent) targets() loopTargets {
 //
 // A new concern is one more reconciler in this list, with its part of
 // desired computed in computeDesired.
-func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Context) (tunnel, error)) reconcileLoop {
+func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Context, vxlanFamily, []netip.Prefix) (tunnel, error)) reconcileLoop {
 	var loop reconcileLoop
 	if t.level != nil {
 		loop = append(loop, &logLevelReconciler{level: t.level, fallback: t.envLevel, log: t.log})
@@ -131,7 +133,8 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 		loop = append(loop, t.forwarding)
 	}
 	loop = append(loop, &exportReconciler{speaker: t.speaker})
-	vx := &vxlanReconciler{setup: setupTunnel}
+	vx := &vxlanReconciler{fam: vxlanV4, setup: setupTunnel}
+	vx6 := &vxlanReconciler{fam: vxlanV6, setup: setupTunnel}
 	ipip := &ipipReconciler{deps: t.ipip, log: t.log}
 	reach := &reachableReconciler{open: t.peerRoutes}
 	if t.kernel != nil {
@@ -140,9 +143,10 @@ func datastoreLoop(t loopTargets, first *desired, setupTunnel func(context.Conte
 			loop = append(loop, &ignoredReconciler{kernel: k})
 		}
 		all := &excludeUnion{kernel: t.kernel}
-		vx.kernel, ipip.kernel, reach.kernel = all.owner("VXLAN"), all.owner("IPIP"), all.owner("reachableBy")
+		vx.kernel, vx6.kernel = all.owner("VXLAN"), all.owner("VXLAN IPv6")
+		ipip.kernel, reach.kernel = all.owner("IPIP"), all.owner("reachableBy")
 	}
-	loop = append(loop, vx)
+	loop = append(loop, vx, vx6)
 	if t.ipip != nil {
 		loop = append(loop, ipip)
 	}

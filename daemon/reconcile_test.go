@@ -49,11 +49,15 @@ func (f *fakeSpeaker) SetRoutePolicy(context.Context, bgp.RoutePolicy) error {
 }
 
 // fakeKernel stands in for *kernelsync.Sync.
-type fakeKernel struct{ calls *calls }
+type fakeKernel struct {
+	calls    *calls
+	excluded []netip.Prefix
+}
 
 func (f *fakeKernel) SetBlackholes([]netip.Prefix) { f.calls.add("SetBlackholes") }
-func (f *fakeKernel) SetExcluded(context.Context, []netip.Prefix) error {
+func (f *fakeKernel) SetExcluded(_ context.Context, p []netip.Prefix) error {
 	f.calls.add("SetExcluded")
+	f.excluded = p
 	return nil
 }
 
@@ -172,7 +176,7 @@ func TestVXLANReconciler(t *testing.T) {
 	setups, failSetup := 0, true
 	r := &vxlanReconciler{
 		kernel: &fakeKernel{calls: &c},
-		setup: func(context.Context) (tunnel, error) {
+		setup: func(context.Context, vxlanFamily, []netip.Prefix) (tunnel, error) {
 			setups++
 			c.add("setup")
 			if failSetup {
@@ -209,6 +213,38 @@ func TestVXLANReconciler(t *testing.T) {
 	}
 }
 
+// Each family's reconciler follows its own plan: an IPv6 VXLAN pool sets
+// up vxlan-v6.calico alone, with its tunnel address from that pool, and
+// hands over only its IPv6 blocks; vxlan.calico is not made for it.
+func TestVXLANReconcilerPerFamily(t *testing.T) {
+	var c calls
+	var gotFam []string
+	var gotPools []netip.Prefix
+	setup := func(_ context.Context, fam vxlanFamily, pools []netip.Prefix) (tunnel, error) {
+		gotFam, gotPools = append(gotFam, fam.name), pools
+		return &fakeTunnel{calls: &c}, nil
+	}
+	kernel := &fakeKernel{calls: &c}
+	all := &excludeUnion{kernel: kernel}
+	v4 := &vxlanReconciler{fam: vxlanV4, setup: setup, kernel: all.owner("VXLAN")}
+	v6 := &vxlanReconciler{fam: vxlanV6, setup: setup, kernel: all.owner("VXLAN IPv6")}
+	d := desired{VXLANV6: vxlanPlan{Enabled: true, Pools: pfx("fd10::/112"), Excluded: pfx("fd10::40/122")}}
+	for _, r := range []*vxlanReconciler{v4, v6} {
+		if err := r.Reconcile(t.Context(), &d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(gotFam, []string{"IPv6"}) || !slices.Equal(gotPools, pfx("fd10::/112")) {
+		t.Errorf("set up %v from pools %v, want only IPv6 from fd10::/112", gotFam, gotPools)
+	}
+	if !slices.Equal(kernel.excluded, pfx("fd10::40/122")) {
+		t.Errorf("kernel sync leaves %v alone, want the IPv6 block", kernel.excluded)
+	}
+	if v4.Name() != "VXLAN" || v6.Name() != "VXLAN IPv6" {
+		t.Errorf("names %q %q", v4.Name(), v6.Name())
+	}
+}
+
 func TestStatusReconcilerShowsProblems(t *testing.T) {
 	var c calls
 	api := &fakeAPI{calls: &c}
@@ -228,7 +264,7 @@ func TestDatastoreLoopOrder(t *testing.T) {
 	var c calls
 	sp := &fakeSpeaker{calls: &c, fail: "SetOriginated"}
 	targets := loopTargets{speaker: sp, kernel: &fakeKernel{calls: &c}, api: &fakeAPI{calls: &c}, log: slog.New(slog.DiscardHandler)}
-	loop := datastoreLoop(targets, &desired{}, func(context.Context) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
+	loop := datastoreLoop(targets, &desired{}, func(context.Context, vxlanFamily, []netip.Prefix) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
 	d := desired{VXLAN: vxlanPlan{Enabled: true}}
 	err := loop.Reconcile(t.Context(), &d)
 	if err == nil || !strings.Contains(err.Error(), "exported prefixes: originating: SetOriginated refused") {
@@ -246,7 +282,7 @@ func TestDatastoreLoopWithoutKernelSync(t *testing.T) {
 	var c calls
 	sp := &fakeSpeaker{calls: &c}
 	targets := loopTargets{speaker: sp, api: &fakeAPI{calls: &c}, log: slog.New(slog.DiscardHandler)}
-	loop := datastoreLoop(targets, &desired{}, func(context.Context) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
+	loop := datastoreLoop(targets, &desired{}, func(context.Context, vxlanFamily, []netip.Prefix) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
 	d := desired{VXLAN: vxlanPlan{Enabled: true}, Blackholes: pfx("10.0.1.0/26")}
 	if err := loop.Reconcile(t.Context(), &d); err != nil {
 		t.Fatal(err)
@@ -313,7 +349,7 @@ func TestFirstPeersWaitForServices(t *testing.T) {
 	var c calls
 	svc := &fakeServices{calls: &c, ready: make(chan struct{})}
 	targets := loopTargets{speaker: &fakeSpeaker{calls: &c}, api: &fakeAPI{calls: &c}, services: svc, log: slog.New(slog.DiscardHandler)}
-	loop := datastoreLoop(targets, &desired{}, func(context.Context) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
+	loop := datastoreLoop(targets, &desired{}, func(context.Context, vxlanFamily, []netip.Prefix) (tunnel, error) { return &fakeTunnel{calls: &c}, nil })
 	done := make(chan error)
 	go func() { done <- loop.Reconcile(t.Context(), &desired{}) }()
 	select {

@@ -13,53 +13,96 @@ import (
 	"github.com/petrel-net/petrel/ipam"
 )
 
-// setupTunnel gives this node its VXLAN endpoint: a tunnel address from
-// IPAM (handle vxlan-tunnel-addr-<node>, a Tunnel-use pool) and Calico's
-// MAC, both published on the Node so the other nodes can reach it.
-func setupTunnel(ctx context.Context, b datastore.Backend, node string, underlay netip.Addr, log *slog.Logger) (*dataplane.VXLAN, error) {
-	tunnel, mac, err := publishTunnelEndpoint(ctx, b, node)
+// vxlanFamily is what differs between the node's two VXLAN endpoints,
+// vxlan.calico for IPv4 pools and vxlan-v6.calico for IPv6 pools, in the
+// datastore: the Node's fields, the IPAM handle and attribute type of the
+// tunnel address (calico-node's allocateip), the MAC Felix computes, and
+// the node address the tunnel runs over.
+type vxlanFamily struct {
+	name         string // for errors and logs: "IPv4", "IPv6"
+	v6           bool
+	handlePrefix string
+	attrType     string
+	// fields are the Node's tunnel address and MAC fields.
+	fields func(*datastore.NodeSpec) (addr, mac *string)
+	mac    func(node string) net.HardwareAddr
+	// underlay is a Node's address of the family.
+	underlay func(*datastore.Node) (netip.Prefix, bool)
+}
+
+var (
+	vxlanV4 = vxlanFamily{
+		name: "IPv4", handlePrefix: "vxlan-tunnel-addr-", attrType: "vxlanTunnelAddress",
+		fields: func(s *datastore.NodeSpec) (*string, *string) { return &s.IPv4VXLANTunnelAddr, &s.VXLANTunnelMACAddr },
+		mac:    dataplane.VTEPMAC, underlay: (*datastore.Node).IPv4,
+	}
+	vxlanV6 = vxlanFamily{
+		name: "IPv6", v6: true, handlePrefix: "vxlan-v6-tunnel-addr-", attrType: "vxlanV6TunnelAddress",
+		fields: func(s *datastore.NodeSpec) (*string, *string) { return &s.IPv6VXLANTunnelAddr, &s.VXLANTunnelMACAddrV6 },
+		mac:    dataplane.VTEPMACV6, underlay: (*datastore.Node).IPv6,
+	}
+)
+
+// handle is the IPAM handle of a node's tunnel address, Calico's name for
+// it: vxlan-tunnel-addr-<node>, vxlan-v6-tunnel-addr-<node>.
+func (f vxlanFamily) handle(node string) string { return f.handlePrefix + node }
+
+// holds reports whether a is of the family.
+func (f vxlanFamily) holds(a netip.Addr) bool { return a.IsValid() && a.Is6() == f.v6 && !a.Is4In6() }
+
+// setupTunnel gives this node its VXLAN endpoint of one family over
+// underlay: a tunnel address from IPAM and Calico's MAC, both published on
+// the Node so the other nodes can reach it.
+func setupTunnel(ctx context.Context, b datastore.Backend, node string, fam vxlanFamily, underlay netip.Addr, pools []netip.Prefix, log *slog.Logger) (*dataplane.VXLAN, error) {
+	tunnel, mac, err := publishTunnelEndpoint(ctx, b, node, fam, pools)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("VXLAN endpoint", "device", dataplane.VXLANDevice, "tunnelAddress", tunnel, "mac", mac)
+	log.Info("VXLAN endpoint", "device", dataplane.VXLANDeviceFor(underlay), "underlay", underlay, "tunnelAddress", tunnel, "mac", mac.String())
 	return dataplane.NewVXLAN(dataplane.VXLANConfig{Underlay: underlay, TunnelAddr: tunnel, MAC: mac})
 }
 
-// publishTunnelEndpoint records the node's tunnel address and MAC on its
-// Node, allocating the address unless the Node has one. The Node update is
-// compare-and-swap and may run several times; the allocation is per handle,
-// so a lost race does not leak an address.
-func publishTunnelEndpoint(ctx context.Context, b datastore.Backend, node string) (netip.Addr, net.HardwareAddr, error) {
+// publishTunnelEndpoint records the node's tunnel address and MAC of one
+// family on its Node, allocating the address unless the Node has one: from
+// the family's VXLAN pools that select the node (pools; any pool of the
+// family that allows tunnel addresses when there is none), with
+// calico-node's handle and attributes. The Node update is compare-and-swap
+// and may run several times; the allocation is per handle, so a lost race
+// does not leak an address.
+func publishTunnelEndpoint(ctx context.Context, b datastore.Backend, node string, fam vxlanFamily, pools []netip.Prefix) (netip.Addr, net.HardwareAddr, error) {
 	var tunnel netip.Addr
 	var mac net.HardwareAddr
 	err := updateNode(ctx, b, node, func(n *datastore.Node) (bool, error) {
-		if a, err := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr); err == nil {
+		addrField, macField := fam.fields(&n.Spec)
+		if a, err := netip.ParseAddr(*addrField); err == nil && fam.holds(a) {
 			tunnel = a
 		} else {
-			a, err := ipam.New(b).EnsureIPv4(ctx, ipam.AssignArgs{
-				Node: node, Handle: tunnelHandle(node), Use: ipam.UseTunnel,
-				Attrs: map[string]string{"node": node, "type": "vxlanTunnelAddress"},
-			})
-			if err != nil {
-				return false, fmt.Errorf("VXLAN tunnel address: %w", err)
+			args := ipam.AssignArgs{
+				Node: node, Handle: fam.handle(node), Use: ipam.UseTunnel, Pools: pools,
+				Attrs: map[string]string{"node": node, "type": fam.attrType},
 			}
-			tunnel = a
+			if fam.v6 {
+				args.Num6 = 1
+			} else {
+				args.Num4 = 1
+			}
+			got, err := ipam.New(b).Ensure(ctx, args)
+			if err != nil {
+				return false, fmt.Errorf("VXLAN %s tunnel address: %w", fam.name, err)
+			}
+			tunnel = got[0]
 		}
-		if m, err := net.ParseMAC(n.Spec.VXLANTunnelMACAddr); err == nil {
+		if m, err := net.ParseMAC(*macField); err == nil {
 			mac = m
 		} else {
-			mac = dataplane.VTEPMAC(node)
+			mac = fam.mac(node)
 		}
-		changed := n.Spec.IPv4VXLANTunnelAddr != tunnel.String() || n.Spec.VXLANTunnelMACAddr != mac.String()
-		n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr = tunnel.String(), mac.String()
+		changed := *addrField != tunnel.String() || *macField != mac.String()
+		*addrField, *macField = tunnel.String(), mac.String()
 		return changed, nil
 	})
 	return tunnel, mac, err
 }
-
-// tunnelHandle is the IPAM handle of a node's VXLAN tunnel address,
-// Calico's name for it.
-func tunnelHandle(node string) string { return "vxlan-tunnel-addr-" + node }
 
 // updateNode applies change to this node's Node with compare-and-swap,
 // retrying on conflicts; change reports whether it changed anything.

@@ -3,9 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net"
+	"net/netip"
+	"slices"
 	"sync/atomic"
 	"testing"
 
+	"github.com/petrel-net/petrel/dataplane"
 	"github.com/petrel-net/petrel/datastore"
 	"github.com/petrel-net/petrel/datastore/memory"
 	"github.com/petrel-net/petrel/ipam"
@@ -40,42 +44,72 @@ func (r *racingBackend) Update(ctx context.Context, obj datastore.Object) (datas
 
 // TestTunnelAddressSurvivesNodeUpdateConflicts is issue #12, item 7: the
 // Node update that publishes the tunnel address loses its CAS twice; the
-// handle must still hold exactly one address, the one on the Node.
+// handle must still hold exactly one address, the one on the Node. For
+// each family, with Calico's handle, from the family's VXLAN pool (not
+// the other pool of the family), with Calico's MAC on the Node.
 func TestTunnelAddressSurvivesNodeUpdateConflicts(t *testing.T) {
-	ctx := t.Context()
-	b := &racingBackend{Backend: memory.New()}
-	b.races.Store(2)
-	pool, _ := datastore.New(datastore.KindIPPool)
-	pool.SetName("pool")
-	spec := &pool.(*datastore.IPPool).Spec
-	spec.CIDR, spec.BlockSize, spec.VXLANMode, spec.AllowedUses = "192.168.0.0/16", 26, "Always", []string{ipam.UseWorkload, ipam.UseTunnel}
-	node, _ := datastore.New(datastore.KindNode)
-	node.SetName("node1")
-	for _, o := range []datastore.Object{pool, node} {
-		if _, err := b.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	tunnel, mac, err := publishTunnelEndpoint(ctx, b, "node1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.lost.Load() != 2 {
-		t.Fatalf("%d Node updates lost their race, want 2: the test did not force conflicts", b.lost.Load())
-	}
-	held, err := ipam.New(b).HandleAddrs(ctx, tunnelHandle("node1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(held) != 1 || held[0] != tunnel {
-		t.Errorf("handle %s holds %v, want only the published %s", tunnelHandle("node1"), held, tunnel)
-	}
-	got, err := b.Get(ctx, datastore.KindNode, "node1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := got.(*datastore.Node); n.Spec.IPv4VXLANTunnelAddr != tunnel.String() || n.Spec.VXLANTunnelMACAddr != mac.String() {
-		t.Errorf("Node publishes %s %s, want %s %s", n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr, tunnel, mac)
+	for _, tc := range []struct {
+		fam          vxlanFamily
+		vxlan, plain string
+		handle       string
+		mac          net.HardwareAddr
+	}{
+		{vxlanV4, "192.168.0.0/16", "10.9.0.0/16", "vxlan-tunnel-addr-node1", dataplane.VTEPMAC("node1")},
+		{vxlanV6, "fd10::/112", "fd00:9::/112", "vxlan-v6-tunnel-addr-node1", dataplane.VTEPMACV6("node1")},
+	} {
+		t.Run(tc.fam.name, func(t *testing.T) {
+			ctx := t.Context()
+			b := &racingBackend{Backend: memory.New()}
+			b.races.Store(2)
+			node, _ := datastore.New(datastore.KindNode)
+			node.SetName("node1")
+			objs := []datastore.Object{node}
+			for name, cidr := range map[string]string{"plain": tc.plain, "vxlan": tc.vxlan} {
+				pool, _ := datastore.New(datastore.KindIPPool)
+				pool.SetName(name)
+				spec := &pool.(*datastore.IPPool).Spec
+				spec.CIDR, spec.AllowedUses = cidr, []string{ipam.UseWorkload, ipam.UseTunnel}
+				if name == "vxlan" {
+					spec.VXLANMode = "Always"
+				}
+				objs = append(objs, pool)
+			}
+			for _, o := range objs {
+				if _, err := b.Create(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			vxlanPools := []netip.Prefix{netip.MustParsePrefix(tc.vxlan)}
+			tunnel, mac, err := publishTunnelEndpoint(ctx, b, "node1", tc.fam, vxlanPools)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.lost.Load() != 2 {
+				t.Fatalf("%d Node updates lost their race, want 2: the test did not force conflicts", b.lost.Load())
+			}
+			if !vxlanPools[0].Contains(tunnel) || !slices.Equal(mac, tc.mac) {
+				t.Errorf("tunnel %s MAC %s, want an address of %s and %s", tunnel, mac, tc.vxlan, tc.mac)
+			}
+			held, err := ipam.New(b).HandleAddrs(ctx, tc.handle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(held) != 1 || held[0] != tunnel {
+				t.Errorf("handle %s holds %v, want only the published %s", tc.handle, held, tunnel)
+			}
+			got, err := b.Get(ctx, datastore.KindNode, "node1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr, macField := tc.fam.fields(&got.(*datastore.Node).Spec)
+			if *addr != tunnel.String() || *macField != mac.String() {
+				t.Errorf("Node publishes %s %s, want %s %s", *addr, *macField, tunnel, mac)
+			}
+			// Published once: a second run keeps the Node's address.
+			again, _, err := publishTunnelEndpoint(ctx, b, "node1", tc.fam, vxlanPools)
+			if err != nil || again != tunnel {
+				t.Errorf("second publish: %s, %v; want %s again", again, err, tunnel)
+			}
+		})
 	}
 }

@@ -4,7 +4,7 @@
 // plugin, felix and BIRD lay them out.
 //
 // It owns only what it creates: interfaces named cali* (workloads) and
-// vxlan.calico, tunl0's MTU and address, and kernel routes carrying the route protocol its caller
+// vxlan.calico and vxlan-v6.calico, tunl0's MTU and address, and kernel routes carrying the route protocol its caller
 // configures for it. It must never touch links, addresses or routes with
 // another owner's protocol, and every operation is bound to a network
 // namespace chosen by the caller (the daemon passes its own; tests pass

@@ -62,7 +62,7 @@ func (t *IPIP) Sync(tunnel netip.Addr, want map[netip.Prefix]netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	return syncOnlinkRoutes(t.h, t.w, link.Attrs().Index, want)
+	return syncOnlinkRoutes(t.h, t.w, link.Attrs().Index, unix.AF_INET, want)
 }
 
 // Ensure is Sync's device half (tunl0, its MTU, state and address),
@@ -98,7 +98,7 @@ func (t *IPIP) ensureDevice(tunnel netip.Addr) (netlink.Link, error) {
 			return nil, fmt.Errorf("%s MTU %d: %w", IPIPDevice, mtu, err)
 		}
 	}
-	if err := syncDeviceAddr(t.h, link, tunnel); err != nil {
+	if err := syncDeviceAddr(t.h, link, unix.AF_INET, tunnel); err != nil {
 		return nil, err
 	}
 	return link, t.h.LinkSetUp(link)

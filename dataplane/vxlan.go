@@ -14,12 +14,16 @@ import (
 	"github.com/petrel-net/petrel/internal/nlretry"
 )
 
-// VXLAN defaults, Calico's.
+// VXLAN defaults, Calico's. A node has one device per family of pools,
+// each on that family's underlay: vxlan.calico over IPv4, vxlan-v6.calico
+// over IPv6, with the same VNI and port.
 const (
-	VXLANDevice   = "vxlan.calico"
-	VXLANVNI      = 4096
-	VXLANPort     = 4789
-	VXLANOverhead = 50 // IPv4 underlay
+	VXLANDevice     = "vxlan.calico"
+	VXLANDeviceV6   = "vxlan-v6.calico"
+	VXLANVNI        = 4096
+	VXLANPort       = 4789
+	VXLANOverhead   = 50 // IPv4 underlay
+	VXLANOverheadV6 = 70 // IPv6 underlay: a 40-byte header instead of 20
 	// RouteProtocol marks the dataplane's routes (workload /32s, VXLAN
 	// routes), as felix's 80 does: distinct from kernel sync's 12, so each
 	// owner only ever touches its own.
@@ -31,6 +35,18 @@ const (
 func VTEPMAC(node string) net.HardwareAddr {
 	sum := sha1.Sum([]byte(node))
 	return net.HardwareAddr{0x66, sum[0], sum[1], sum[2], sum[3], sum[4]}
+}
+
+// VTEPMACV6 is Calico's MAC for a node's IPv6 VXLAN device (Felix's
+// vtepMACForHost): VTEPMAC of "<node>-v6", so the two devices differ.
+func VTEPMACV6(node string) net.HardwareAddr { return VTEPMAC(node + "-v6") }
+
+// VXLANDeviceFor is the device that carries pools of underlay's family.
+func VXLANDeviceFor(underlay netip.Addr) string {
+	if underlay.Is6() {
+		return VXLANDeviceV6
+	}
+	return VXLANDevice
 }
 
 // Encapsulate says whether traffic to a node at remote goes through the
@@ -46,14 +62,15 @@ func Encapsulate(mode string, ourSubnet netip.Prefix, remote netip.Addr) bool {
 	return false
 }
 
-// VXLANConfig is this node's tunnel endpoint.
+// VXLANConfig is this node's tunnel endpoint for one family.
 type VXLANConfig struct {
 	// Underlay is the node's own address: the VTEP source, and it decides
-	// the parent interface.
+	// the parent interface and the family: an IPv6 underlay makes
+	// vxlan-v6.calico, whose tunnel address and remotes are IPv6 too.
 	Underlay   netip.Addr
 	TunnelAddr netip.Addr
 	MAC        net.HardwareAddr
-	MTU        int // 0 = parent MTU - 50
+	MTU        int // 0 = parent MTU - 50 (IPv4), - 70 (IPv6)
 }
 
 // Remote is another node reached through the tunnel, with the blocks that
@@ -66,15 +83,17 @@ type Remote struct {
 	Blocks     []netip.Prefix
 }
 
-// VXLAN owns the vxlan.calico device and, for every remote node, its
-// neighbour entry, its FDB entry and the routes of its blocks
-// (`via <tunnel IP> dev vxlan.calico onlink`, protocol 80). Sync is a
-// reconciler: it computes what should exist, diffs against the kernel and
-// changes only the difference.
+// VXLAN owns one VXLAN device (vxlan.calico, or vxlan-v6.calico for an
+// IPv6 underlay) and, for every remote node, its neighbour entry, its FDB
+// entry and the routes of its blocks (`via <tunnel IP> dev <device>
+// onlink`, protocol 80). Sync is a reconciler: it computes what should
+// exist, diffs against the kernel and changes only the difference.
 type VXLAN struct {
-	h   *netlink.Handle
-	w   tunnelWriter // h; a counter in tests
-	cfg VXLANConfig
+	h      *netlink.Handle
+	w      tunnelWriter // h; a counter in tests
+	cfg    VXLANConfig
+	device string
+	family int // of the underlay, the tunnel address and the routes
 }
 
 // tunnelWriter is what Sync writes the remotes' entries and routes through.
@@ -91,12 +110,23 @@ func NewVXLAN(cfg VXLANConfig) (*VXLAN, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &VXLAN{h: h, w: h, cfg: cfg}, nil
+	return &VXLAN{h: h, w: h, cfg: cfg, device: VXLANDeviceFor(cfg.Underlay), family: familyOf(cfg.Underlay)}, nil
 }
 
 func (v *VXLAN) Close() { v.h.Close() }
 
-// ensureDevice creates or corrects vxlan.calico and its address.
+// Device is the name of the device this VXLAN owns.
+func (v *VXLAN) Device() string { return v.device }
+
+// familyOf is a's netlink address family.
+func familyOf(a netip.Addr) int {
+	if a.Is6() {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+// ensureDevice creates or corrects the device and its address.
 func (v *VXLAN) ensureDevice() (netlink.Link, error) {
 	parent, err := v.parent()
 	if err != nil {
@@ -105,30 +135,33 @@ func (v *VXLAN) ensureDevice() (netlink.Link, error) {
 	mtu := v.cfg.MTU
 	if mtu == 0 {
 		mtu = parent.Attrs().MTU - VXLANOverhead
+		if v.family == unix.AF_INET6 {
+			mtu = parent.Attrs().MTU - VXLANOverheadV6
+		}
 	}
 	want := &netlink.Vxlan{
-		LinkAttrs:    netlink.LinkAttrs{Name: VXLANDevice, MTU: mtu, HardwareAddr: v.cfg.MAC},
+		LinkAttrs:    netlink.LinkAttrs{Name: v.device, MTU: mtu, HardwareAddr: v.cfg.MAC},
 		VxlanId:      VXLANVNI,
 		VtepDevIndex: parent.Attrs().Index,
 		SrcAddr:      v.cfg.Underlay.AsSlice(),
 		Port:         VXLANPort,
 		Learning:     false,
 	}
-	link, err := v.h.LinkByName(VXLANDevice)
+	link, err := v.h.LinkByName(v.device)
 	if err == nil {
 		if vx, ok := link.(*netlink.Vxlan); !ok || vx.VxlanId != VXLANVNI || vx.VtepDevIndex != parent.Attrs().Index || vx.Port != VXLANPort {
 			// A device with our name but another shape: replace it.
 			if err := v.h.LinkDel(link); err != nil {
-				return nil, fmt.Errorf("replace %s: %w", VXLANDevice, err)
+				return nil, fmt.Errorf("replace %s: %w", v.device, err)
 			}
 			link = nil
 		}
 	}
 	if link == nil || err != nil {
 		if err := v.h.LinkAdd(want); err != nil {
-			return nil, fmt.Errorf("create %s: %w", VXLANDevice, err)
+			return nil, fmt.Errorf("create %s: %w", v.device, err)
 		}
-		if link, err = v.h.LinkByName(VXLANDevice); err != nil {
+		if link, err = v.h.LinkByName(v.device); err != nil {
 			return nil, err
 		}
 	}
@@ -142,19 +175,21 @@ func (v *VXLAN) ensureDevice() (netlink.Link, error) {
 			return nil, err
 		}
 	}
-	if err := syncDeviceAddr(v.h, link, v.cfg.TunnelAddr); err != nil {
+	if err := syncDeviceAddr(v.h, link, v.family, v.cfg.TunnelAddr); err != nil {
 		return nil, err
 	}
 	return link, v.h.LinkSetUp(link)
 }
 
-// syncDeviceAddr makes tunnel (as a /32) the device's only IPv4 address;
-// none when tunnel is the zero Addr.
-func syncDeviceAddr(h *netlink.Handle, link netlink.Link, tunnel netip.Addr) error {
-	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(link, unix.AF_INET) })
+// syncDeviceAddr makes tunnel (as a /32 or /128) the device's only
+// address of family; none when tunnel is the zero Addr. IPv6 link-local
+// addresses are the kernel's and stay.
+func syncDeviceAddr(h *netlink.Handle, link netlink.Link, family int, tunnel netip.Addr) error {
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(link, family) })
 	if err != nil {
 		return err
 	}
+	addrs = slices.DeleteFunc(addrs, func(a netlink.Addr) bool { return addrOf(a.IP).IsLinkLocalUnicast() })
 	for _, a := range addrs {
 		if addrOf(a.IP) != tunnel {
 			_ = h.AddrDel(link, &a)
@@ -169,18 +204,24 @@ func syncDeviceAddr(h *netlink.Handle, link netlink.Link, tunnel netip.Addr) err
 	return nil
 }
 
-// hostAddr is the request for a tunnel address: a /32 on the device.
+// hostAddr is the request for a tunnel address: a /32 or /128 on the
+// device; an IPv6 one without duplicate address detection, so it is
+// usable as a source at once rather than tentative for a second.
 func hostAddr(a netip.Addr) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}}
+	if a.Is6() {
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	return addr
 }
 
 // parent is the interface holding the underlay address.
-func (v *VXLAN) parent() (netlink.Link, error) { return parentOf(v.h, v.cfg.Underlay, VXLANDevice) }
+func (v *VXLAN) parent() (netlink.Link, error) { return parentOf(v.h, v.cfg.Underlay, v.device) }
 
 // parentOf is the interface holding the node's underlay address: a
 // tunnel device's MTU is that interface's less the encapsulation.
 func parentOf(h *netlink.Handle, underlay netip.Addr, device string) (netlink.Link, error) {
-	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(nil, unix.AF_INET) })
+	addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(nil, familyOf(underlay)) })
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +250,7 @@ func (v *VXLAN) Sync(remotes []Remote) error {
 
 // tunnelState is what Sync keeps on the device for the remotes.
 type tunnelState struct {
-	arp    map[netip.Addr]net.HardwareAddr // remote tunnel address -> its VTEP MAC
+	arp    map[netip.Addr]net.HardwareAddr // remote tunnel address -> its VTEP MAC (ARP or NDP)
 	fdb    map[string]vtep                 // VTEP MAC -> where it lives
 	routes map[netip.Prefix]netip.Addr     // remote block -> tunnel address via
 }
@@ -234,9 +275,10 @@ func desiredTunnel(remotes []Remote) tunnelState {
 	return want
 }
 
-// syncARP keeps a permanent neighbour entry for each remote tunnel address.
+// syncARP keeps a permanent neighbour entry (ARP, or NDP on the IPv6
+// device) for each remote tunnel address.
 func (v *VXLAN) syncARP(idx int, want map[netip.Addr]net.HardwareAddr) error {
-	have, _ := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, unix.AF_INET) })
+	have, _ := nlretry.Dump(func() ([]netlink.Neigh, error) { return v.h.NeighList(idx, v.family) })
 	return applyDiff(want, have,
 		func(n netlink.Neigh) (netip.Addr, bool) { return addrOf(n.IP), n.State == netlink.NUD_PERMANENT },
 		func(mac net.HardwareAddr, n netlink.Neigh) bool { return slices.Equal(n.HardwareAddr, mac) },
@@ -263,23 +305,28 @@ func (v *VXLAN) syncFDB(idx int, want map[string]vtep) error {
 		v.w.NeighDel)
 }
 
-// syncRoutes keeps `<block> via <tunnel IP> dev vxlan.calico onlink`
+// syncRoutes keeps `<block> via <tunnel IP> dev <device> onlink`
 // (protocol 80) for each remote block.
 func (v *VXLAN) syncRoutes(idx int, want map[netip.Prefix]netip.Addr) error {
-	return syncOnlinkRoutes(v.h, v.w, idx, want)
+	return syncOnlinkRoutes(v.h, v.w, idx, v.family, want)
 }
+
+// ipv6DefaultMetric is the metric the kernel gives an IPv6 route added
+// without one (IP6_RT_PRIO_USER); an IPv4 route keeps 0.
+const ipv6DefaultMetric = 1024
 
 // syncOnlinkRoutes keeps `<prefix> via <gw> dev <idx> onlink` (protocol
 // 80) for each entry of want, and removes the device's other protocol-80
-// routes: the route shape of both tunnels.
-func syncOnlinkRoutes(h *netlink.Handle, w tunnelWriter, idx int, want map[netip.Prefix]netip.Addr) error {
+// routes of family: the route shape of every tunnel.
+func syncOnlinkRoutes(h *netlink.Handle, w tunnelWriter, idx, family int, want map[netip.Prefix]netip.Addr) error {
 	have, _ := nlretry.Dump(func() ([]netlink.Route, error) {
-		return h.RouteListFiltered(unix.AF_INET, &netlink.Route{LinkIndex: idx, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
+		return h.RouteListFiltered(family, &netlink.Route{LinkIndex: idx, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
 	})
 	return applyDiff(want, have,
 		prefixOfRoute,
 		func(gw netip.Addr, r netlink.Route) bool {
-			return addrOf(r.Gw) == gw && r.Flags&int(netlink.FLAG_ONLINK) != 0 && r.Priority == 0
+			defaultMetric := r.Priority == 0 || family == unix.AF_INET6 && r.Priority == ipv6DefaultMetric
+			return addrOf(r.Gw) == gw && r.Flags&int(netlink.FLAG_ONLINK) != 0 && defaultMetric
 		},
 		func(p netip.Prefix, gw netip.Addr) error {
 			if err := w.RouteReplace(onlinkRoute(idx, p, gw)); err != nil {
@@ -335,7 +382,7 @@ func applyDiff[K comparable, V, E any](want map[K]V, have []E, key func(E) (K, b
 // Remove deletes the device (and with it every neighbour, FDB entry and
 // route through it): the node no longer uses VXLAN.
 func (v *VXLAN) Remove() error {
-	link, err := v.h.LinkByName(VXLANDevice)
+	link, err := v.h.LinkByName(v.device)
 	if err != nil {
 		return nil
 	}

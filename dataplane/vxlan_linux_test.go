@@ -18,7 +18,8 @@ import (
 	"github.com/petrel-net/petrel/internal/netnsrun"
 )
 
-// underlayLab is a namespace with an underlay veth (10.0.0.1/24) and the
+// underlayLab is a namespace with an underlay veth (10.0.0.1/24 and
+// fd00::1/64) and the
 // dataplane part under test (dp) in it.
 type underlayLab[T interface{ Close() }] struct {
 	t  *testing.T
@@ -39,9 +40,18 @@ type vxlanLab struct{ underlayLab[*VXLAN] }
 
 func newVXLANLab(t *testing.T) *vxlanLab {
 	t.Helper()
-	return &vxlanLab{newUnderlayLab(t, "pdpv", func() (*VXLAN, error) {
-		return NewVXLAN(VXLANConfig{Underlay: netip.MustParseAddr("10.0.0.1"), TunnelAddr: netip.MustParseAddr("192.168.0.1"), MAC: VTEPMAC("self")})
-	})}
+	return newVXLANLabFor(t, VXLANConfig{Underlay: netip.MustParseAddr("10.0.0.1"), TunnelAddr: netip.MustParseAddr("192.168.0.1"), MAC: VTEPMAC("self")})
+}
+
+// newVXLANLabV6 is the lab's IPv6 endpoint: vxlan-v6.calico over fd00::1.
+func newVXLANLabV6(t *testing.T) *vxlanLab {
+	t.Helper()
+	return newVXLANLabFor(t, VXLANConfig{Underlay: netip.MustParseAddr("fd00::1"), TunnelAddr: netip.MustParseAddr("fd10::1"), MAC: VTEPMACV6("self")})
+}
+
+func newVXLANLabFor(t *testing.T, cfg VXLANConfig) *vxlanLab {
+	t.Helper()
+	return &vxlanLab{newUnderlayLab(t, "pdpv", func() (*VXLAN, error) { return NewVXLAN(cfg) })}
 }
 
 // openInUnderlayNS makes a new underlay namespace and, inside it, the
@@ -68,7 +78,8 @@ func openInUnderlayNS[T interface{ Close() }](t *testing.T, prefix string, open 
 }
 
 // newUnderlayNS is a namespace (removed at cleanup) whose eth0 holds the
-// node address 10.0.0.1/24, the parent of the tunnel devices.
+// node addresses 10.0.0.1/24 and fd00::1/64, the parent of the tunnel
+// devices.
 func newUnderlayNS(t *testing.T, prefix string) string {
 	t.Helper()
 	workloadNeedRoot(t)
@@ -80,6 +91,7 @@ func newUnderlayNS(t *testing.T, prefix string) string {
 	for _, err := range []error{
 		netnsbuild.Veth(ns, "eth0", ns, "peer0"),
 		netnsbuild.AddAddr(ns, "eth0", netip.MustParsePrefix("10.0.0.1/24")),
+		netnsbuild.AddAddr(ns, "eth0", netip.MustParsePrefix("fd00::1/64")),
 		netnsbuild.Up(ns, "eth0"),
 		netnsbuild.Up(ns, "peer0"),
 	} {
@@ -217,7 +229,7 @@ func TestVXLANSyncRepairs(t *testing.T) {
 
 func (l *vxlanLab) checkRoutes(want ...string) {
 	l.t.Helper()
-	rs, err := l.h.RouteListFiltered(unix.AF_INET, &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+	rs, err := l.h.RouteListFiltered(l.dp.family, &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -237,7 +249,7 @@ func (l *vxlanLab) checkRoutes(want ...string) {
 // checkNeighs compares the permanent entries of one family ("IP MAC").
 func (l *vxlanLab) checkNeighs(family int, want ...string) {
 	l.t.Helper()
-	link, err := l.h.LinkByName(VXLANDevice)
+	link, err := l.h.LinkByName(l.dp.Device())
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -255,4 +267,81 @@ func (l *vxlanLab) checkNeighs(family int, want ...string) {
 	if !slices.Equal(got, want) {
 		l.t.Errorf("family %d entries %v, want %v", family, got, want)
 	}
+}
+
+// An IPv6 underlay makes vxlan-v6.calico as Felix does: VNI 4096, port
+// 4789, the node's IPv6 address as the VTEP source, MTU 1500-70, the /128
+// tunnel address beside the kernel's link-local one, NDP and FDB entries
+// with IPv6 addresses, remote blocks via the tunnel address onlink; an
+// unchanged resync writes nothing (the kernel's IPv6 metric 1024 is the
+// route's own), and vxlan.calico beside it is left alone.
+func TestVXLANIPv6Device(t *testing.T) {
+	l := newVXLANLabV6(t)
+	a := remote("a", "fd00::2", "fd10::41", "fd10::40/122")
+	b := remote("b", "fd00::3", "fd10::81", "fd10::80/122", "fd10::c0/122")
+	a.MAC, b.MAC = VTEPMACV6("a"), VTEPMACV6("b")
+	if got := l.syncCounting(a, b); len(got) != 7 {
+		t.Errorf("first sync wrote %v, want 2 NDP, 2 FDB entries and 3 routes", got)
+	}
+	if got := l.syncCounting(a, b); len(got) != 0 {
+		t.Errorf("an unchanged resync wrote %v; want nothing", got)
+	}
+	link, err := l.h.LinkByName(VXLANDeviceV6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vx, ok := link.(*netlink.Vxlan)
+	if !ok {
+		t.Fatalf("%s is a %s, want vxlan", VXLANDeviceV6, link.Type())
+	}
+	if vx.VxlanId != VXLANVNI || vx.Port != VXLANPort || !vx.SrcAddr.Equal(net.ParseIP("fd00::1")) || vx.MTU != 1500-VXLANOverheadV6 {
+		t.Errorf("device: VNI %d port %d source %s MTU %d; want %d %d fd00::1 %d", vx.VxlanId, vx.Port, vx.SrcAddr, vx.MTU, VXLANVNI, VXLANPort, 1500-VXLANOverheadV6)
+	}
+	if !slices.Equal(vx.HardwareAddr, VTEPMACV6("self")) || slices.Equal(VTEPMACV6("self"), VTEPMAC("self")) {
+		t.Errorf("device MAC %s, want %s (not the IPv4 device's %s)", vx.HardwareAddr, VTEPMACV6("self"), VTEPMAC("self"))
+	}
+	addrs, err := l.h.AddrList(link, unix.AF_INET6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var global []string
+	for _, ad := range addrs {
+		if !ad.IP.IsLinkLocalUnicast() {
+			global = append(global, ad.IPNet.String())
+		}
+	}
+	if !slices.Equal(global, []string{"fd10::1/128"}) {
+		t.Errorf("device addresses %v, want only fd10::1/128 besides link-local", global)
+	}
+	l.checkRoutes("fd10::40/122", "fd10::80/122", "fd10::c0/122")
+	l.checkNeighs(unix.AF_INET6, "fd10::41 "+a.MAC.String(), "fd10::81 "+b.MAC.String())
+	l.checkNeighs(unix.AF_BRIDGE, "fd00::2 "+a.MAC.String(), "fd00::3 "+b.MAC.String())
+
+	// Dual stack: vxlan.calico beside it, each keeping its own family.
+	err = netnsrun.RunPath(netnsbuild.Path(l.ns), func() error {
+		v4, err := NewVXLAN(VXLANConfig{Underlay: netip.MustParseAddr("10.0.0.1"), TunnelAddr: netip.MustParseAddr("192.168.0.1"), MAC: VTEPMAC("self")})
+		if err != nil {
+			return err
+		}
+		defer v4.Close()
+		return v4.Sync([]Remote{remote("a", "10.0.0.2", "192.168.1.1", "192.168.1.0/26")})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.syncCounting(a, b); len(got) != 0 {
+		t.Errorf("a resync after vxlan.calico came up wrote %v; want nothing", got)
+	}
+	if v4, err := l.h.LinkByName(VXLANDevice); err != nil || v4.Attrs().MTU != 1500-VXLANOverhead {
+		t.Errorf("vxlan.calico beside it: %v, %v", v4, err)
+	}
+
+	// Removed behind its back, and a remote gone.
+	if err := l.h.RouteDel(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(a.Blocks[0]), Table: unix.RT_TABLE_MAIN, Protocol: RouteProtocol}); err != nil {
+		t.Fatal(err)
+	}
+	l.sync(a)
+	l.checkRoutes("fd10::40/122")
+	l.checkNeighs(unix.AF_INET6, "fd10::41 "+a.MAC.String())
+	l.checkNeighs(unix.AF_BRIDGE, "fd00::2 "+a.MAC.String())
 }

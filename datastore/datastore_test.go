@@ -47,6 +47,8 @@ spec: {peerIP: "10.0.0.254:1179", asNumber: 65000}
 		{"apiVersion: projectcalico.org/v3\nkind: BFDConfiguration\nmetadata: {name: default}\nspec: {interfaces: [{matchPattern: \"*\", minimumSendInterval: 10ms, multiplier: 300}]}\n", `BFDConfiguration "default": spec.interfaces[0].multiplier: 300 must be 1-255`},
 		{"apiVersion: projectcalico.org/v3\nkind: BFDConfiguration\nmetadata: {name: default}\nspec: {interfaces: [{matchPattern: \"*\", minimumRecvInterval: soon}]}\n", `BFDConfiguration: time: invalid duration "soon"`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: Node\nmetadata: {name: node1}\nspec: {bgp: {ipv4Address: fd00::1/64}}\n", `Node "node1": spec.bgp.ipv4Address: "fd00::1/64" is not an IPv4 address`},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: Node\nmetadata: {name: node1}\nspec: {ipv6VXLANTunnelAddr: 10.0.0.1}\n", `Node "node1": spec.ipv6VXLANTunnelAddr: "10.0.0.1" is not an IPv6 address`},
+		{"apiVersion: crd.projectcalico.org/v1\nkind: Node\nmetadata: {name: node1}\nspec: {vxlanTunnelMACAddrV6: \"66:aa\"}\n", `Node "node1": spec.vxlanTunnelMACAddrV6: "66:aa" is not a MAC address`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: Node\nmetadata: {name: Bad_Name}\n", `metadata.name: "Bad_Name" is not a valid name`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: IPAMBlock\nmetadata: {name: b}\nspec: {cidr: 10.0.0.0/30, unallocated: [4]}\n", `spec.unallocated[0]: 4 is not an ordinal of 10.0.0.0/30 (0-3)`},
 		{"apiVersion: crd.projectcalico.org/v1\nkind: Gadget\nmetadata: {name: g}\n", `kind: unknown kind "Gadget"`},

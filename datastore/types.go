@@ -108,6 +108,9 @@ type NodeSpec struct {
 	BGP                 *NodeBGPSpec `json:"bgp,omitempty"`
 	IPv4VXLANTunnelAddr string       `json:"ipv4VXLANTunnelAddr,omitempty"`
 	VXLANTunnelMACAddr  string       `json:"vxlanTunnelMACAddr,omitempty"`
+	// The IPv6 VXLAN endpoint (vxlan-v6.calico), Calico's fields.
+	IPv6VXLANTunnelAddr  string `json:"ipv6VXLANTunnelAddr,omitempty"`
+	VXLANTunnelMACAddrV6 string `json:"vxlanTunnelMACAddrV6,omitempty"`
 }
 
 type NodeBGPSpec struct {

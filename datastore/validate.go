@@ -100,9 +100,14 @@ func (n *Node) Validate() error {
 			return invalid(n, "spec.ipv4VXLANTunnelAddr", s, "is not an IPv4 address")
 		}
 	}
-	if s := n.Spec.VXLANTunnelMACAddr; s != "" {
-		if _, err := net.ParseMAC(s); err != nil {
-			return invalid(n, "spec.vxlanTunnelMACAddr", s, "is not a MAC address")
+	if s := n.Spec.IPv6VXLANTunnelAddr; s != "" {
+		if a, err := netip.ParseAddr(s); err != nil || !a.Is6() || a.Is4In6() {
+			return invalid(n, "spec.ipv6VXLANTunnelAddr", s, "is not an IPv6 address")
+		}
+	}
+	for field, s := range map[string]string{"spec.vxlanTunnelMACAddr": n.Spec.VXLANTunnelMACAddr, "spec.vxlanTunnelMACAddrV6": n.Spec.VXLANTunnelMACAddrV6} {
+		if _, err := net.ParseMAC(s); s != "" && err != nil {
+			return invalid(n, field, s, "is not a MAC address")
 		}
 	}
 	return nil

@@ -23,35 +23,41 @@ type racksLab struct {
 	router *harness.Node
 	pods   []*harness.Node
 	addrs  []string
+	// etcdURL is the router's etcd; device the VXLAN device the pods'
+	// traffic is counted on.
+	etcdURL, device string
 }
 
 const racksEtcd = "http://10.1.0.254:2379"
 
-func nodeAddr(i int) string {
+// rack is node i's subnet in the racks labs: 1 for node1 and node2, 2 for
+// the others.
+func rack(i int) int {
 	if i <= 2 {
-		return fmt.Sprintf("10.1.0.%d", i)
+		return 1
 	}
-	return fmt.Sprintf("10.2.0.%d", i)
+	return 2
+}
+
+func nodeAddr(i int) string { return fmt.Sprintf("10.%d.0.%d", rack(i), i) }
+
+// newRacksRouter starts a racks lab: its router (also the hub), whose etcd
+// will serve etcdURL; pod traffic is counted on device.
+func newRacksRouter(t *testing.T, etcdURL, device string) (*racksLab, *harness.Lab) {
+	harness.RequireRoot(t)
+	lab := harness.New(t)
+	r := &racksLab{clusterLab: &clusterLab{lab: lab}, etcdURL: etcdURL, device: device}
+	r.router = lab.Node("router")
+	r.hub = r.router
+	return r, lab
 }
 
 func newRacksLab(t *testing.T, vxlanMode string) *racksLab {
-	harness.RequireRoot(t)
-	lab := harness.New(t)
-	r := &racksLab{clusterLab: &clusterLab{lab: lab}}
-	r.router = lab.Node("router")
-	r.hub = r.router
+	r, lab := newRacksRouter(t, racksEtcd, "vxlan.calico")
 	lab.Bridge(r.router, "br-a", "10.1.0.254/24")
 	lab.Bridge(r.router, "br-b", "10.2.0.254/24")
 
-	dir := filepath.Join(lab.Dir(), "etcd")
-	r.etcd = r.router.Start(t, "etcd", "etcd", "--data-dir", dir, "--name", "lab",
-		"--listen-client-urls", racksEtcd, "--advertise-client-urls", racksEtcd,
-		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-		"--initial-cluster", "lab=http://127.0.0.1:2380")
-	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, func() error {
-		_, err := r.router.Run(petrelBin, "get", "ippools", "--etcd-endpoints", racksEtcd)
-		return err
-	}, "etcd serving")
+	r.startEtcd(t)
 
 	// The router learns every block over BGP (needed for vxlanMode Never).
 	birdPeers := map[string]string{}
@@ -72,17 +78,40 @@ spec: {peerIP: 10.1.0.254, asNumber: 64512}
 `, vxlanMode))
 
 	for i := 1; i <= 4; i++ {
-		n := lab.Node(fmt.Sprintf("node%d", i))
-		bridge, gw := "br-a", "10.1.0.254"
-		if i > 2 {
-			bridge, gw = "br-b", "10.2.0.254"
-		}
-		lab.Attach(r.router, bridge, n, "eth1", nodeAddr(i)+"/24")
-		n.MustRun(t, "ip", "route", "add", "default", "via", gw)
+		n := r.attachNode(t, i, nodeAddr(i)+"/24", "10.1.0.254", "10.2.0.254")
 		r.nodes = append(r.nodes, startPetrelFromDatastore(t, lab, n,
 			"NODENAME="+n.Name, "IP="+nodeAddr(i)+"/24", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+racksEtcd))
 	}
 	return r
+}
+
+// attachNode plugs node i into its rack's bridge (br-a, br-b) with
+// address cidr and a default route via its rack's router address, gw1 or
+// gw2.
+func (r *racksLab) attachNode(t *testing.T, i int, cidr, gw1, gw2 string) *harness.Node {
+	t.Helper()
+	n := r.lab.Node(fmt.Sprintf("node%d", i))
+	bridge, gw := "br-a", gw1
+	if rack(i) == 2 {
+		bridge, gw = "br-b", gw2
+	}
+	r.lab.Attach(r.router, bridge, n, "eth1", cidr)
+	n.MustRun(t, "ip", "route", "add", "default", "via", gw)
+	return n
+}
+
+// startEtcd runs etcd in the router, serving r.etcdURL.
+func (r *racksLab) startEtcd(t *testing.T) {
+	t.Helper()
+	dir := filepath.Join(r.lab.Dir(), "etcd")
+	r.etcd = r.router.Start(t, "etcd", "etcd", "--data-dir", dir, "--name", "lab",
+		"--listen-client-urls", r.etcdURL, "--advertise-client-urls", r.etcdURL,
+		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--initial-cluster", "lab=http://127.0.0.1:2380")
+	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, func() error {
+		_, err := r.router.Run(petrelBin, "get", "ippools", "--etcd-endpoints", r.etcdURL)
+		return err
+	}, "etcd serving")
 }
 
 func (r *racksLab) racksApply(t *testing.T, doc string) {
@@ -91,7 +120,7 @@ func (r *racksLab) racksApply(t *testing.T, doc string) {
 	if err := os.WriteFile(f, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := r.router.Run("env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+racksEtcd, petrelBin, "apply", "-f", f); err != nil {
+	if out, err := r.router.Run("env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+r.etcdURL, petrelBin, "apply", "-f", f); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
 }
@@ -99,14 +128,15 @@ func (r *racksLab) racksApply(t *testing.T, doc string) {
 // workload runs `petrel workload` on node i.
 func (r *racksLab) workload(i int, args ...string) (string, error) {
 	n := r.nodes[i-1]
-	return n.Run(append([]string{"env", "NODENAME=" + n.Name, "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + racksEtcd, petrelBin, "workload"}, args...)...)
+	return n.Run(append([]string{"env", "NODENAME=" + n.Name, "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + r.etcdURL, petrelBin, "workload"}, args...)...)
 }
 
-// addPods puts one pod on every node.
-func (r *racksLab) addPods(t *testing.T) {
-	for i := 1; i <= 4; i++ {
+// addPods puts one pod on every node, with `petrel workload add` and
+// flags (--ipv4=false --ipv6: an IPv6 pod).
+func (r *racksLab) addPods(t *testing.T, flags ...string) {
+	for i := 1; i <= len(r.nodes); i++ {
 		pod := r.lab.Node(fmt.Sprintf("pod%d", i))
-		out, err := r.workload(i, "add", "--name", "default/"+pod.Name, "--netns", pod.NS)
+		out, err := r.workload(i, append([]string{"add", "--name", "default/" + pod.Name, "--netns", pod.NS}, flags...)...)
 		if err != nil {
 			t.Fatalf("workload add on node%d: %v\n%s", i, err, out)
 		}
@@ -151,9 +181,9 @@ func pingMatrix(t *testing.T, pods []*harness.Node, addrs []string) {
 	}
 }
 
-// vxlanTx is node i's vxlan.calico transmitted packet counter (-1: no device).
-func (r *racksLab) vxlanTx(t *testing.T, i int) int {
-	out, err := r.nodes[i-1].Run("cat", "/sys/class/net/vxlan.calico/statistics/tx_packets")
+// vxlanTx is node i's transmitted packet counter of device (-1: no device).
+func (r *racksLab) vxlanTx(i int, device string) int {
+	out, err := r.nodes[i-1].Run("cat", "/sys/class/net/"+device+"/statistics/tx_packets")
 	if err != nil {
 		return -1
 	}
@@ -162,11 +192,17 @@ func (r *racksLab) vxlanTx(t *testing.T, i int) int {
 }
 
 // encapsulated reports whether pinging pod j from pod i goes through node
-// i's VXLAN device.
+// i's VXLAN device (r.device).
 func (r *racksLab) encapsulated(t *testing.T, i, j int) bool {
-	before := r.vxlanTx(t, i)
-	r.pods[i-1].Run("ping", "-c", "5", "-i", "0.05", "-W", "1", r.addrs[j-1])
-	after := r.vxlanTx(t, i)
+	return r.pingThrough(i, r.device, r.addrs[j-1])
+}
+
+// pingThrough reports whether pinging addr from pod i goes through node
+// i's device.
+func (r *racksLab) pingThrough(i int, device, addr string) bool {
+	before := r.vxlanTx(i, device)
+	r.pods[i-1].Run("ping", "-c", "5", "-i", "0.05", "-W", "1", addr)
+	after := r.vxlanTx(i, device)
 	return before >= 0 && after-before >= 5
 }
 
@@ -229,7 +265,7 @@ func (r *racksLab) checkPodAndCleanup(t *testing.T) {
 	if routes := node.MustRun(t, "ip", "route", "show", "proto", "80"); strings.Contains(routes, r.addrs[0]) {
 		t.Errorf("the pod route is left:\n%s", routes)
 	}
-	if out, _ := r.router.Run("env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+racksEtcd, petrelBin, "ipam", "check"); !strings.Contains(out, "no problems") {
+	if out, _ := r.router.Run("env", "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+r.etcdURL, petrelBin, "ipam", "check"); !strings.Contains(out, "no problems") {
 		t.Errorf("ipam check after del:\n%s", out)
 	}
 	if _, err := r.workload(1, "del", "--name", "default/"+pod.Name); err != nil {

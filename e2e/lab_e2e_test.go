@@ -115,6 +115,29 @@ func TestLabRacksFRR(t *testing.T) {
 // of pods pods without loss, runs checks on the lab, and that down leaves
 // nothing.
 func labRoundTrip(t *testing.T, name string, nodes, pods, sessions int, checks ...func(*testing.T, string)) {
+	up, status := labUpHealthy(t, name)
+	if want := fmt.Sprintf("%d petrel nodes, %d pods", nodes, pods); !strings.Contains(up, want) {
+		t.Errorf("up output lacks %q", want)
+	}
+	for i := 1; i <= nodes; i++ {
+		if want := fmt.Sprintf("node%d: %d/%d sessions Established", i, sessions, sessions); !strings.Contains(status, want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+	if got := strings.Count(status, " 0%"); got != pods*(pods-1) {
+		t.Errorf("ping matrix: %d cells with 0%% loss, want %d", got, pods*(pods-1))
+	}
+	for _, check := range checks {
+		check(t, name)
+	}
+	labDownClean(t, name)
+}
+
+// labUpHealthy brings deploy/lab/NAME.clab.yml up (downed on cleanup if
+// anything is left) and waits until its status is healthy; it returns
+// up's output and that status.
+func labUpHealthy(t *testing.T, name string) (up, status string) {
+	t.Helper()
 	harness.RequireRoot(t)
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Skip("needs etcd (Debian etcd-server)")
@@ -129,44 +152,38 @@ func labRoundTrip(t *testing.T, name string, nodes, pods, sessions int, checks .
 		}
 	})
 
-	out, err := labCLI(t, "up", "deploy/lab/"+name+".clab.yml")
+	up, err := labCLI(t, "up", "deploy/lab/"+name+".clab.yml")
 	if err != nil {
 		logs, _ := exec.Command("sh", "-c", "tail -n 30 /var/run/petrel-lab/"+name+"/logs/*.log").CombinedOutput()
-		t.Fatalf("lab up: %v\n%s\nlogs:\n%s", err, out, logs)
+		t.Fatalf("lab up: %v\n%s\nlogs:\n%s", err, up, logs)
 	}
-	t.Logf("lab up:\n%s", out)
-	for _, want := range []string{"starting etcd", "starting petrel daemon on node3", fmt.Sprintf("%d petrel nodes, %d pods", nodes, pods)} {
-		if !strings.Contains(out, want) {
+	t.Logf("lab up:\n%s", up)
+	for _, want := range []string{"starting etcd", "starting petrel daemon on node3"} {
+		if !strings.Contains(up, want) {
 			t.Errorf("up output lacks %q", want)
 		}
 	}
 
 	// The daemons outlived `up`; status sees them through their sockets.
-	var status string
 	harness.Eventually(t, 30*time.Second, time.Second, func() error {
 		status, err = labCLI(t, "status", name)
 		return err
 	}, "lab status healthy")
 	t.Logf("lab status:\n%s", status)
-	for i := 1; i <= nodes; i++ {
-		if want := fmt.Sprintf("node%d: %d/%d sessions Established", i, sessions, sessions); !strings.Contains(status, want) {
-			t.Errorf("status lacks %q", want)
-		}
-	}
-	if got := strings.Count(status, " 0%"); got != pods*(pods-1) {
-		t.Errorf("ping matrix: %d cells with 0%% loss, want %d", got, pods*(pods-1))
-	}
 	if !strings.Contains(status, "Healthy") {
 		t.Errorf("status not healthy")
 	}
-	for _, check := range checks {
-		check(t, name)
-	}
+	return up, status
+}
+
+// labDownClean checks that a second up is refused, then that down leaves
+// nothing of lab name.
+func labDownClean(t *testing.T, name string) {
+	t.Helper()
 	if out, err := labCLI(t, "up", "deploy/lab/"+name+".clab.yml"); err == nil || !strings.Contains(out, "already exists") {
 		t.Errorf("second up: %v\n%s", err, out)
 	}
-
-	out, err = labCLI(t, "down", "deploy/lab/"+name+".clab.yml")
+	out, err := labCLI(t, "down", "deploy/lab/"+name+".clab.yml")
 	if err != nil {
 		t.Fatalf("lab down: %v\n%s", err, out)
 	}

@@ -52,9 +52,9 @@ const (
 )
 
 // DefaultInterfaces is calico-node's protocol direct list, plus the tunnel
-// devices (vxlan.calico, tunl0): Calico's export filter rejects routes through them, and
+// devices (vxlan.calico, vxlan-v6.calico, tunl0): Calico's export filter rejects routes through them, and
 // leaving the tunnel address out of direct is how petrel does the same.
-var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "-vxlan.calico", "-tunl0", "*"}
+var DefaultInterfaces = []string{"-cali*", "-kube-ipvs*", "-vxlan.calico", "-vxlan-v6.calico", "-tunl0", "*"}
 
 func (c Config) withDefaults() Config {
 	if c.Protocol == 0 {

@@ -238,7 +238,7 @@ func TestNexthopsOfAndPrefixOf(t *testing.T) {
 
 func TestDirectInterfacePatterns(t *testing.T) {
 	d := newDevices(DefaultInterfaces, nil)
-	for name, want := range map[string]bool{"eth0": true, "cali1234567890a": false, "kube-ipvs0": false, "vxlan.calico": false, "tunl0": false, "eth1": true} {
+	for name, want := range map[string]bool{"eth0": true, "cali1234567890a": false, "kube-ipvs0": false, "vxlan.calico": false, "vxlan-v6.calico": false, "tunl0": false, "eth1": true} {
 		if got := d.matchInterface(name); got != want {
 			t.Errorf("matchInterface(%q) = %v, want %v", name, got, want)
 		}

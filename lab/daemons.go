@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/petrel-net/petrel/cli"
+	"github.com/petrel-net/petrel/config"
+	"github.com/petrel-net/petrel/nodeaddr"
 	petrelpb "github.com/petrel-net/petrel/proto"
 )
 
@@ -78,10 +82,19 @@ func tailFile(path string, n int) string {
 
 func (b *builder) startEtcd() error {
 	n := b.node("etcd")
-	if n.Addr == "" {
-		return fmt.Errorf("etcd node %s has no IPv4 address (give it one with exec: [ip addr add ... dev eth1])", n.Name)
+	// Both families when it has both: an IPv6-only node reaches it over
+	// IPv6, the others over IPv4 (clientv3 skips an endpoint it cannot
+	// reach).
+	var urls []string
+	for _, a := range []string{n.Addr, n.Addr6} {
+		if a != "" {
+			urls = append(urls, "http://"+net.JoinHostPort(hostOf(a), "2379"))
+		}
 	}
-	b.state.EtcdURL = "http://" + hostOf(n.Addr) + ":2379"
+	if len(urls) == 0 {
+		return fmt.Errorf("etcd node %s has no IPv4 or IPv6 address (give it one with a link's ipv4/ipv6 or exec: [ip addr add ... dev eth1])", n.Name)
+	}
+	b.state.EtcdURL = strings.Join(urls, ",")
 	b.step("starting etcd on %s (%s)", n.Name, b.state.EtcdURL)
 	p, err := b.startProc(n, "etcd", nil, etcdArgs(filepath.Join(b.dir, "etcd"), b.state.EtcdURL)...)
 	if err != nil {
@@ -96,7 +109,7 @@ func (b *builder) startEtcd() error {
 	})
 }
 
-// etcdArgs runs a one-member etcd serving clientURL.
+// etcdArgs runs a one-member etcd serving clientURL (URLs, comma-separated).
 func etcdArgs(dataDir, clientURL string) []string {
 	return []string{"etcd", "--data-dir", dataDir, "--name", "lab",
 		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
@@ -105,18 +118,29 @@ func etcdArgs(dataDir, clientURL string) []string {
 }
 
 func (b *builder) startBird(n *NodeState) error {
-	if n.Addr == "" {
-		return fmt.Errorf("bird node %s has no IPv4 address", n.Name)
+	if n.Addr == "" && n.Addr6 == "" {
+		return fmt.Errorf("bird node %s has no IPv4 or IPv6 address", n.Name)
 	}
 	rr := ""
 	if b.topo.Topology.Nodes[n.Name].RouteReflector() {
 		rr = "  rr client;\n"
 	}
 	var conf strings.Builder
-	fmt.Fprintf(&conf, "log stderr all;\nrouter id %s;\nprotocol device { scan time 1; }\nprotocol direct { ipv4; interface \"-lo\", \"*\"; }\nprotocol kernel { ipv4 { export all; }; merge paths on; }\n", hostOf(n.Addr))
-	for _, p := range b.petrelAddrs() {
-		fmt.Fprintf(&conf, "protocol bgp %s {\n  local as 64512;\n  neighbor %s as 64512;\n  source address %s;\n  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n  graceful restart on;\n%s  ipv4 { import all; export all; };\n}\n",
-			strings.ReplaceAll(p[0], "-", "_"), hostOf(p[1]), hostOf(n.Addr), rr)
+	fmt.Fprintf(&conf, "log stderr all;\nrouter id %s;\nprotocol device { scan time 1; }\n", routerID(n))
+	// One session per family and petrel node, each from BIRD's own
+	// address of that family, as calico-node's bird and bird6 peer.
+	for _, fam := range []struct {
+		channel, self, suffix string
+		peers                 [][2]string
+	}{{"ipv4", n.Addr, "", b.petrelAddrs()}, {"ipv6", n.Addr6, "_v6", b.petrelAddrs6()}} {
+		if fam.self == "" {
+			continue
+		}
+		fmt.Fprintf(&conf, "protocol direct { %s; interface \"-lo\", \"*\"; }\nprotocol kernel { %s { export all; }; merge paths on; }\n", fam.channel, fam.channel)
+		for _, p := range fam.peers {
+			fmt.Fprintf(&conf, "protocol bgp %s%s {\n  local as 64512;\n  neighbor %s as 64512;\n  source address %s;\n  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n  graceful restart on;\n%s  %s { import all; export all; };\n}\n",
+				strings.ReplaceAll(p[0], "-", "_"), fam.suffix, hostOf(p[1]), hostOf(fam.self), rr, fam.channel)
+		}
 	}
 	confPath := filepath.Join(b.dir, n.Name+"-bird.conf")
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
@@ -124,9 +148,9 @@ func (b *builder) startBird(n *NodeState) error {
 	}
 	n.Socket = filepath.Join(b.dir, n.Name+"-bird.ctl")
 	if rr != "" {
-		b.step("starting BIRD on %s (%s), route reflector for the petrel nodes", n.Name, hostOf(n.Addr))
+		b.step("starting BIRD on %s (%s), route reflector for the petrel nodes", n.Name, n.addrs(true))
 	} else {
-		b.step("starting BIRD on %s (%s)", n.Name, hostOf(n.Addr))
+		b.step("starting BIRD on %s (%s)", n.Name, n.addrs(true))
 	}
 	p, err := b.startProc(n, "bird", nil, "bird", "-f", "-c", confPath, "-s", n.Socket, "-P", filepath.Join(b.dir, n.Name+"-bird.pid"))
 	if err != nil {
@@ -138,19 +162,71 @@ func (b *builder) startBird(n *NodeState) error {
 	})
 }
 
-// petrelAddrs lists the petrel nodes' addresses (CIDR), by node name.
-func (b *builder) petrelAddrs() [][2]string {
+// petrelAddrs and petrelAddrs6 list the petrel nodes' IPv4 and IPv6
+// addresses (CIDR), by node name, for the routers to peer with.
+func (b *builder) petrelAddrs() [][2]string  { return b.petrelAddrsOf(b.petrelAddr) }
+func (b *builder) petrelAddrs6() [][2]string { return b.petrelAddrsOf(b.petrelAddr6) }
+
+func (b *builder) petrelAddrsOf(addr func(*NodeState) string) [][2]string {
 	var res [][2]string
 	for _, p := range b.petrels() {
-		addr := b.topo.Topology.Nodes[p.Name].Env["IP"]
-		if addr == "" {
-			addr = p.Addr
-		}
-		if addr != "" {
-			res = append(res, [2]string{p.Name, addr})
+		if a := addr(p); a != "" {
+			res = append(res, [2]string{p.Name, a})
 		}
 	}
 	return res
+}
+
+// petrelAddr and petrelAddr6 are the addresses a petrel node's daemon
+// uses: the topology's env IP or IP6, else the node's first global
+// address of the family; "" for none.
+func (b *builder) petrelAddr(n *NodeState) string {
+	return envAddr(b.topo.Topology.Nodes[n.Name].Env[config.EnvIP], n.Addr)
+}
+
+func (b *builder) petrelAddr6(n *NodeState) string {
+	return envAddr(b.topo.Topology.Nodes[n.Name].Env[config.EnvIP6], n.Addr6)
+}
+
+// envAddr is an IP or IP6 setting as an address: none is "", autodetect
+// (or unset) the node's own.
+func envAddr(setting, own string) string {
+	switch setting {
+	case nodeaddr.ValueNone:
+		return ""
+	case "", nodeaddr.ValueAutodetect:
+		return own
+	}
+	return setting
+}
+
+// routerID is a router's BGP router ID: its IPv4 address, else one
+// derived from its name (as CALICO_ROUTER_ID=hash does for IPv6-only
+// nodes).
+func routerID(n *NodeState) string {
+	if n.Addr != "" {
+		return hostOf(n.Addr)
+	}
+	return config.HashRouterID(n.Name).String()
+}
+
+// addrs are a node's addresses, joined: "10.0.0.1/24,fd00:10::1/64", or
+// without their prefix lengths when hosts ("10.0.0.1, fd00:10::1").
+func (n *NodeState) addrs(hosts bool) string {
+	var as []string
+	for _, a := range []string{n.Addr, n.Addr6} {
+		switch {
+		case a == "":
+		case hosts:
+			as = append(as, hostOf(a))
+		default:
+			as = append(as, a)
+		}
+	}
+	if hosts {
+		return strings.Join(as, ", ")
+	}
+	return strings.Join(as, ",")
 }
 
 // frrDaemons are what an FRR BGP speaker needs: zebra (interfaces, the RIB
@@ -225,15 +301,28 @@ func (b *builder) startFRR(n *NodeState) error {
 
 func (b *builder) startPetrel(n *NodeState) error {
 	topoEnv := b.topo.Topology.Nodes[n.Name].Env
-	env := map[string]string{"NODENAME": n.Name, "IP": n.Addr, "DATASTORE_TYPE": "etcdv3", "ETCD_ENDPOINTS": b.state.EtcdURL}
+	env := map[string]string{"NODENAME": n.Name, "DATASTORE_TYPE": "etcdv3", "ETCD_ENDPOINTS": b.state.EtcdURL}
+	switch {
+	case n.Addr != "":
+		env[config.EnvIP] = n.Addr
+	case n.Addr6 != "":
+		env[config.EnvIP] = nodeaddr.ValueNone // IPv6 only
+	}
+	if n.Addr6 != "" {
+		env[config.EnvIP6] = n.Addr6
+	}
 	if b.state.KubeAPI != nil {
 		env["KUBECONFIG"] = b.state.KubeAPI.Kubeconfig // Services (docs/services.md)
 	}
 	for k, v := range topoEnv {
 		env[k] = v
 	}
-	if env["IP"] == "" {
-		return fmt.Errorf("petrel node %s has no IPv4 address (exec: [ip addr add ...] or env IP)", n.Name)
+	v4, v6 := envAddr(env[config.EnvIP], n.Addr), envAddr(env[config.EnvIP6], n.Addr6)
+	if v4 == "" && v6 == "" {
+		return fmt.Errorf("petrel node %s has no IPv4 or IPv6 address (links' ipv4/ipv6, exec: [ip addr add ...] or env IP/IP6)", n.Name)
+	}
+	if v4 == "" && env[config.EnvRouterID] == "" {
+		env[config.EnvRouterID] = "hash" // no IPv4 address to be the router ID
 	}
 	var envList []string
 	for k, v := range env {
@@ -241,7 +330,7 @@ func (b *builder) startPetrel(n *NodeState) error {
 	}
 	sort.Strings(envList)
 	n.Socket = filepath.Join(b.dir, n.Name+".sock")
-	b.step("starting petrel daemon on %s (%s)", n.Name, env["IP"])
+	b.step("starting petrel daemon on %s (%s)", n.Name, strings.Join(slices.DeleteFunc([]string{v4, v6}, func(a string) bool { return a == "" }), ", "))
 	p, err := b.startProc(n, "petrel", envList, b.opts.Petrel, "daemon", "--socket", n.Socket)
 	if err != nil {
 		return err

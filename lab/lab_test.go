@@ -3,8 +3,11 @@ package lab
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	petrelpb "github.com/petrel-net/petrel/proto"
 )
 
 // The shipped topologies parse and have what the lab needs.
@@ -118,5 +121,127 @@ func TestResolveName(t *testing.T) {
 	}
 	if _, err := ResolveName("../x"); err == nil {
 		t.Error("bad name accepted")
+	}
+}
+
+// Links' ipv4 and ipv6 lists: one CIDR (or "") per endpoint, of the
+// list's family, a host address, none on a bridge port.
+func TestLinkAddrs(t *testing.T) {
+	base := "name: x\ntopology:\n  nodes:\n    e: {labels: {petrel: etcd}}\n    a: {}\n    sw: {kind: bridge}\n  links:\n    - endpoints: [a:eth1, sw:p-a]\n"
+	for _, tc := range []struct{ yaml, want string }{
+		{"      ipv4: [10.0.0.1/24]\n", "links[0]: ipv4: want one address per endpoint (2, \"\" for none), have 1"},
+		{"      ipv6: [10.0.0.1/24, \"\"]\n", `links[0]: ipv6[0]: "10.0.0.1/24": want an IPv6 address with its prefix length (fd00:10::1/64)`},
+		{"      ipv4: [\"fd00::1/64\", \"\"]\n", `ipv4[0]: "fd00::1/64": want an IPv4 address`},
+		{"      ipv4: [10.0.0.1, \"\"]\n", `ipv4[0]: "10.0.0.1": want an IPv4 address with its prefix length`},
+		{"      ipv4: [10.0.0.0/24, \"\"]\n", `ipv4[0]: "10.0.0.0/24": want a host address`},
+		{"      ipv6: [\"fe80::1/64\", \"\"]\n", `ipv6[0]: "fe80::1/64": want a host address`},
+		{"      ipv6: [\"fd00::1/64\", \"fd00::2/64\"]\n", `ipv6[1]: sw:p-a is a bridge port: give it ""`},
+	} {
+		_, err := ParseTopology([]byte(base + tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	topo, err := ParseTopology([]byte(base + "      ipv4: [10.0.0.1/24, \"\"]\n      ipv6: [\"fd00:10::1/64\", \"\"]\n    - endpoints: [a:eth2, e:eth1]\n      ipv6: [\"fd00:11::1/64\", \"fd00:11::2/64\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range topo.Topology.Links {
+		eps, _ := l.Parse()
+		addrs, err := topo.linkAddrs(l, eps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			got = append(got, a.Node+":"+a.If+" "+a.Prefix.String())
+		}
+	}
+	if want := []string{"a:eth1 10.0.0.1/24", "a:eth1 fd00:10::1/64", "a:eth2 fd00:11::1/64", "e:eth1 fd00:11::2/64"}; !slices.Equal(got, want) {
+		t.Errorf("addresses %v, want %v", got, want)
+	}
+}
+
+// The dual-stack lab gives three petrel nodes, its etcd and its ToR both
+// families, node4 IPv6 only.
+func TestDualStackTopology(t *testing.T) {
+	topo, err := LoadTopology("../deploy/lab/dualstack.clab.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := map[string]map[bool]bool{}
+	for _, l := range topo.Topology.Links {
+		eps, _ := l.Parse()
+		addrs, _ := topo.linkAddrs(l, eps)
+		for _, a := range addrs {
+			if fams[a.Node] == nil {
+				fams[a.Node] = map[bool]bool{}
+			}
+			fams[a.Node][a.Prefix.Addr().Is4()] = true
+		}
+	}
+	for _, n := range []string{"node1", "node2", "node3", "etcd", "tor"} {
+		if !fams[n][true] || !fams[n][false] {
+			t.Errorf("%s: families %v, want IPv4 and IPv6", n, fams[n])
+		}
+	}
+	if fams["node4"][true] || !fams["node4"][false] {
+		t.Errorf("node4: families %v, want IPv6 only", fams["node4"])
+	}
+}
+
+// IP and IP6 as the lab reads them from a node's env.
+func TestEnvAddr(t *testing.T) {
+	for _, tc := range []struct{ setting, own, want string }{
+		{"", "10.0.0.1/24", "10.0.0.1/24"},
+		{"autodetect", "fd00::1/64", "fd00::1/64"},
+		{"none", "10.0.0.1/24", ""},
+		{"10.9.0.1/24", "10.0.0.1/24", "10.9.0.1/24"},
+	} {
+		if got := envAddr(tc.setting, tc.own); got != tc.want {
+			t.Errorf("envAddr(%q, %q) = %q, want %q", tc.setting, tc.own, got, tc.want)
+		}
+	}
+}
+
+// Status shows a matrix per family, names the family of a loss, and
+// counts sessions per family.
+func TestStatusRendersBothMatrices(t *testing.T) {
+	pods := []PodState{
+		{Name: "default/a-pod1", Node: "a", Addr: "192.168.0.1", Addr6: "fd00:192:168::1"},
+		{Name: "default/b-pod1", Node: "b", Addr: "192.168.0.65", Addr6: "fd00:192:168::41"},
+		{Name: "default/c-pod1", Node: "c", Addr6: "fd00:192:168::81"}, // IPv6 only
+	}
+	st := &labStatus{state: &State{Name: "x", Ready: true, Pods: pods}, procs: map[string]string{}, loss: map[int]map[[2]string]int{
+		4: {{"default/a-pod1", "default/b-pod1"}: 0, {"default/b-pod1", "default/a-pod1"}: 0},
+		6: {},
+	}}
+	for _, from := range pods {
+		for _, to := range pods {
+			if from != to {
+				st.loss[6][[2]string{from.Name, to.Name}] = 0
+			}
+		}
+	}
+	st.loss[6][[2]string{"default/c-pod1", "default/a-pod1"}] = 100
+	st.problems = append(st.problems, "ping -6 default/c-pod1 -> default/a-pod1: 100% loss")
+	st.sessions = []nodeSessions{{node: NodeState{Name: "a"}, peers: []*petrelpb.Peer{
+		{Address: "10.0.0.2", State: "Established"}, {Address: "fd00:10::2", State: "Established"}, {Address: "fd00:10::3", State: "Active"},
+	}}}
+	var b strings.Builder
+	st.render(&b)
+	out := b.String()
+	for _, want := range []string{
+		"a: 2/3 sessions Established (IPv4 1/1, IPv6 1/2)",
+		"POD             NODE  ADDRESS       IPV6 ADDRESS\n",
+		"default/c-pod1  c     -             fd00:192:168::81\n",
+		"IPv4 ping matrix (packet loss, 3 echoes, row pings column):\nFROM \\ TO  a-pod1  b-pod1\na-pod1     -       0%\nb-pod1     0%      -\n",
+		"IPv6 ping matrix (packet loss, 3 echoes, row pings column):\nFROM \\ TO  a-pod1  b-pod1  c-pod1\n",
+		"c-pod1     100%    0%      -\n",
+		"Problems:\n  ping -6 default/c-pod1 -> default/a-pod1: 100% loss\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
 	}
 }

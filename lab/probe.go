@@ -56,20 +56,44 @@ type PingResult struct {
 	Loss     int // percent; 100 when ping could not run
 }
 
-// PingMatrix pings every pod from every other pod (count echoes each, all
-// pairs in parallel) and returns the loss per pair.
-func PingMatrix(pods []PodState, count int) []PingResult {
+// Families are the address families of a lab's ping matrices.
+var Families = []int{4, 6}
+
+// AddrOf is the pod's address of family (4 or 6), "" when it has none.
+func (p PodState) AddrOf(family int) string {
+	if family == 6 {
+		return p.Addr6
+	}
+	return p.Addr
+}
+
+// PodsOf are the pods with an address of family.
+func PodsOf(pods []PodState, family int) []PodState {
+	var res []PodState
+	for _, p := range pods {
+		if p.AddrOf(family) != "" {
+			res = append(res, p)
+		}
+	}
+	return res
+}
+
+// PingMatrix pings every pod with an address of family (4 or 6) from
+// every other such pod (count echoes each, all pairs in parallel) and
+// returns the loss per pair.
+func PingMatrix(pods []PodState, family, count int) []PingResult {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var res []PingResult
+	pods = PodsOf(pods, family)
 	for _, from := range pods {
 		for _, to := range pods {
-			if from.Name == to.Name || to.Addr == "" {
+			if from.Name == to.Name {
 				continue
 			}
 			wg.Go(func() {
 				loss := 100
-				out, _ := inNS(from.NS, "ping", "-c", strconv.Itoa(count), "-i", "0.2", "-W", "1", "-q", to.Addr)
+				out, _ := inNS(from.NS, "ping", "-"+strconv.Itoa(family), "-c", strconv.Itoa(count), "-i", "0.2", "-W", "1", "-q", to.AddrOf(family))
 				if i := strings.Index(out, "% packet loss"); i > 0 {
 					j := strings.LastIndexAny(out[:i], " ,") + 1
 					if v, err := strconv.ParseFloat(out[j:i], 64); err == nil {

@@ -75,8 +75,9 @@ type NodeState struct {
 	Kind   string `json:"kind"`
 	Role   string `json:"role,omitempty"`
 	NS     string `json:"netns"`
-	Addr   string `json:"address,omitempty"`
-	Socket string `json:"socket,omitempty"` // petrel's API or birdc's socket
+	Addr   string `json:"address,omitempty"`  // its first global IPv4 address (CIDR)
+	Addr6  string `json:"address6,omitempty"` // its first global IPv6 address (CIDR)
+	Socket string `json:"socket,omitempty"`   // petrel's API or birdc's socket
 }
 
 // PodState is one pod.
@@ -84,7 +85,10 @@ type PodState struct {
 	Name string `json:"name"` // NAMESPACE/POD as given to petrel workload add
 	Node string `json:"node"`
 	NS   string `json:"netns"`
-	Addr string `json:"address"`
+	Addr string `json:"address"` // IPv4; "" for an IPv6-only pod
+	// Addr6 is its IPv6 address, when its node has an IPv6 address (a
+	// dual-stack or IPv6-only pod).
+	Addr6 string `json:"address6,omitempty"`
 }
 
 // Dir is the lab's state directory.

@@ -37,11 +37,11 @@ func Status(name string, w io.Writer) (Report, error) {
 // labStatus is what Status found, gathered before any of it is written.
 type labStatus struct {
 	state    *State
-	procs    map[string]string // by node: "etcd (pid 12) petrel (not running)"
-	sessions []nodeSessions    // of the petrel and router nodes, in node order
-	loss     map[[2]string]int // ping loss in percent, by [from, to] pod
-	kube     *kubeView         // a Kubernetes lab's
-	services *serviceView      // when the lab has Service ranges or prefixes
+	procs    map[string]string         // by node: "etcd (pid 12) petrel (not running)"
+	sessions []nodeSessions            // of the petrel and router nodes, in node order
+	loss     map[int]map[[2]string]int // ping loss in percent, by family and [from, to] pod
+	kube     *kubeView                 // a Kubernetes lab's
+	services *serviceView              // when the lab has Service ranges or prefixes
 	problems []string
 }
 
@@ -77,16 +77,30 @@ func gatherStatus(s *State) *labStatus {
 		st.gatherSessions(n)
 	}
 	st.gatherServices()
-	if len(s.Pods) > 1 {
-		st.loss = map[[2]string]int{}
-		for _, r := range PingMatrix(s.Pods, 3) {
-			st.loss[[2]string{r.From, r.To}] = r.Loss
+	st.gatherPings()
+	return st
+}
+
+// gatherPings runs a ping matrix per family that two pods or more have;
+// any loss is a problem.
+func (st *labStatus) gatherPings() {
+	st.loss = map[int]map[[2]string]int{}
+	for _, family := range Families {
+		if len(PodsOf(st.state.Pods, family)) < 2 {
+			continue
+		}
+		ping := "ping"
+		if family == 6 {
+			ping = "ping -6"
+		}
+		st.loss[family] = map[[2]string]int{}
+		for _, r := range PingMatrix(st.state.Pods, family, 3) {
+			st.loss[family][[2]string{r.From, r.To}] = r.Loss
 			if r.Loss != 0 {
-				st.problem("ping %s -> %s: %d%% loss", r.From, r.To, r.Loss)
+				st.problem("%s %s -> %s: %d%% loss", ping, r.From, r.To, r.Loss)
 			}
 		}
 	}
-	return st
 }
 
 func (st *labStatus) problem(format string, args ...any) {
@@ -150,7 +164,7 @@ func (st *labStatus) render(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tKIND\tROLE\tADDRESS\tNETNS\tPROCESSES")
 	for _, n := range s.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Kind, orDash(n.Role), orDash(n.Addr), n.NS, orDash(strings.TrimSpace(st.procs[n.Name])))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Kind, orDash(n.Role), orDash(n.addrs(false)), n.NS, orDash(strings.TrimSpace(st.procs[n.Name])))
 	}
 	tw.Flush()
 
@@ -169,16 +183,32 @@ func (st *labStatus) render(w io.Writer) {
 	if len(s.Pods) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "POD\tNODE\tADDRESS")
+		v6 := len(PodsOf(s.Pods, 6)) > 0
+		fmt.Fprint(tw, "POD\tNODE\tADDRESS")
+		if v6 {
+			fmt.Fprint(tw, "\tIPV6 ADDRESS")
+		}
+		fmt.Fprintln(tw)
 		for _, p := range s.Pods {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.Node, orDash(p.Addr))
+			fmt.Fprintf(tw, "%s\t%s\t%s", p.Name, p.Node, orDash(p.Addr))
+			if v6 {
+				fmt.Fprintf(tw, "\t%s", orDash(p.Addr6))
+			}
+			fmt.Fprintln(tw)
 		}
 		tw.Flush()
 	}
-	if st.loss != nil {
+	for _, family := range Families {
+		if st.loss[family] == nil {
+			continue
+		}
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Ping matrix (packet loss, 3 echoes, row pings column):")
-		st.renderPings(w)
+		if len(st.loss) == 1 && family == 4 {
+			fmt.Fprintln(w, "Ping matrix (packet loss, 3 echoes, row pings column):")
+		} else {
+			fmt.Fprintf(w, "IPv%d ping matrix (packet loss, 3 echoes, row pings column):\n", family)
+		}
+		st.renderPings(w, family)
 	}
 	fmt.Fprintln(w)
 	if len(st.problems) == 0 {
@@ -186,7 +216,14 @@ func (st *labStatus) render(w io.Writer) {
 		if st.services != nil {
 			routers = " every router has each Service prefix from exactly the nodes advertising it,"
 		}
-		fmt.Fprintf(w, "Healthy: every session Established,%s every pod reaches every other pod.\n", routers)
+		over := ""
+		if st.loss[6] != nil {
+			over = " over IPv4 and IPv6"
+			if st.loss[4] == nil {
+				over = " over IPv6"
+			}
+		}
+		fmt.Fprintf(w, "Healthy: every session Established,%s every pod reaches every other pod%s.\n", routers, over)
 	} else {
 		fmt.Fprintf(w, "Problems:\n  %s\n", strings.Join(st.problems, "\n  "))
 	}
@@ -199,15 +236,32 @@ func (ns nodeSessions) render(w io.Writer) {
 	case ns.err != nil:
 		fmt.Fprintf(w, "%s: %v\n", ns.node.Name, ns.err)
 	default:
-		fmt.Fprintf(w, "%s: %d/%d sessions Established\n", ns.node.Name, established(ns.peers), len(ns.peers))
+		fmt.Fprintf(w, "%s: %d/%d sessions Established%s\n", ns.node.Name, established(ns.peers), len(ns.peers), byFamily(ns.peers))
 		cli.WriteStatus(w, ns.peers, time.Now())
 	}
 }
 
-// renderPings writes the loss matrix: a row per pod pinging, a column per
-// pod pinged.
-func (st *labStatus) renderPings(w io.Writer) {
-	pods := st.state.Pods
+// byFamily is " (IPv4 3/3, IPv6 2/3)", Established of all per family,
+// when a peer is an IPv6 one; "" otherwise.
+func byFamily(ps []*petrelpb.Peer) string {
+	var v4, v6 []*petrelpb.Peer
+	for _, p := range ps {
+		if strings.Contains(p.Address, ":") {
+			v6 = append(v6, p)
+		} else {
+			v4 = append(v4, p)
+		}
+	}
+	if len(v6) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (IPv4 %d/%d, IPv6 %d/%d)", established(v4), len(v4), established(v6), len(v6))
+}
+
+// renderPings writes family's loss matrix: a row per pod pinging, a
+// column per pod pinged.
+func (st *labStatus) renderPings(w io.Writer, family int) {
+	pods := PodsOf(st.state.Pods, family)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "FROM \\ TO")
 	for _, p := range pods {
@@ -221,7 +275,7 @@ func (st *labStatus) renderPings(w io.Writer) {
 				fmt.Fprint(tw, "\t-")
 				continue
 			}
-			fmt.Fprintf(tw, "\t%d%%", st.loss[[2]string{from.Name, to.Name}])
+			fmt.Fprintf(tw, "\t%d%%", st.loss[family][[2]string{from.Name, to.Name}])
 		}
 		fmt.Fprintln(tw)
 	}

@@ -50,8 +50,10 @@ func (st *labStatus) gatherServices() {
 	sv.ranges, sv.rangesErr = serviceRanges(st.state)
 	byAddr := map[string]string{}
 	for _, n := range st.state.Nodes {
-		if n.Addr != "" {
-			byAddr[hostOf(n.Addr)] = n.Name
+		for _, a := range []string{n.Addr, n.Addr6} {
+			if a != "" {
+				byAddr[hostOf(a)] = n.Name
+			}
 		}
 		if (n.Role != "node" && n.Role != RoleKubeNode) || n.Socket == "" {
 			continue

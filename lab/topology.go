@@ -1,5 +1,7 @@
 // Package lab builds a petrel lab on this machine from a containerlab
-// topology file: network namespaces joined by veth links and bridges, an
+// topology file: network namespaces joined by veth links and bridges
+// (with IPv4 addresses, IPv6 ones or both: dual-stack labs get an IPv6
+// pool, daemons with IP6 and pods of both families), an
 // etcd for the datastore (optionally a kube-apiserver beside it, for
 // Services), one `petrel daemon` per petrel node, optional BIRD routers,
 // and pods plumbed by `petrel workload add`. It is the
@@ -12,6 +14,7 @@ package lab
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"regexp"
 	"sort"
@@ -73,9 +76,14 @@ type TopoNode struct {
 	Exec []string `json:"exec,omitempty"`
 }
 
-// TopoLink is a point-to-point link, endpoints "node:interface".
+// TopoLink is a point-to-point link, endpoints "node:interface". IPv4 and
+// IPv6 are containerlab's link addresses: one CIDR per endpoint, in
+// endpoint order ("" for an end without one, such as a bridge port), set
+// on the interfaces before the nodes' exec commands run.
 type TopoLink struct {
 	Endpoints []string `json:"endpoints"`
+	IPv4      []string `json:"ipv4,omitempty"`
+	IPv6      []string `json:"ipv6,omitempty"`
 }
 
 // Endpoint is one side of a link.
@@ -240,8 +248,53 @@ func (t *Topology) checkLinks() error {
 		if t.Topology.Nodes[eps[0].Node].Kind == "bridge" && t.Topology.Nodes[eps[1].Node].Kind == "bridge" {
 			return fmt.Errorf("topology: links[%d]: bridge to bridge is not supported", i)
 		}
+		if _, err := t.linkAddrs(l, eps); err != nil {
+			return fmt.Errorf("topology: links[%d]: %w", i, err)
+		}
 	}
 	return nil
+}
+
+// linkAddr is an address to set on one end of a link.
+type linkAddr struct {
+	Endpoint
+	Prefix netip.Prefix
+}
+
+// linkAddrs checks a link's ipv4 and ipv6 lists (one CIDR or "" per
+// endpoint, of the list's family, none on a bridge port) and returns the
+// addresses to set.
+func (t *Topology) linkAddrs(l TopoLink, eps [2]Endpoint) ([]linkAddr, error) {
+	var res []linkAddr
+	for _, fam := range []struct {
+		field string
+		list  []string
+		is4   bool
+	}{{"ipv4", l.IPv4, true}, {"ipv6", l.IPv6, false}} {
+		if fam.list == nil {
+			continue
+		}
+		if len(fam.list) != 2 {
+			return nil, fmt.Errorf("%s: want one address per endpoint (2, \"\" for none), have %d", fam.field, len(fam.list))
+		}
+		for j, s := range fam.list {
+			if s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil || p.Addr().Is4() != fam.is4 || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+				return nil, fmt.Errorf("%s[%d]: %q: want an %s address with its prefix length (%s)", fam.field, j, s, map[bool]string{true: "IPv4", false: "IPv6"}[fam.is4], map[bool]string{true: "10.0.0.1/24", false: "fd00:10::1/64"}[fam.is4])
+			}
+			if !p.Addr().IsGlobalUnicast() || p.Masked() == p && p.Bits() < p.Addr().BitLen() {
+				return nil, fmt.Errorf("%s[%d]: %q: want a host address (not a network, link-local, loopback or multicast address)", fam.field, j, s)
+			}
+			if t.Topology.Nodes[eps[j].Node].Kind == "bridge" {
+				return nil, fmt.Errorf("%s[%d]: %s:%s is a bridge port: give it \"\"", fam.field, j, eps[j].Node, eps[j].If)
+			}
+			res = append(res, linkAddr{eps[j], p})
+		}
+	}
+	return res, nil
 }
 
 // Parse splits the link's two endpoints.

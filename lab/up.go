@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,15 @@ const DefaultResources = `apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: default-ipv4-ippool}
 spec: {cidr: 192.168.0.0/16, blockSize: 26, vxlanMode: CrossSubnet, ipipMode: Never, natOutgoing: true, nodeSelector: all(), allowedUses: [Workload, Tunnel]}
+`
+
+// DefaultIPv6Pool is added to them when a petrel node has an IPv6
+// address: Calico's default IPv6 block size, routed natively.
+const DefaultIPv6Pool = `---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv6-ippool}
+spec: {cidr: "fd00:192:168::/112", blockSize: 122, vxlanMode: Never, ipipMode: Never, nodeSelector: all(), allowedUses: [Workload]}
 `
 
 // Options configure Up.
@@ -97,6 +107,9 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.createLinks(); err != nil {
 		return err
 	}
+	if err := b.addLinkAddrs(); err != nil {
+		return err
+	}
 	if err := b.runExecs(); err != nil {
 		return err
 	}
@@ -154,7 +167,11 @@ func (b *builder) ready() error {
 }
 
 // createNamespaces gives every node its namespace, recorded in the state
-// as soon as it exists: a bridge node gets its br0, the others forward.
+// as soon as it exists: a bridge node gets its br0, the others forward
+// IPv4 and use their IPv6 addresses at once (no duplicate address
+// detection: a tentative address cannot be bound). IPv6 forwarding is on
+// in every linux node but the petrel nodes, where the daemon turns it on
+// (ipv6Forwarding Auto).
 func (b *builder) createNamespaces() error {
 	names := b.topo.NodeNames()
 	b.step("creating %d namespaces", len(names))
@@ -175,8 +192,30 @@ func (b *builder) createNamespaces() error {
 			if err := netnsbuild.Up(ns, "br0"); err != nil {
 				return err
 			}
-		} else if err := netnsbuild.Sysctl(ns, "net/ipv4/ip_forward", "1"); err != nil {
-			return err
+			continue
+		}
+		sysctls := [][2]string{{"net/ipv4/ip_forward", "1"}, {"net/ipv6/conf/all/accept_dad", "0"}, {"net/ipv6/conf/default/accept_dad", "0"}}
+		if n.Role() != "node" && n.Role() != RoleKubeNode {
+			sysctls = append(sysctls, [2]string{"net/ipv6/conf/all/forwarding", "1"})
+		}
+		for _, kv := range sysctls {
+			if err := netnsbuild.Sysctl(ns, kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addLinkAddrs sets the links' ipv4 and ipv6 addresses.
+func (b *builder) addLinkAddrs() error {
+	for _, l := range b.topo.Topology.Links {
+		eps, _ := l.Parse()
+		addrs, _ := b.topo.linkAddrs(l, eps)
+		for _, a := range addrs {
+			if err := netnsbuild.AddAddr(NSName(b.state.Name, a.Node), a.If, a.Prefix); err != nil {
+				return fmt.Errorf("node %s: %s %s: %w", a.Node, a.If, a.Prefix, err)
+			}
 		}
 	}
 	return nil
@@ -206,14 +245,19 @@ func (b *builder) runExecs() error {
 	return nil
 }
 
-// recordAddresses notes each linux node's first global IPv4 address, the
-// one its daemons use.
+// recordAddresses notes each linux node's first global IPv4 and IPv6
+// addresses, the ones its daemons use.
 func (b *builder) recordAddresses() {
 	for i := range b.state.Nodes {
-		if b.state.Nodes[i].Kind == "linux" {
-			if p, err := netnsbuild.GlobalIPv4(b.state.Nodes[i].NS); err == nil {
-				b.state.Nodes[i].Addr = p.String()
-			}
+		n := &b.state.Nodes[i]
+		if n.Kind != "linux" {
+			continue
+		}
+		if p, err := netnsbuild.GlobalIPv4(n.NS); err == nil {
+			n.Addr = p.String()
+		}
+		if p, err := netnsbuild.GlobalIPv6(n.NS); err == nil {
+			n.Addr6 = p.String()
 		}
 	}
 }
@@ -294,12 +338,22 @@ func (b *builder) petrelCmd(ns string, env []string, args ...string) (string, er
 
 func (b *builder) applyResources() error {
 	docs := DefaultResources
+	what := "IPPool default-ipv4-ippool 192.168.0.0/16"
+	if b.ipv6() {
+		docs += DefaultIPv6Pool
+		what += ", IPPool default-ipv6-ippool fd00:192:168::/112"
+	}
 	for _, n := range b.state.Nodes {
-		if (n.Role == "bird" || n.Role == "frr") && n.Addr != "" {
-			docs += fmt.Sprintf("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: %s}\nspec: {peerIP: %s, asNumber: 64512}\n", strings.ToLower(n.Name), hostOf(n.Addr))
+		if n.Role != "bird" && n.Role != "frr" {
+			continue
+		}
+		if n.Addr != "" {
+			docs += bgpPeerDoc(strings.ToLower(n.Name), n.Addr)
+		}
+		if n.Addr6 != "" && n.Role == "bird" { // the lab's FRR peers over IPv4 only
+			docs += bgpPeerDoc(strings.ToLower(n.Name)+"-v6", n.Addr6)
 		}
 	}
-	what := "IPPool default-ipv4-ippool 192.168.0.0/16"
 	if b.topo.MeshOff() {
 		docs += "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n"
 		what += ", node-to-node mesh off"
@@ -315,6 +369,22 @@ func (b *builder) applyResources() error {
 	}
 	_, err := b.petrelCmd(b.state.datastoreNode().NS, nil, "apply", "-f", path)
 	return err
+}
+
+// bgpPeerDoc is a global BGPPeer for a router of the lab (iBGP).
+func bgpPeerDoc(name, addr string) string {
+	return fmt.Sprintf("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: %s}\nspec: {peerIP: \"%s\", asNumber: 64512}\n", name, hostOf(addr))
+}
+
+// ipv6 reports whether a petrel node has an IPv6 address: the lab then
+// has an IPv6 pool and dual-stack (or IPv6-only) pods.
+func (b *builder) ipv6() bool {
+	for _, n := range b.petrels() {
+		if b.petrelAddr6(n) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *builder) waitSessions(ctx context.Context) error {
@@ -351,10 +421,17 @@ func (b *builder) waitSessions(ctx context.Context) error {
 	return nil
 }
 
+// addPods plumbs each petrel node's pods with the families of the node's
+// addresses: dual-stack pods on a dual-stack node, IPv6-only ones on an
+// IPv6-only node.
 func (b *builder) addPods() error {
 	for _, n := range b.state.Nodes {
 		count := b.topo.Topology.Nodes[n.Name].Pods()
-		if has, err := netnsbuild.HasDefaultRoute(n.NS); count > 0 && err == nil && !has {
+		if count == 0 {
+			continue
+		}
+		v4, v6 := b.petrelAddr(&n) != "", b.petrelAddr6(&n) != ""
+		if has, err := netnsbuild.HasDefaultRoute(n.NS); v4 && err == nil && !has {
 			b.step("warning: %s has no default route; its pods cannot ARP for 169.254.1.1 (add one with exec)", n.Name)
 		}
 		for i := 1; i <= count; i++ {
@@ -367,12 +444,19 @@ func (b *builder) addPods() error {
 			if err := b.save(); err != nil {
 				return err
 			}
-			out, err := b.petrelCmd(n.NS, []string{"NODENAME=" + n.Name}, "workload", "add", "--name", "default/"+pod, "--netns", ns)
+			out, err := b.petrelCmd(n.NS, []string{"NODENAME=" + n.Name}, "workload", "add", "--name", "default/"+pod, "--netns", ns, fmt.Sprintf("--ipv4=%v", v4), fmt.Sprintf("--ipv6=%v", v6))
 			if err != nil {
 				return fmt.Errorf("pod %s: %w", pod, err)
 			}
-			b.state.Pods[len(b.state.Pods)-1].Addr = strings.TrimSpace(out)
-			b.step("pod default/%s on %s: %s", pod, n.Name, strings.TrimSpace(out))
+			p := &b.state.Pods[len(b.state.Pods)-1]
+			for _, line := range strings.Fields(out) { // one address per family, IPv4 first
+				if a, err := netip.ParseAddr(line); err == nil && a.Is4() {
+					p.Addr = line
+				} else if err == nil {
+					p.Addr6 = line
+				}
+			}
+			b.step("pod default/%s on %s: %s", pod, n.Name, strings.Join(strings.Fields(out), ", "))
 			if err := b.save(); err != nil {
 				return err
 			}
@@ -381,29 +465,33 @@ func (b *builder) addPods() error {
 	return nil
 }
 
+// waitPings waits until every pod reaches every other pod over each
+// family they have.
 func (b *builder) waitPings() error {
-	if len(b.state.Pods) < 2 {
-		return nil
-	}
-	b.step("waiting until every pod reaches every other pod")
-	err := poll(60*time.Second, 500*time.Millisecond, func() error {
-		var failed []string
-		for _, c := range PingMatrix(b.state.Pods, 1) {
-			if c.Loss != 0 {
-				failed = append(failed, c.From+"->"+c.To)
-			}
+	for _, family := range Families {
+		if len(PodsOf(b.state.Pods, family)) < 2 {
+			continue
 		}
-		if len(failed) > 0 {
-			sort.Strings(failed)
-			if len(failed) > 6 {
-				failed = append(failed[:6], fmt.Sprintf("and %d more", len(failed)-6))
+		b.step("waiting until every pod reaches every other pod over IPv%d", family)
+		err := poll(60*time.Second, 500*time.Millisecond, func() error {
+			var failed []string
+			for _, c := range PingMatrix(b.state.Pods, family, 1) {
+				if c.Loss != 0 {
+					failed = append(failed, c.From+"->"+c.To)
+				}
 			}
-			return fmt.Errorf("no answer: %s", strings.Join(failed, ", "))
+			if len(failed) > 0 {
+				sort.Strings(failed)
+				if len(failed) > 6 {
+					failed = append(failed[:6], fmt.Sprintf("and %d more", len(failed)-6))
+				}
+				return fmt.Errorf("no answer: %s", strings.Join(failed, ", "))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("pod connectivity over IPv%d: %w", family, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("pod connectivity: %w", err)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ func newLabUpCmd() *cobra.Command {
 		Short: "Create namespaces, links, etcd, petrel daemons, BIRD and pods (or a Kubernetes cluster running petrel as a DaemonSet); wait until pods reach each other",
 		Example: "  sudo petrel lab up deploy/lab/mesh3.clab.yml\n" +
 			"  sudo petrel lab up deploy/lab/services.clab.yml   # a kube-apiserver beside etcd, a BIRD ToR showing Service routes\n" +
+			"  sudo petrel lab up deploy/lab/dualstack.clab.yml  # IPv4 and IPv6: sessions of both families, dual-stack pods, two ping matrices\n" +
 			"  sudo petrel lab up deploy/lab/k8s3.clab.yml   # kubelets, containerd, the DaemonSet (make k8s-binaries first)",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,7 +55,7 @@ func labName(args []string) (string, error) {
 func newLabStatusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status [NAME|FILE.clab.yml]",
-		Short: "Nodes, sessions per node, Service routes (each BIRD's, each node's), pods and a pod-to-pod ping matrix; exits 1 unless healthy",
+		Short: "Nodes, sessions per node, Service routes (each BIRD's, each node's), pods and a pod-to-pod ping matrix per family; exits 1 unless healthy",
 		Example: `  sudo petrel lab status
   sudo petrel lab status mesh3`,
 		Args: cobra.MaximumNArgs(1),

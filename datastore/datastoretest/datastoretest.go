@@ -311,6 +311,7 @@ func testNode(t *testing.T, b datastore.Backend) {
 	n.Spec.BGP = &datastore.NodeBGPSpec{IPv4Address: "10.0.0.5/24", ASNumber: &asn, RouteReflectorClusterID: "224.0.0.1"}
 	n.Spec.IPv4VXLANTunnelAddr = "192.168.0.193"
 	n.Spec.VXLANTunnelMACAddr = "66:aa:bb:cc:dd:ee"
+	n.Spec.IPv6VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddrV6 = "fd10::c1", "66:aa:bb:cc:dd:ef"
 	want := specJSON(t, n)
 	if _, err := b.Create(ctx(t), n); err != nil {
 		t.Fatal(err)

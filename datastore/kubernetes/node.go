@@ -22,11 +22,14 @@ const (
 	annIPv4VXLANTunnelAddr     = "projectcalico.org/IPv4VXLANTunnelAddr"
 	annVXLANTunnelMACAddr      = "projectcalico.org/VXLANTunnelMACAddr"
 	annIPv4IPIPTunnelAddr      = "projectcalico.org/IPv4IPIPTunnelAddr"
+	annIPv6VXLANTunnelAddr     = "projectcalico.org/IPv6VXLANTunnelAddr"
+	annVXLANTunnelMACAddrV6    = "projectcalico.org/VXLANTunnelMACAddrV6"
 )
 
 var nodeAnnotations = []string{
 	annIPv4Address, annIPv6Address, annASNumber, annRouteReflectorClusterID,
 	annIPv4VXLANTunnelAddr, annVXLANTunnelMACAddr, annIPv4IPIPTunnelAddr,
+	annIPv6VXLANTunnelAddr, annVXLANTunnelMACAddrV6,
 }
 
 // nodeFromCore reads a petrel Node out of a core Node. Only identity,
@@ -72,6 +75,8 @@ func nodeFromCore(n *corev1.Node) (datastore.Object, error) {
 	}
 	out.Spec.IPv4VXLANTunnelAddr = a[annIPv4VXLANTunnelAddr]
 	out.Spec.VXLANTunnelMACAddr = a[annVXLANTunnelMACAddr]
+	out.Spec.IPv6VXLANTunnelAddr = a[annIPv6VXLANTunnelAddr]
+	out.Spec.VXLANTunnelMACAddrV6 = a[annVXLANTunnelMACAddrV6]
 	return out, nil
 }
 
@@ -95,6 +100,8 @@ func applyNode(n *corev1.Node, from *datastore.Node) {
 		annIPv4IPIPTunnelAddr:      bgp.IPv4IPIPTunnelAddr,
 		annIPv4VXLANTunnelAddr:     from.Spec.IPv4VXLANTunnelAddr,
 		annVXLANTunnelMACAddr:      from.Spec.VXLANTunnelMACAddr,
+		annIPv6VXLANTunnelAddr:     from.Spec.IPv6VXLANTunnelAddr,
+		annVXLANTunnelMACAddrV6:    from.Spec.VXLANTunnelMACAddrV6,
 	}
 	for _, k := range nodeAnnotations {
 		if v := values[k]; v != "" {
@@ -135,7 +142,7 @@ func parseASN(s string) (uint32, error) {
 // nodeKey is what a watcher of petrel Nodes can see change.
 func nodeKey(n *datastore.Node) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%v|%q|%q", n.DeletionTimestamp, n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr)
+	fmt.Fprintf(&b, "%v|%q|%q|%q|%q", n.DeletionTimestamp, n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr, n.Spec.IPv6VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddrV6)
 	if bgp := n.Spec.BGP; bgp != nil {
 		asn := ""
 		if bgp.ASNumber != nil {

@@ -226,10 +226,16 @@ func Sysctl(ns, key, value string) error {
 
 // GlobalIPv4 returns the first global IPv4 address in namespace ns, in
 // link order.
-func GlobalIPv4(ns string) (netip.Prefix, error) {
+func GlobalIPv4(ns string) (netip.Prefix, error) { return globalAddr(ns, netlink.FAMILY_V4, "IPv4") }
+
+// GlobalIPv6 returns the first global IPv6 address in namespace ns, in
+// link order (unique local addresses count; link-local ones do not).
+func GlobalIPv6(ns string) (netip.Prefix, error) { return globalAddr(ns, netlink.FAMILY_V6, "IPv6") }
+
+func globalAddr(ns string, family int, name string) (netip.Prefix, error) {
 	var found netip.Prefix
 	err := Do(ns, func(h *netlink.Handle) error {
-		addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_V4) })
+		addrs, err := nlretry.Dump(func() ([]netlink.Addr, error) { return h.AddrList(nil, family) })
 		if err != nil {
 			return err
 		}
@@ -241,7 +247,7 @@ func GlobalIPv4(ns string) (netip.Prefix, error) {
 				return nil
 			}
 		}
-		return fmt.Errorf("no global IPv4 address in %s", ns)
+		return fmt.Errorf("no global %s address in %s", name, ns)
 	})
 	return found, err
 }
