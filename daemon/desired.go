@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -100,6 +101,8 @@ type vxlanPlan struct {
 	// Excluded are the blocks the tunnel routes: kernel sync leaves them
 	// alone.
 	Excluded []netip.Prefix
+	// Problem, when set, says why the family's pools get no tunnel here.
+	Problem string
 }
 
 // routesIPv6 says whether the node routes IPv6: it has IPv6 peers or IPv6
@@ -129,6 +132,12 @@ func computeDesired(snap snapshot, me self) desired {
 	for _, p := range res.Problems {
 		problems = append(problems, p.Error())
 	}
+	vx4, vx6 := planVXLAN(snap, me, vxlanV4), planVXLAN(snap, me, vxlanV6)
+	for _, plan := range []vxlanPlan{vx4, vx6} {
+		if plan.Problem != "" {
+			problems = append(problems, plan.Problem)
+		}
+	}
 	var logLevel *slog.Level
 	if l, ok := logLevelFrom(snap.Configs, me.Name); ok {
 		logLevel = &l
@@ -144,8 +153,8 @@ func computeDesired(snap snapshot, me self) desired {
 		Reflector:         isReflector(snap.Nodes, me.Name),
 		Originated:        originated,
 		Blackholes:        own,
-		VXLAN:             planVXLAN(snap, me, vxlanV4),
-		VXLANV6:           planVXLAN(snap, me, vxlanV6),
+		VXLAN:             vx4,
+		VXLANV6:           vx6,
 		IPIP:              planIPIP(snap, me),
 		Problems:          problems,
 	}
@@ -198,16 +207,22 @@ func planVXLAN(snap snapshot, me self, fam vxlanFamily) vxlanPlan {
 	if !plan.Enabled {
 		return plan
 	}
+	subnet := me.Subnet
+	if fam.v6 {
+		subnet = me.Subnet6
+	}
+	if !subnet.IsValid() {
+		// No underlay of the family (an IPv6-only node and an IPv4 VXLAN
+		// pool): no tunnel, as Felix, and one problem in status rather
+		// than a failed setup on every pass.
+		return vxlanPlan{Problem: fmt.Sprintf("VXLAN for %s pools: this node has no %s address, so no VXLAN device of that family; those pools are not routed here", fam.name, fam.name)}
+	}
 	labels := nodeLabels(snap.Nodes, me.Name)
 	for _, p := range snap.Pools {
 		cidr, err := netip.ParsePrefix(p.Spec.CIDR)
 		if err == nil && fam.holds(cidr.Addr()) && vxlanPool(p) && !p.Spec.Disabled && selects(p.Spec.NodeSelector, labels) {
 			plan.Pools = append(plan.Pools, cidr.Masked())
 		}
-	}
-	subnet := me.Subnet
-	if fam.v6 {
-		subnet = me.Subnet6
 	}
 	remotes := tunnelEndpoints(snap.Nodes, me.Name, fam)
 	for _, a := range snap.Affinities {

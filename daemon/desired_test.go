@@ -83,7 +83,7 @@ func TestComputeDesired(t *testing.T) {
 // A disabled VXLAN pool keeps its blocks on the tunnel.
 func TestDisabledPoolsStayRouted(t *testing.T) {
 	off := testPool("retired", "10.6.0.0/16", "Always", true, false)
-	d := computeDesired(snapshot{Pools: []*datastore.IPPool{off}}, self{Name: "a"})
+	d := computeDesired(snapshot{Pools: []*datastore.IPPool{off}}, self{Name: "a", Subnet: netip.MustParsePrefix("172.16.0.0/24")})
 	if !d.VXLAN.Enabled {
 		t.Error("a disabled VXLAN pool's blocks lost their tunnel")
 	}

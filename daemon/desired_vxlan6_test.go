@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/petrel-net/petrel/dataplane"
@@ -97,5 +98,21 @@ func TestPlanVXLANIPv6Only(t *testing.T) {
 	}
 	if !d.VXLANV6.Enabled || !slices.Equal(d.VXLANV6.Excluded, pfx("fd10::80/122")) {
 		t.Errorf("IPv6 plan %+v, want c's block through vxlan-v6.calico", d.VXLANV6)
+	}
+}
+
+// An IPv6-only node and an IPv4 VXLAN pool: no vxlan.calico (it has no
+// underlay), and one problem in status instead of a setup that fails on
+// every pass.
+func TestPlanVXLANWithoutUnderlay(t *testing.T) {
+	d := computeDesired(snapshot{
+		Nodes: []*datastore.Node{testNode6("a", "fd00:a::1/64", "", "", "")},
+		Pools: []*datastore.IPPool{testPool("v4", "10.6.0.0/16", "Always", false, false)},
+	}, self{Name: "a", Subnet6: netip.MustParsePrefix("fd00:a::/64")})
+	if d.VXLAN.Enabled {
+		t.Error("vxlan.calico wanted on a node without an IPv4 address")
+	}
+	if len(d.Problems) != 1 || !strings.Contains(d.Problems[0], "VXLAN for IPv4 pools: this node has no IPv4 address") {
+		t.Errorf("problems %q, want the IPv4 VXLAN pools named", d.Problems)
 	}
 }

@@ -122,6 +122,9 @@ func nodeImpact(n *datastore.Node, before, after snapshot) NodeImpact {
 	if ip, ok := n.IPv4(); ok {
 		me.Subnet = ip.Masked()
 	}
+	if ip, ok := n.IPv6(); ok {
+		me.Subnet6 = ip.Masked()
+	}
 	was, will := computeDesired(before, me), computeDesired(after, me)
 	imp := NodeImpact{Node: n.Name, PolicyChanged: !was.RoutePolicy.Equal(will.RoutePolicy)}
 	add, remove, reset := bgp.PlanPeers(was.Peers, will.Peers)

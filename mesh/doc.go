@@ -65,9 +65,11 @@
 //     has a global peering is dropped.
 //   - Peers to this node's own address are silently skipped, as confd does.
 //   - A session's source address is this node's BGP address of the peer's
-//     family. An explicit peerIP of a family this node has no BGP address
-//     of is skipped with a Problem (confd would silently render no bird6
-//     config), unless sourceAddress is None.
+//     family. A peer of a family this node has no BGP address of is
+//     skipped, as confd renders no bird/bird6 config for it; only a
+//     node-specific BGPPeer with an explicit peerIP is also a Problem (a
+//     global one, or a peerSelector peering, is normal in a mixed
+//     cluster), unless sourceAddress is None.
 //   - failureDetectionMode BFDIfDirectlyConnected (BGPPeer; the mesh's is
 //     BGPConfiguration nodeMeshFailureDetectionMode, petrel's own) turns BFD
 //     on when the peer lies inside a connected prefix of one of this node's

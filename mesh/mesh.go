@@ -669,6 +669,12 @@ func (c *computation) addCandidate(bp *datastore.BGPPeer, t target, typ string, 
 		return // never peer with ourselves
 	}
 	if !own.IsValid() && bp.Spec.SourceAddress != "None" {
+		if class == classGlobal || bp.Spec.PeerIP == "" {
+			// A global peer, or a node picked by peerSelector, of a family
+			// this node lacks: skipped as calico-node's bird.cfg/bird6.cfg
+			// leave it out on such a node, not worth a problem in status.
+			return
+		}
 		family := "IPv4"
 		if t.addr.Is6() {
 			family = "IPv6"

@@ -487,9 +487,12 @@ func TestDesired(t *testing.T) {
 			want: []bgp.PeerConfig{want(glob, "fd00::1", 65000, port(1179), with(func(p *bgp.PeerConfig) { p.SourceAddress = netip.MustParseAddr("fd00::9") }))},
 		},
 		{
-			name: "IPv6 peer without a node IPv6 address",
+			name: "IPv6 peer of this node without a node IPv6 address: named; a global one is left out silently",
 			in: Input{Nodes: threeNodes(), Configs: []*datastore.BGPConfiguration{mkCfg("default", datastore.BGPConfigurationSpec{NodeToNodeMeshEnabled: ptr(false)})},
-				Peers: []*datastore.BGPPeer{mkPeer("v6", datastore.BGPPeerSpec{PeerIP: "fd00::1", ASNumber: 65000})}},
+				Peers: []*datastore.BGPPeer{
+					mkPeer("v6", datastore.BGPPeerSpec{Node: selfName, PeerIP: "fd00::1", ASNumber: 65000}),
+					mkPeer("v6-global", datastore.BGPPeerSpec{PeerIP: "fd00::2", ASNumber: 65000}),
+				}},
 			problems: []string{`BGPPeer "v6": peer fd00::1 is IPv6 but Node "me" has no IPv6 BGP address`},
 		},
 		{
@@ -512,11 +515,10 @@ func TestDesired(t *testing.T) {
 			},
 		},
 		{
-			name: "IPv6-only node: meshes over IPv6 only; an IPv4 BGPPeer is skipped",
+			name: "IPv6-only node: meshes over IPv6 only; a global IPv4 BGPPeer is left out, as calico-node's bird.cfg does",
 			in: Input{Nodes: []*datastore.Node{mkNode(selfName, "", ip6("fd00::9/64")), mkNode("a", "10.0.0.10", ip6("fd00::10/64")), mkNode("b", "10.0.0.90")},
 				Peers: []*datastore.BGPPeer{mkPeer("tor", datastore.BGPPeerSpec{PeerIP: "192.168.0.1", ASNumber: 65000})}},
-			want:     []bgp.PeerConfig{want(mesh, "fd00::10", 64512, src6("fd00::9"))},
-			problems: []string{`BGPPeer "tor": peer 192.168.0.1 is IPv4 but Node "me" has no IPv4 BGP address (spec.bgp.ipv4Address); peer skipped`},
+			want: []bgp.PeerConfig{want(mesh, "fd00::10", 64512, src6("fd00::9"))},
 		},
 		{
 			name: "dual-stack route reflector: clients of each family over that family",
