@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,23 +16,41 @@ import (
 
 // birdConfig is BIRD's side of a session with petrel: fast timers so tests
 // do not wait on BIRD's defaults, and protocol direct so iBGP next hops on
-// the link resolve (BIRD's iBGP default is gateway recursive).
+// the link resolve (BIRD's iBGP default is gateway recursive). Static
+// routes and sessions may be of either family: a static IPv6 prefix goes
+// into an ipv6 static protocol, and a session whose neighbor (the first
+// word of its peers value) is an IPv6 address gets an ipv6 channel.
 func birdConfig(routerID string, as uint32, static []string, peers map[string]string) string {
 	var b strings.Builder
-	b.WriteString("log stderr all;\nrouter id " + routerID + ";\nprotocol device { scan time 1; }\nprotocol direct { ipv4; interface \"eth*\"; }\n")
-	if len(static) > 0 {
-		b.WriteString("protocol static blocks { ipv4;\n")
+	b.WriteString("log stderr all;\nrouter id " + routerID + ";\nprotocol device { scan time 1; }\nprotocol direct { ipv4; ipv6; interface \"eth*\"; }\n")
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		var routes []string
 		for _, s := range static {
-			b.WriteString("  route " + s + " blackhole;\n")
+			if birdFamily(s) == fam {
+				routes = append(routes, "  route "+s+" blackhole;\n")
+			}
 		}
-		b.WriteString("}\n")
+		if len(routes) > 0 {
+			name := map[string]string{"ipv4": "blocks", "ipv6": "blocks6"}[fam]
+			b.WriteString("protocol static " + name + " { " + fam + ";\n" + strings.Join(routes, "") + "}\n")
+		}
 	}
 	for name, neighbor := range peers {
 		b.WriteString("protocol bgp " + name + " {\n  local as " + strconv.FormatUint(uint64(as), 10) + ";\n  neighbor " + neighbor + ";\n" +
 			"  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n" +
-			"  graceful restart on;\n  ipv4 { import all; export all; add paths on; };\n}\n")
+			"  graceful restart on;\n  " + birdFamily(neighbor) + " { import all; export all; add paths on; };\n}\n")
 	}
 	return b.String()
+}
+
+// birdFamily is BIRD's channel for an address or prefix at the start of s:
+// "ipv6" if it has a colon before any space, else "ipv4".
+func birdFamily(s string) string {
+	first, _, _ := strings.Cut(s, " ")
+	if strings.Contains(first, ":") {
+		return "ipv6"
+	}
+	return "ipv4"
 }
 
 // TestTwoPetrelNodesExchangePrefixes: two daemons in two namespaces peer over
@@ -75,10 +94,15 @@ type interopPeer struct {
 	name      string
 	as        uint32
 	petrelKey string // extra YAML for petrel's peer entry
-	// start runs the daemon at NET.2 peering with petrel at NET.1 and
+	// start runs the daemon at l.peer peering with petrel at l.petrel and
 	// advertising theirs.
-	start func(t *testing.T, n *harness.Node, net, theirs string) peerView
+	start func(t *testing.T, n *harness.Node, l interopLink, theirs string) peerView
 }
+
+// interopLink is a petrel—daemon link: the two addresses of the session,
+// and the daemon's router ID (its IPv4 address, or any IPv4 address on an
+// IPv6-only link).
+type interopLink struct{ petrel, peer, peerID string }
 
 // peerView reads a daemon's own view: session state by key, and its RIB.
 type peerView struct {
@@ -90,73 +114,116 @@ type peerView struct {
 // TestInterop: petrel establishes a session with each daemon users run
 // today — BIRD 2 (iBGP, TCP MD5), FRR bgpd (eBGP), Debian's older gobgpd
 // (iBGP) — and prefixes flow both ways, checked with the daemon's own CLI
-// (birdc, vtysh, gobgp) as well as petrel's API.
+// (birdc, vtysh, gobgp) as well as petrel's API and FIB.
 func TestInterop(t *testing.T) {
+	runInterop(t, "-4", func(i int) (l interopLink, petrelID, ours, theirs string) {
+		net := fmt.Sprintf("10.0.%d", i+1)
+		return interopLink{petrel: net + ".1", peer: net + ".2", peerID: net + ".2"}, net + ".1",
+			fmt.Sprintf("10.98.%d.0/24", 2*i+1), fmt.Sprintf("10.98.%d.0/24", 2*i+2)
+	})
+}
+
+// interopPeers are the daemons of TestInterop and TestInteropIPv6.
+var interopPeers = []interopPeer{
+	{name: "bird", as: 64512, petrelKey: "password: pEtr3l", start: startInteropBird},
+	{name: "frr", as: 65002, start: startInteropFRR},
+	{name: "gobgpd", as: 64512, start: startInteropGoBGPD},
+}
+
+// runInterop runs one subtest per interop peer on a link of one family
+// ("-4", "-6"; the addresses have a /64 or /24 on it) that setup gives
+// the i-th peer, with petrel's router ID and the prefixes each side
+// originates.
+func runInterop(t *testing.T, family string, setup func(i int) (l interopLink, petrelID, ours, theirs string)) {
 	harness.RequireRoot(t)
-	for i, peer := range []interopPeer{
-		{name: "bird", as: 64512, petrelKey: "password: pEtr3l", start: startInteropBird},
-		{name: "frr", as: 65002, start: startInteropFRR},
-		{name: "gobgpd", as: 64512, start: startInteropGoBGPD},
-	} {
+	for i, peer := range interopPeers {
 		t.Run(peer.name, func(t *testing.T) {
-			net := fmt.Sprintf("10.0.%d", i+1)
-			ours, theirs := fmt.Sprintf("10.98.%d.0/24", 2*i+1), fmt.Sprintf("10.98.%d.0/24", 2*i+2)
+			l, petrelID, ours, theirs := setup(i)
 			lab := harness.New(t)
 			p, n := lab.Node("petrel"), lab.Node(peer.name)
-			lab.Link(p, "eth1", net+".1/24", n, "eth1", net+".2/24")
+			bits := map[string]string{"-4": "/24", "-6": "/64"}[family]
+			lab.Link(p, "eth1", l.petrel+bits, n, "eth1", l.peer+bits)
+			if family == "-6" {
+				waitDAD(t, n)
+			}
 
-			view := peer.start(t, n, net, theirs)
-			pn := startPetrel(t, lab, p, petrelConfig("petrel", net+".1", 64512, []peerSpec{{Address: net + ".2", AS: peer.as, Extra: peer.petrelKey}}, ours))
+			view := peer.start(t, n, l, theirs)
+			pn := startPetrel(t, lab, p, petrelConfig("petrel", petrelID, 64512, []peerSpec{{Address: l.peer, AS: peer.as, Extra: peer.petrelKey}}, ours))
 
 			established(t, peer.name, view.state, view.key)
-			established(t, "petrel", pn.PeerState, net+".2")
-			hasRoute(t, peer.name, view.routes, ours, net+".1")
-			hasRoute(t, "petrel", pn.Routes, theirs, net+".2")
+			established(t, "petrel", pn.PeerState, l.peer)
+			hasRoute(t, peer.name, view.routes, ours, l.petrel)
+			hasRoute(t, "petrel", pn.Routes, theirs, l.peer)
+			list := map[string]func(testing.TB, *harness.Node) map[string]fibRoute{"-4": fib, "-6": fib6}[family]
+			waitGateways(t, list, p, theirs, 20*time.Second, l.peer)
 		})
 	}
 }
 
-func startInteropBird(t *testing.T, n *harness.Node, net, theirs string) peerView {
-	bird := harness.StartBird(t, n, birdConfig(net+".2", 64512, []string{theirs}, map[string]string{"petrel": net + ".1 as 64512;\n  password \"pEtr3l\""}))
+func startInteropBird(t *testing.T, n *harness.Node, l interopLink, theirs string) peerView {
+	bird := harness.StartBird(t, n, birdConfig(l.peerID, 64512, []string{theirs}, map[string]string{"petrel": l.petrel + " as 64512;\n  password \"pEtr3l\""}))
 	return peerView{state: bird.ProtocolState, key: "petrel", routes: bird.Routes}
 }
 
-func startInteropFRR(t *testing.T, n *harness.Node, net, theirs string) peerView {
-	frr := harness.StartFRR(t, n, fmt.Sprintf(`
-frr defaults traditional
-hostname frr
-ip route %[2]s blackhole
-router bgp 65002
- bgp router-id %[1]s.2
- no bgp ebgp-requires-policy
- timers bgp 3 9
- neighbor %[1]s.1 remote-as 64512
- neighbor %[1]s.1 timers connect 1
- address-family ipv4 unicast
-  network %[2]s
- exit-address-family
-`, net, theirs))
-	return peerView{state: frr.NeighborState, key: net + ".1", routes: frr.Routes}
+func startInteropFRR(t *testing.T, n *harness.Node, l interopLink, theirs string) peerView {
+	frr := harness.StartFRR(t, n, frrConfig(65002, l.peerID, []string{l.petrel}, theirs))
+	return peerView{state: frr.NeighborState, key: l.petrel, routes: frr.Routes}
 }
 
-func startInteropGoBGPD(t *testing.T, n *harness.Node, net, theirs string) peerView {
+// frrConfig is FRR in AS as with eBGP sessions to petrel (AS 64512) at
+// each neighbor, fast timers, and networks (backed by blackhole routes)
+// of either family. With anything IPv6 in it, every neighbor is activated
+// for IPv6 unicast as well as for IPv4 unicast (FRR's default): FRR then
+// offers both families on every session, as a dual-stack router does.
+func frrConfig(as uint32, routerID string, neighbors []string, networks ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "frr defaults traditional\nhostname frr\n")
+	v6 := slices.ContainsFunc(append(slices.Clone(neighbors), networks...), func(s string) bool { return strings.Contains(s, ":") })
+	for _, p := range networks {
+		fmt.Fprintf(&b, "%s route %s blackhole\n", map[string]string{"ipv4": "ip", "ipv6": "ipv6"}[birdFamily(p)], p)
+	}
+	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n timers bgp 3 9\n", as, routerID)
+	for _, nb := range neighbors {
+		fmt.Fprintf(&b, " neighbor %s remote-as 64512\n neighbor %s timers connect 1\n", nb, nb)
+	}
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		if fam == "ipv6" && !v6 {
+			continue
+		}
+		fmt.Fprintf(&b, " address-family %s unicast\n", fam)
+		for _, p := range networks {
+			if birdFamily(p) == fam {
+				fmt.Fprintf(&b, "  network %s\n", p)
+			}
+		}
+		for _, nb := range neighbors {
+			if fam == "ipv6" {
+				fmt.Fprintf(&b, "  neighbor %s activate\n", nb)
+			}
+		}
+		b.WriteString(" exit-address-family\n")
+	}
+	return b.String()
+}
+
+func startInteropGoBGPD(t *testing.T, n *harness.Node, l interopLink, theirs string) peerView {
 	gobgp := harness.StartGoBGPD(t, n, fmt.Sprintf(`
 [global.config]
   as = 64512
-  router-id = "%[1]s.2"
+  router-id = "%[1]s"
 [[neighbors]]
   [neighbors.config]
-    neighbor-address = "%[1]s.1"
+    neighbor-address = "%[2]s"
     peer-as = 64512
   [neighbors.timers.config]
     connect-retry = 1
     hold-time = 9
     keepalive-interval = 3
-`, net))
-	if out, err := gobgp.CLI("global", "rib", "add", theirs, "-a", "ipv4"); err != nil {
+`, l.peerID, l.petrel))
+	if out, err := gobgp.CLI("global", "rib", "add", theirs, "-a", birdFamily(theirs)); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	return peerView{state: gobgp.NeighborState, key: net + ".1", routes: gobgp.Routes}
+	return peerView{state: gobgp.NeighborState, key: l.petrel, routes: gobgp.Routes}
 }
 
 // TestNoLeakAcrossNodes: BIRD (AS 65001) -- petrel p1 -- petrel p2 (iBGP,

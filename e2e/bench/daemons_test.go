@@ -22,7 +22,7 @@ const benchAS = 64512
 // nodeSpec is what a node daemon (any contender) is configured with.
 type nodeSpec struct {
 	RouterID string
-	Peers    []string // iBGP neighbors
+	Peers    []string // iBGP neighbors, all of one family
 	// Export lists the ranges inside which routes learned from the kernel
 	// are advertised to the peers.
 	Export []netip.Prefix
@@ -41,13 +41,15 @@ type nodeSpec struct {
 // torBirdConfig is a BIRD top-of-rack router that advertises static
 // blackhole routes to its neighbors over iBGP. It is passive so that the
 // node daemon under test opens the session: the time to get going is then
-// the node's own, not the tor's retry timer.
+// the node's own, not the tor's retry timer. Routes and sessions are of
+// the neighbors' family (birdChannel).
 func torBirdConfig(routerID string, neighbors []string, static []netip.Prefix) string {
 	var b strings.Builder
 	b.Grow(len(static)*34 + 1024)
+	channel := birdChannel(neighbors)
 	fmt.Fprintf(&b, "router id %s;\nprotocol device { scan time 10; }\n", routerID)
 	if len(static) > 0 {
-		b.WriteString("protocol static bench_routes {\n  ipv4;\n")
+		b.WriteString("protocol static bench_routes {\n  " + channel + ";\n")
 		for _, p := range static {
 			b.WriteString("  route ")
 			b.WriteString(p.String())
@@ -57,9 +59,19 @@ func torBirdConfig(routerID string, neighbors []string, static []netip.Prefix) s
 	}
 	for i, n := range neighbors {
 		fmt.Fprintf(&b, "protocol bgp node%d {\n  local as %d;\n  neighbor %s as %d;\n  passive on;\n"+
-			"  ipv4 { import none; export all; next hop self; };\n}\n", i, benchAS, n, benchAS)
+			"  %s { import none; export all; next hop self; };\n}\n", i, benchAS, n, benchAS, channel)
 	}
 	return b.String()
+}
+
+// birdChannel is BIRD's channel for sessions with peers: "ipv6" when the
+// first is an IPv6 address, else "ipv4". A benchmark's lab is of one
+// family.
+func birdChannel(peers []string) string {
+	if len(peers) > 0 && strings.Contains(peers[0], ":") {
+		return "ipv6"
+	}
+	return "ipv4"
 }
 
 // birdNodeConfig is BIRD as calico-node runs it (its bird.cfg template):
@@ -68,22 +80,24 @@ func torBirdConfig(routerID string, neighbors []string, static []netip.Prefix) s
 // recursive next-hop resolution through the link routes protocol direct
 // provides, and calico's BGP timers (connect delay 2 s, connect retry 5 s,
 // error wait 5-30 s) — petrel's GoBGP waits a random 1-2 s before its first
-// connect, so both contenders pay their real start-up delay.
+// connect, so both contenders pay their real start-up delay. Channels are
+// of the peers' family (birdChannel), as in confd's bird6.cfg for IPv6.
 func birdNodeConfig(s nodeSpec) string {
 	var b strings.Builder
+	channel := birdChannel(s.Peers)
 	fmt.Fprintf(&b, "router id %s;\n", s.RouterID)
-	b.WriteString(`protocol device { scan time 2; }
-protocol direct { ipv4; interface -"cali*", "*"; }
-`)
+	fmt.Fprintf(&b, `protocol device { scan time 2; }
+protocol direct { %s; interface -"cali*", "*"; }
+`, channel)
 	kernelImport := "none"
 	if s.LearnKernel {
 		kernelImport = "all"
 	}
 	fmt.Fprintf(&b, `protocol kernel {
   learn; persist; scan time 2; graceful restart; merge paths on;
-  ipv4 { import %s; export all; };
+  %s { import %s; export all; };
 }
-`, kernelImport)
+`, channel, kernelImport)
 	b.WriteString("filter bench_export {\n")
 	if len(s.Export) > 0 {
 		ranges := make([]string, len(s.Export))
@@ -105,9 +119,9 @@ protocol direct { ipv4; interface -"cali*", "*"; }
   connect retry time 5;
   error wait time 5, 30;
   graceful restart;
-  ipv4 { import all; export filter bench_export;%s gateway recursive; add paths on; };
+  %s { import all; export filter bench_export;%s gateway recursive; add paths on; };
 }
-`, i, benchAS, p, benchAS, reflect, nextHop)
+`, i, benchAS, p, benchAS, reflect, channel, nextHop)
 	}
 	return b.String()
 }
@@ -256,6 +270,9 @@ func skipUnsupported(b *testing.B, kind string, s nodeSpec) {
 	if kind == "petrel" && s.ClusterID != "" {
 		b.Skip(petrelNoReflector)
 	}
+	if kind == "frr" && birdChannel(s.Peers) == "ipv6" {
+		b.Skip("frrNodeConfig configures IPv4 unicast only")
+	}
 }
 
 // petrelNoReflector is why a standalone petrel cannot be a route
@@ -282,8 +299,8 @@ func waitPetrelAPI(d *nodeDaemon, timeout time.Duration) error {
 	}
 }
 
-// waitBirdRoutes waits until BIRD's master4 table holds at least want routes
-// (`show route count`), e.g. until a tor has loaded its static routes.
+// waitBirdRoutes waits until BIRD's tables hold at least want routes in
+// all (`show route count`), e.g. until a tor has loaded its static routes.
 func waitBirdRoutes(b *testing.B, bd *harness.Bird, want int, timeout time.Duration) {
 	b.Helper()
 	harness.Eventually(b, timeout, 100*time.Millisecond, func() error {
@@ -291,20 +308,40 @@ func waitBirdRoutes(b *testing.B, bd *harness.Bird, want int, timeout time.Durat
 		if err != nil {
 			return err
 		}
-		// "100000 of 100000 routes for 100000 networks in table master4"
-		f := strings.Fields(out)
-		if len(f) == 0 {
-			return fmt.Errorf("unexpected output %q", out)
-		}
-		n, err := strconv.Atoi(f[0])
+		n, err := birdRouteCount(out)
 		if err != nil {
-			return fmt.Errorf("unexpected output %q", out)
+			return err
 		}
 		if n < want {
 			return fmt.Errorf("%d of %d routes", n, want)
 		}
 		return nil
 	}, "BIRD on %s has %d routes", bd.Node.Name, want)
+}
+
+// birdRouteCount sums the per-table lines of `show route count`:
+//
+//	0 of 0 routes for 0 networks in table master4
+//	100000 of 100000 routes for 100000 networks in table master6
+//	Total: 100000 of 100000 routes for 100000 networks in 2 tables
+func birdRouteCount(out string) (int, error) {
+	sum, tables := 0, 0
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.Contains(line, " in table ") {
+			continue
+		}
+		n, err := strconv.Atoi(f[0])
+		if err != nil {
+			return 0, fmt.Errorf("unexpected output %q", out)
+		}
+		sum += n
+		tables++
+	}
+	if tables == 0 {
+		return 0, fmt.Errorf("unexpected output %q", out)
+	}
+	return sum, nil
 }
 
 // waitEstablished waits until BIRD's BGP protocol name is Established.

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mathbits "math/bits"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -46,21 +47,36 @@ const (
 
 // genPrefixes returns n distinct consecutive prefixes of length bits carved
 // from base, in address order (10.0.0.0/9, 26, 3 -> 10.0.0.0/26,
-// 10.0.0.64/26, 10.0.0.128/26). It fails if base cannot hold n of them.
+// 10.0.0.64/26, 10.0.0.128/26; fd00:1000::/96, 122, 2 -> fd00:1000::/122,
+// fd00:1000::40/122). It fails if base cannot hold n of them.
 func genPrefixes(base netip.Prefix, bits, n int) ([]netip.Prefix, error) {
-	if !base.Addr().Is4() || bits < base.Bits() || bits > 32 {
-		return nil, fmt.Errorf("genPrefixes: /%d inside %v: need IPv4 and a longer length", bits, base)
+	hostBits := base.Addr().BitLen() - bits
+	if bits < base.Bits() || hostBits < 0 || hostBits >= 64 {
+		return nil, fmt.Errorf("genPrefixes: /%d inside %v: need a longer length, at most 63 bits short of the address", bits, base)
 	}
-	if room := uint64(1) << (bits - base.Bits()); uint64(n) > room {
-		return nil, fmt.Errorf("genPrefixes: %v holds only %d /%d prefixes, want %d", base, room, bits, n)
+	if spare := bits - base.Bits(); spare < 63 && uint64(n) > uint64(1)<<spare {
+		return nil, fmt.Errorf("genPrefixes: %v holds only %d /%d prefixes, want %d", base, uint64(1)<<spare, bits, n)
 	}
-	start := addrToUint(base.Masked().Addr())
-	step := uint32(1) << (32 - bits)
+	start := base.Masked().Addr()
 	out := make([]netip.Prefix, n)
 	for i := range out {
-		out[i] = netip.PrefixFrom(uintToAddr(start+uint32(i)*step), bits)
+		out[i] = netip.PrefixFrom(addrPlus(start, uint64(i)<<hostBits), bits)
 	}
 	return out, nil
+}
+
+// addrPlus returns a + d, for an IPv4 or an IPv6 address (wrapping around
+// at the family's end).
+func addrPlus(a netip.Addr, d uint64) netip.Addr {
+	if a.Is4() {
+		return uintToAddr(addrToUint(a) + uint32(d))
+	}
+	b := a.As16()
+	lo, carry := mathbits.Add64(binary.BigEndian.Uint64(b[8:]), d, 0)
+	hi, _ := mathbits.Add64(binary.BigEndian.Uint64(b[:8]), 0, carry)
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return netip.AddrFrom16(b)
 }
 
 // nthAddr returns base's address plus i (192.168.0.0, 5 -> 192.168.0.5).
@@ -168,15 +184,22 @@ type fibStat struct{ f *os.File }
 // openFibStat opens the namespace's fib_triestat; the file stays bound to
 // the namespace, and each Routes call re-reads it.
 func openFibStat(ns string) (*fibStat, error) {
-	var f *os.File
-	err := inNetns(ns, func() (err error) {
-		f, err = os.Open("/proc/thread-self/net/fib_triestat")
-		return err
-	})
+	f, err := openNetFile(ns, "fib_triestat")
 	if err != nil {
 		return nil, err
 	}
 	return &fibStat{f: f}, nil
+}
+
+// openNetFile opens /proc/net/NAME as seen in namespace ns; the file stays
+// bound to the namespace, and reads at offset 0 re-read it.
+func openNetFile(ns, name string) (*os.File, error) {
+	var f *os.File
+	err := inNetns(ns, func() (err error) {
+		f, err = os.Open("/proc/thread-self/net/" + name)
+		return err
+	})
+	return f, err
 }
 
 // Routes returns the route count of a table as fib_triestat names it,
@@ -204,54 +227,114 @@ func (s *fibStat) Routes(table string) (int, error) {
 // Close closes the file.
 func (s *fibStat) Close() error { return s.f.Close() }
 
+// rt6Stat reads /proc/net/rt6_stats of a namespace: its fourth field is
+// the number of IPv6 routes of every table and protocol (fib6 entries),
+// as cheap to read as fib_triestat is for IPv4.
+type rt6Stat struct{ f *os.File }
+
+func openRt6Stat(ns string) (*rt6Stat, error) {
+	f, err := openNetFile(ns, "rt6_stats")
+	if err != nil {
+		return nil, err
+	}
+	return &rt6Stat{f: f}, nil
+}
+
+// Total returns the IPv6 route count ("0009 0007 0000 000a ...": hex,
+// the fourth is fib_rt_entries).
+func (s *rt6Stat) Total() (int, error) {
+	buf := make([]byte, 256)
+	n, err := s.f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	f := strings.Fields(string(buf[:n]))
+	if len(f) < 4 {
+		return 0, fmt.Errorf("rt6_stats: %q", buf[:n])
+	}
+	v, err := strconv.ParseInt(f[3], 16, 64)
+	return int(v), err
+}
+
+// Close closes the file.
+func (s *rt6Stat) Close() error { return s.f.Close() }
+
+// Total is the main table's route count, for routeCounter.
+func (s *fibStat) Total() (int, error) { return s.Routes("Main") }
+
+// routeTotal is a cheap count of all of a family's routes in a namespace,
+// local ones included: fibStat for IPv4, rt6Stat for IPv6.
+type routeTotal interface {
+	Total() (int, error)
+	Close() error
+}
+
+// routeShape is the family and prefix length of a benchmark's routes.
+type routeShape struct {
+	AF   uint8 // syscall.AF_INET or AF_INET6
+	Bits int
+}
+
+// ipv4Blocks are Calico's default IPv4 blocks, ipv6Blocks its IPv6 ones.
+var (
+	ipv4Blocks = routeShape{AF: syscall.AF_INET, Bits: 26}
+	ipv6Blocks = routeShape{AF: syscall.AF_INET6, Bits: 122}
+)
+
 // routeCounter counts a daemon's routes (main table, one protocol, one
-// prefix length) while they pour in, cheaply: as long as the kernel's
-// total (fib_triestat, minus the routes there before the daemon started)
-// says the target is not reached, that total is the answer; the exact
-// netlink count is only taken at the start, to see the first route of the
-// daemon's own (not some other route it adds), and at the end, to confirm.
+// family and prefix length) while they pour in, cheaply: as long as the
+// kernel's total (fib_triestat or rt6_stats, minus the routes there before
+// the daemon started) says the target is not reached, that total is the
+// answer; the exact netlink count is only taken at the start, to see the
+// first route of the daemon's own (not some other route it adds), and at
+// the end, to confirm.
 type routeCounter struct {
 	NL       *nlConn
-	Fib      *fibStat
+	Total    routeTotal
 	Proto    uint8
-	DstLen   int
+	Shape    routeShape
 	Want     int
-	Baseline int // Fib.Routes("Main") before the daemon started
+	Baseline int // Total.Total() before the daemon started
 
 	seen bool
 }
 
 // newRouteCounter opens what a routeCounter needs in namespace ns, for
-// want /26 routes of protocol proto, and checks that none of them exists
-// before the daemon starts. Call the returned function when done.
-func newRouteCounter(b *testing.B, ns string, proto uint8, want int) (*routeCounter, func()) {
+// want routes of shape with protocol proto, and checks that none of them
+// exists before the daemon starts. Call the returned function when done.
+func newRouteCounter(b *testing.B, ns string, shape routeShape, proto uint8, want int) (*routeCounter, func()) {
 	b.Helper()
 	nl, err := dialNetlink(ns, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	fib, err := openFibStat(ns)
+	var total routeTotal
+	if shape.AF == syscall.AF_INET6 {
+		total, err = openRt6Stat(ns)
+	} else {
+		total, err = openFibStat(ns)
+	}
 	if err != nil {
 		nl.Close()
 		b.Fatal(err)
 	}
-	closeAll := func() { nl.Close(); fib.Close() }
-	if n, err := nl.CountRoutes(tableMain, proto, -1); err != nil || n != 0 {
+	closeAll := func() { nl.Close(); total.Close() }
+	if n, err := nl.CountRoutesOf(shape.AF, tableMain, proto, -1); err != nil || n != 0 {
 		closeAll()
 		b.Fatalf("%s has %d proto-%d routes before the daemon starts (err %v)", ns, n, proto, err)
 	}
-	baseline, err := fib.Routes("Main")
+	baseline, err := total.Total()
 	if err != nil {
 		closeAll()
 		b.Fatal(err)
 	}
-	return &routeCounter{NL: nl, Fib: fib, Proto: proto, DstLen: 26, Want: want, Baseline: baseline}, closeAll
+	return &routeCounter{NL: nl, Total: total, Proto: proto, Shape: shape, Want: want, Baseline: baseline}, closeAll
 }
 
 // Count is a count function for pollUntilCount.
 func (c *routeCounter) Count() (int, error) {
 	if c.seen {
-		total, err := c.Fib.Routes("Main")
+		total, err := c.Total.Total()
 		if err != nil {
 			return 0, err
 		}
@@ -259,7 +342,7 @@ func (c *routeCounter) Count() (int, error) {
 			return n, nil
 		}
 	}
-	n, err := c.NL.CountRoutes(tableMain, c.Proto, c.DstLen)
+	n, err := c.NL.CountRoutesOf(c.Shape.AF, tableMain, c.Proto, c.Shape.Bits)
 	c.seen = c.seen || n > 0
 	return n, err
 }
@@ -511,13 +594,19 @@ func rtattr(b []byte, typ uint16, payload []byte) []byte {
 // header. The length filter keeps a daemon's other routes (BIRD also
 // programs its direct routes, say) out of a count of advertised ones.
 func (c *nlConn) CountRoutes(table, proto uint8, dstLen int) (int, error) {
-	if err := c.send(syscall.RTM_GETROUTE, syscall.NLM_F_DUMP, rtmsg(syscall.AF_INET, 0, table, proto, 0, 0)); err != nil {
+	return c.CountRoutesOf(syscall.AF_INET, table, proto, dstLen)
+}
+
+// CountRoutesOf is CountRoutes for the routes of a family (AF_INET,
+// AF_INET6).
+func (c *nlConn) CountRoutesOf(family, table, proto uint8, dstLen int) (int, error) {
+	if err := c.send(syscall.RTM_GETROUTE, syscall.NLM_F_DUMP, rtmsg(family, 0, table, proto, 0, 0)); err != nil {
 		return 0, err
 	}
 	n := 0
 	err := c.receive(func(typ uint16, data []byte) {
 		// rtm_table is 254 for main (RTA_TABLE is only needed above 255).
-		if typ == syscall.RTM_NEWROUTE && len(data) >= syscall.SizeofRtMsg && data[4] == table && data[5] == proto &&
+		if typ == syscall.RTM_NEWROUTE && len(data) >= syscall.SizeofRtMsg && data[0] == family && data[4] == table && data[5] == proto &&
 			(dstLen < 0 || int(data[1]) == dstLen) {
 			n++
 		}

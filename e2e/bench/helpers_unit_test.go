@@ -13,18 +13,47 @@ import (
 // The helpers' pure parts, checked without root.
 
 func TestGenPrefixes(t *testing.T) {
-	ps, err := genPrefixes(netip.MustParsePrefix("10.0.0.0/9"), 26, 100_000)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		fam                 ingestFamily
+		first, second, last string
+	}{
+		{ingestIPv4, "10.0.0.0/26", "10.0.0.64/26", "10.97.167.192/26"},
+		{ingestIPv6, "fd00:1000::/122", "fd00:1000::40/122", "fd00:1000::61:a7c0/122"},
+	} {
+		ps, err := genPrefixes(c.fam.base, c.fam.shape.Bits, 100_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps[0].String() != c.first || ps[1].String() != c.second || ps[len(ps)-1].String() != c.last {
+			t.Errorf("got %v %v .. %v", ps[0], ps[1], ps[len(ps)-1])
+		}
+		if overlapsAny(ps, c.fam.link) {
+			t.Errorf("overlaps %v", c.fam.link)
+		}
 	}
-	if ps[0].String() != "10.0.0.0/26" || ps[1].String() != "10.0.0.64/26" || ps[len(ps)-1].String() != "10.97.167.192/26" {
-		t.Errorf("got %v %v .. %v", ps[0], ps[1], ps[len(ps)-1])
+	for base, bits := range map[string]int{"10.0.0.0/24": 26, "fd00::/120": 122} {
+		if _, err := genPrefixes(netip.MustParsePrefix(base), bits, 5); err == nil {
+			t.Errorf("5 /%ds fit in %s?", bits, base)
+		}
 	}
-	if overlapsAny(ps, ingestLink) {
-		t.Errorf("overlaps %v", ingestLink)
+	// A carry from the low 64 bits into the high ones.
+	if got := addrPlus(netip.MustParseAddr("fd00::ffff:ffff:ffff:ffc0"), 64); got != netip.MustParseAddr("fd00:0:0:1::") {
+		t.Errorf("addrPlus carried to %v", got)
 	}
-	if _, err := genPrefixes(netip.MustParsePrefix("10.0.0.0/24"), 26, 5); err == nil {
-		t.Error("5 /26s fit in a /24?")
+}
+
+func TestBirdRouteCount(t *testing.T) {
+	ipv4Only := "100000 of 100000 routes for 100000 networks in table master4\n"
+	ipv6Only := "0 of 0 routes for 0 networks in table master4\n" +
+		"5 of 5 routes for 5 networks in table master6\n" +
+		"Total: 5 of 5 routes for 5 networks in 2 tables\n"
+	for out, want := range map[string]int{ipv4Only: 100000, ipv6Only: 5} {
+		if n, err := birdRouteCount(out); err != nil || n != want {
+			t.Errorf("birdRouteCount(%q) = %d, %v; want %d", out, n, err, want)
+		}
+	}
+	if _, err := birdRouteCount("BIRD is shutting down\n"); err == nil {
+		t.Error("no count in the output, no error")
 	}
 }
 
@@ -55,6 +84,11 @@ func TestBirdConfigs(t *testing.T) {
 		if !strings.Contains(tor, want) {
 			t.Errorf("tor config lacks %q:\n%s", want, tor)
 		}
+	}
+	tor6 := torBirdConfig("10.200.0.1", []string{"fd00:200::2"}, []netip.Prefix{netip.MustParsePrefix("fd00:1000::/122")})
+	node6 := birdNodeConfig(nodeSpec{RouterID: "10.200.0.2", Peers: []string{"fd00:200::1"}})
+	if strings.Contains(tor6+node6, "ipv4") || !strings.Contains(tor6, "  ipv6;\n  route fd00:1000::/122 blackhole;") || strings.Count(node6, "ipv6") != 3 {
+		t.Errorf("IPv6 configs have other channels than ipv6:\n%s\n%s", tor6, node6)
 	}
 	node := birdNodeConfig(nodeSpec{RouterID: "10.0.0.1", Peers: []string{"10.0.0.2"}, Export: []netip.Prefix{propagationExport}, LearnKernel: true})
 	for _, want := range []string{"learn; persist; scan time 2;", "import all; export all;", "[ 10.77.0.0/16+ ]", "gateway recursive", `interface -"cali*"`} {

@@ -102,7 +102,7 @@ func mesh500(b *testing.B, kind string, n int, reflector bool) result {
 	}
 	feeds := mesh500Feeds(b, addrs)
 	lab, hood, node := mesh500Topology(b, addrs)
-	counter, closeCounter := newRouteCounter(b, node.NS, kernelProto(kind), n)
+	counter, closeCounter := newRouteCounter(b, node.NS, ipv4Blocks, kernelProto(kind), n)
 	defer closeCounter()
 
 	startDaemon := func() *nodeDaemon { return startNode(b, lab, node, kind, spec) }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
 	"github.com/petrel-net/petrel/e2e/bench/feeder"
 	"github.com/petrel-net/petrel/e2e/harness"
 )
@@ -69,17 +71,20 @@ type passiveFeeder struct {
 	loopExited chan struct{}
 }
 
-// startPassiveFeeder listens on addr:179 in n's namespace as router addr
-// and sends feed to the first peer that establishes a session. The lab's
-// cleanup stops it.
-func startPassiveFeeder(b *testing.B, n *harness.Node, addr netip.Addr, feed *feeder.Feed) *passiveFeeder {
+// startPassiveFeeder listens on addr:179 in n's namespace as router
+// routerID, with sessions of addr's family, and sends feed to the first
+// peer that establishes a session. The lab's cleanup stops it.
+func startPassiveFeeder(b *testing.B, n *harness.Node, addr, routerID netip.Addr, feed *feeder.Feed) *passiveFeeder {
 	b.Helper()
 	ln, err := listenIn(n.NS, addr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	f := &passiveFeeder{ln: ln, feed: feed, loopExited: make(chan struct{})}
-	speaker := feeder.Speaker{AS: benchAS, RouterID: addr}
+	speaker := feeder.Speaker{AS: benchAS, RouterID: routerID}
+	if addr.Is6() {
+		speaker.Family = bgp.RF_IPv6_UC
+	}
 	go func() {
 		defer close(f.loopExited)
 		sess, err := speaker.Accept(ln)

@@ -18,11 +18,32 @@ func prefixes(n int) []netip.Prefix {
 	return out
 }
 
-// TestFeedDecodes decodes every message of a feed with GoBGP's parser and
-// checks the prefixes, their order, the shared attributes and End-of-RIB.
+// prefixes6 is n consecutive /122s from fd00:1000::.
+func prefixes6(n int) []netip.Prefix {
+	out := make([]netip.Prefix, n)
+	for i := range out {
+		a := netip.MustParseAddr("fd00:1000::").As16()
+		a[13], a[14], a[15] = byte(i>>10), byte(i>>2), byte(i&3)<<6
+		out[i] = netip.PrefixFrom(netip.AddrFrom16(a), 122)
+	}
+	return out
+}
+
+// TestFeedDecodes decodes every message of a feed of each family with
+// GoBGP's parser and checks the prefixes, their order, the shared
+// attributes and End-of-RIB.
 func TestFeedDecodes(t *testing.T) {
-	want := prefixes(2000)
-	nextHop := netip.MustParseAddr("10.200.0.1")
+	// A 4096-byte message holds over 800 /26s or 230 /122s: the feed is
+	// compact.
+	t.Run("ipv4", func(t *testing.T) {
+		checkFeed(t, prefixes(2000), netip.MustParseAddr("10.200.0.1"), bgp.RF_IPv4_UC, 800)
+	})
+	t.Run("ipv6", func(t *testing.T) {
+		checkFeed(t, prefixes6(2000), netip.MustParseAddr("fd00:200::1"), bgp.RF_IPv6_UC, 230)
+	})
+}
+
+func checkFeed(t *testing.T, want []netip.Prefix, nextHop netip.Addr, family bgp.Family, perUpdate int) {
 	f, err := NewFeed(want, nextHop)
 	if err != nil {
 		t.Fatal(err)
@@ -47,23 +68,21 @@ func TestFeedDecodes(t *testing.T) {
 			t.Fatalf("message %d is %T", i, msg.Body)
 		}
 		if eor, fam := u.IsEndOfRib(); eor {
-			if i != len(f.Messages)-1 || fam != bgp.RF_IPv4_UC {
+			if i != len(f.Messages)-1 || fam != family {
 				t.Fatalf("End-of-RIB (%v) at %d of %d", fam, i, len(f.Messages))
 			}
 			continue
 		}
-		checkAttributes(t, i, u.PathAttributes, nextHop)
-		for _, n := range u.NLRI {
+		nlri := checkAttributes(t, i, u.PathAttributes, nextHop)
+		if family == bgp.RF_IPv4_UC {
+			nlri = u.NLRI
+		}
+		for _, n := range nlri {
 			got = append(got, n.NLRI.(*bgp.IPAddrPrefix).Prefix)
 		}
 		if i == 0 {
-			firstUpdate = len(u.NLRI)
+			firstUpdate = len(nlri)
 		}
-	}
-	if last, _ := bgp.ParseBGPMessage(f.Messages[len(f.Messages)-1]); last == nil {
-		t.Fatal("no last message")
-	} else if eor, _ := last.Body.(*bgp.BGPUpdate).IsEndOfRib(); !eor {
-		t.Fatal("feed does not end with End-of-RIB")
 	}
 	if len(got) != len(want) {
 		t.Fatalf("decoded %d prefixes, want %d", len(got), len(want))
@@ -76,13 +95,14 @@ func TestFeedDecodes(t *testing.T) {
 	if string(stream) != string(f.Stream()) {
 		t.Error("Stream is not the messages back to back")
 	}
-	// A 4096-byte message holds over 800 /26s: the feed is compact.
-	if firstUpdate < 800 {
+	if firstUpdate < perUpdate {
 		t.Errorf("only %d prefixes in a full UPDATE", firstUpdate)
 	}
 }
 
-func checkAttributes(t *testing.T, i int, attrs []bgp.PathAttributeInterface, nextHop netip.Addr) {
+// checkAttributes checks an UPDATE's attributes and returns the prefixes
+// of its MP_REACH_NLRI, if any.
+func checkAttributes(t *testing.T, i int, attrs []bgp.PathAttributeInterface, nextHop netip.Addr) (mpNLRI []bgp.PathNLRI) {
 	t.Helper()
 	seen := map[bgp.BGPAttrType]bool{}
 	for _, a := range attrs {
@@ -97,9 +117,14 @@ func checkAttributes(t *testing.T, i int, attrs []bgp.PathAttributeInterface, ne
 				t.Errorf("message %d: AS_PATH %v, want empty (iBGP)", i, a)
 			}
 		case *bgp.PathAttributeNextHop:
-			if a.Value != nextHop {
+			if a.Value != nextHop || !nextHop.Is4() {
 				t.Errorf("message %d: NEXT_HOP %v", i, a.Value)
 			}
+		case *bgp.PathAttributeMpReachNLRI:
+			if a.Nexthop != nextHop || nextHop.Is4() {
+				t.Errorf("message %d: MP_REACH_NLRI next hop %v", i, a.Nexthop)
+			}
+			mpNLRI = a.Value
 		case *bgp.PathAttributeLocalPref:
 			if a.Value != 100 {
 				t.Errorf("message %d: LOCAL_PREF %d", i, a.Value)
@@ -109,8 +134,9 @@ func checkAttributes(t *testing.T, i int, attrs []bgp.PathAttributeInterface, ne
 		}
 	}
 	if len(seen) != 4 {
-		t.Errorf("message %d: attributes %v, want ORIGIN, AS_PATH, NEXT_HOP, LOCAL_PREF", i, seen)
+		t.Errorf("message %d: attributes %v, want ORIGIN, AS_PATH, LOCAL_PREF and NEXT_HOP or MP_REACH_NLRI", i, seen)
 	}
+	return mpNLRI
 }
 
 func TestEmptyFeedIsEndOfRIB(t *testing.T) {
@@ -122,7 +148,7 @@ func TestEmptyFeedIsEndOfRIB(t *testing.T) {
 		t.Fatalf("%d messages, %d bytes", len(f.Messages), len(f.Stream()))
 	}
 	if _, err := NewFeed([]netip.Prefix{netip.MustParsePrefix("2001:db8::/48")}, netip.MustParseAddr("192.0.2.1")); err == nil {
-		t.Error("IPv6 prefix accepted")
+		t.Error("IPv6 prefix accepted with an IPv4 next hop")
 	}
 }
 
