@@ -115,12 +115,10 @@ func RunDatastore(ctx context.Context, opts DatastoreOptions) error {
 	targets.services = startServices(ctx, a, client, opts.Backend, opts.NodeName, log)
 	targets.ipip, targets.peerRoutes = newIPIPDeps(opts.Backend, opts.NodeName, ip.Addr()), openPeerRoutes
 	loop := datastoreLoop(targets, first, func(ctx context.Context, fam vxlanFamily, pools []netip.Prefix) (tunnel, error) {
-		underlay, env, raw := addrs.IPv4, nodeaddr.EnvIP, opts.IPv4.Raw
+		// planVXLAN enables a family only where the node has its address.
+		underlay := addrs.IPv4
 		if fam.v6 {
-			underlay, env, raw = addrs.IPv6, nodeaddr.EnvIP6, opts.IPv6.Raw
-		}
-		if !underlay.IsValid() {
-			return nil, fmt.Errorf("VXLAN for %s pools needs the node's %s address (%s=%q)", fam.name, fam.name, env, raw)
+			underlay = addrs.IPv6
 		}
 		t, err := setupTunnel(ctx, opts.Backend, opts.NodeName, fam, underlay.Addr(), pools, log)
 		if err != nil {

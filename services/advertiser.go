@@ -20,7 +20,6 @@ func (c *Controller) advertiseLoop(ctx context.Context) {
 	}
 	c.log.Info("Services and EndpointSlices in sync")
 	var last *Advertisement
-	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,11 +34,11 @@ func (c *Controller) advertiseLoop(ctx context.Context) {
 		if last != nil && slices.Equal(adv.Prefixes, last.Prefixes) && slices.Equal(adv.Ranges, last.Ranges) {
 			continue
 		}
+		firstOut := last == nil
 		last = &adv
 		c.log.Debug("service advertisement", "prefixes", len(adv.Prefixes), "ranges", adv.Ranges)
 		c.opts.Advertise(adv)
-		if first {
-			first = false
+		if firstOut {
 			close(c.ready)
 		}
 	}
